@@ -1,0 +1,23 @@
+# The two commands of the README. Everything else is a helper for them.
+PY ?= python3
+VENV ?= .venv
+
+.PHONY: demo test lint venv docs clean-hub
+
+venv:
+	@PY=$(PY) VENV=$(VENV) bash scripts/bootstrap.sh
+
+demo: venv
+	@$(VENV)/bin/python scripts/demo.py
+
+test: venv
+	@VENV=$(VENV) bash scripts/test.sh
+
+lint: venv
+	@VENV=$(VENV) ONLY_LINT=1 bash scripts/test.sh
+
+docs: venv
+	@$(VENV)/bin/mkdocs build --strict
+
+clean-hub:
+	@$(VENV)/bin/python -m tests.harness.hub stop-all || true

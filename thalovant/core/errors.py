@@ -1,0 +1,179 @@
+"""The exception tree, defined in the core so pure code can raise it.
+
+`thalovant.errors` re-exports every name here; users import from there.
+Only *caller misuse* and the public identity constructors raise from the
+core. Bad data from the network never raises: it becomes machine outputs,
+which the shell turns into these exceptions in one place.
+
+Rule: no message built here may contain a secret value. Messages name the
+field that is wrong (``mqtt.password``), never what it contained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ThalovantError(Exception):
+    """Base class of every error thalovant raises on purpose."""
+
+
+class ThalovantIdentityError(ThalovantError, ValueError):
+    """The identity (file, environment or mapping) is missing or invalid.
+
+    Attributes:
+        problems: one ``(field_path, message)`` pair per problem found. All
+            problems are collected at once, so a user can fix them in one go.
+    """
+
+    def __init__(self, problems: Sequence[tuple[str, str]] | str, *, origin: str = "identity") -> None:
+        if isinstance(problems, str):
+            problems = (("", problems),)
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        self.origin = origin
+        lines = [f"{path}: {msg}" if path else msg for path, msg in self.problems]
+        if len(lines) == 1:
+            text = f"invalid {origin}: {lines[0]}"
+        else:
+            text = f"invalid {origin} ({len(lines)} problems): " + "; ".join(lines)
+        super().__init__(text)
+
+
+class ThalovantUnsupportedProtocolError(ThalovantIdentityError):
+    """The requested protocol is unknown or not usable with this identity."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__((("protocol", message),), origin="protocol choice")
+
+
+class ThalovantConnectionError(ThalovantError, ConnectionError):
+    """The hub could not be reached, or the link to it was lost.
+
+    Attributes:
+        retryable: whether reconnecting may help (False for refused
+            credentials, for example).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ThalovantHandshakeError(ThalovantConnectionError):
+    """The encryption handshake with the hub failed."""
+
+
+class ThalovantAuthenticationError(ThalovantHandshakeError):
+    """The hub refused the credentials (wrong access key, password or key)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class ThalovantTimeoutError(ThalovantError, TimeoutError):
+    """A wait ran out of time (connect, handshake, send or reply)."""
+
+
+class ThalovantRuntimeError(ThalovantError, RuntimeError):
+    """The hub answered, but reported a failure."""
+
+
+class ThalovantPolicyDenied(ThalovantRuntimeError):
+    """The hub (or a skill) refused the message by policy.
+
+    Attributes carry only clean, non-blank strings, or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        denied_type: str | None = None,
+        code: str | None = None,
+        reason: str | None = None,
+        allowed: tuple[str, ...] = (),
+        period: str | None = None,
+        limit: int | None = None,
+        used: int | None = None,
+        reset_after: float | None = None,
+        event: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.denied_type = denied_type
+        self.code = code
+        self.reason = reason
+        self.allowed = allowed
+        self.period = period
+        self.limit = limit
+        self.used = used
+        self.reset_after = reset_after
+        self.event = event
+
+
+class ThalovantProtocolError(ThalovantError):
+    """Base of protocol violations, by us (local) or by the hub (remote)."""
+
+
+class LocalProtocolError(ThalovantProtocolError):
+    """The caller asked a machine to do something illegal in its state.
+
+    This is a bug in the calling code; the machine's state is unchanged.
+    """
+
+
+class RemoteProtocolError(ThalovantProtocolError):
+    """The hub sent data that breaks the protocol.
+
+    Attributes:
+        problem: the core's problem value describing what was wrong.
+    """
+
+    def __init__(self, message: str, *, problem: object = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+class ThalovantAPIError(ThalovantError):
+    """A control-plane API request failed.
+
+    Attributes:
+        status_code: HTTP status, or None when no response arrived.
+        code: the problem ``code`` from the body, when the API sent one.
+        detail: at most 200 characters on one line; never the raw body.
+        retry_after: seconds from ``Retry-After``, when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+
+
+__all__ = [
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "ThalovantAPIError",
+    "ThalovantAuthenticationError",
+    "ThalovantConnectionError",
+    "ThalovantError",
+    "ThalovantHandshakeError",
+    "ThalovantIdentityError",
+    "ThalovantPolicyDenied",
+    "ThalovantProtocolError",
+    "ThalovantRuntimeError",
+    "ThalovantTimeoutError",
+    "ThalovantUnsupportedProtocolError",
+]

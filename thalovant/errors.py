@@ -1,0 +1,50 @@
+"""Public exceptions. Catch these; nothing from anyio, h11, wsproto or paho leaks out.
+
+::
+
+    ThalovantError
+    ├── ThalovantIdentityError (ValueError)      bad identity; .problems lists each field
+    │   └── ThalovantUnsupportedProtocolError    protocol unknown or not usable
+    ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
+    │   └── ThalovantHandshakeError
+    │       └── ThalovantAuthenticationError      credentials refused (never retried)
+    ├── ThalovantTimeoutError (TimeoutError)      connect / handshake / send / reply wait
+    ├── ThalovantRuntimeError (RuntimeError)      hub answered with a failure
+    │   └── ThalovantPolicyDenied                 refused by policy (.code, .reason, quota)
+    ├── ThalovantProtocolError
+    │   ├── LocalProtocolError                    caller misuse of a core machine (a bug)
+    │   └── RemoteProtocolError                   hub sent invalid data (.problem)
+    └── ThalovantAPIError                         control plane (.status_code, .code, .detail)
+"""
+
+from thalovant.core.errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    ThalovantAPIError,
+    ThalovantAuthenticationError,
+    ThalovantConnectionError,
+    ThalovantError,
+    ThalovantHandshakeError,
+    ThalovantIdentityError,
+    ThalovantPolicyDenied,
+    ThalovantProtocolError,
+    ThalovantRuntimeError,
+    ThalovantTimeoutError,
+    ThalovantUnsupportedProtocolError,
+)
+
+__all__ = [
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "ThalovantAPIError",
+    "ThalovantAuthenticationError",
+    "ThalovantConnectionError",
+    "ThalovantError",
+    "ThalovantHandshakeError",
+    "ThalovantIdentityError",
+    "ThalovantPolicyDenied",
+    "ThalovantProtocolError",
+    "ThalovantRuntimeError",
+    "ThalovantTimeoutError",
+    "ThalovantUnsupportedProtocolError",
+]
