@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -23,8 +24,26 @@ JSON = st.recursive(
     max_leaves=20,
 )
 MEDIA_KEYS = st.sampled_from(
-    ["utterance", "text", "utterances", "rich_media_data", "rich_media", "display", "table", "attachments",
-     "attachment", "quick_replies", "buttons", "image", "images", "silent", "payload", "src", "url", "title"]
+    [
+        "utterance",
+        "text",
+        "utterances",
+        "rich_media_data",
+        "rich_media",
+        "display",
+        "table",
+        "attachments",
+        "attachment",
+        "quick_replies",
+        "buttons",
+        "image",
+        "images",
+        "silent",
+        "payload",
+        "src",
+        "url",
+        "title",
+    ]
 )
 MEDIA_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
@@ -127,7 +146,7 @@ def test_chunking_never_loses_or_reorders_text(text: str, size: int) -> None:
 @given(st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=8), max_size=30), st.integers(8, 30))
 def test_chunks_are_greedy(words: list[str], size: int) -> None:
     chunks = chunk_text(" ".join(words), size)
-    for first, second in zip(chunks, chunks[1:], strict=False):
+    for first, second in itertools.pairwise(chunks):
         # the next chunk's first word would not have fitted
         assert len(first) + 1 + len(second.split()[0]) > size
 
