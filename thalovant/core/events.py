@@ -1,0 +1,539 @@
+"""Events from the hub, their filters, and the reply an ask produces.
+
+Theory of operation
+-------------------
+Every BUS message the hub delivers becomes one :class:`ThalovantEvent` via
+:func:`normalize`, which is total: any JSON value gives either an event or an
+:class:`EventProblem`, never an exception. The event is a read-only view; its
+properties (``text``, ``session_id``, ``request_id`` …) dig the usual OVOS
+places and never raise on odd shapes.
+
+:class:`EventFilter` selects events by type pattern (exact, ``*`` or a
+``prefix.*``), session id, request id and a data subset.
+
+:class:`ThalovantReply` is what one ``ask`` returns; :func:`build_reply`
+assembles it from the events the correlator collected (see ``correlate.py``).
+
+Rule 1: nothing here raises on hub data.
+
+Rule 2: secrets never leave through ``repr`` or ``as_dict``: values under
+secret-looking keys (``token``, ``password``, ``authorization`` …) are
+replaced by ``"***"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from thalovant.core.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.message import BusMessage
+
+EVENT_RECOGNIZER_LOOP_UTTERANCE = "recognizer_loop:utterance"
+EVENT_SPEAK = "speak"
+EVENT_OVOS_SPEAK = "ovos.utterance.speak"
+EVENT_UTTERANCE_HANDLED = "ovos.utterance.handled"
+EVENT_UTTERANCE_CANCELLED = "ovos.utterance.cancelled"
+EVENT_INTENT_FAILURE = "complete_intent_failure"
+EVENT_INTENT_UNMATCHED = "ovos.intent.unmatched"
+EVENT_POLICY_DENIED = "hive.policy.denied"
+
+#: Events whose text is speech for the user.
+SPEECH_EVENTS = frozenset({EVENT_SPEAK, EVENT_OVOS_SPEAK})
+#: "Nothing matched": the hub heard the user but no skill answered.
+UNANSWERED_EVENTS = frozenset({EVENT_INTENT_FAILURE, EVENT_INTENT_UNMATCHED})
+#: Every event that reports a failed turn (``is_failure``).
+FAILURE_EVENTS = UNANSWERED_EVENTS | {EVENT_POLICY_DENIED}
+
+_ID_KEYS = ("request_id", "thalovant_request_id", "correlation_id")
+_MAX_TYPE_CHARS = 512
+_SECRET_KEY = re.compile(r"(token|password|passwd|secret|authorization|access_key|crypto_key|api_key|credential)", re.I)
+_REDACTED = "***"
+_MAX_REDACT_DEPTH = 40
+
+
+@dataclass(frozen=True, slots=True)
+class EventProblem:
+    """Why a value could not be read as a bus event."""
+
+    code: str  # "not-an-object", "bad-type", "bad-data", "bad-context"
+    detail: str = ""
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of a JSON value with the values of secret-looking keys replaced by ``"***"``.
+
+    >>> redact({"auth": {"token": "abc"}, "x": 1})
+    {'auth': {'token': '***'}, 'x': 1}
+    """
+    if _depth > _MAX_REDACT_DEPTH:
+        return _REDACTED
+    if isinstance(value, Mapping):
+        return {
+            k: (_REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v, _depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, _depth + 1) for v in value]
+    return value
+
+
+def _nonblank(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ThalovantEvent:
+    """One bus message from the hub, as a read-only view.
+
+    Attributes:
+        type: the OVOS message type (``speak``, ``ovos.utterance.handled`` …).
+        data: the message's ``data`` object.
+        context: the message's ``context`` object.
+    """
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ThalovantEvent(type={self.type!r}, data={redact(self.data)!r}, context={redact(self.context)!r})"
+
+    @property
+    def name(self) -> str:
+        """Alias of ``type`` (the 0.4.7 name)."""
+        return self.type
+
+    @property
+    def session(self) -> Mapping[str, Any]:
+        """``context.session``, or an empty mapping."""
+        return _mapping(self.context.get("session"))
+
+    @property
+    def utterances(self) -> tuple[str, ...]:
+        """``data.utterances`` (a string or list of strings), else ``(data.utterance,)``."""
+        raw = self.data.get("utterances")
+        if isinstance(raw, str):
+            return (raw,)
+        if isinstance(raw, list):
+            found = tuple(u for u in raw if isinstance(u, str))
+            if found:
+                return found
+        single = self.data.get("utterance")
+        return (single,) if isinstance(single, str) else ()
+
+    @property
+    def text(self) -> str:
+        """``data.utterance``, else ``data.text``, else the first utterance, else ``""``."""
+        for key in ("utterance", "text"):
+            value = self.data.get(key)
+            if isinstance(value, str):
+                return value
+        utterances = self.utterances
+        return utterances[0] if utterances else ""
+
+    @property
+    def display_text(self) -> str:
+        """``text`` with SSML markup removed."""
+        return strip_ssml(self.text)
+
+    @property
+    def session_id(self) -> str | None:
+        """``context.session.session_id``, else ``context.session_id``."""
+        return _nonblank(self.session.get("session_id")) or _nonblank(self.context.get("session_id"))
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        """Every correlation id the event carries, most authoritative first, without repeats."""
+        found: list[str] = []
+        for where in (self.context, self.session, self.data):
+            for key in _ID_KEYS:
+                value = _nonblank(where.get(key))
+                if value is not None and value not in found:
+                    found.append(value)
+        return tuple(found)
+
+    @property
+    def request_id(self) -> str | None:
+        """The first of ``request_id``, ``thalovant_request_id``, ``correlation_id`` in context, session, data."""
+        ids = self.request_ids
+        return ids[0] if ids else None
+
+    @property
+    def site_id(self) -> str | None:
+        """``site_id`` from the session, the context or the data."""
+        return self._lookup("site_id")
+
+    @property
+    def lang(self) -> str | None:
+        """``lang`` from the session, the context or the data."""
+        return self._lookup("lang")
+
+    def _lookup(self, key: str) -> str | None:
+        for where in (self.session, self.context, self.data):
+            value = _nonblank(where.get(key))
+            if value is not None:
+                return value
+        return None
+
+    @property
+    def is_speech(self) -> bool:
+        """The event is speech for the user (``speak`` / ``ovos.utterance.speak``)."""
+        return self.type in SPEECH_EVENTS
+
+    @property
+    def is_handled(self) -> bool:
+        """The hub says the turn is over (``ovos.utterance.handled``)."""
+        return self.type == EVENT_UTTERANCE_HANDLED
+
+    @property
+    def is_policy_denied(self) -> bool:
+        """The hub refused a message by policy (``hive.policy.denied``)."""
+        return self.type == EVENT_POLICY_DENIED
+
+    @property
+    def is_unanswered(self) -> bool:
+        """No skill matched the utterance (``complete_intent_failure`` / ``ovos.intent.unmatched``)."""
+        return self.type in UNANSWERED_EVENTS
+
+    @property
+    def is_failure(self) -> bool:
+        """The event reports a failed turn: unanswered or policy denied."""
+        return self.type in FAILURE_EVENTS
+
+    def display_items(self, *, max_text_chars: int | None = None) -> tuple[ThalovantDisplayItem, ...]:
+        """The rich display items of this event (see ``thalovant.core.display``).
+
+        Failure events carry the user's own words, so they give no text items.
+
+        Raises:
+            ValueError: ``max_text_chars`` is less than 1.
+        """
+        return display_items_for(self.type, self.data, max_text_chars=max_text_chars, include_text=not self.is_failure)
+
+    def matches(
+        self,
+        pattern: str | EventFilter | None = None,
+        *,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Whether the event passes a filter.
+
+        Args:
+            pattern: an :class:`EventFilter`, or a type pattern (``"speak"``,
+                ``"*"``, ``"ovos.*"``).
+            session_id: keep only events of this session (an event with no
+                session id passes; see :class:`EventFilter`).
+            request_id: keep only events of this request (same leniency).
+            data: keep only events whose data holds these key/value pairs.
+        """
+        if isinstance(pattern, EventFilter):
+            base = pattern
+        else:
+            base = EventFilter(types=(pattern,) if pattern else ())
+        extra = EventFilter(session_id=session_id, request_id=request_id, data=dict(data) if data else None)
+        return base.accepts(self) and extra.accepts(self)
+
+    def matches_context(self, context: Mapping[str, Any] | None = None, **ids: str | None) -> bool:
+        """The 0.4.7 correlation filter: reject only when both sides have an id and they differ."""
+        ctx = _mapping(context)
+        session_id = ids.get("session_id") or _nonblank(_mapping(ctx.get("session")).get("session_id"))
+        request_id = ids.get("request_id") or _nonblank(ctx.get("request_id"))
+        return EventFilter(session_id=session_id, request_id=request_id).accepts(self)
+
+    def dedup_key(self) -> str:
+        """A stable key: equal for two deliveries of the same message (harness P18)."""
+        try:
+            text = json.dumps([self.type, self.data, self.context], sort_keys=True, default=repr)
+        except (TypeError, ValueError, RecursionError):
+            text = repr((self.type, self.data, self.context))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; secret-looking values are redacted."""
+        return {
+            "type": self.type,
+            "name": self.type,
+            "data": redact(self.data),
+            "context": redact(self.context),
+            "text": self.text,
+            "display_text": self.display_text,
+            "session_id": self.session_id,
+            "request_id": self.request_id,
+            "display_items": [i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)],
+        }
+
+
+def normalize(message: Any) -> Result[ThalovantEvent, EventProblem]:
+    """Read a bus message (a :class:`BusMessage`, or its dict form) as an event.
+
+    Accepts ``{"type", "data", "context"}`` (``msg_type`` is accepted for
+    ``type``), and also a whole BUS HiveMessage dict, which is unwrapped.
+    Missing or null ``data`` / ``context`` become empty objects.
+
+    Returns:
+        ``Success(event)`` or ``Failure(EventProblem)``; never raises.
+
+    >>> normalize({"type": "speak", "data": {"utterance": "hi"}}).unwrap().text
+    'hi'
+    """
+    if isinstance(message, BusMessage):
+        message = message.as_dict()
+    if not isinstance(message, Mapping):
+        return Failure(EventProblem("not-an-object", type(message).__name__))
+    inner = message.get("payload")
+    if message.get("msg_type") in ("bus", "shared_bus") and isinstance(inner, Mapping):
+        message = inner
+    typ = message.get("type")
+    if typ is None:
+        typ = message.get("msg_type")
+    if not isinstance(typ, str) or not typ.strip():
+        return Failure(EventProblem("bad-type", "type must be a non-empty string"))
+    if len(typ) > _MAX_TYPE_CHARS:
+        return Failure(EventProblem("bad-type", "type is too long"))
+    data = message.get("data")
+    context = message.get("context")
+    data = {} if data is None else data
+    context = {} if context is None else context
+    if not isinstance(data, Mapping):
+        return Failure(EventProblem("bad-data", "data must be an object"))
+    if not isinstance(context, Mapping):
+        return Failure(EventProblem("bad-context", "context must be an object"))
+    return Success(ThalovantEvent(typ, dict(data), dict(context)))
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """Whether a type pattern selects an event type.
+
+    >>> type_matches("*", "speak"), type_matches("ovos.*", "ovos.utterance.handled"), type_matches("speak", "speaker")
+    (True, True, False)
+    """
+    if pattern in ("*", ""):
+        return True
+    if pattern.endswith("*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    """A declarative event filter (no callables, so it can be logged and compared).
+
+    Attributes:
+        types: type patterns; an event passes if any matches. Empty = all types.
+        session_id: wanted session id.
+        request_id: wanted request id (any of the event's correlation ids may match).
+        data: key/value pairs the event's data must contain (compared with ``==``).
+        strict: when False (default) an event that carries no session id or no
+            request id passes that check, as older hubs do not echo them; when
+            True a missing id rejects the event.
+    """
+
+    types: tuple[str, ...] = ()
+    session_id: str | None = None
+    request_id: str | None = None
+    data: Mapping[str, Any] | None = None
+    strict: bool = False
+
+    def accepts(self, event: ThalovantEvent) -> bool:
+        """Whether the event passes every condition of this filter."""
+        if self.types and not any(type_matches(p, event.type) for p in self.types):
+            return False
+        if self.session_id is not None:
+            got = event.session_id
+            if (got is None and self.strict) or (got is not None and got != self.session_id):
+                return False
+        if self.request_id is not None:
+            ids = event.request_ids
+            if (not ids and self.strict) or (ids and self.request_id not in ids):
+                return False
+        if self.data:
+            for key, wanted in self.data.items():
+                if key not in event.data or event.data[key] != wanted:
+                    return False
+        return True
+
+    def select(self, events: Iterable[ThalovantEvent]) -> tuple[ThalovantEvent, ...]:
+        """The events this filter accepts, in order."""
+        return tuple(e for e in events if self.accepts(e))
+
+
+_PATTERN = re.compile(r"^(\*|[^\s*,]+\*?)$")
+
+
+def parse_filter(spec: str) -> Result[EventFilter, EventProblem]:
+    """Parse a comma-separated list of type patterns (CLI ``--event speak,ovos.*``).
+
+    >>> parse_filter("speak, ovos.*").unwrap().types
+    ('speak', 'ovos.*')
+    >>> parse_filter("a b").failure().code
+    'bad-filter'
+    """
+    parts = tuple(p.strip() for p in spec.split(",") if p.strip())
+    bad = [p for p in parts if not _PATTERN.match(p)]
+    if bad:
+        return Failure(EventProblem("bad-filter", f"bad type pattern: {bad[0][:80]!r}"))
+    return Success(EventFilter(types=parts))
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThalovantReply:
+    """What one ask produced.
+
+    Attributes:
+        text: the speech of the turn: whitespace collapsed, consecutive
+            repeats dropped, pieces joined with a space.
+        utterances: the speech pieces, in order.
+        events: every event of the turn (duplicates removed), in arrival order.
+        handled: the hub signalled the end of the turn (``ovos.utterance.handled``).
+        timed_out: the wait ran out before the end signal; ``text`` holds
+            whatever was said until then.
+        unanswered: no skill matched the utterance.
+        session_id: the session id the *caller* used (not the hub's rewrite).
+        request_id: the request id of the ask.
+        failure_event: the first failure event of the turn, if any.
+    """
+
+    text: str = ""
+    utterances: tuple[str, ...] = ()
+    events: tuple[ThalovantEvent, ...] = ()
+    handled: bool = False
+    timed_out: bool = False
+    unanswered: bool = False
+    session_id: str | None = None
+    request_id: str | None = None
+    failure_event: ThalovantEvent | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Handled, answered, and no failure event."""
+        return self.handled and not self.unanswered and self.failure_event is None and not self.timed_out
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was said (a handled turn can be silent)."""
+        return not self.text
+
+    @property
+    def display_text(self) -> str:
+        """``text`` with SSML markup removed."""
+        return strip_ssml(self.text)
+
+    def display_items(self, *, max_text_chars: int | None = None) -> tuple[ThalovantDisplayItem, ...]:
+        """The display items of every event of the turn, or one text item holding ``display_text``.
+
+        Raises:
+            ValueError: ``max_text_chars`` is less than 1.
+        """
+        items: list[ThalovantDisplayItem] = []
+        for event in self.events:
+            items.extend(event.display_items(max_text_chars=max_text_chars))
+        if items or not self.display_text:
+            return tuple(items)
+        return display_items_for("speak", {"utterance": self.display_text}, max_text_chars=max_text_chars)
+
+    def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; secret-looking values are redacted."""
+        return {
+            "text": self.text,
+            "display_text": self.display_text,
+            "utterances": list(self.utterances),
+            "handled": self.handled,
+            "ok": self.ok,
+            "empty": self.empty,
+            "timed_out": self.timed_out,
+            "unanswered": self.unanswered,
+            "session_id": self.session_id,
+            "request_id": self.request_id,
+            "display_items": [i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)],
+            "failure_event": self.failure_event.as_dict() if self.failure_event else None,
+            "events": [e.as_dict() for e in self.events],
+        }
+
+
+def speech_pieces(events: Iterable[ThalovantEvent]) -> tuple[str, ...]:
+    """The speech of a turn: each speech event's text, whitespace collapsed, consecutive repeats dropped."""
+    pieces: list[str] = []
+    for event in events:
+        if not event.is_speech:
+            continue
+        piece = " ".join(event.text.split())
+        if piece and (not pieces or pieces[-1] != piece):
+            pieces.append(piece)
+    return tuple(pieces)
+
+
+def build_reply(
+    events: Iterable[ThalovantEvent],
+    *,
+    session_id: str | None = None,
+    request_id: str | None = None,
+    timed_out: bool = False,
+) -> ThalovantReply:
+    """Assemble a reply from the events of one turn (in arrival order).
+
+    ``handled`` and ``unanswered`` are read from the events themselves.
+    """
+    seen: set[str] = set()
+    unique: list[ThalovantEvent] = []
+    for event in events:
+        key = event.dedup_key()
+        if key not in seen:
+            seen.add(key)
+            unique.append(event)
+    pieces = speech_pieces(unique)
+    failure = next((e for e in unique if e.is_failure), None)
+    return ThalovantReply(
+        text=" ".join(pieces),
+        utterances=pieces,
+        events=tuple(unique),
+        handled=any(e.is_handled for e in unique),
+        timed_out=timed_out,
+        unanswered=any(e.is_unanswered for e in unique),
+        session_id=session_id,
+        request_id=request_id,
+        failure_event=failure,
+    )
+
+
+__all__ = [
+    "EVENT_INTENT_FAILURE",
+    "EVENT_INTENT_UNMATCHED",
+    "EVENT_OVOS_SPEAK",
+    "EVENT_POLICY_DENIED",
+    "EVENT_RECOGNIZER_LOOP_UTTERANCE",
+    "EVENT_SPEAK",
+    "EVENT_UTTERANCE_CANCELLED",
+    "EVENT_UTTERANCE_HANDLED",
+    "FAILURE_EVENTS",
+    "SPEECH_EVENTS",
+    "UNANSWERED_EVENTS",
+    "EventFilter",
+    "EventProblem",
+    "ThalovantEvent",
+    "ThalovantReply",
+    "build_reply",
+    "normalize",
+    "parse_filter",
+    "redact",
+    "speech_pieces",
+    "type_matches",
+]
