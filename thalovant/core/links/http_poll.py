@@ -49,15 +49,14 @@ A send whose request failed is never retried (the hub may have it).
 
 from __future__ import annotations
 
-import base64
-import binascii
+import dataclasses
 import enum
-import json
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links import (
@@ -69,12 +68,24 @@ from thalovant.core.links import (
     OutboundFrame,
     Refs,
     StopRequested,
-    form_encode,
     percent_encode,
+)
+from thalovant.core.links.http_wire import (
+    Headers,
+    HttpPollConfig,
+    HttpProblem,
+    error_text,
+    parse_body,
+    poll_frames,
+    replica_cookie,
+    request_headers,
+    send_body,
+    unit_interval,
 )
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
 
 __all__ = [
+    "TRACE_TYPES",
     "CancelRequest",
     "HttpPoll",
     "HttpPollConfig",
@@ -85,9 +96,6 @@ __all__ = [
     "Started",
     "StartRequest",
 ]
-
-Headers = tuple[tuple[str, str], ...]
-
 
 class HttpState(enum.Enum):
     IDLE = "idle"
@@ -172,42 +180,6 @@ class CancelRequest(Output):
     req_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class HttpProblem:
-    """Why a hub answer was not usable. Never holds a secret."""
-
-    code: str  # "bad-json", "not-an-object", "bad-field"
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpPollConfig:
-    """Timing and behaviour knobs of :class:`HttpPoll` (seconds)."""
-
-    idle_first: float = 0.025
-    idle_factor: float = 2.0
-    idle_max: float = 0.5
-    error_base: float = 0.25
-    error_max: float = 5.0
-    max_errors: int = 5
-    request_timeout: float = 10.0
-    max_queue: int = 256
-    poll_binary: bool = True
-    binary_uploads: bool = False  # hub 5.x only: ``binary=1`` sends
-    reset_on_start: bool = True
-    base_path: str = ""
-
-    def __post_init__(self) -> None:
-        if not (0 < self.idle_first <= self.idle_max and self.idle_factor >= 1.0):
-            raise LocalProtocolError("HttpPollConfig: need 0 < idle_first <= idle_max and idle_factor >= 1")
-        if not (0 < self.error_base <= self.error_max) or self.max_errors < 1:
-            raise LocalProtocolError("HttpPollConfig: need 0 < error_base <= error_max and max_errors >= 1")
-        if self.request_timeout <= 0 or self.max_queue < 1:
-            raise LocalProtocolError("HttpPollConfig: request_timeout and max_queue must be positive")
-        if self.base_path and (not self.base_path.startswith("/") or self.base_path.endswith("/")):
-            raise LocalProtocolError("HttpPollConfig: base_path must start with '/' and not end with '/'")
-
-
 @dataclass(slots=True)
 class _Request:
     kind: _Kind
@@ -251,24 +223,6 @@ _TERMINAL = frozenset({HttpState.CLOSED, HttpState.FAILED})
 _NOT_CONNECTED = "not connected"
 
 
-def parse_body(body: bytes) -> Result[dict[str, Any], HttpProblem]:
-    """Parse a hub JSON answer; anything but a JSON object is a problem."""
-    try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return Failure(HttpProblem("bad-json", type(exc).__name__))
-    if not isinstance(value, dict):
-        return Failure(HttpProblem("not-an-object", type(value).__name__))
-    return Success(value)
-
-
-def _error_text(value: dict[str, Any]) -> str | None:
-    err = value.get("error")
-    if err is None:
-        return None
-    return str(err)[:200]
-
-
 class HttpPoll:
     """The HTTP polling link machine. See the module docstring for the theory.
 
@@ -291,6 +245,7 @@ class HttpPoll:
     ) -> None:
         if not authorization or not host:
             raise LocalProtocolError("HttpPoll needs an authorization token and a host")
+        self._token = authorization
         self._query = "?authorization=" + percent_encode(authorization)
         self._host = host
         self._useragent = useragent
@@ -403,7 +358,7 @@ class HttpPoll:
         if req is None:
             return [Note(level=NoteLevel.DEBUG, text=f"http: ignoring answer to unknown request {inp.req_id}")]
         if isinstance(inp, ResponseReceived):
-            self._remember_cookie(inp.headers)
+            self._cookie = replica_cookie(inp.headers) or self._cookie
         if req.kind is _Kind.RESET:
             if isinstance(inp, RequestFailed):
                 return self._go_down(f"hub unreachable ({inp.kind})", retryable=True)
@@ -423,7 +378,7 @@ class HttpPoll:
         if isinstance(inp, RequestFailed):
             return self._go_down(f"hub unreachable ({inp.kind})", retryable=True)
         body = parse_body(inp.body)
-        err = _error_text(body.unwrap()) if isinstance(body, Success) else None
+        err = error_text(body.unwrap()) if isinstance(body, Success) else None
         if inp.status == 200 and isinstance(body, Success) and err is None:
             self._state = HttpState.UP
             self._poll_at = now
@@ -437,7 +392,7 @@ class HttpPoll:
             out: list[Output] = [FrameNotSent(refs=req.refs, reason=f"request failed ({inp.kind}); delivery unknown")]
             return out + self._count_error(now)
         body = parse_body(inp.body)
-        err = _error_text(body.unwrap()) if isinstance(body, Success) else None
+        err = error_text(body.unwrap()) if isinstance(body, Success) else None
         if inp.status == 200 and isinstance(body, Success) and err is None:
             self._errors = 0
             self._idle_delay = 0.0
@@ -463,12 +418,12 @@ class HttpPoll:
         if inp.status != 200 or not isinstance(body, Success):
             return self._count_error(now)
         value = body.unwrap()
-        err = _error_text(value)
+        err = error_text(value)
         if err is not None:
             if _NOT_CONNECTED in err.lower():
                 return self._go_down("the hub dropped this client", retryable=True)
             return self._count_error(now)
-        frames = _frames(value, binary=req.kind is _Kind.POLL_BINARY)
+        frames = poll_frames(value, binary=req.kind is _Kind.POLL_BINARY)
         if isinstance(frames, Failure):
             problem = frames.failure()
             note = Note(level=NoteLevel.WARNING, text=f"http: bad poll answer: {problem.code}")
@@ -496,7 +451,7 @@ class HttpPoll:
         if self._errors >= self._cfg.max_errors:
             return self._go_down(f"{self._errors} failed requests in a row", retryable=True)
         span = min(self._cfg.error_max, self._cfg.error_base * 2 ** (self._errors - 1))
-        self._hold_until = now + span / 2 + _unit(self._entropy) * span / 2
+        self._hold_until = now + span / 2 + unit_interval(self._entropy) * span / 2
         self._poll_at = max(self._poll_at, self._hold_until)
         return []
 
@@ -538,23 +493,11 @@ class HttpPoll:
         req_id = self._next_id
         self._next_id += 1
         self._inflight[req_id] = _Request(kind, now, frame.refs if frame else ())
-        headers: list[tuple[str, str]] = [
-            ("Host", self._host),
-            ("User-Agent", self._useragent),
-            ("Accept", "application/json"),
-        ]
-        if self._cookie is not None:
-            headers.append(("Cookie", f"hivemind_http_replica={self._cookie}"))
-        body = b""
         method = "GET" if kind in (_Kind.POLL_TEXT, _Kind.POLL_BINARY) else "POST"
-        if frame is not None:
-            if isinstance(frame.data, bytes):
-                body = form_encode((("message", base64.b64encode(frame.data).decode("ascii")), ("binary", "1")))
-            else:
-                body = form_encode((("message", frame.data),))
-        if method == "POST":
-            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-            headers.append(("Content-Length", str(len(body))))
+        body = send_body(frame.data) if frame is not None else b""
+        headers = request_headers(
+            host=self._host, useragent=self._useragent, cookie=self._cookie, method=method, body=body
+        )
         path = _PATHS[kind]
         return StartRequest(
             req_id=req_id,
@@ -570,14 +513,23 @@ class HttpPoll:
     def _send_inflight(self) -> int | None:
         return next((i for i, r in self._inflight.items() if r.kind is _Kind.SEND), None)
 
-    def _remember_cookie(self, headers: Headers) -> None:
-        for name, value in headers:
-            if name.lower() != "set-cookie":
-                continue
-            first = value.split(";", 1)[0].strip()
-            key, sep, val = first.partition("=")
-            if sep and key.strip() == "hivemind_http_replica" and val and all(32 < ord(c) < 127 for c in val):
-                self._cookie = val.strip()
+    # ---- replay support -------------------------------------------------------------------------
+
+    def trace_config(self) -> dict[str, Any]:
+        """Everything :meth:`from_trace_config` needs, as JSON. Holds the token: throwaway identities only."""
+        cfg = {f.name: getattr(self._cfg, f.name) for f in dataclasses.fields(self._cfg)}
+        return {"authorization": self._token, "host": self._host, "useragent": self._useragent, "http": cfg}
+
+    @classmethod
+    def from_trace_config(cls, config: Mapping[str, Any], entropy: Entropy) -> HttpPoll:
+        """Rebuild a machine from a trace header's ``config``."""
+        return cls(
+            authorization=str(config["authorization"]),
+            host=str(config["host"]),
+            useragent=str(config["useragent"]),
+            entropy=entropy,
+            config=HttpPollConfig(**dict(config.get("http", {}))),
+        )
 
 
 _PATHS = {
@@ -590,28 +542,21 @@ _PATHS = {
 }
 
 
-def _frames(value: dict[str, Any], *, binary: bool) -> Result[tuple[list[str | bytes], int], HttpProblem]:
-    """The frames of a poll answer, and how many entries were skipped as undecodable."""
-    key = "b64_messages" if binary else "messages"
-    items = value.get(key, [])
-    if not isinstance(items, list):
-        return Failure(HttpProblem("bad-field", key))
-    got: list[str | bytes] = []
-    skipped = 0
-    for item in items:
-        if not isinstance(item, str):
-            skipped += 1
-        elif binary:
-            try:
-                got.append(base64.b64decode(item, validate=True))
-            except (binascii.Error, ValueError):
-                skipped += 1
-        else:
-            got.append(item)
-    return Success((got, skipped))
-
-
-def _unit(entropy: Entropy) -> float:
-    """A number in [0, 1) from four entropy bytes."""
-    raw = entropy(4)
-    return int.from_bytes(raw[:4].ljust(4, b"\0"), "big") / 2**32
+#: Every class an HttpPoll trace may contain (for ``trace.TypeRegistry``).
+TRACE_TYPES: tuple[type, ...] = (
+    Started,
+    ResponseReceived,
+    RequestFailed,
+    OutboundFrame,
+    StopRequested,
+    Tick,
+    StartRequest,
+    CancelRequest,
+    InboundFrame,
+    FrameSent,
+    FrameNotSent,
+    LinkUp,
+    LinkDown,
+    Note,
+    NoteLevel,
+)

@@ -1,0 +1,149 @@
+"""Wire details of the hub HTTP transport (spec §8.2), used by :mod:`.http_poll`.
+
+Pure helpers: JSON answer parsing (``Result`` at this boundary), form bodies,
+request headers, the hub 5.x replica cookie, and the tuning knobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from thalovant.core.channel import Frame
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.links import form_encode
+from thalovant.core.machine import Entropy
+
+__all__ = [
+    "Headers",
+    "HttpPollConfig",
+    "HttpProblem",
+    "error_text",
+    "parse_body",
+    "poll_frames",
+    "replica_cookie",
+    "request_headers",
+    "send_body",
+    "unit_interval",
+]
+
+Headers = tuple[tuple[str, str], ...]
+REPLICA_COOKIE = "hivemind_http_replica"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProblem:
+    """Why a hub answer was not usable. Never holds a secret."""
+
+    code: str  # "bad-json", "not-an-object", "bad-field"
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpPollConfig:
+    """Timing and behaviour knobs of :class:`HttpPoll` (seconds)."""
+
+    idle_first: float = 0.025
+    idle_factor: float = 2.0
+    idle_max: float = 0.5
+    error_base: float = 0.25
+    error_max: float = 5.0
+    max_errors: int = 5
+    request_timeout: float = 10.0
+    max_queue: int = 256
+    poll_binary: bool = True
+    binary_uploads: bool = False  # hub 5.x only: ``binary=1`` sends
+    reset_on_start: bool = True
+    base_path: str = ""
+
+    def __post_init__(self) -> None:
+        if not (0 < self.idle_first <= self.idle_max and self.idle_factor >= 1.0):
+            raise LocalProtocolError("HttpPollConfig: need 0 < idle_first <= idle_max and idle_factor >= 1")
+        if not (0 < self.error_base <= self.error_max) or self.max_errors < 1:
+            raise LocalProtocolError("HttpPollConfig: need 0 < error_base <= error_max and max_errors >= 1")
+        if self.request_timeout <= 0 or self.max_queue < 1:
+            raise LocalProtocolError("HttpPollConfig: request_timeout and max_queue must be positive")
+        if self.base_path and (not self.base_path.startswith("/") or self.base_path.endswith("/")):
+            raise LocalProtocolError("HttpPollConfig: base_path must start with '/' and not end with '/'")
+
+
+def parse_body(body: bytes) -> Result[dict[str, Any], HttpProblem]:
+    """Parse a hub JSON answer; anything but a JSON object is a problem."""
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return Failure(HttpProblem("bad-json", type(exc).__name__))
+    if not isinstance(value, dict):
+        return Failure(HttpProblem("not-an-object", type(value).__name__))
+    return Success(value)
+
+
+def error_text(value: dict[str, Any]) -> str | None:
+    err = value.get("error")
+    if err is None:
+        return None
+    return str(err)[:200]
+
+
+def poll_frames(value: dict[str, Any], *, binary: bool) -> Result[tuple[list[str | bytes], int], HttpProblem]:
+    """The frames of a poll answer, and how many entries were skipped as undecodable."""
+    key = "b64_messages" if binary else "messages"
+    items = value.get(key, [])
+    if not isinstance(items, list):
+        return Failure(HttpProblem("bad-field", key))
+    got: list[str | bytes] = []
+    skipped = 0
+    for item in items:
+        if not isinstance(item, str):
+            skipped += 1
+        elif binary:
+            try:
+                got.append(base64.b64decode(item, validate=True))
+            except (binascii.Error, ValueError):
+                skipped += 1
+        else:
+            got.append(item)
+    return Success((got, skipped))
+
+
+
+def send_body(data: Frame) -> bytes:
+    """The ``/send_message`` form body: ``message=<text>``, or hub 5.x ``message=<base64>&binary=1``."""
+    if isinstance(data, bytes):
+        return form_encode((("message", base64.b64encode(data).decode("ascii")), ("binary", "1")))
+    return form_encode((("message", data),))
+
+
+def request_headers(*, host: str, useragent: str, cookie: str | None, method: str, body: bytes) -> Headers:
+    """Headers for one hub request (no ``Authorization`` header: no hub reads one, §3.1)."""
+    headers: list[tuple[str, str]] = [("Host", host), ("User-Agent", useragent), ("Accept", "application/json")]
+    if cookie is not None:
+        headers.append(("Cookie", f"{REPLICA_COOKIE}={cookie}"))
+    if method == "POST":
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+        headers.append(("Content-Length", str(len(body))))
+    return tuple(headers)
+
+
+def replica_cookie(headers: Headers) -> str | None:
+    """The ``hivemind_http_replica`` value from ``Set-Cookie`` headers, if a sane one is there."""
+    found: str | None = None
+    for name, value in headers:
+        if name.lower() != "set-cookie":
+            continue
+        key, sep, val = value.split(";", 1)[0].strip().partition("=")
+        val = val.strip()
+        if sep and key.strip() == REPLICA_COOKIE and val and all(32 < ord(c) < 127 and c != ";" for c in val):
+            found = val
+    return found
+
+
+def unit_interval(entropy: Entropy) -> float:
+    """A number in [0, 1) from four entropy bytes."""
+    raw = entropy(4)
+    return int.from_bytes(raw[:4].ljust(4, b"\0"), "big") / 2**32
