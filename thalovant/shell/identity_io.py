@@ -1,0 +1,125 @@
+"""Reading identities from files and the process environment.
+
+The core parses (``thalovant.core.identity``); this module only reads bytes
+and ``os.environ`` and checks file permissions.
+
+The public ``thalovant.ThalovantIdentity`` is defined here: it is the core's
+``ThalovantIdentity`` plus the two loaders that need IO, :meth:`from_file` and
+:meth:`from_env`. (The core may not import the shell, so the loaders cannot
+live on the core class.) Instances compare equal to core instances with the
+same fields, and every core function accepts them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from thalovant.core import identity as _core
+from thalovant.core.errors import ThalovantIdentityError
+from thalovant.core.identity import identity_from_environ
+
+#: Identity files larger than this are refused (a real one is well under 4 KiB).
+MAX_IDENTITY_FILE_BYTES = 1024 * 1024
+
+
+class ThalovantSecurityWarning(UserWarning):
+    """A secret is stored less safely than it should be (e.g. a world-readable identity file)."""
+
+
+def _is_projected_secret(path: Path) -> bool:
+    """Kubernetes mounts secrets as symlinks into a ``..data`` directory, always mode 0644 or so."""
+    try:
+        return "..data" in path.resolve().parts or "..data" in os.readlink(path)
+    except (OSError, ValueError):
+        return False
+
+
+def check_file_permissions(path: Path, mode: int) -> None:
+    """Warn with :class:`ThalovantSecurityWarning` when group or others may read ``path``.
+
+    Skipped on Windows and for Kubernetes projected secrets.
+    """
+    if os.name == "nt" or not mode & (stat.S_IRWXG | stat.S_IRWXO) or _is_projected_secret(path):
+        return
+    warnings.warn(
+        f"identity file {path} holds secrets but is accessible by other users "
+        f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
+        ThalovantSecurityWarning,
+        stacklevel=4,
+    )
+
+
+class ThalovantIdentity(_core.ThalovantIdentity):
+    """A validated client identity; see ``thalovant.core.identity`` for the fields and rules.
+
+    Build one with :meth:`from_file`, :meth:`from_env` or :meth:`from_mapping`.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Self:
+        """Load an identity file (UTF-8 JSON object; ``~`` is expanded).
+
+        Warns with :class:`ThalovantSecurityWarning` when other users can read it.
+
+        Raises:
+            ThalovantIdentityError: the file cannot be read or is invalid (every problem is listed).
+        """
+        file, data = _read_identity_bytes(path)
+        return cls.from_text(data, origin=f"identity file {file}")
+
+    @classmethod
+    def from_env(cls, prefix: str = "THALOVANT_", environ: Mapping[str, str] | None = None) -> Self:
+        """Build an identity from ``<prefix>*`` variables (``os.environ`` when ``environ`` is None).
+
+        Raises:
+            ThalovantIdentityError: listing every problem found.
+        """
+        return cls.from_environ(os.environ if environ is None else environ, prefix=prefix)
+
+
+def _read_identity_bytes(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
+    file = Path(os.fspath(path)).expanduser()
+    origin = f"identity file {file}"
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):
+            raise ThalovantIdentityError("not a regular file", origin=origin)
+        with file.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise ThalovantIdentityError("not a regular file", origin=origin)
+            data = handle.read(MAX_IDENTITY_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ThalovantIdentityError(f"unable to read identity file ({reason})", origin=origin) from None
+    if len(data) > MAX_IDENTITY_FILE_BYTES:
+        raise ThalovantIdentityError(f"larger than {MAX_IDENTITY_FILE_BYTES} bytes", origin=origin)
+    check_file_permissions(file, mode)
+    return file, data
+
+
+def load_identity_file(path: str | os.PathLike[str]) -> ThalovantIdentity:
+    """Same as ``ThalovantIdentity.from_file(path)``."""
+    return ThalovantIdentity.from_file(path)
+
+
+def identity_from_env(prefix: str = "THALOVANT_", environ: Mapping[str, str] | None = None) -> ThalovantIdentity:
+    """Same as ``ThalovantIdentity.from_env(prefix, environ)``."""
+    return ThalovantIdentity.from_env(prefix, environ)
+
+
+__all__ = [
+    "MAX_IDENTITY_FILE_BYTES",
+    "ThalovantIdentity",
+    "ThalovantSecurityWarning",
+    "check_file_permissions",
+    "identity_from_env",
+    "identity_from_environ",
+    "load_identity_file",
+]
