@@ -231,6 +231,13 @@ def test_changed_hub_key_is_a_hard_failure_before_message_3() -> None:
     assert m.state is S.FAILED
 
 
+def test_allow_kk_false_forces_xx_but_still_checks_the_pin() -> None:
+    pin = H(KEYS["hub_static_pub_hex"])
+    m = machine(offer=offer(["KKpsk0", "XXpsk2"]), pinned_hub_key=pin, allow_kk=False)
+    [first] = m.start(now=100.0)
+    assert first.message.payload["noise"]["pattern"] == PATTERN_XX
+
+
 def test_timeout_fires_at_the_deadline_and_not_before() -> None:
     m = machine()
     m.start(now=100.0)
@@ -389,7 +396,9 @@ class FakeNoiseHub:
             )
 
 
-def connect(hub: FakeNoiseHub, *, psk: bytes, static: bytes, pin: bytes | None) -> tuple[NoiseHandshake, list[Any]]:
+def connect(
+    hub: FakeNoiseHub, *, psk: bytes, static: bytes, pin: bytes | None, allow_kk: bool = True
+) -> tuple[NoiseHandshake, list[Any]]:
     hub.noise, hub.channel = None, None
     offered = hub.offer()
     m = machine(
@@ -399,6 +408,7 @@ def connect(hub: FakeNoiseHub, *, psk: bytes, static: bytes, pin: bytes | None) 
         static_key=static,
         pinned_hub_key=pin,
         psk=psk,
+        allow_kk=allow_kk,
     )
     pending: list[Output] = m.start(now=0.0)
     results: list[Any] = []
@@ -452,3 +462,16 @@ def test_pair_wrong_password_xx_fails_on_the_client_kk_fails_on_the_hub() -> Non
     assert hub.channel is None and m2.state is S.WAIT_REPLY  # the hub refused msg1 (it would close 1008)
     [failed] = m2.handle(Tick(), now=110.0)
     assert failed.code == "timeout"
+
+
+def test_pair_xx_retry_after_kk_tells_a_changed_hub_key_from_a_wrong_password() -> None:
+    psk = hashlib.sha256(b"pw").digest()
+    static = hashlib.sha256(b"client-3").digest()
+    hub = FakeNoiseHub(password_psk=psk, seed=b"hub-3")
+    hub.pinned_client = public_key(static)
+    stale_pin = public_key(hashlib.sha256(b"the old hub").digest())
+    m, results = connect(hub, psk=psk, static=static, pin=stale_pin, allow_kk=False)
+    assert m.pattern == PATTERN_XX
+    [failed] = only(results, HandshakeFailed)
+    assert failed.code == "hub-key-changed" and not failed.auth
+    assert len(only(results, SendHandshake)) == 1  # message 3 (our static key) never went out

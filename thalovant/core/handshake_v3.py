@@ -140,9 +140,9 @@ class NoiseHandshake:
 
     Args:
         password: the client's hub password (keys the PSK; never sent).
-        access_key: the client's access key (not used by Noise itself; kept for diagnostics-free
-            symmetry with the legacy handshake).
-        useragent: the client's user agent (not used by Noise).
+        access_key: the client's access key. Noise does not use it; it is accepted so that both
+            handshake generations are built with the same arguments. Not stored.
+        useragent: the client's user agent; likewise unused and not stored.
         entropy: randomness for the ephemeral key (and the static key if none is given).
         started_at: ``now`` when the link came up; the deadline counts from here.
         timeout: seconds allowed for the whole handshake.
@@ -154,6 +154,8 @@ class NoiseHandshake:
         psk: a cached PSK for this (password, node_id); skips the Argon2id derivation.
         suites: suite preference, best first.
         binarize: ask the hub to send bitstrings inside Noise (spec §7.5).
+        allow_kk: False forces XXpsk2 even with a pin (spec §7.8: after a KK failure, retry once
+            with XX; the pin is still checked, which tells a wrong password from a changed hub key).
 
     Raises:
         LocalProtocolError: bad arguments (wrong key sizes, non-v3 offer, timeout <= 0).
@@ -175,6 +177,7 @@ class NoiseHandshake:
         psk: bytes | None = None,
         suites: Sequence[str] = PREFERRED_SUITES,
         binarize: bool = False,
+        allow_kk: bool = True,
     ) -> None:
         if timeout <= 0:
             raise LocalProtocolError("the handshake timeout must be positive")
@@ -196,6 +199,7 @@ class NoiseHandshake:
         self._psk = psk
         self._suites = tuple(suites)
         self._binarize = binarize
+        self._allow_kk = allow_kk
         self._noise: NoiseHandshaker | None = None
         self._hub_static: bytes | None = None
         self._state = _S.CREATED
@@ -312,7 +316,7 @@ class NoiseHandshake:
         node_id = payload.get("node_id") if payload is not None else None
         if not isinstance(node_id, str):
             return self._fail("bad-hello", "the hub HELLO carries no node_id string")
-        chosen = negotiate(self._offer.payload, have_pin=self._pin is not None, suites=self._suites)
+        chosen = negotiate(self._offer.payload, have_pin=self._pin is not None and self._allow_kk, suites=self._suites)
         if not isinstance(chosen, Success):
             return self._fail("unsupported", chosen.failure())
         pattern, suite = chosen.unwrap()
