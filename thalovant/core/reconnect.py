@@ -1,0 +1,283 @@
+"""Reconnect: the retry policy, as a machine, so shells never decide when to retry.
+
+Theory of operation
+-------------------
+The shell owns one link at a time (a WebSocket, an HTTP poller or an MQTT
+session). This machine tells it *when* to open the next one::
+
+    IDLE --OpenRequested--> CONNECTING (OpenLink attempt=1)
+    CONNECTING --LinkUp--> UP
+    CONNECTING/UP --LinkLost(retryable)--> WAITING (deadline = retry time)
+    WAITING --Tick at deadline--> CONNECTING (OpenLink attempt=n+1)
+    CONNECTING/UP --LinkLost(not retryable or auth)--> GAVE_UP (GiveUp)
+    CONNECTING/UP --LinkLost, max_attempts reached--> GAVE_UP (GiveUp)
+    any --UserClose--> CLOSED
+
+Backoff: the ``n``-th consecutive failure waits a random time drawn from the
+injected entropy. ``Jitter.FULL`` draws uniformly in ``[0, min(cap, base *
+2**(n-1)))``; ``Jitter.EQUAL`` in ``[span/2, span)``; ``Jitter.DECORRELATED``
+in ``[base, min(cap, 3 * previous))`` (AWS architecture blog, "Exponential
+backoff and jitter"). All waits are capped at ``cap``.
+
+Attempts count *consecutive* failures. A link that stayed up for at least
+``stable_after`` seconds resets the count when it is lost, so a long-lived
+session that drops reconnects quickly, while a link that comes up and dies
+at once (e.g. hub 4.x closing right after the upgrade) keeps backing off and
+eventually hits ``max_attempts`` (None = retry forever).
+
+Fatal causes never retry: a ``LinkLost`` with ``auth=True`` (the hub refused
+the credentials) or ``retryable=False`` gives up at once with a clear reason.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+
+__all__ = [
+    "TRACE_TYPES",
+    "GiveUp",
+    "Jitter",
+    "LinkLost",
+    "LinkUp",
+    "OpenLink",
+    "OpenRequested",
+    "Reconnect",
+    "ReconnectConfig",
+    "ReconnectState",
+    "UserClose",
+]
+
+
+class ReconnectState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    UP = "up"
+    WAITING = "waiting"
+    CLOSED = "closed"
+    GAVE_UP = "gave-up"
+
+
+class Jitter(enum.Enum):
+    FULL = "full"
+    EQUAL = "equal"
+    DECORRELATED = "decorrelated"
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenRequested(Input):
+    """The user wants a connection: open the first link now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkUp(Input):
+    """The link opened by the last ``OpenLink`` is usable (fed from the link's ``LinkUp``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkLost(Input):
+    """The current link failed or closed (fed from the link's ``LinkDown``)."""
+
+    reason: str
+    retryable: bool
+    auth: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserClose(Input):
+    """The user closed the client: never open another link."""
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenLink(Output):
+    """Open a new link now; ``attempt`` counts from 1 within a run of failures."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GiveUp(Output):
+    """Stop trying; ``reason`` is for the user (no secrets)."""
+
+    reason: str
+    auth: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectConfig:
+    """Backoff policy (seconds)."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    max_attempts: int | None = None
+    jitter: Jitter = Jitter.FULL
+    stable_after: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.base <= self.cap) or self.stable_after < 0:
+            raise LocalProtocolError("ReconnectConfig: need 0 < base <= cap and stable_after >= 0")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise LocalProtocolError("ReconnectConfig: max_attempts must be None or >= 1")
+
+
+_S = ReconnectState
+#: (state, input type) -> handler. Unlisted pairs are ignored (late link facts) or misuse (OpenRequested).
+_TABLE: dict[tuple[ReconnectState, type[Input]], str] = {
+    (_S.IDLE, OpenRequested): "_on_open",  # first OpenLink, attempt 1
+    (_S.IDLE, UserClose): "_on_close",
+    (_S.CONNECTING, LinkUp): "_on_up",  # remember when it came up
+    (_S.CONNECTING, LinkLost): "_on_lost",  # backoff, or give up
+    (_S.CONNECTING, UserClose): "_on_close",
+    (_S.UP, LinkLost): "_on_lost",  # stable links reset the attempt count
+    (_S.UP, UserClose): "_on_close",
+    (_S.WAITING, Tick): "_on_tick",  # next OpenLink when the wait is over
+    (_S.WAITING, UserClose): "_on_close",
+    (_S.CLOSED, UserClose): "_on_nothing",
+    (_S.GAVE_UP, UserClose): "_on_nothing",
+}
+_TERMINAL = frozenset({ReconnectState.CLOSED, ReconnectState.GAVE_UP})
+
+
+class Reconnect:
+    """Decides when to (re)open links. See the module docstring.
+
+    Args:
+        entropy: random bytes for jitter (4 per wait).
+        config: backoff policy.
+    """
+
+    def __init__(self, *, entropy: Entropy, config: ReconnectConfig | None = None) -> None:
+        self._entropy = entropy
+        self._cfg = config or ReconnectConfig()
+        self._state = ReconnectState.IDLE
+        self._attempt = 0  # attempts in the current run of failures
+        self._retry_at: float | None = None
+        self._up_since: float | None = None
+        self._prev_wait = self._cfg.base
+
+    def __repr__(self) -> str:
+        return f"<Reconnect state={self._state.value} attempt={self._attempt} retry_at={self._retry_at}>"
+
+    @property
+    def state(self) -> ReconnectState:
+        return self._state
+
+    @property
+    def finished(self) -> bool:
+        """True once CLOSED or GAVE_UP."""
+        return self._state in _TERMINAL
+
+    @property
+    def attempt(self) -> int:
+        """The attempt number of the last ``OpenLink`` (0 before the first)."""
+        return self._attempt
+
+    @property
+    def deadline(self) -> float | None:
+        return self._retry_at if self._state is ReconnectState.WAITING else None
+
+    def handle(self, inp: Input, *, now: float) -> list[Output]:
+        """Feed one input; returns ``OpenLink`` / ``GiveUp`` / ``Note`` orders."""
+        name = _TABLE.get((self._state, type(inp)))
+        if name is None:
+            if isinstance(inp, OpenRequested):
+                raise LocalProtocolError(f"Reconnect: OpenRequested in state {self._state.value}")
+            return []  # a late LinkUp/LinkLost or an early Tick: nothing to do
+        out: list[Output] = getattr(self, name)(inp, now)
+        return out
+
+    # ---- handlers -------------------------------------------------------------------------------
+
+    def _on_open(self, inp: OpenRequested, now: float) -> list[Output]:
+        return [self._open()]
+
+    def _on_up(self, inp: LinkUp, now: float) -> list[Output]:
+        self._state = ReconnectState.UP
+        self._up_since = now
+        return []
+
+    def _on_lost(self, inp: LinkLost, now: float) -> list[Output]:
+        if self._up_since is not None and now - self._up_since >= self._cfg.stable_after:
+            self._attempt = 0  # the link was healthy for a while: start a fresh run
+            self._prev_wait = self._cfg.base
+        self._up_since = None
+        if inp.auth:
+            return self._give_up(f"the hub refused the credentials ({inp.reason})", auth=True)
+        if not inp.retryable:
+            return self._give_up(f"not retrying: {inp.reason}")
+        limit = self._cfg.max_attempts
+        if limit is not None and self._attempt >= limit:
+            return self._give_up(f"gave up after {self._attempt} attempt(s); last error: {inp.reason}")
+        wait = self._wait(max(self._attempt, 1))
+        self._retry_at = now + wait
+        self._state = ReconnectState.WAITING
+        text = f"link lost ({inp.reason}); retrying in {wait:.2f}s"
+        return [Note(level=NoteLevel.INFO, text=text)]
+
+    def _on_tick(self, inp: Tick, now: float) -> list[Output]:
+        if self._retry_at is None or now < self._retry_at:
+            return []
+        return [self._open()]
+
+    def _on_close(self, inp: UserClose, now: float) -> list[Output]:
+        self._state = ReconnectState.CLOSED
+        self._retry_at = None
+        return []
+
+    def _on_nothing(self, inp: Input, now: float) -> list[Output]:
+        return []
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _open(self) -> OpenLink:
+        self._attempt += 1
+        self._retry_at = None
+        self._state = ReconnectState.CONNECTING
+        return OpenLink(attempt=self._attempt)
+
+    def _give_up(self, reason: str, *, auth: bool = False) -> list[Output]:
+        self._state = ReconnectState.GAVE_UP
+        self._retry_at = None
+        return [GiveUp(reason=reason, auth=auth)]
+
+    def _wait(self, failures: int) -> float:
+        """The jittered wait before the next attempt, after ``failures`` consecutive failures."""
+        cfg = self._cfg
+        u = _unit(self._entropy)
+        if cfg.jitter is Jitter.DECORRELATED:
+            hi = min(cfg.cap, self._prev_wait * 3)
+            wait = cfg.base + u * max(0.0, hi - cfg.base)
+            self._prev_wait = max(wait, cfg.base)
+            return min(cfg.cap, wait)
+        span = min(cfg.cap, cfg.base * 2.0 ** min(failures - 1, 64))
+        if cfg.jitter is Jitter.EQUAL:
+            return span / 2 + u * span / 2
+        return u * span
+
+
+def _unit(entropy: Entropy) -> float:
+    """A number in [0, 1) from four entropy bytes."""
+    return int.from_bytes(entropy(4)[:4].ljust(4, b"\0"), "big") / 2**32
+
+
+#: Every class a Reconnect trace may contain (for ``trace.TypeRegistry``).
+TRACE_TYPES: tuple[type, ...] = (
+    OpenRequested,
+    LinkUp,
+    LinkLost,
+    UserClose,
+    Tick,
+    OpenLink,
+    GiveUp,
+    Note,
+    NoteLevel,
+)
