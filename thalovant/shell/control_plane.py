@@ -51,7 +51,14 @@ from thalovant.errors import (
     ThalovantTimeoutError,
     ThalovantUnsupportedProtocolError,
 )
-from thalovant.shell.http11 import Connector, HttpConnection, HttpResponse, HttpTimeouts, split_url
+from thalovant.shell.http11 import (
+    Connector,
+    HttpBodyTooLargeError,
+    HttpConnection,
+    HttpResponse,
+    HttpTimeouts,
+    split_url,
+)
 from thalovant.shell.tls import make_ssl_context
 
 log = logging.getLogger("thalovant.control")
@@ -255,6 +262,11 @@ class AsyncThalovantControlPlane:
                 + (f"; it may have been applied: retry with idempotency_key={req.idempotency_key!r}"
                    if req.idempotency_key else ""),
                 code="timeout",
+            ) from exc
+        except HttpBodyTooLargeError as exc:
+            log.debug("%s: response larger than %d bytes", shown, exc.limit)
+            raise ThalovantAPIError(
+                f"Thalovant API {shown} answered with more than {exc.limit} bytes; refused", code="response_too_large"
             ) from exc
         except ThalovantConnectionError as exc:
             log.debug("%s: %s", shown, control.one_line(str(exc), known))
