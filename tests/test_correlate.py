@@ -22,7 +22,8 @@ from thalovant.core.correlate import (
     UnattributedDenial,
 )
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.events import ThalovantEvent, build_reply, normalize
+from thalovant.core.events import ThalovantEvent, normalize
+from thalovant.core.events_reply import build_reply
 from thalovant.core.machine import Input, Output, Tick
 
 UTT = "recognizer_loop:utterance"
@@ -206,6 +207,15 @@ def test_duplicate_deliveries_are_dropped() -> None:
     assert len(done.reply.events) == 2
 
 
+def test_identical_denials_for_separate_sends_are_not_swallowed() -> None:
+    # hub 5.x sends byte-identical denials; only copies inside the dedup window are duplicates
+    c = Correlator(dedup_window=2.0)
+    (first,) = c.handle(HUB5_DENIAL_NO_ID, now=100.0)
+    assert c.handle(HUB5_DENIAL_NO_ID, now=101.0) == []
+    (second,) = c.handle(HUB5_DENIAL_NO_ID, now=103.5)
+    assert isinstance(first, UnattributedDenial) and isinstance(second, UnattributedDenial)
+
+
 def test_dedup_memory_is_bounded() -> None:
     c = Correlator(dedup_size=2)
     start(c, "a")
@@ -331,6 +341,8 @@ def test_bad_constructor_arguments() -> None:
         Correlator(send_window=-1)
     with pytest.raises(LocalProtocolError):
         Correlator(dedup_size=0)
+    with pytest.raises(LocalProtocolError):
+        Correlator(dedup_window=float("nan"))
 
 
 def test_transition_table_covers_every_state_and_input() -> None:

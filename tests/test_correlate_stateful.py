@@ -35,12 +35,13 @@ from thalovant.core.machine import Output, Tick
 
 TYPES = ("recognizer_loop:utterance", "other.type")
 WINDOW = 5.0
+DEDUP_WINDOW = 2.0
 
 
 class CorrelatorModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.c = Correlator(send_window=WINDOW)
+        self.c = Correlator(send_window=WINDOW, dedup_window=DEDUP_WINDOW)
         self.now = 0.0
         self.counter = 0
         # ask_id -> dict(request_id, msg_type, deadline, speech)
@@ -48,6 +49,7 @@ class CorrelatorModel(RuleBasedStateMachine):
         self.ended: set[str] = set()
         self.sends: list[tuple[str, str | None, float]] = []
         self.last_event: EventArrived | None = None
+        self.last_event_at = 0.0
 
     # ---------------------------------------------------------- helpers
 
@@ -72,6 +74,7 @@ class CorrelatorModel(RuleBasedStateMachine):
     def event(self, typ: str, data: dict[str, Any], **context: Any) -> EventArrived:
         arrived = EventArrived(event=normalize({"type": typ, "data": data, "context": context}).unwrap())
         self.last_event = arrived
+        self.last_event_at = self.now
         return arrived
 
     def reply(self, ask_id: str, typ: str, data: dict[str, Any]) -> EventArrived:
@@ -144,7 +147,7 @@ class CorrelatorModel(RuleBasedStateMachine):
         else:
             assert isinstance(out[-1], AskFailed) and out[-1].ask_id == expected and out[-1].kind == "policy_denied"
 
-    @precondition(lambda self: self.last_event is not None)
+    @precondition(lambda self: self.last_event is not None and self.now - self.last_event_at <= DEDUP_WINDOW)
     @rule()
     def duplicate_delivery(self) -> None:
         assert self.last_event is not None

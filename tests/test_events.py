@@ -20,12 +20,11 @@ from thalovant.core.events import (
     EventFilter,
     EventProblem,
     ThalovantEvent,
-    ThalovantReply,
-    build_reply,
     normalize,
     parse_filter,
     redact,
 )
+from thalovant.core.events_reply import ThalovantReply, build_reply
 from thalovant.core.message import BusMessage
 
 JSON = st.recursive(
@@ -428,3 +427,29 @@ def test_event_views_never_raise(typ: str, data: Any, context: Any, size: int | 
     repr(event)
     EventFilter(types=("*",), session_id="s", request_id="r", data={"v": None}).accepts(event)
     json.dumps(build_reply([event, event]).as_dict(), default=str)
+
+
+def test_reply_cancelled_lang_and_skill_ids() -> None:
+    reply = turn(
+        ev("speak", {"utterance": "a", "lang": "en-us", "meta": {"skill": "echo.skill"}}),
+        ev("speak", {"utterance": "b", "meta": {"skill": "other.skill"}}),
+        ev(EVENT_UTTERANCE_HANDLED, {"name": "echo.skill"}),
+    )
+    assert (reply.lang, reply.skill_ids, reply.cancelled, reply.ok) == (
+        "en-us",
+        ("echo.skill", "other.skill"),
+        False,
+        True,
+    )
+    cancelled = turn(ev("ovos.utterance.cancelled", {"cancel_reason": "x"}), ev(EVENT_UTTERANCE_HANDLED))
+    assert cancelled.handled and cancelled.cancelled and not cancelled.ok
+    assert (cancelled.lang, cancelled.skill_ids) == (None, ())
+    d = reply.as_dict()
+    assert (d["lang"], d["skill_ids"], d["cancelled"]) == ("en-us", ["echo.skill", "other.skill"], False)
+
+
+def test_event_filter_normalises_types() -> None:
+    assert EventFilter(types="speak").types == ("speak",)  # type: ignore[arg-type]
+    assert EventFilter(types=["a", "b"]).types == ("a", "b")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        EventFilter(types=(1,))  # type: ignore[arg-type]

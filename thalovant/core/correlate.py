@@ -40,8 +40,10 @@ when exactly one pending ask has the denied message type and no other send of
 that type happened within ``send_window`` seconds; otherwise it is reported
 as ``UnattributedDenial``.
 
-Rule 4 (duplicates, harness P18). An event identical to one seen recently
-(same type, data and context) is dropped.
+Rule 4 (duplicates, harness P18). An event identical to one seen within
+``dedup_window`` seconds (same type, data and context) is dropped. The window
+is short on purpose: hub 5.x sends byte-identical denials for separate sends,
+and those must not be swallowed.
 """
 
 from __future__ import annotations
@@ -56,12 +58,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.events import (
-    EVENT_RECOGNIZER_LOOP_UTTERANCE,
-    ThalovantEvent,
-    ThalovantReply,
-    build_reply,
-)
+from thalovant.core.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, ThalovantEvent
+from thalovant.core.events_reply import ThalovantReply, build_reply
 from thalovant.core.machine import Input, Output, Tick
 from thalovant.core.refusal import Denial, clean_text, parse_denial
 
@@ -202,18 +200,20 @@ class Correlator:
     Args:
         send_window: seconds during which a send may still provoke a denial
             with no id; used by the denial attribution rule.
-        dedup_size: how many recent event keys are remembered to drop duplicates.
+        dedup_window: seconds during which an identical event counts as a duplicate.
+        dedup_size: at most this many recent event keys are remembered.
     """
 
-    def __init__(self, *, send_window: float = 10.0, dedup_size: int = 1024) -> None:
-        if not send_window >= 0 or dedup_size < 1:
-            raise LocalProtocolError("send_window must be >= 0 and dedup_size >= 1")
+    def __init__(self, *, send_window: float = 10.0, dedup_window: float = 2.0, dedup_size: int = 1024) -> None:
+        if not send_window >= 0 or not dedup_window >= 0 or dedup_size < 1:
+            raise LocalProtocolError("send_window and dedup_window must be >= 0 and dedup_size >= 1")
+        self._dedup_window = dedup_window
         self._send_window = send_window
         self._dedup_size = dedup_size
         self._pending: dict[str, _Pending] = {}
         self._by_request: dict[str, str] = {}
         self._sends: list[_Send] = []
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()  # key -> first seen, oldest first
 
     @property
     def state(self) -> CorrelatorState:
@@ -265,12 +265,13 @@ class Correlator:
     def _on_event(self, inp: EventArrived, now: float) -> list[Output]:
         event = inp.event
         key = event.dedup_key()
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return []
-        self._seen[key] = None
-        while len(self._seen) > self._dedup_size:
+        while self._seen and (
+            len(self._seen) >= self._dedup_size or now - next(iter(self._seen.values())) > self._dedup_window
+        ):
             self._seen.popitem(last=False)
+        if key in self._seen:
+            return []
+        self._seen[key] = now
         owner = self._owner(event, now)
         if owner is None:
             if event.is_policy_denied:

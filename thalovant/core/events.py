@@ -1,4 +1,4 @@
-"""Events from the hub, their filters, and the reply an ask produces.
+"""Events from the hub and their filters.
 
 Theory of operation
 -------------------
@@ -11,8 +11,7 @@ places and never raise on odd shapes.
 :class:`EventFilter` selects events by type pattern (exact, ``*`` or a
 ``prefix.*``), session id, request id and a data subset.
 
-:class:`ThalovantReply` is what one ``ask`` returns; :func:`build_reply`
-assembles it from the events the correlator collected (see ``correlate.py``).
+The reply of an ask is in ``events_reply.py``.
 
 Rule 1: nothing here raises on hub data.
 
@@ -246,11 +245,16 @@ class ThalovantEvent:
         extra = EventFilter(session_id=session_id, request_id=request_id, data=dict(data) if data else None)
         return base.accepts(self) and extra.accepts(self)
 
-    def matches_context(self, context: Mapping[str, Any] | None = None, **ids: str | None) -> bool:
-        """The 0.4.7 correlation filter: reject only when both sides have an id and they differ."""
+    def matches_context(
+        self, context: Mapping[str, Any] | None = None, *, session_id: str | None = None, request_id: str | None = None
+    ) -> bool:
+        """The 0.4.7 correlation filter: reject only when both sides have an id and they differ.
+
+        The wanted ids come from the keywords, else from ``context`` (``session.session_id``, ``request_id``).
+        """
         ctx = _mapping(context)
-        session_id = ids.get("session_id") or _nonblank(_mapping(ctx.get("session")).get("session_id"))
-        request_id = ids.get("request_id") or _nonblank(ctx.get("request_id"))
+        session_id = session_id or _nonblank(_mapping(ctx.get("session")).get("session_id"))
+        request_id = request_id or _nonblank(ctx.get("request_id"))
         return EventFilter(session_id=session_id, request_id=request_id).accepts(self)
 
     def dedup_key(self) -> str:
@@ -272,7 +276,7 @@ class ThalovantEvent:
             "display_text": self.display_text,
             "session_id": self.session_id,
             "request_id": self.request_id,
-            "display_items": [i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)],
+            "display_items": redact([i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)]),
         }
 
 
@@ -350,6 +354,16 @@ class EventFilter:
     data: Mapping[str, Any] | None = None
     strict: bool = False
 
+    def __post_init__(self) -> None:
+        # a bare string would be iterated character by character
+        types: Any = self.types
+        if isinstance(types, str):
+            object.__setattr__(self, "types", (types,))
+        elif not isinstance(types, tuple):
+            object.__setattr__(self, "types", tuple(types))
+        if not all(isinstance(t, str) for t in self.types):
+            raise TypeError("EventFilter.types must be strings")
+
     def accepts(self, event: ThalovantEvent) -> bool:
         """Whether the event passes every condition of this filter."""
         if self.types and not any(type_matches(p, event.type) for p in self.types):
@@ -391,129 +405,6 @@ def parse_filter(spec: str) -> Result[EventFilter, EventProblem]:
     return Success(EventFilter(types=parts))
 
 
-# --------------------------------------------------------------------------- replies
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ThalovantReply:
-    """What one ask produced.
-
-    Attributes:
-        text: the speech of the turn: whitespace collapsed, consecutive
-            repeats dropped, pieces joined with a space.
-        utterances: the speech pieces, in order.
-        events: every event of the turn (duplicates removed), in arrival order.
-        handled: the hub signalled the end of the turn (``ovos.utterance.handled``).
-        timed_out: the wait ran out before the end signal; ``text`` holds
-            whatever was said until then.
-        unanswered: no skill matched the utterance.
-        session_id: the session id the *caller* used (not the hub's rewrite).
-        request_id: the request id of the ask.
-        failure_event: the first failure event of the turn, if any.
-    """
-
-    text: str = ""
-    utterances: tuple[str, ...] = ()
-    events: tuple[ThalovantEvent, ...] = ()
-    handled: bool = False
-    timed_out: bool = False
-    unanswered: bool = False
-    session_id: str | None = None
-    request_id: str | None = None
-    failure_event: ThalovantEvent | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Handled, answered, and no failure event."""
-        return self.handled and not self.unanswered and self.failure_event is None and not self.timed_out
-
-    @property
-    def empty(self) -> bool:
-        """Nothing was said (a handled turn can be silent)."""
-        return not self.text
-
-    @property
-    def display_text(self) -> str:
-        """``text`` with SSML markup removed."""
-        return strip_ssml(self.text)
-
-    def display_items(self, *, max_text_chars: int | None = None) -> tuple[ThalovantDisplayItem, ...]:
-        """The display items of every event of the turn, or one text item holding ``display_text``.
-
-        Raises:
-            ValueError: ``max_text_chars`` is less than 1.
-        """
-        items: list[ThalovantDisplayItem] = []
-        for event in self.events:
-            items.extend(event.display_items(max_text_chars=max_text_chars))
-        if items or not self.display_text:
-            return tuple(items)
-        return display_items_for("speak", {"utterance": self.display_text}, max_text_chars=max_text_chars)
-
-    def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
-        """A JSON-ready dict; secret-looking values are redacted."""
-        return {
-            "text": self.text,
-            "display_text": self.display_text,
-            "utterances": list(self.utterances),
-            "handled": self.handled,
-            "ok": self.ok,
-            "empty": self.empty,
-            "timed_out": self.timed_out,
-            "unanswered": self.unanswered,
-            "session_id": self.session_id,
-            "request_id": self.request_id,
-            "display_items": [i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)],
-            "failure_event": self.failure_event.as_dict() if self.failure_event else None,
-            "events": [e.as_dict() for e in self.events],
-        }
-
-
-def speech_pieces(events: Iterable[ThalovantEvent]) -> tuple[str, ...]:
-    """The speech of a turn: each speech event's text, whitespace collapsed, consecutive repeats dropped."""
-    pieces: list[str] = []
-    for event in events:
-        if not event.is_speech:
-            continue
-        piece = " ".join(event.text.split())
-        if piece and (not pieces or pieces[-1] != piece):
-            pieces.append(piece)
-    return tuple(pieces)
-
-
-def build_reply(
-    events: Iterable[ThalovantEvent],
-    *,
-    session_id: str | None = None,
-    request_id: str | None = None,
-    timed_out: bool = False,
-) -> ThalovantReply:
-    """Assemble a reply from the events of one turn (in arrival order).
-
-    ``handled`` and ``unanswered`` are read from the events themselves.
-    """
-    seen: set[str] = set()
-    unique: list[ThalovantEvent] = []
-    for event in events:
-        key = event.dedup_key()
-        if key not in seen:
-            seen.add(key)
-            unique.append(event)
-    pieces = speech_pieces(unique)
-    failure = next((e for e in unique if e.is_failure), None)
-    return ThalovantReply(
-        text=" ".join(pieces),
-        utterances=pieces,
-        events=tuple(unique),
-        handled=any(e.is_handled for e in unique),
-        timed_out=timed_out,
-        unanswered=any(e.is_unanswered for e in unique),
-        session_id=session_id,
-        request_id=request_id,
-        failure_event=failure,
-    )
-
-
 __all__ = [
     "EVENT_INTENT_FAILURE",
     "EVENT_INTENT_UNMATCHED",
@@ -529,11 +420,8 @@ __all__ = [
     "EventFilter",
     "EventProblem",
     "ThalovantEvent",
-    "ThalovantReply",
-    "build_reply",
     "normalize",
     "parse_filter",
     "redact",
-    "speech_pieces",
     "type_matches",
 ]
