@@ -140,11 +140,13 @@ class MqttBrokerCredentials:
     __str__ = __repr__
 
 
-def _read_topic(value: object, path: str, problems: Problems, *, single_level: bool = False) -> str | None:
+def _read_topic(value: object, path: str, problems: Problems, *, kind: str) -> str | None:
+    """A topic (``kind="topic"``), a prefix (trailing ``/`` dropped) or a single level (``kind="level"``)."""
+    single_level = kind == "level"
     text = read_text(value, path, problems)
     if text is None:
         return None
-    if not single_level and path.endswith("topic_prefix"):
+    if kind == "prefix":
         text = text.rstrip("/")
     if "+" in text or "#" in text:
         problems.add(path, "must not contain MQTT wildcards (+ or #)")
@@ -204,7 +206,8 @@ def read_mqtt(
         problems.add("mqtt.username", "required when mqtt.password is given")
     for name in ("topic_prefix", "hub_id", "c2s_topic", "s2c_topic", "status_topic"):
         if name in found:
-            text[name] = _read_topic(found[name][1], found[name][0], problems, single_level=name == "hub_id")
+            kind = {"topic_prefix": "prefix", "hub_id": "level"}.get(name, "topic")
+            text[name] = _read_topic(found[name][1], found[name][0], problems, kind=kind)
         else:
             text[name] = None
     hash_topics: bool | None = False

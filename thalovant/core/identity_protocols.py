@@ -323,8 +323,8 @@ def read_endpoints(values: Mapping[str, Any], problems: Problems) -> HubDataPlan
             raw = block.get(key)
             if is_blank(raw):
                 continue
-            if not prefix and key == "mqtt" and isinstance(raw, Mapping):
-                continue  # the top-level "mqtt" object is the broker credentials block, not an endpoint
+            if not prefix and key == "mqtt" and not isinstance(raw, str):
+                continue  # a top-level non-string "mqtt" is the broker credentials block, not an endpoint
             found[protocol] = _read_endpoint(raw, protocol, prefix + key, problems)
             break
     return HubDataPlaneEndpoints(https=found["https"], wss=found["wss"], mqtt=found["mqtt"])
