@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thalovant.core.correlate import (
     _TRANSITIONS,
@@ -178,6 +180,20 @@ def test_concurrent_asks_do_not_collect_each_others_speech() -> None:
     (b,) = ends(c.handle(reply_to("req-b", "ovos.utterance.handled"), now=1.2))
     assert isinstance(a, AskFinished) and isinstance(b, AskFinished)
     assert (a.reply.text, b.reply.text) == ("for a", "for b")
+
+
+def test_stale_session_request_id_does_not_steal_a_late_reply() -> None:
+    # hub 4.x adopts the client's whole session as the connection session, so a late
+    # reply to "a" can carry session.request_id of the newer ask "b" (spec §9.1)
+    c = Correlator()
+    start(c, "a")
+    c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0)
+    start(c, "b")
+    late = ev("speak", {"utterance": "late for a"}, request_id="req-a", session={"request_id": "req-b"})
+    assert c.handle(EventArrived(event=late), now=1.1) == []
+    # an event that only has the session id still correlates through it
+    only_session = ev("speak", {"utterance": "for b"}, session={"request_id": "req-b"})
+    assert [type(o) for o in c.handle(EventArrived(event=only_session), now=1.2)] == [AskProgress]
 
 
 def test_foreign_request_ids_are_ignored() -> None:
@@ -423,3 +439,56 @@ def test_conversation_state_prefers_handled_event() -> None:
         ]
     )
     assert ConversationState("conv").update_from_reply(reply).carried == {"v": "handled"}
+
+
+# ------------------------------------------------------------------ garbage
+
+
+IDS = st.sampled_from(["req-a", "req-b", "req-x", "", None, 5])
+SHAPED = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | IDS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["request_id", "thalovant_request_id", "session", "session_id", "utterance", "denied_type", "code"]
+            )
+            | st.text(max_size=4),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+TYPES = st.sampled_from(
+    ["speak", "ovos.utterance.handled", "complete_intent_failure", "ovos.intent.unmatched", "hive.policy.denied", "x"]
+)
+STEP = st.one_of(
+    st.tuples(st.just("event"), TYPES, SHAPED, SHAPED),
+    st.tuples(st.just("tick"), st.floats(0, 5)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(STEP, max_size=25))
+def test_garbage_events_never_raise_and_asks_end_at_most_once(steps: list[tuple[Any, ...]]) -> None:
+    c = Correlator()
+    start(c, "a", deadline=6.0, session_id="conv")
+    start(c, "b", deadline=8.0, session_id="conv", msg_type="other")
+    now, ended = 0.0, []
+    for step in steps:
+        if step[0] == "tick":
+            now += step[1]
+            out = c.handle(Tick(), now=now)
+        else:
+            _, typ, data, context = step
+            raw = {
+                "type": typ,
+                "data": data if isinstance(data, dict) else {},
+                "context": context if isinstance(context, dict) else {},
+            }
+            out = c.handle(EventArrived(event=normalize(raw).unwrap()), now=now)
+        assert all(isinstance(o, Output) for o in out)
+        ended += [o.ask_id for o in out if isinstance(o, AskFinished | AskFailed)]
+    ended += [o.ask_id for o in c.handle(LinkLost(), now=now) if isinstance(o, AskFailed)]
+    assert sorted(ended) == ["a", "b"]

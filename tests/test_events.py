@@ -167,7 +167,9 @@ def test_text_and_utterances(data: dict[str, Any], text: str, utterances: tuple[
         ({"request_id": "a", "thalovant_request_id": "b"}, {}, "a", ("a", "b")),
         ({"thalovant_request_id": "b"}, {}, "b", ("b",)),
         ({"correlation_id": "c"}, {}, "c", ("c",)),
-        ({"session": {"request_id": "s"}}, {"request_id": "d"}, "s", ("s", "d")),
+        ({"session": {"request_id": "s"}}, {"request_id": "d"}, "s", ("s",)),
+        # hub 4.x: the adopted session may still name an earlier request; context wins alone
+        ({"request_id": "now", "session": {"request_id": "earlier"}}, {}, "now", ("now",)),
         ({}, {"request_id": "d"}, "d", ("d",)),
         ({"request_id": "", "session": {"request_id": 5}}, {}, None, ()),
         ({"request_id": "a", "session": {"request_id": "a"}}, {}, "a", ("a",)),

@@ -153,14 +153,21 @@ class ThalovantEvent:
 
     @property
     def request_ids(self) -> tuple[str, ...]:
-        """Every correlation id the event carries, most authoritative first, without repeats."""
-        found: list[str] = []
+        """The correlation ids of the most authoritative place that has any: context, else session, else data.
+
+        Only one place counts: hub 4.x adopts a whole client session as the
+        connection's session (spec §9.1), so ``context.session.request_id`` can
+        name an *earlier* request while ``context.request_id`` names this one.
+        """
         for where in (self.context, self.session, self.data):
+            found: list[str] = []
             for key in _ID_KEYS:
                 value = _nonblank(where.get(key))
                 if value is not None and value not in found:
                     found.append(value)
-        return tuple(found)
+            if found:
+                return tuple(found)
+        return ()
 
     @property
     def request_id(self) -> str | None:
