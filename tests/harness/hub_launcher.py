@@ -1,0 +1,133 @@
+"""Entry point of the hivemind-core test hub process (runs inside the hub's own virtualenv).
+
+Not imported by the project: ``tests/harness/hub.py`` starts it as ``<hub venv>/bin/python hub_launcher.py``.
+It runs the real ``hivemind_core.__main__.main()`` after three adjustments:
+
+1. Start-up race (always applied).  The websocket and HTTP network plugins each install a fresh
+   ``AnyThreadEventLoopPolicy`` from their own thread, nearly at the same moment.  A fresh policy
+   forgets loops already handed out, so one plugin may listen on a loop that its thread never runs
+   (the port accepts TCP but never answers).  We install one policy up front and make repeated
+   installs of the same policy kind a no-op.
+2. Disconnect guards (on unless ``HARNESS_GUARDS=0``).  Replies are forwarded to clients from the
+   OVOS-bus thread while network threads add/remove clients; a write to a just-closed socket or a
+   dict mutated during iteration escapes into ovos-bus-client, which then drops the hub's bus link
+   for seconds.  We make a failed per-client send drop only that frame, iterate over snapshots of
+   the client table, and keep handler errors away from the bus client.
+3. Test push hook (always applied).  A ``thalovant.harness.push`` message on the OVOS bus makes
+   the hub send ``HiveMessage(BUS, payload)`` straight to every connected peer, or to the peers
+   listed in ``data["peers"]``, exactly like the inner message of an admin BROADCAST.  The hub then
+   answers ``thalovant.harness.push.done`` with the peers it delivered to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from tornado.platform.asyncio import AnyThreadEventLoopPolicy
+
+PUSH_TYPE = "thalovant.harness.push"
+PUSH_DONE_TYPE = "thalovant.harness.push.done"
+
+
+def _fix_event_loop_policy() -> None:
+    asyncio.set_event_loop_policy(AnyThreadEventLoopPolicy())
+    install = asyncio.set_event_loop_policy
+
+    def install_unless_same_kind(policy: Any) -> None:
+        current = asyncio.get_event_loop_policy()
+        if isinstance(policy, AnyThreadEventLoopPolicy) and isinstance(current, AnyThreadEventLoopPolicy):
+            return
+        install(policy)
+
+    asyncio.set_event_loop_policy = install_unless_same_kind  # type: ignore[assignment]
+
+
+def _install_guards() -> None:
+    import functools
+
+    import hivemind_ovos_agent_plugin as agent_mod
+    from hivemind_core.protocol import HiveMindClientConnection
+    from ovos_utils.log import LOG
+
+    plain_send = HiveMindClientConnection.send
+
+    def tolerant_send(self: Any, message: Any) -> Any:
+        try:
+            return plain_send(self, message)
+        except Exception as exc:
+            LOG.warning(f"[harness] frame to {self.peer} dropped: {type(exc).__name__}: {exc}")
+            return None
+
+    HiveMindClientConnection.send = tolerant_send
+
+    def snapshot(self: Any) -> dict[str, Any]:
+        return dict(self.hm_protocol.clients) if self.hm_protocol else {}
+
+    agent_mod.OVOSAgentProtocol.clients = property(snapshot)
+
+    def contained(handler: Any) -> Any:
+        @functools.wraps(handler)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(self, *args, **kwargs)
+            except Exception:
+                LOG.exception(f"[harness] agent handler {handler.__name__} failed")
+                return None
+
+        return run
+
+    cls = agent_mod.OVOSAgentProtocol
+    cls.handle_internal_mycroft = contained(cls.handle_internal_mycroft)
+    cls.handle_send = contained(cls.handle_send)
+
+
+def _install_push_hook() -> None:
+    import hivemind_ovos_agent_plugin as agent_mod
+    from hivemind_bus_client.message import HiveMessage, HiveMessageType
+    from ovos_bus_client.message import Message
+    from ovos_utils.log import LOG
+
+    cls = agent_mod.OVOSAgentProtocol
+    plain_register = cls.register_bus_handlers
+
+    def register(self: Any) -> None:
+        plain_register(self)
+
+        def on_push(message: Any) -> None:
+            try:
+                data = message.data or {}
+                wanted = data.get("peers")
+                clients = dict(self.hm_protocol.clients) if self.hm_protocol else {}
+                inner = Message(data.get("type") or "speak", data.get("data") or {}, data.get("context") or {})
+                delivered = []
+                for peer, client in clients.items():
+                    if wanted and peer not in wanted:
+                        continue
+                    client.send(HiveMessage(HiveMessageType.BUS, payload=inner))
+                    delivered.append(peer)
+                LOG.info(f"[harness] pushed {inner.msg_type} to {delivered}")
+                self.bus.emit(Message(PUSH_DONE_TYPE, {"token": data.get("token"), "peers": delivered}))
+            except Exception:
+                LOG.exception("[harness] push failed")
+
+        self.bus.on(PUSH_TYPE, on_push)
+
+    cls.register_bus_handlers = register
+
+
+def main() -> None:
+    _fix_event_loop_policy()
+    if os.environ.get("HARNESS_GUARDS", "1") != "0":
+        _install_guards()
+    _install_push_hook()
+    from hivemind_core.__main__ import main as hub_main
+
+    sys.argv[0] = "hivemind-core"
+    hub_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests against a real HiveMind hub on loopback (fixtures in conftest.py)."""
