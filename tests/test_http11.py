@@ -342,7 +342,7 @@ def test_split_url_origin_omits_default_port() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://x", "no-scheme", "https://", "http://user:pw@h/", "http://h:0", "http://h:99999", "http://h:x"]
+    "url", ["ftp://x", "no-scheme", "https://", "http://user:pw@h/", "http://h:0", "http://h:99999", "http://h:x", "http://h:\u00b9"]
 )
 def test_split_url_rejects_bad_urls_without_echoing_credentials(url: str) -> None:
     with pytest.raises(LocalProtocolError) as info:

@@ -301,10 +301,10 @@ def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", text):
         return float(int(text))
     match = re.fullmatch(
-        r"[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT", text
+        r"[A-Za-z]{3}, ([0-9]{2}) ([A-Za-z]{3}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT", text
     )
     months = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
     if match is None or match.group(2).lower() not in months:

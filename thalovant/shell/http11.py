@@ -30,6 +30,7 @@ byte chunks without sockets; the default dials with ``anyio.connect_tcp``.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -144,7 +145,7 @@ def split_url(url: str) -> SplitUrl:
         host, _, port_text = authority.partition(":")
     if not host:
         raise LocalProtocolError(f"URL has no host: {scheme}://...{safe_target(path)}")
-    if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
+    if port_text and (not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536):
         raise LocalProtocolError(f"URL has a bad port: {scheme}://{host}:{port_text[:8]}")
     port = int(port_text) if port_text else _DEFAULT_PORTS[scheme]
     return SplitUrl(scheme=scheme, host=host, port=port, path=path)
