@@ -69,6 +69,11 @@ MEDIA_JSON = st.recursive(
         ("x <= y >= z", "x <= y >= z"),
         ("<unknown>tag</unknown>", "<unknown>tag</unknown>"),
         ("<b>bold</b>", "<b>bold</b>"),
+        ("wait<break time=2s/>done", "wait done"),
+        ("<b x=1>kept</b>", "<b x=1>kept</b>"),
+        ("if a<b or c>d then", "if a<b or c>d then"),
+        ("<SPEAK>Caps</SPEAK>", "Caps"),
+        ("<prosody rate='slow'>unclosed", "unclosed"),
         # entities are decoded after markup removal: an escaped tag survives as text
         ("&lt;speak&gt; is a tag", "<speak> is a tag"),
         ("AT&amp;T &quot;q&quot; &apos;a&apos; &#65;&#x42;", "AT&T \"q\" 'a' AB"),

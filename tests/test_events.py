@@ -290,6 +290,13 @@ def test_dedup_key_is_stable_and_content_based() -> None:
     assert a.dedup_key() != ev("speak", {"utterance": "echo: hello"}).dedup_key()
 
 
+def test_events_hash_and_compare_by_content() -> None:
+    a = normalize(HUB4_SPEAK).unwrap()
+    b = normalize(json.loads(json.dumps(HUB4_SPEAK))).unwrap()
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, ev("speak")}) == 2
+
+
 def test_secrets_are_redacted_from_repr_and_as_dict() -> None:
     event = ev(
         data={"utterance": "hi", "password": "pw-SECRET"},

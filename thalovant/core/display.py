@@ -85,7 +85,7 @@ class ThalovantDisplayItem:
 
 # SSML 1.1 elements plus the common vendor ones. A tag is removed only if its
 # name is one of these or is namespaced (``amazon:effect``), and its attributes
-# are well formed (``name="value"`` / ``name='value'``).
+# are well formed (``name="value"``, ``name='value'`` or an unquoted ``name=value``).
 _SSML_NAMES = frozenset(
     "speak break prosody s p say-as sub emphasis audio voice phoneme lang mark lexicon lookup"
     " meta metadata desc token w par seq media emotion whisper".split()
@@ -93,7 +93,7 @@ _SSML_NAMES = frozenset(
 _BOUNDARY_NAMES = frozenset("break p s speak audio voice par seq media".split())
 _TAG = re.compile(
     r"<(?P<close>/)?(?P<name>[A-Za-z][\w.-]*(?::[A-Za-z][\w.-]*)?)"
-    r"(?P<attrs>(?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:\"[^\"<>]*\"|'[^'<>]*'))*)\s*(?P<selfclose>/)?>"
+    r"(?P<attrs>(?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s\"'<>/=]+))*)\s*(?P<selfclose>/)?>"
 )
 _DECL = re.compile(r"<\?xml[^<>]*\?>|<!--.*?-->", re.DOTALL)
 _ENTITY = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#(\d{1,7})|#[xX]([0-9A-Fa-f]{1,6}));")

@@ -105,6 +105,9 @@ class ThalovantEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
 
+    def __hash__(self) -> int:
+        return hash(self.dedup_key())
+
     def __repr__(self) -> str:
         return f"ThalovantEvent(type={self.type!r}, data={redact(self.data)!r}, context={redact(self.context)!r})"
 
