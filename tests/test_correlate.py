@@ -492,3 +492,48 @@ def test_garbage_events_never_raise_and_asks_end_at_most_once(steps: list[tuple[
         ended += [o.ask_id for o in out if isinstance(o, AskFinished | AskFailed)]
     ended += [o.ask_id for o in c.handle(LinkLost(), now=now) if isinstance(o, AskFailed)]
     assert sorted(ended) == ["a", "b"]
+
+
+# ------------------------------------------------------------------ replay traces
+
+
+def test_inputs_and_outputs_survive_a_replay_trace_round_trip() -> None:
+    import json as _json
+
+    from thalovant.core import correlate, events, events_reply, refusal
+    from thalovant.core.machine import Tick as _Tick
+    from thalovant.core.trace import TypeRegistry, decode_value, encode_value
+
+    registry = TypeRegistry(
+        [
+            correlate.AskStarted,
+            correlate.EventArrived,
+            correlate.AskProgress,
+            correlate.AskFinished,
+            correlate.AskFailed,
+            correlate.UnattributedDenial,
+            correlate.LinkLost,
+            events.ThalovantEvent,
+            events_reply.ThalovantReply,
+            refusal.Denial,
+            _Tick,
+        ]
+    )
+    c = Correlator()
+    inputs: list[Input] = [
+        AskStarted(ask_id="a", request_id="req-a", session_id="s", deadline=5.0),
+        AskStarted(ask_id="b", request_id="req-b", deadline=5.0),
+        speak("req-a", "one"),
+        reply_to("req-a", "speak", {"utterance": "two", "utterances": ["two", "2"], "meta": {"skill": "x"}}),
+        reply_to("req-a", "ovos.utterance.handled"),
+        reply_to("req-b", "hive.policy.denied", {"code": "quota_exceeded", "quota": {"limit": 3}, "allowed": ["a"]}),
+        HUB5_DENIAL_NO_ID,
+    ]
+    outputs: list[Output] = []
+    for inp in inputs:
+        outputs += c.handle(inp, now=1.0)
+    assert any(isinstance(o, AskFinished) for o in outputs) and any(isinstance(o, AskFailed) for o in outputs)
+    for value in [*inputs, *outputs]:
+        wire = _json.loads(_json.dumps(encode_value(value)))
+        decoded = decode_value(wire, registry).unwrap()
+        assert decoded == value, type(value).__name__

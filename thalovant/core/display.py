@@ -225,8 +225,8 @@ def _as_list(value: Any) -> list[Any]:
         decoded = _decode_json(value)
         if isinstance(decoded, list | Mapping):
             value = decoded
-    if isinstance(value, list):
-        return value
+    if isinstance(value, list | tuple):
+        return list(value)
     if value is None:
         return []
     return [value]
@@ -254,7 +254,7 @@ def _media_source(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _table_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
     table = _decode_json(source.get("table"))
-    if table is None or table == "" or table == [] or table == {}:
+    if table is None or table == "" or table == [] or table == () or table == {}:
         return []
     title = _str_or_none(table.get("title")) if isinstance(table, Mapping) else None
     return [ThalovantDisplayItem(KIND_TABLE, data=table, title=title)]
@@ -327,7 +327,7 @@ def spoken_text(data: Mapping[str, Any]) -> str:
     utterances = data.get("utterances")
     if isinstance(utterances, str):
         return utterances
-    if isinstance(utterances, list):
+    if isinstance(utterances, list | tuple):
         return " ".join(u for u in utterances if isinstance(u, str))
     return ""
 

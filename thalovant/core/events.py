@@ -91,7 +91,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ThalovantEvent:
     """One bus message from the hub, as a read-only view.
 
@@ -104,6 +104,13 @@ class ThalovantEvent:
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        # by canonical JSON content, so a list and a tuple holding the same items
+        # compare equal (replay traces decode JSON arrays as tuples)
+        if not isinstance(other, ThalovantEvent):
+            return NotImplemented
+        return self.type == other.type and self.dedup_key() == other.dedup_key()
 
     def __hash__(self) -> int:
         return hash(self.dedup_key())
@@ -127,7 +134,7 @@ class ThalovantEvent:
         raw = self.data.get("utterances")
         if isinstance(raw, str):
             return (raw,)
-        if isinstance(raw, list):
+        if isinstance(raw, list | tuple):
             found = tuple(u for u in raw if isinstance(u, str))
             if found:
                 return found
