@@ -26,6 +26,7 @@ from thalovant.shell.control_plane import (
     BootstrapIdentityResult,
     ThalovantControlPlane,
 )
+from thalovant.shell.identity_io import ThalovantIdentity
 
 EMAIL, PASSWORD = "dev@example.test", "correct horse battery"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -194,11 +195,26 @@ def test_create_client_identity_generates_and_sends_secrets_once(
     assert result.client["spec"]["apiKeyRef"]["name"].startswith("vault/")
 
 
-def test_identity_is_a_thalovant_identity_when_available(cp: ThalovantControlPlane, srv: FakeControlServer) -> None:
-    result = cp.create_client_identity("hub-1", name="typed")
+def test_identity_is_a_usable_thalovant_identity(cp: ThalovantControlPlane, srv: FakeControlServer) -> None:
+    result = cp.create_client_identity("hub-mqtt", name="typed")
+    spec = sent_spec(srv)
     ident = result.identity
-    key = ident["access_key"] if isinstance(ident, dict) else ident.access_key
-    assert key == sent_spec(srv)["apiKey"]
+    assert isinstance(ident, ThalovantIdentity)
+    assert (ident.access_key, ident.password, ident.crypto_key) == (spec["apiKey"], spec["password"], spec["cryptoKey"])
+    assert ident.mqtt is not None and ident.mqtt.password in srv.issued_secrets and ident.mqtt.tls is True
+    assert ident.endpoint_for("mqtt") == "mqtts://broker.example.test:8883"
+    assert spec["apiKey"] not in repr(ident)
+    assert cp.require_runtime_protocol(result, protocol="wss") == ("wss", "wss://mqtt-hub.example.test")
+
+
+def test_answer_that_makes_no_valid_identity_is_an_api_error(cp: ThalovantControlPlane, srv: FakeControlServer) -> None:
+    bad = {"id": "c-9", "initial_identify": {"default_master": "https://h.test", "default_port": "not a port"}}
+    srv.script("POST", "/v1/clients", Reply(status=201, body=bad))
+    with pytest.raises(ThalovantAPIError) as info:
+        cp.create_client_identity("hub-1", name="bad")
+    spec = sent_spec(srv)
+    assert info.value.code == "invalid_identity" and "default_port" in str(info.value)
+    assert spec["apiKey"] not in str(info.value) and spec["password"] not in str(info.value)
 
 
 def test_spec_from_caller_is_kept_but_cannot_override_secrets(

@@ -27,7 +27,6 @@ retry it safely with the same key.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import secrets as _secrets
@@ -48,6 +47,7 @@ from thalovant.errors import (
     LocalProtocolError,
     ThalovantAPIError,
     ThalovantConnectionError,
+    ThalovantIdentityError,
     ThalovantTimeoutError,
     ThalovantUnsupportedProtocolError,
 )
@@ -59,6 +59,7 @@ from thalovant.shell.http11 import (
     HttpTimeouts,
     split_url,
 )
+from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.tls import make_ssl_context
 
 log = logging.getLogger("thalovant.control")
@@ -76,22 +77,22 @@ def _raise(problem: ApiProblem) -> NoReturn:
     )
 
 
-def _build_identity(mapping: dict[str, Any]) -> Any:
-    """``ThalovantIdentity.from_mapping(mapping)`` when that class exists, else the mapping itself."""
+def _build_identity(mapping: dict[str, Any]) -> ThalovantIdentity:
+    """``ThalovantIdentity.from_mapping``; an answer that makes no valid identity is an API error."""
     try:
-        module = importlib.import_module("thalovant.core.identity")
-    except ImportError:
-        return mapping
-    factory = getattr(getattr(module, "ThalovantIdentity", None), "from_mapping", None)
-    return factory(mapping) if callable(factory) else mapping
+        return ThalovantIdentity.from_mapping(mapping, origin="identity from the control plane")
+    except ThalovantIdentityError as exc:  # its messages name fields, never values
+        raise ThalovantAPIError(
+            f"the API's answer does not make a valid identity: {exc}", code="invalid_identity"
+        ) from exc
 
 
 class BootstrapIdentityResult:
     """What :meth:`AsyncThalovantControlPlane.create_client_identity` returns.
 
     Attributes:
-        identity: a ``ThalovantIdentity`` (or, while that class is not available, the
-            identity mapping in identity-file format).
+        identity: a ready ``ThalovantIdentity`` (``.mqtt`` holds the broker credentials when
+            the API sent them).
         hub: the hub record used.
         endpoint: ``(protocol, url)`` chosen from the preferred protocols, or None.
         notes: human-readable remarks (e.g. MQTT enabled but no broker credentials).
@@ -100,7 +101,7 @@ class BootstrapIdentityResult:
     __slots__ = ("_mapping", "_raw_client", "endpoint", "hub", "identity", "notes")
 
     def __init__(
-        self, *, identity: Any, mapping: dict[str, Any], hub: dict[str, Any], client: dict[str, Any],
+        self, *, identity: ThalovantIdentity, mapping: dict[str, Any], hub: dict[str, Any], client: dict[str, Any],
         endpoint: tuple[str, str] | None, notes: tuple[str, ...] = (),
     ) -> None:
         self.identity = identity
@@ -284,6 +285,14 @@ class AsyncThalovantControlPlane:
             _raise(parsed.failure())
         return parsed.unwrap()
 
+    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
+        """``(protocol, url)`` if ``result``'s identity can use ``protocol`` (0.4.7 name).
+
+        Raises:
+            ThalovantUnsupportedProtocolError: see :meth:`BootstrapIdentityResult.require_protocol`.
+        """
+        return protocol, result.require_protocol(protocol)
+
     async def login(
         self, email: str, password: str, otp_code: str | None = None, recovery_code: str | None = None,
         *, scope: str | None = None,
@@ -465,9 +474,27 @@ class ThalovantControlPlane:
         """See :meth:`AsyncThalovantControlPlane.create_client`."""
         return self._run(self._async.create_client, payload, idempotency_key=idempotency_key)
 
-    def create_client_identity(self, hub: str | Mapping[str, Any], **options: Any) -> BootstrapIdentityResult:
+    def create_client_identity(
+        self,
+        hub: str | Mapping[str, Any],
+        *,
+        name: str,
+        site_id: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        owner_id: str | None = None,
+        active: bool = True,
+        preferred_protocols: Sequence[str] = DEFAULT_PREFERENCE,
+        idempotency_key: str | None = None,
+    ) -> BootstrapIdentityResult:
         """See :meth:`AsyncThalovantControlPlane.create_client_identity`."""
-        return self._run(self._async.create_client_identity, hub, **options)
+        return self._run(
+            self._async.create_client_identity, hub, name=name, site_id=site_id, spec=spec, owner_id=owner_id,
+            active=active, preferred_protocols=preferred_protocols, idempotency_key=idempotency_key,
+        )
+
+    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
+        """See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`."""
+        return self._async.require_runtime_protocol(result, protocol=protocol)
 
 
 def _refuse_in_event_loop() -> None:
