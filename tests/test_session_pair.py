@@ -485,3 +485,25 @@ def test_session_reprs_hold_no_secrets() -> None:
     s = ready_psk_session(hub)
     text = repr(s) + repr(s.handshake)
     assert CRYPTO_KEY not in text and "6131623263" not in text
+
+
+def test_chacha_and_b64_when_the_client_prefers_them() -> None:
+    hub = FakeHub(password=PASSWORD)
+    s = new_session(password=PASSWORD, encodings=["JSON-B64", "JSON-HEX"], ciphers=["CHACHA20-POLY1305"])
+    s.handle(LinkOpened(), now=0.0)
+    s.handle(UserSend(message=BusMessage(type="q"), ref=1), now=0.0)
+    outs = pump(s, hub, hub.greeting())
+    assert (hub.cipher, hub.encoding) == (Cipher.CHACHA20_POLY1305, Encoding.JSON_B64)
+    assert [m.msg_type for m in hub.received] == [MsgType.HANDSHAKE, MsgType.HELLO, MsgType.BUS]
+    assert any(isinstance(o, SessionReady) for o in outs)
+    assert s.handle(FrameReceived(data=hub.say("ok")), now=2.0)[0].message.bus().data == {"utterance": "ok"}  # type: ignore[attr-defined,union-attr]
+
+
+def test_bad_credentials_and_options_raise_at_construction() -> None:
+    for bad in (
+        {"crypto_key": "short"},
+        {"password": PASSWORD, "ciphers": ["ROT13"]},
+        {"password": PASSWORD, "prefer": "x"},
+    ):
+        with pytest.raises(LocalProtocolError):
+            new_session(**bad)

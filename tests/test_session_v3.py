@@ -61,6 +61,14 @@ def test_noise_offer_runs_xx_sends_hello_as_first_noise_frame_then_the_queue() -
     reply = HiveMessage(msg_type=MsgType.BUS, payload={"type": "speak", "data": {"utterance": "hi"}, "context": {}})
     delivered = [o for f in hub.channel.seal(reply) for o in s.handle(FrameReceived(data=f), now=1.0)]
     assert delivered == [Deliver(message=reply)]
+    # a message chunked into several Noise frames is delivered once, after the last chunk
+    big = HiveMessage(
+        msg_type=MsgType.BUS, payload={"type": "speak", "data": {"utterance": "x" * 150_000}, "context": {}}
+    )
+    chunks = hub.channel.seal(big)
+    assert len(chunks) == 3
+    per_chunk = [s.handle(FrameReceived(data=f), now=1.0) for f in chunks]
+    assert per_chunk == [[], [], [Deliver(message=big)]]
     # after Noise, a cleartext text frame is fatal (spec §7.7)
     outs = s.handle(FrameReceived(data=encode_json(reply)), now=1.1)
     assert any(isinstance(o, SessionFailed) and o.code == "downgrade" for o in outs)

@@ -43,7 +43,7 @@ import base64
 import enum
 import importlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,7 +68,7 @@ from thalovant.core.codec import (
     parse_json_object,
 )
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.handshake_v1 import Handshake, NoiseOffered
+from thalovant.core.handshake_v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
 from thalovant.core.message import BusMessage, HiveMessage, MsgType
 
@@ -227,6 +227,8 @@ class Session:
         max_queue: user sends held while handshaking; more fail with ``SendFailed``.
         prefer: ``"password"`` or ``"psk"`` when the hub offers both.
         binarize: ask the hub for binarized hub→client frames.
+        encodings: wrapper encodings offered on the password path, best first (spec §4.8).
+        ciphers: ciphers offered on the password path, best first.
         v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``,
             ``pinned_hub_key``, ``psk``, ...).
 
@@ -251,6 +253,8 @@ class Session:
         max_queue: int = 64,
         prefer: str = "password",
         binarize: bool = False,
+        encodings: Sequence[str] = DEFAULT_ENCODINGS,
+        ciphers: Sequence[str] = DEFAULT_CIPHERS,
         v3_options: Mapping[str, Any] | None = None,
     ) -> None:
         if is_default_session(session_id):
@@ -261,6 +265,18 @@ class Session:
             raise LocalProtocolError("a session needs a password or a crypto_key")
         if handshake_timeout <= 0 or max_queue < 0:
             raise LocalProtocolError("handshake_timeout must be positive and max_queue >= 0")
+        # Build one throw-away handshake so that bad credentials or options raise here, not at link-up.
+        Handshake(
+            entropy=entropy,
+            started_at=0.0,
+            password=password,
+            crypto_key=crypto_key,
+            encodings=encodings,
+            ciphers=ciphers,
+            prefer=prefer,
+        )
+        self._encodings = tuple(encodings)
+        self._ciphers = tuple(ciphers)
         self._session_id = session_id
         self._site_id = site_id
         self._useragent = useragent
@@ -345,6 +361,8 @@ class Session:
             useragent=self._useragent,
             binarize=self._binarize,
             prefer=self._prefer,
+            encodings=self._encodings,
+            ciphers=self._ciphers,
         )
         self._state = _S.HANDSHAKING
         if not self._trigger_hello:
