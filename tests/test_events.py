@@ -290,6 +290,16 @@ def test_dedup_key_is_stable_and_content_based() -> None:
     assert a.dedup_key() != ev("speak", {"utterance": "echo: hello"}).dedup_key()
 
 
+def test_dedup_key_survives_odd_values() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    odd = ThalovantEvent("x", {1: "int key", "b": b"bytes"}, {"deep": deep})
+    assert len(odd.dedup_key()) == 64
+    assert odd.dedup_key() == ThalovantEvent("x", {1: "int key", "b": b"bytes"}, {"deep": deep}).dedup_key()
+    assert odd.dedup_key() != ThalovantEvent("x", {2: "int key", "b": b"bytes"}, {"deep": deep}).dedup_key()
+
+
 def test_events_hash_and_compare_by_content() -> None:
     a = normalize(HUB4_SPEAK).unwrap()
     b = normalize(json.loads(json.dumps(HUB4_SPEAK))).unwrap()

@@ -83,6 +83,17 @@ def redact(value: Any, _depth: int = 0) -> Any:
     return value
 
 
+def _bounded(value: Any, depth: int) -> Any:
+    """A JSON-dumpable copy: string keys, nesting cut at ``_MAX_REDACT_DEPTH``."""
+    if depth > _MAX_REDACT_DEPTH:
+        return "..."
+    if isinstance(value, Mapping):
+        return {str(k): _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(v, depth + 1) for v in value]
+    return value if value is None or isinstance(value, bool | int | float | str) else repr(value)
+
+
 def _nonblank(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
@@ -278,8 +289,8 @@ class ThalovantEvent:
         """A stable key: equal for two deliveries of the same message (harness P18)."""
         try:
             text = json.dumps([self.type, self.data, self.context], sort_keys=True, default=repr)
-        except (TypeError, ValueError, RecursionError):
-            text = repr((self.type, self.data, self.context))
+        except (TypeError, ValueError, RecursionError):  # non-str keys or absurd nesting
+            text = json.dumps(_bounded([self.type, self.data, self.context], 0), sort_keys=True, default=repr)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
