@@ -116,6 +116,11 @@ def write_all(hub: TestHub, clients: list[Client]) -> None:
         "database": {"module": "hivemind-json-db-plugin",
                      "hivemind-json-db-plugin": {"name": "clients", "subfolder": "hivemind-core"}},
     }
+    if hub.v3:
+        # 5.x extras that would reach beyond loopback (mDNS/UPnP presence, an upstream master) stay off
+        server["presence"] = {"enabled": False, "zeroconf": False, "upnp": False}
+        server["upstream"] = {"enabled": False}
+        server["rendezvous"] = {"enabled": False}
     _write_secret(run / "config" / "hivemind-core" / "server.json", json.dumps(server, indent=1))
     _add_clients(hub, clients)
     for client in clients:

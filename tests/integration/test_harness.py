@@ -345,3 +345,63 @@ def test_every_process_is_alive_and_recorded(real_hub: TestHub) -> None:
     assert set(rss) == expected
     assert all(v > 1000 for v in rss.values())
     assert "password" not in repr(real_hub)
+
+
+# -- hub 5.x (protocol v3) ------------------------------------------------------------------------------
+
+
+def test_v3_greeting_offers_noise(real_hub_v3: TestHub) -> None:
+    hello, offer = _greeting(real_hub_v3, "password")
+    assert hello["msg_type"] == "hello"
+    assert "BEGIN PUBLIC KEY" in hello["payload"]["node_id"], "5.x: node_id is the hub's RSA public key"
+    assert not hello["payload"]["peer"].endswith("::default")
+    assert offer["msg_type"] == "shake"
+    assert offer["payload"]["max_protocol_version"] == 3
+    assert "XXpsk2" in offer["payload"]["noise"]["patterns"]
+    assert "25519_ChaChaPoly_SHA256" in offer["payload"]["noise"]["suites"]
+    assert "handshake" not in offer["payload"] and "preshared_key" not in offer["payload"]
+
+
+def test_v3_percent_encoded_token_is_accepted(real_hub_v3: TestHub) -> None:
+    assert real_hub_v3.ports is not None
+    encoded = urllib.parse.quote(real_hub_v3.token("padded"), safe="")
+    assert encoded != real_hub_v3.token("padded")
+    with RawWebSocket(real_hub_v3.ports.ws, f"/?authorization={encoded}") as ws:
+        hello = ws.recv_json()
+    assert "::sdk-padded::" in hello["payload"]["peer"]
+
+
+def test_v3_unknown_key_is_closed_with_1008(real_hub_v3: TestHub) -> None:
+    assert real_hub_v3.ports is not None
+    token = urllib.parse.quote(token_for(real_hub_v3.user_agent, "e" * 32), safe="")
+    with RawWebSocket(real_hub_v3.ports.ws, f"/?authorization={token}") as ws:
+        assert ws.upgrade_status == 101
+        with pytest.raises(WsClosed) as closed:
+            ws.recv_json()
+    assert closed.value.code == 1008
+
+
+def test_v3_http_connect_queues_the_greeting(real_hub_v3: TestHub) -> None:
+    assert real_hub_v3.ports is not None
+    port = real_hub_v3.ports.http
+    auth = urllib.parse.quote(real_hub_v3.token("psk2"), safe="")
+    status, body = _http(port, "POST", f"/connect?authorization={auth}")
+    assert (status, body["status"]) == (200, "Connected")
+    try:
+        status, body = _http(port, "GET", f"/get_messages?authorization={auth}")
+        frames = [json.loads(m) for m in body["messages"]]
+        assert [f["msg_type"] for f in frames[:2]] == ["hello", "shake"]
+        assert frames[1]["payload"]["max_protocol_version"] == 3
+    finally:
+        _http(port, "POST", f"/disconnect?authorization={auth}")
+
+
+def test_v3_echo_agent_and_restart(real_hub_v3: TestHub) -> None:
+    marker = uuid.uuid4().hex
+    with real_hub_v3.bus() as bus:
+        bus.emit("recognizer_loop:utterance", {"utterances": ["hello v3"]}, {"source": "t", "marker": marker})
+    assert real_hub_v3.wait_echo("recognizer_loop:utterance", utterances=["hello v3"])["context"]["marker"] == marker
+    assert real_hub_v3.push_event("harness.nobody", {}) == []  # no client finished a handshake
+    node_before = _greeting(real_hub_v3, "psk")[0]["payload"]["node_id"]
+    real_hub_v3.restart_hub()
+    assert _greeting(real_hub_v3, "psk")[0]["payload"]["node_id"] == node_before, "node key survives a restart"
