@@ -253,7 +253,7 @@ def test_denial_with_request_id_belongs_to_that_ask_only() -> None:
     (failed,) = ends(out)
     assert isinstance(failed, AskFailed) and failed.ask_id == "b" and failed.kind == "policy_denied"
     assert failed.denial is not None and failed.denial.code == "policy_denied"
-    assert failed.reason == "policy denied: policy denied by echo skill (policy_denied)"
+    assert failed.reason == "policy denied by echo skill (policy_denied)"
     assert c.pending == ("a",)
 
 

@@ -180,6 +180,10 @@ def test_fields_feed_the_public_exception() -> None:
     )
 
 
+def test_message_does_not_repeat_policy_denied() -> None:
+    assert parse_denial(ECHO_DENIAL).message() == "policy denied by echo skill (utterance 'deny') (policy_denied)"
+
+
 def test_message_without_reason() -> None:
     assert Denial().message() == "policy denied"
     assert Denial(denied_type="speak").message() == "policy denied: speak"

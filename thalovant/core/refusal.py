@@ -134,7 +134,8 @@ class Denial:
         """
         head = "policy denied"
         if self.reason:
-            head = f"{head}: {self.reason}"
+            # the echo skill's reason already reads "policy denied by echo skill ..."
+            head = self.reason if self.reason.lower().startswith(head) else f"{head}: {self.reason}"
         elif self.denied_type:
             head = f"{head}: {self.denied_type}"
         if self.code:
