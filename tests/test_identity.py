@@ -589,6 +589,13 @@ def test_redacted_as_dict_is_exact_and_has_no_secret() -> None:
     }
 
 
+def test_bare_master_userinfo_is_hidden() -> None:
+    ident = ThalovantIdentity.from_mapping(base(default_master="alice:masterpw@hub.example"))
+    assert ident.endpoint_base() == "http://alice:masterpw@hub.example:5679"
+    assert ident.as_dict()["default_master"] == "hub.example"
+    assert "masterpw" not in repr(ident)
+
+
 def test_userinfo_is_stripped_everywhere_when_redacted() -> None:
     ident = ThalovantIdentity.from_mapping(
         base(
@@ -866,6 +873,8 @@ def test_env_mapping_lists_every_documented_variable() -> None:
         ("mqtt://h", "mqtt://h"),
         ("not a url", "not a url"),
         ("wss://u@[::1]:9/", "wss://[::1]:9"),
+        ("u:pw@hub.example:443/x", "hub.example:443/x"),
+        ("hub.example/x", "hub.example/x"),
     ],
 )
 def test_without_userinfo(url: str, redacted: str) -> None:

@@ -82,7 +82,8 @@ def valid_identities(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
     if credential in ("psk", "both"):
         values["crypto_key"] = draw(SECRET)
         secrets.append(values["crypto_key"])
-    values["default_master"] = draw(endpoint(("http", "https", "ws", "wss"), with_path=True, secrets=secrets) | hosts)
+    master = draw(endpoint(("http", "https", "ws", "wss"), with_path=True, secrets=secrets))
+    values["default_master"] = master.split("://", 1)[1] if draw(st.booleans()) else master  # bare host or URL
     port = draw(ports)
     if port is not None:
         values["default_port"] = port

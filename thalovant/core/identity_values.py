@@ -237,9 +237,18 @@ def split_url(text: str) -> SplitUrl | str:
 
 
 def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` removed; non-URLs are returned unchanged."""
+    """``url`` with any ``user:password@`` removed, also from a scheme-less ``user@host/path``.
+
+    Text that is not a URL at all is returned unchanged.
+    """
     split = split_url(url)
-    return split.unsplit(with_userinfo=False) if isinstance(split, SplitUrl) else url
+    if isinstance(split, SplitUrl):
+        return split.unsplit(with_userinfo=False)
+    if "://" not in url:
+        bare = split_url(f"x://{url}")
+        if isinstance(bare, SplitUrl) and bare.userinfo:
+            return bare.unsplit(with_userinfo=False).removeprefix("x://")
+    return url
 
 
 def read_url(value: object, path: str, problems: Problems, *, schemes: tuple[str, ...]) -> SplitUrl | None:
