@@ -537,3 +537,51 @@ def test_inputs_and_outputs_survive_a_replay_trace_round_trip() -> None:
         wire = _json.loads(_json.dumps(encode_value(value)))
         decoded = decode_value(wire, registry).unwrap()
         assert decoded == value, type(value).__name__
+
+
+# ------------------------------------------------------------------ end to end with the message builders
+
+
+def echo_reply(
+    sent_context: dict[str, Any], typ: str, data: dict[str, Any], *, session: dict[str, Any]
+) -> EventArrived:
+    """What a skill's Message.reply() looks like after the hub: context copied, session as the hub decides."""
+    context = {**sent_context, "source": "hive", "destination": "peer", "session": session}
+    return EventArrived(event=normalize({"type": typ, "data": data, "context": context}).unwrap())
+
+
+def test_hub4_round_trip_with_built_message() -> None:
+    from thalovant.core.context import utterance_message
+
+    msg = utterance_message("hello", request_id="req-1", session_id="my-conversation", site_id="site")
+    c = Correlator()
+    c.handle(AskStarted(ask_id="a", request_id="req-1", session_id="my-conversation", deadline=10.0), now=0.0)
+    # hub 4.x replaces the session with the connection's (P13), keeping request_id at the top level
+    hub_session = {"session_id": "conn-1", "site_id": "site", "lang": "en", "request_id": "older-request"}
+    c.handle(echo_reply(msg.context, "speak", {"utterance": "echo: hello"}, session=hub_session), now=0.1)
+    (done,) = ends(c.handle(echo_reply(msg.context, "ovos.utterance.handled", {}, session=hub_session), now=0.2))
+    assert isinstance(done, AskFinished)
+    assert (done.reply.text, done.reply.ok, done.reply.session_id) == ("echo: hello", True, "my-conversation")
+
+
+def test_hub5_conversation_carry_across_turns() -> None:
+    from thalovant.core.context import utterance_message
+
+    state = ConversationState("conv-1")
+    c = Correlator()
+    first = utterance_message("start quiz", request_id="r1", session_id="conv-1", context=state.context_for_next_turn())
+    c.handle(AskStarted(ask_id="t1", request_id="r1", session_id="conv-1", deadline=10.0), now=0.0)
+    returned = {
+        "session_id": "conv-1",
+        "active_skills": [["quiz.skill", 1.0]],
+        "utterance_states": {"quiz.skill": "response"},
+    }
+    c.handle(echo_reply(first.context, "speak", {"utterance": "Question one?"}, session=returned), now=0.1)
+    (done,) = ends(c.handle(echo_reply(first.context, "ovos.utterance.handled", {}, session=returned), now=0.2))
+    assert isinstance(done, AskFinished)
+    state = state.update_from_reply(done.reply)
+    second = utterance_message("paris", request_id="r2", session_id="conv-1", context=state.context_for_next_turn())
+    assert second.context["session"]["active_skills"] == [["quiz.skill", 1.0]]
+    assert second.context["session"]["utterance_states"] == {"quiz.skill": "response"}
+    assert second.context["session"]["session_id"] == "conv-1"
+    assert second.context["session"]["request_id"] == "r2"
