@@ -311,3 +311,28 @@ def test_initial_identify_values_win_but_references_fall_back_to_local() -> None
     assert (m["default_master"], m["default_port"]) == ("wss://m.test", 8443)
     assert m["mqtt"] == {"endpoint": "mqtt://b:1883", "username": "u", "password": "p", "tls": False}
     assert m["data_plane_endpoints"]["mqtt"] == "mqtt://b:1883"
+
+
+@pytest.mark.parametrize("token", ["", "has space", "line\nbreak", "x" * 5000, "caf\u00e9"])
+def test_login_token_that_cannot_travel_in_a_header_is_refused(token: str) -> None:
+    result = control.token_from_login({"access_token": token})
+    assert not is_successful(result) and (not token or token not in result.failure().message)
+
+
+def test_redirects_are_reported_not_followed() -> None:
+    p = control.problem_for_response(method="GET", path="/v1/hubs", status_code=301,
+                                     headers=[("location", "https://elsewhere")], body=b"")
+    assert "redirects are not followed" in p.message and p.status_code == 301
+
+
+def test_client_level_mqtt_block_is_used_when_there_is_no_initial_identify() -> None:
+    hub = {"domain": "h.test", "protocols": {"http": True, "mqtt": True},
+           "endpoints": {"mqtt": "mqtt://b.test:1883"}}
+    client = {"mqtt": {"username": "u1", "password": "broker-pw-1", "topicPrefix": "hivemind/h"}}
+    a = assemble_identity(hub=hub, client=client, secrets=SECRETS, site_id="s", preferred=("mqtt",)).unwrap()
+    assert a.mapping["mqtt"] == {"endpoint": "mqtt://b.test:1883", "username": "u1", "password": "broker-pw-1",
+                                 "topic_prefix": "hivemind/h", "tls": False}
+    assert a.selected == ("mqtt", "mqtt://b.test:1883") and a.notes == ()
+    referenced = {"mqtt": {"username": "u1", "passwordRef": {"name": "vault/x", "key": "password"}}}
+    b = assemble_identity(hub=hub, client=referenced, secrets=SECRETS, site_id="s", preferred=("mqtt",)).unwrap()
+    assert "mqtt" not in b.mapping and b.selected is None and "MQTT" in b.notes[0]

@@ -265,12 +265,16 @@ def test_connect_failure_and_send_failure_map_to_connection_error() -> None:
         run(broken)
 
 
-def test_invalid_request_header_is_local_protocol_error() -> None:
-    async def main() -> None:
-        await conn_for(Dialer(ScriptedStream([response()]))).request("GET", "/", [("bad header", "x")])
+@pytest.mark.parametrize("header", [("bad header", "x"), ("authorization", "Bearer " + SECRET + "\r\nx: y")])
+def test_invalid_request_header_is_local_protocol_error_without_its_value(header: tuple[str, str]) -> None:
+    stream = ScriptedStream([response()])
 
-    with pytest.raises(LocalProtocolError):
+    async def main() -> None:
+        await conn_for(Dialer(stream)).request("GET", "/", [header])
+
+    with pytest.raises(LocalProtocolError) as info:
         run(main)
+    assert SECRET not in str(info.value) and stream.sent == b""
 
 
 def test_informational_responses_are_skipped() -> None:

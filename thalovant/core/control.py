@@ -53,6 +53,8 @@ REDACTED = "[redacted]"
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _SPACES = re.compile(r"\s+")
+#: What a bearer token may contain (printable ASCII, no spaces): anything else could not be sent in a header.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 #: Key names (lower case, without ``_`` and ``-``) whose values are secrets.
@@ -74,6 +76,7 @@ _STATUS_HINTS: dict[int, str] = {
     422: "the API rejected a field of the request",
     429: "rate limited; wait before retrying",
 }
+_REDIRECT_HINT = "redirects are not followed; check base_url"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,6 +347,8 @@ def problem_for_response(
     code = one_line(raw_code, secrets, limit=80) if raw_code else None
     retry_after = parse_retry_after(header_value(headers, "retry-after"), now_epoch=now_epoch)
     hint = _STATUS_HINTS.get(status_code, "the API failed; try again later" if status_code >= 500 else "")
+    if 300 <= status_code < 400:
+        hint = _REDIRECT_HINT
     text = f"Thalovant API {method} {path} failed with HTTP {status_code}"
     if code:
         text += f" [{code}]"
@@ -358,7 +363,7 @@ def problem_for_response(
 def token_from_login(body: Mapping[str, Any]) -> Result[str, ApiProblem]:
     """The ``access_token`` a login answer must carry."""
     token = body.get("access_token")
-    if isinstance(token, str) and token.strip():
+    if isinstance(token, str) and _TOKEN.fullmatch(token):
         return Success(token)
     return Failure(ApiProblem(
         message="Thalovant API login answer has no access_token", code="invalid_response"

@@ -158,7 +158,9 @@ class AsyncThalovantControlPlane:
             headers.append(("content-type", "application/json"))
         if req.authenticated:
             if not self._token:
-                raise ThalovantAPIError("Missing Thalovant API access token: call login() or pass access_token=")
+                raise ThalovantAPIError(
+                    "Missing Thalovant API access token: call login() or pass access_token=", code="not_authenticated"
+                )
             headers.append(("authorization", f"Bearer {self._token}"))
         if req.idempotency_key:
             headers.append(("idempotency-key", req.idempotency_key))

@@ -164,7 +164,8 @@ def map_exceptions(what: str) -> Iterator[None]:
     except TimeoutError as exc:
         raise ThalovantTimeoutError(f"{what}: timed out") from exc
     except h11.LocalProtocolError as exc:
-        raise LocalProtocolError(f"{what}: invalid request: {exc}") from exc
+        # h11 quotes offending header values (an Authorization token, say): never repeat its text
+        raise LocalProtocolError(f"{what}: invalid request target or header (not sent)") from exc
     except h11.RemoteProtocolError as exc:
         raise ThalovantConnectionError(f"{what}: malformed or incomplete HTTP response") from exc
     except ssl.SSLCertVerificationError as exc:
