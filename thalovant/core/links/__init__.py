@@ -42,6 +42,7 @@ __all__ = [
     "LinkUp",
     "OutboundFrame",
     "Refs",
+    "Started",
     "StopRequested",
     "form_encode",
     "percent_encode",
@@ -84,6 +85,11 @@ class OutboundFrame(Input):
 
     data: Frame
     refs: Refs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started(Input):
+    """Open the link now."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -67,6 +67,7 @@ from thalovant.core.links import (
     LinkUp,
     OutboundFrame,
     Refs,
+    Started,
     StopRequested,
     percent_encode,
 )
@@ -117,11 +118,6 @@ class _Kind(enum.Enum):
 
 
 # ---- inputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Started(Input):
-    """Open the link (the shell has nothing to connect: requests are per call)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
