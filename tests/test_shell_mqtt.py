@@ -63,7 +63,7 @@ class Broker:
         self.proc.wait(timeout=5)
 
 
-def start_broker(tmp: Path) -> Broker:
+def start_broker(tmp: Path, *, tls: tuple[Path, Path] | None = None) -> Broker:
     _ensure_mosquitto()
     passwd = tmp / "passwd"
     for user, pw in (("alice", ALICE_PW), ("bob", BOB_PW)):
@@ -76,7 +76,9 @@ def start_broker(tmp: Path) -> Broker:
     log = tmp / "mosquitto.log"
     conf = tmp / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
+        f"listener {port} 127.0.0.1\n"
+        + (f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls else "")
+        + f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
         f"persistence false\nlog_dest file {log}\nuser {getpass.getuser()}\n"
     )
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
