@@ -565,6 +565,12 @@ def test_metadata_is_copied_and_validated() -> None:
     assert paths_of(base(metadata="x")) == ["metadata"]
     assert paths_of(base(metadata={"n": float("nan")})) == ["metadata"]
     assert paths_of(base(metadata={1: "int key"})) == ["metadata"]
+    assert paths_of(base(metadata={"huge": 10**5000})) == ["metadata"]
+    assert paths_of(base(site_id=10**5000)) == ["site_id"]
+    deep: dict[str, Any] = {}
+    for _ in range(40):
+        deep = {"d": deep}
+    assert paths_of(base(metadata=deep)) == ["metadata"]
     assert ThalovantIdentity.from_mapping(base(metadata=None)).metadata == {}
 
 

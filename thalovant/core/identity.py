@@ -83,6 +83,7 @@ from thalovant.core.identity_values import (
     REDACTED,
     IdentityProblem,
     Problems,
+    copy_json,
     first_present,
     normalize_path,
     read_json_object,
@@ -308,7 +309,7 @@ class ThalovantIdentity:
         out["protocols"] = self.protocols.as_dict()
         if self.mqtt is not None:
             out["mqtt"] = self.mqtt.as_dict(include_secrets=include_secrets)
-        out["metadata"] = json.loads(json.dumps(self.metadata)) if include_secrets else redact_json(self.metadata)
+        out["metadata"] = copy_json(self.metadata) if include_secrets else redact_json(self.metadata)
         return out
 
     def __repr__(self) -> str:

@@ -94,8 +94,8 @@ def read_text(
         problems.add(path, "must be a string")
         return None
     if not isinstance(value, str):
-        if not allow_numbers or (isinstance(value, float) and not value.is_integer()):
-            problems.add(path, "must be a string")
+        if not allow_numbers or (isinstance(value, float) and not value.is_integer()) or abs(value) >= 10**18:
+            problems.add(path, "must be a string" if not allow_numbers else "must be a string or a small integer")
             return None
         value = str(int(value))
     text = value.strip()
@@ -287,16 +287,26 @@ def read_json_object(value: object, path: str, problems: Problems) -> dict[str, 
         return None
     copied = _copy_json(value, depth=0)
     if copied is None or not isinstance(copied, dict):
-        problems.add(path, "must hold only JSON values (string keys, finite numbers, at most 32 levels deep)")
+        problems.add(path, "must hold only JSON values (string keys, finite numbers, at most 32 levels)")
         return None
     return copied
+
+
+_MAX_INT_BITS = 4096  # far below the int -> str digit limit, so json.dumps can always write it
+
+
+def copy_json(value: object) -> Any:
+    """A deep copy of an already validated JSON value (lists, dicts, scalars)."""
+    return _copy_json(value, depth=0)
 
 
 def _copy_json(value: object, *, depth: int) -> Any:
     if depth > 32:
         return None
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _MAX_INT_BITS else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
