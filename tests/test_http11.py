@@ -475,3 +475,36 @@ def test_loopback_server_that_never_answers_times_out() -> None:
             tg.cancel_scope.cancel()
 
     run(main)
+
+
+def test_loopback_server_closing_an_idle_keep_alive_stream() -> None:
+    """The server answers without ``connection: close`` and then hangs up, as idle timeouts do."""
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        server = h11.Connection(h11.SERVER)
+        async with stream:
+            while not isinstance(event := server.next_event(), h11.EndOfMessage):
+                if event is h11.NEED_DATA:
+                    server.receive_data(await stream.receive())
+            await stream.send(server.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
+                              + server.send(h11.Data(data=b"ok")) + server.send(h11.EndOfMessage()))
+            await anyio.sleep(0.05)
+
+    async def main() -> tuple[list[int], str]:
+        listener, port = await _serve(handle)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            with anyio.fail_after(10):
+                async with HttpConnection("127.0.0.1", port, timeouts=FAST) as conn:
+                    statuses = [(await conn.request("GET", "/1")).status]
+                    await anyio.sleep(0.2)  # the server has closed its end by now
+                    statuses.append((await conn.request("GET", "/2")).status)  # re-dialled transparently
+                    await anyio.sleep(0.2)
+                    with pytest.raises(ThalovantConnectionError) as info:
+                        await conn.request("POST", "/3", body=b"x")
+            tg.cancel_scope.cancel()
+        return statuses, str(info.value)
+
+    statuses, message = run(main)
+    assert statuses == [200, 200]
+    assert "not re-sent" in message
