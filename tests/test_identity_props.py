@@ -12,6 +12,7 @@ from returns.result import Failure, Success
 
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.identity import parse_identity, parse_identity_text
+from thalovant.core.identity_env import ENV_SUFFIXES
 from thalovant.core.identity_values import SplitUrl, split_url
 from thalovant.shell.identity_io import ThalovantIdentity
 
@@ -190,6 +191,21 @@ def test_any_json_text_as_identity_file(value: Any) -> None:
     assert parse_identity_text(text, origin="f") == parse_identity_text(text.encode(), origin="f") == expected
 
 
+env_values = st.text(max_size=20) | st.sampled_from(["true", "0", "443", "https://h", "mqtt://b", "{}", '{"a": 1}'])
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from(ENV_SUFFIXES), env_values, max_size=12))
+def test_any_environment_gives_an_identity_or_identity_error(variables: dict[str, str]) -> None:
+    environ = {f"THALOVANT_{name}": value for name, value in variables.items()}
+    try:
+        ident = ThalovantIdentity.from_environ(environ)
+    except ThalovantIdentityError as exc:
+        assert "environment (THALOVANT_*)" in str(exc)
+    else:
+        assert ThalovantIdentity.from_mapping(ident.as_dict(include_secrets=True)) == ident
+
+
 # ---- round trips ----------------------------------------------------------------------------------
 
 
@@ -203,6 +219,13 @@ def test_valid_identities_round_trip_exactly(case: tuple[dict[str, Any], list[st
     assert ThalovantIdentity.from_text(json.dumps(dumped).encode()) == ident
     assert ThalovantIdentity.from_mapping(dumped).as_dict(include_secrets=True) == dumped
     assert ThalovantIdentity.from_mapping(dumped).as_dict() == ident.as_dict()
+    base_url = split_url(ident.endpoint_base())
+    assert isinstance(base_url, SplitUrl) and base_url.scheme in ("http", "https")
+    for protocol, schemes in (("wss", ("ws", "wss")), ("mqtt", ("mqtt", "mqtts", "tcp", "ssl"))):
+        found = ident.endpoint_for(protocol)
+        if found is not None:
+            parsed = split_url(found)
+            assert isinstance(parsed, SplitUrl) and parsed.scheme in schemes
 
 
 def to_environ(ident: ThalovantIdentity) -> dict[str, str]:
