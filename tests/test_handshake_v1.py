@@ -220,3 +220,15 @@ def test_transition_table_rows_are_all_live_states() -> None:
         HandshakeState.WAIT_ENVELOPE,
     }
     assert isinstance(decode_json(L7["hub_hello"]), Success)
+
+
+def test_bitstring_clients_take_the_psk_path_when_the_hub_holds_a_crypto_key() -> None:
+    both = offer(preshared_key=True, password=True, handshake=False)
+    hs = Handshake(entropy=fixed(), started_at=0.0, password="pw", crypto_key="a1b2c3d4e5f60718", bitstring=True)
+    assert isinstance(hs.handle(both, now=0.1)[-1], HandshakeDone) and hs.path == "psk"
+    hs2 = Handshake(entropy=fixed(), started_at=0.0, password="pw", bitstring=True)
+    (failed,) = hs2.handle(both, now=0.1)
+    assert isinstance(failed, HandshakeFailed) and failed.code == "needs-crypto-key"
+    hs3 = Handshake(entropy=fixed(), started_at=0.0, password="pw", bitstring=True)
+    (shake,) = hs3.handle(offer(), now=0.1)  # password-only user: the cleartext shake is fine
+    assert isinstance(shake, SendHandshake)

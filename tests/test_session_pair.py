@@ -102,11 +102,10 @@ class FakeHub:
                 text = open_wrapper(obj, key=self.key, cipher=self.cipher, encoding=self.encoding).unwrap()
                 return decode_json(text).unwrap()
             return decode_json(frame).unwrap()
-        try:
+        if self.key is None:
             return decode_bitstring(frame).unwrap()
-        except Exception:  # an encrypted bitstring
-            assert self.key is not None
-            return decode_bitstring(open_binary(frame, key=self.key, cipher=self.cipher).unwrap()).unwrap()
+        # like hub 4.x: once a key exists, every binary frame is decrypted with it (unwrap raises if not)
+        return decode_bitstring(open_binary(frame, key=self.key, cipher=self.cipher).unwrap()).unwrap()
 
     def receive(self, frame: str | bytes) -> list[str]:
         message = self._decode(frame)
@@ -507,3 +506,24 @@ def test_bad_credentials_and_options_raise_at_construction() -> None:
     ):
         with pytest.raises(LocalProtocolError):
             new_session(**bad)
+
+
+def test_mqtt_shape_with_a_crypto_key_seals_the_trigger_and_uses_the_psk_path() -> None:
+    hub = FakeHub(password=PASSWORD, crypto_key=CRYPTO_KEY)  # the hub decrypts all bytes with the crypto_key
+    s = new_session(password=PASSWORD, crypto_key=CRYPTO_KEY, wire="bitstring", trigger_hello=True)
+    (first,) = s.handle(LinkOpened(), now=0.0)
+    assert isinstance(first, SendFrame) and isinstance(first.data, bytes)
+    hub.receive(first.data)  # would raise if it were a cleartext bitstring
+    s.handle(UserSend(message=BusMessage(type="q"), ref=1), now=0.0)
+    pump(s, hub, hub.greeting())
+    assert s.state is SessionState.READY and s.handshake.path == "psk"
+    assert [m.msg_type for m in hub.received] == [MsgType.HELLO, MsgType.HELLO, MsgType.BUS]
+
+
+def test_bitstring_wire_without_the_hubs_crypto_key_fails_clearly() -> None:
+    hub = FakeHub(password=PASSWORD, crypto_key=CRYPTO_KEY)
+    s = new_session(password=PASSWORD, wire="bitstring")
+    s.handle(LinkOpened(), now=0.0)
+    outs = pump(s, hub, hub.greeting())
+    failure = next(o for o in outs if isinstance(o, SessionFailed))
+    assert failure.code == "needs-crypto-key" and failure.auth

@@ -23,7 +23,9 @@ Nothing is ever sent on a timer.
 Path choice (spec §4.2): the password path when the offer says
 ``password: true`` and a password is configured, else the pre-shared path
 when it says ``preshared_key: true`` and a ``crypto_key`` is configured
-(``prefer="psk"`` swaps that order). The password path offers the client's
+(``prefer="psk"`` swaps that order). With bitstring client frames (MQTT)
+and a hub that holds a crypto_key, only the pre-shared path works: hub 4.x
+decrypts every binary frame with that key (checked live). The password path offers the client's
 encodings/ciphers, filtered to what the hub allows, verifies the hub's
 envelope (a mismatch means a wrong password) and derives the PBKDF2 key.
 
@@ -131,6 +133,9 @@ class Handshake:
         ciphers: ciphers to offer on the password path, best first.
         binarize: ask the hub for binarized hub→client frames (spec §6.4; default no).
         prefer: ``"password"`` (default) or ``"psk"`` when the hub offers both.
+        bitstring: the client's frames are bitstrings (MQTT on hub 4.x). A hub that holds a
+            crypto_key decrypts every binary frame with it, so a cleartext password shake would
+            be dropped: the pre-shared path is then the only one that works.
 
     Raises:
         LocalProtocolError: no credentials, unknown encoding/cipher names, a malformed
@@ -151,6 +156,7 @@ class Handshake:
         ciphers: Sequence[str] = DEFAULT_CIPHERS,
         binarize: bool = False,
         prefer: str = "password",
+        bitstring: bool = False,
     ) -> None:
         if timeout <= 0:
             raise LocalProtocolError("the handshake timeout must be positive")
@@ -172,6 +178,7 @@ class Handshake:
         self._timeout = timeout
         self._binarize = binarize
         self._prefer = prefer
+        self._bitstring = bitstring
         self._state = _S.WAIT_HELLO
         self._hello: HiveMessage | None = None
         self._iv: bytes | None = None
@@ -252,6 +259,11 @@ class Handshake:
             return [NoiseOffered(offer=message, hello=self._hello)]
         use_password = self._password is not None and payload.get("password") is True
         use_psk = self._psk is not None and payload.get("preshared_key") is True
+        if self._bitstring and payload.get("preshared_key") is True:
+            if use_psk:
+                return self._finish_psk()
+            detail = "the hub decrypts every binary frame with this client's crypto_key; configure crypto_key"
+            return self._fail("needs-crypto-key", detail, auth=True)
         if use_psk and (self._prefer == "psk" or not use_password):
             return self._finish_psk()
         if use_password:

@@ -65,6 +65,7 @@ from thalovant.core.codec import (
     message_from_dict,
     parse_json_object,
 )
+from thalovant.core.crypto import Cipher, Encoding, LegacyChannel, preshared_key
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.handshake_v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
@@ -275,11 +276,22 @@ class Session:
             prefer=self._prefer,
             encodings=self._encodings,
             ciphers=self._ciphers,
+            bitstring=self._wire == "bitstring",
         )
         self._state = _S.HANDSHAKING
         if not self._trigger_hello:
             return []
         hello = hello_message(session_id=self._session_id, site_id=self._site_id)
+        if self._wire == "bitstring" and self._crypto_key:
+            # A hub holding our crypto_key decrypts every binary frame with it (spec §8.3 step 4);
+            # a hub without one drops this undecodable trigger, which still opens the connection.
+            psk = LegacyChannel(
+                key=preshared_key(self._crypto_key),
+                cipher=Cipher.AES_GCM,
+                encoding=Encoding.JSON_HEX,
+                entropy=self._entropy,
+            )
+            return [SendFrame(data=psk.seal(hello, binary=True)[0])]
         return [SendFrame(data=self._clear(hello))]
 
     def _on_link_opened_again(self, _inp: LinkOpened, _now: float) -> list[Output]:
