@@ -69,14 +69,17 @@ from thalovant.core.errors import ThalovantIdentityError, ThalovantUnsupportedPr
 from thalovant.core.identity_env import identity_from_environ
 from thalovant.core.identity_mqtt import MqttBrokerCredentials, read_mqtt
 from thalovant.core.identity_protocols import (
+    DEFAULT_PROTOCOL_PREFERENCE,
     HubDataPlaneEndpoints,
     HubProtocol,
     HubProtocolSettings,
+    SelectedHubEndpoint,
     compose_http_base,
     master_url,
     normalize_protocol,
     read_endpoints,
     read_protocol_flags,
+    select_data_plane_endpoint,
 )
 from thalovant.core.identity_values import (
     DEFAULT_HUB_PORT,
@@ -96,12 +99,19 @@ from thalovant.core.identity_values import (
 
 __all__ = [
     "DEFAULT_HUB_PORT",
+    "DEFAULT_PROTOCOL_PREFERENCE",
+    "HubDataPlaneEndpoints",
+    "HubProtocol",
+    "HubProtocolSettings",
     "IdentityProblem",
     "MqttBrokerCredentials",
+    "SelectedHubEndpoint",
     "ThalovantIdentity",
     "identity_from_environ",
+    "normalize_protocol",
     "parse_identity",
     "parse_identity_text",
+    "select_data_plane_endpoint",
 ]
 
 _ACCESS_KEY = ("access_key", "key", "api_key", "accessKey", "apiKey")
