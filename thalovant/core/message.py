@@ -68,6 +68,11 @@ class BusMessage:
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "data": self.data, "context": self.context}
 
+    def __repr__(self) -> str:
+        # The context may carry auth tokens (build_client_context puts them there):
+        # show only the keys, never the values.
+        return f"BusMessage(type={self.type!r}, data_keys={sorted(self.data)!r}, context_keys={sorted(self.context)!r})"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HiveMessage:
@@ -86,6 +91,10 @@ class HiveMessage:
     target_pubkey: str | None = None
     source_peer: str | None = None
     bin_type: int = 0
+
+    def __repr__(self) -> str:
+        size = len(self.payload) if isinstance(self.payload, bytes | dict) else 0
+        return f"HiveMessage(msg_type={self.msg_type.value!r}, payload_size={size})"
 
     def bus(self) -> BusMessage | None:
         """The inner bus message of a BUS / SHARED_BUS frame, if well formed."""
