@@ -280,3 +280,61 @@ async def test_keepalive_pings_keep_an_idle_connection_up(broker: Broker) -> Non
             await mqtt.publish("test/ka", b"still here", 1, False)
             assert await mqtt.receive() == ("test/ka", b"still here", 1)
             await mqtt.disconnect()
+
+
+async def test_body_exception_propagates_unwrapped_and_link_is_dropped(broker: Broker) -> None:
+    class Boom(Exception):
+        pass
+
+    holder: list[MqttConnection] = []
+    with pytest.raises(Boom):
+        async with MqttConnection() as mqtt:
+            holder.append(mqtt)
+            await connect(mqtt, broker)
+            raise Boom
+    assert not holder[0].connected
+
+
+async def test_cancellation_leaves_no_tasks_and_closes_the_socket(broker: Broker) -> None:
+    before = len(anyio.get_running_tasks())
+    holder: list[MqttConnection] = []
+    with anyio.move_on_after(0.5) as scope:
+        async with MqttConnection() as mqtt:
+            holder.append(mqtt)
+            await connect(mqtt, broker)
+            await mqtt.subscribe("test/never", 0)
+            await mqtt.receive()  # nothing ever arrives: cancelled here
+    assert scope.cancelled_caught
+    assert len(anyio.get_running_tasks()) == before
+    assert not holder[0].connected and holder[0]._sock is None
+
+
+async def test_slow_consumer_pauses_reading_but_loses_nothing(broker: Broker) -> None:
+    async with MqttConnection() as alice, MqttConnection(max_pending=4) as bob:
+        with anyio.fail_after(15):
+            await connect(alice, broker)
+            await connect(bob, broker, "bob", BOB_PW)
+            await bob.subscribe("test/slow", 1)
+            for i in range(40):
+                await alice.publish("test/slow", b"%d" % i, 1, False)
+            await anyio.sleep(0.3)
+            assert len(bob._inbound) <= 10  # the reader stopped reading the socket
+            got = [(await bob.receive())[1] for _ in range(40)]
+            assert got == [b"%d" % i for i in range(40)]
+            await alice.disconnect()
+            await bob.disconnect()
+
+
+async def test_refused_subscription_is_a_non_retryable_connection_error(broker: Broker) -> None:
+    async with MqttConnection() as mqtt:
+        with anyio.fail_after(10):
+            await connect(mqtt, broker)
+            # mosquitto 2.0.11 grants ACL-denied subscriptions (it just never delivers), so the
+            # SUBACK failure code 0x80 is injected at paho's callback boundary.
+            real = mqtt._cb_subscribe
+            assert mqtt._client is not None
+            mqtt._client.on_subscribe = lambda c, u, mid, reasons, props: real(c, u, mid, [0x80], props)
+            with pytest.raises(ThalovantConnectionError, match="refused the subscription") as info:
+                await mqtt.subscribe("test/denied", 1)
+            assert info.value.retryable is False
+            await mqtt.disconnect()

@@ -137,11 +137,14 @@ class MqttConnection:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         try:
-            await self.abort()
+            with anyio.CancelScope(shield=True):
+                await self.abort()
         finally:
             tg, self._tg = self._tg, None
             if tg is not None:
-                await tg.__aexit__(exc_type, exc, tb)
+                # The loops never raise and are cancelled by now; the body's own exception (or
+                # cancellation) must propagate as itself, not wrapped in an ExceptionGroup.
+                await tg.__aexit__(None, None, None)
         return None
 
     async def connect(
