@@ -527,3 +527,16 @@ def test_bitstring_wire_without_the_hubs_crypto_key_fails_clearly() -> None:
     outs = pump(s, hub, hub.greeting())
     failure = next(o for o in outs if isinstance(o, SessionFailed))
     assert failure.code == "needs-crypto-key" and failure.auth
+
+
+def test_access_key_inside_the_hub_peer_id_is_redacted() -> None:
+    key = "c0c0e4ced816f801a8ff65524efb87a1"
+    hub = FakeHub(crypto_key=CRYPTO_KEY)
+    s = new_session(crypto_key=CRYPTO_KEY, access_key=key)
+    s.handle(LinkOpened(), now=0.0)
+    hello, offer = hub.greeting()
+    hello = hello.replace("UA/1::2::sat::default", f"{key}::2::sat::default")
+    outs = pump(s, hub, [hello, offer])
+    ready = next(o for o in outs if isinstance(o, SessionReady))
+    assert ready.hub_peer == "<access-key>::2::sat::sess-1" == s.hub_peer
+    assert key not in repr(outs)

@@ -511,6 +511,9 @@ class Session:
         peer = done.hub_peer
         if peer is not None and peer.endswith("::default"):
             peer = peer[: -len("default")] + self._session_id  # the hub renames us after HELLO
+        if peer is not None and self._access_key and self._access_key in peer:
+            # MQTT 0.1.0a2 uses the access key as the user agent: never let it into an output.
+            peer = peer.replace(self._access_key, "<access-key>")
         self._hub_peer = peer
         hello = hello_message(session_id=self._session_id, site_id=self._site_id)
         outputs = self._seal(hello, ())
