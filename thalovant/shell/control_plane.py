@@ -28,6 +28,7 @@ retry it safely with the same key.
 from __future__ import annotations
 
 import logging
+import os
 import secrets as _secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -99,7 +100,7 @@ class AsyncThalovantControlPlane:
         *,
         timeout: float = 10.0,
         user_agent: str = USER_AGENT,
-        ca_file: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
         insecure: bool = False,
         allow_http: bool = False,
         max_body: int = 4 * 1024 * 1024,
@@ -322,10 +323,22 @@ class ThalovantControlPlane:
     """
 
     def __init__(
-        self, base_url: str = DEFAULT_API_URL, access_token: str | None = None, timeout: float = 10.0,
-        **options: Any,
+        self,
+        base_url: str = DEFAULT_API_URL,
+        access_token: str | None = None,
+        timeout: float = 10.0,
+        *,
+        user_agent: str = USER_AGENT,
+        ca_file: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
+        allow_http: bool = False,
+        max_body: int = 4 * 1024 * 1024,
+        connector: Connector | None = None,
     ) -> None:
-        self._async = AsyncThalovantControlPlane(base_url, access_token, timeout=timeout, **options)
+        self._async = AsyncThalovantControlPlane(
+            base_url, access_token, timeout=timeout, user_agent=user_agent, ca_file=ca_file, insecure=insecure,
+            allow_http=allow_http, max_body=max_body, connector=connector,
+        )
         self._portal: BlockingPortal | None = None
         self._portal_cm: Any = None
 
