@@ -18,8 +18,8 @@ from returns.result import Failure, Success
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
 from thalovant.core.trace import (
-    RecordingEntropy,
     Recorder,
+    RecordingEntropy,
     Tape,
     TapeMismatch,
     TraceHeader,
@@ -38,6 +38,7 @@ MODULES = [
     "thalovant.core.machine",
     "thalovant.core.links",
     "thalovant.core.links.http_poll",
+    "thalovant.core.links.http_wire",
     "thalovant.core.links.ws_link",
     "thalovant.core.links.mqtt_map",
     "thalovant.core.reconnect",
@@ -64,7 +65,9 @@ def enum_classes() -> list[type]:
     for name in MODULES:
         module = importlib.import_module(name)
         found += [
-            v for v in vars(module).values() if isinstance(v, type) and issubclass(v, enum.Enum) and v.__module__ == name
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, enum.Enum) and v.__module__ == name
         ]
     return found
 
@@ -104,7 +107,7 @@ def json_round_trip(value: object) -> Any:
 
 def test_all_machine_modules_contribute_messages() -> None:
     names = {type_name(c) for c in message_classes()}
-    assert {"machine.Tick", "links.OutboundFrame", "links.http_poll.StartRequest"} <= names
+    assert {"machine.Tick", "links.OutboundFrame", "links.http_wire.StartRequest"} <= names
     assert any(n.startswith("links.ws_link.") for n in names)
     assert any(n.startswith("links.mqtt_map.") for n in names)
     assert any(n.startswith("reconnect.") for n in names)

@@ -136,7 +136,7 @@ def test_cassette_has_header_and_uses_entropy() -> None:
     steps = [json.loads(ln) for ln in lines[1:]]
     assert [s["seq"] for s in steps] == list(range(len(steps)))
     assert any(s["entropy"] for s in steps), "the scenario must exercise jitter"
-    assert any(o.get("$t") == "links.http_poll.CancelRequest" for s in steps for o in s["out"])
+    assert any(o.get("$t") == "links.http_wire.CancelRequest" for s in steps for o in s["out"])
 
 
 def test_cassette_replays_identically_twice() -> None:

@@ -349,8 +349,8 @@ def _is_hex(text: str) -> bool:
 class RecordingEntropy:
     """Wraps an entropy source and remembers every draw (as hex) until :meth:`take`."""
 
-    def __init__(self, source: Entropy) -> None:
-        self._source = source
+    def __init__(self, entropy: Entropy) -> None:
+        self._source = entropy
         self._draws: list[str] = []
 
     def __call__(self, n: int) -> bytes:

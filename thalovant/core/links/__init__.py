@@ -12,9 +12,11 @@ transport:
 The vocabulary shared by all three lives here. Every link:
 
 * takes ``OutboundFrame(data, refs)`` from the session side and answers each
-  one with exactly one ``FrameSent(refs)`` or ``FrameNotSent(refs, reason)``
-  (WebSocket and MQTT hand the frame to the transport instead and report it
-  through their own send order);
+  one with exactly one ``FrameSent(refs)`` or ``FrameNotSent(refs, reason)``.
+  What "sent" means depends on the transport: HTTP -- the hub answered
+  ``/send_message`` with success; MQTT -- the broker acknowledged the publish
+  (PUBACK at QoS 1); WebSocket -- the frame was handed to the socket in order
+  (there is no per-message acknowledgement);
 * emits ``InboundFrame(data)`` for every frame from the hub, in order;
 * emits ``LinkUp`` once the transport is usable and exactly one ``LinkDown``
   when it stops being usable, after which the machine is finished.

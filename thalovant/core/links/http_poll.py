@@ -53,7 +53,7 @@ import dataclasses
 import enum
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from returns.result import Failure, Success
@@ -72,9 +72,12 @@ from thalovant.core.links import (
     percent_encode,
 )
 from thalovant.core.links.http_wire import (
-    Headers,
+    CancelRequest,
     HttpPollConfig,
     HttpProblem,
+    RequestFailed,
+    ResponseReceived,
+    StartRequest,
     error_text,
     parse_body,
     poll_frames,
@@ -115,65 +118,6 @@ class _Kind(enum.Enum):
     POLL_BINARY = "poll-binary"
     SEND = "send"
     DISCONNECT = "disconnect"
-
-
-# ---- inputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseReceived(Input):
-    """The hub answered request ``req_id``."""
-
-    req_id: int
-    status: int
-    headers: Headers = ()
-    body: bytes = b""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestFailed(Input):
-    """Request ``req_id`` got no HTTP answer. ``kind``: "connect", "timeout", "tls", "reset", ..."""
-
-    req_id: int
-    kind: str
-    detail: str = ""
-
-
-# ---- outputs ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
-class StartRequest(Output):
-    """Send one HTTP request; answer with ``ResponseReceived`` or ``RequestFailed``.
-
-    ``target`` holds the authorization token, so it is left out of ``repr``;
-    use :attr:`redacted_target` in logs.
-    """
-
-    req_id: int
-    method: str
-    target: str = field(repr=False)
-    headers: Headers
-    body: bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"StartRequest(req_id={self.req_id!r}, method={self.method!r}, target={self.redacted_target!r}, "
-            f"headers={self.headers!r}, body={self.body!r})"
-        )
-
-    @property
-    def redacted_target(self) -> str:
-        """``target`` with the ``authorization`` value replaced by ``***``."""
-        path, sep, _ = self.target.partition("?authorization=")
-        return f"{path}{sep}***" if sep else path
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelRequest(Output):
-    """Abandon request ``req_id``; any later answer to it is ignored."""
-
-    req_id: int
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Wire details of the hub HTTP transport (spec §8.2), used by :mod:`.http_poll`.
 
-Pure helpers: JSON answer parsing (``Result`` at this boundary), form bodies,
+The HTTP-specific inputs and outputs (re-exported by :mod:`.http_poll`) and
+pure helpers: JSON answer parsing (``Result`` at this boundary), form bodies,
 request headers, the hub 5.x replica cookie, and the tuning knobs.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from returns.result import Failure, Result, Success
@@ -17,9 +18,13 @@ from returns.result import Failure, Result, Success
 from thalovant.core.channel import Frame
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links import form_encode
-from thalovant.core.machine import Entropy
+from thalovant.core.machine import Entropy, Input, Output
 
 __all__ = [
+    "CancelRequest",
+    "RequestFailed",
+    "ResponseReceived",
+    "StartRequest",
     "Headers",
     "HttpPollConfig",
     "HttpProblem",
@@ -34,6 +39,65 @@ __all__ = [
 
 Headers = tuple[tuple[str, str], ...]
 REPLICA_COOKIE = "hivemind_http_replica"
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseReceived(Input):
+    """The hub answered request ``req_id``."""
+
+    req_id: int
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestFailed(Input):
+    """Request ``req_id`` got no HTTP answer. ``kind``: "connect", "timeout", "tls", "reset", ..."""
+
+    req_id: int
+    kind: str
+    detail: str = ""
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class StartRequest(Output):
+    """Send one HTTP request; answer with ``ResponseReceived`` or ``RequestFailed``.
+
+    ``target`` holds the authorization token, so it is left out of ``repr``;
+    use :attr:`redacted_target` in logs.
+    """
+
+    req_id: int
+    method: str
+    target: str = field(repr=False)
+    headers: Headers
+    body: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"StartRequest(req_id={self.req_id!r}, method={self.method!r}, target={self.redacted_target!r}, "
+            f"headers={self.headers!r}, body={self.body!r})"
+        )
+
+    @property
+    def redacted_target(self) -> str:
+        """``target`` with the ``authorization`` value replaced by ``***``."""
+        path, sep, _ = self.target.partition("?authorization=")
+        return f"{path}{sep}***" if sep else path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequest(Output):
+    """Abandon request ``req_id``; any later answer to it is ignored."""
+
+    req_id: int
 
 
 @dataclass(frozen=True, slots=True)
