@@ -78,9 +78,22 @@ def token_for(user_agent: str, access_key: str) -> str:
     return base64.b64encode(f"{user_agent}:{access_key}".encode()).decode()
 
 
+def token_can_be_portable(user_agent: str) -> bool:
+    """Whether some key makes the token URL-safe: the base64 groups made of the user agent alone must be."""
+    prefix = f"{user_agent}:".encode()
+    fixed = prefix[: len(prefix) // 3 * 3]
+    return not set(base64.b64encode(fixed).decode()) & set("+/")
+
+
 def portable_key(user_agent: str) -> str:
-    """A hex access key whose token is identical raw and percent-encoded (no ``=``, ``+``, ``/``)."""
+    """A hex access key whose token is identical raw and percent-encoded (no ``=``, ``+``, ``/``).
+
+    When the user agent itself rules that out (see ``token_can_be_portable``), the key still avoids
+    ``=`` padding, but the token keeps the ``+`` or ``/`` that the user agent forces.
+    """
     length = next(n for n in (32, 33, 34) if (len(user_agent.encode()) + 1 + n) % 3 == 0)
+    if not token_can_be_portable(user_agent):
+        return secrets.token_hex(17)[:length]
     for _ in range(10_000):
         key = secrets.token_hex(17)[:length]
         if not set(token_for(user_agent, key)) & set("=+/"):

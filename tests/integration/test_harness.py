@@ -13,6 +13,7 @@ Nothing here uses the SDK.  What is proven:
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -20,6 +21,7 @@ import uuid
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.harness.hub import TestHub, token_for
 from tests.harness.rawmqtt import RawMqtt
@@ -167,6 +169,57 @@ def test_ws_cleartext_v0_session_gets_echo_replies_and_pushes(real_hub: TestHub)
     recorded = real_hub.wait_echo("recognizer_loop:utterance", utterances=["hello harness"])
     assert recorded["context"]["peer"] == peer
     assert recorded["context"]["thalovant_request_id"] == "req-1"
+
+
+class _PskSession:
+    """A raw WebSocket client on the pre-shared-key path (§4.4): AES-GCM, 16-byte nonce, JSON-HEX wrapper."""
+
+    def __init__(self, hub: TestHub, kind: str) -> None:
+        assert hub.ports is not None
+        self.key = hub.identity(kind)["crypto_key"].encode()[:16]
+        self.session_id = f"{kind}-{uuid.uuid4().hex[:8]}"
+        self.ws = RawWebSocket(hub.ports.ws, f"/?authorization={hub.token(kind)}", timeout=10)
+        self.ws.recv_json(), self.ws.recv_json()
+        self.send(_hello(self.session_id))
+
+    def send(self, frame: dict[str, Any]) -> None:
+        nonce = os.urandom(16)
+        sealed = AESGCM(self.key).encrypt(nonce, json.dumps(frame).encode(), None)
+        self.ws.send_json({"ciphertext": sealed[:-16].hex(), "tag": sealed[-16:].hex(), "nonce": nonce.hex()})
+
+    def utter(self, text: str) -> None:
+        self.send(_bus_frame("recognizer_loop:utterance", {"utterances": [text]}, self.session_id))
+
+    def bus_messages(self, until: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        seen = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wrapper = self.ws.recv_json(timeout=deadline - time.monotonic())
+            raw = bytes.fromhex(wrapper["ciphertext"]) + bytes.fromhex(wrapper["tag"])
+            frame = json.loads(AESGCM(self.key).decrypt(bytes.fromhex(wrapper["nonce"]), raw, None))
+            if frame["msg_type"] == "bus":
+                seen.append(frame["payload"])
+                if frame["payload"]["type"] == until:
+                    return seen
+        raise AssertionError(f"no {until!r} in {timeout}s")
+
+
+def test_psk_clients_are_answered_and_isolated(real_hub: TestHub) -> None:
+    """psk, psk2 and psk-only all work on the pre-shared path, and nobody sees another identity's replies."""
+    sessions = {kind: _PskSession(real_hub, kind) for kind in ("psk", "psk2", "psk-only")}
+    try:
+        for kind, session in sessions.items():
+            session.utter(f"from {kind}")
+        for kind, session in sessions.items():
+            speaks = [m["data"]["utterance"] for m in session.bus_messages("ovos.utterance.handled")
+                      if m["type"] == "speak"]
+            assert speaks == [f"echo: from {kind}"]
+        for session in sessions.values():
+            with pytest.raises(TimeoutError):
+                session.ws.recv(timeout=0.5)
+    finally:
+        for session in sessions.values():
+            session.ws.close()
 
 
 # -- HTTP ------------------------------------------------------------------------------------------------
