@@ -98,7 +98,6 @@ class MqttConnection:
         self._thread_guard = thread_guard
         self._loop_thread: int | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._loops = anyio.CancelScope()
         self._client: paho.Client | None = None
         self._sock: Any = None
         self._peer = "unconnected"
@@ -111,9 +110,11 @@ class MqttConnection:
         # Loop-thread state.
         self._lost: str | None = None
         self._retryable = True
-        self._progress = anyio.Event()
-        self._write_wanted = anyio.Event()
-        self._drained = anyio.Event()
+        # anyio objects need a running event loop: they are created in __aenter__.
+        self._loops: anyio.CancelScope
+        self._progress: anyio.Event
+        self._write_wanted: anyio.Event
+        self._drained: anyio.Event
 
     def __repr__(self) -> str:
         state = "lost" if self._lost is not None else ("connected" if self._connack else "idle")
@@ -127,7 +128,13 @@ class MqttConnection:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> MqttConnection:
+        if self._tg is not None or self._client is not None:
+            raise RuntimeError("an MqttConnection can be entered only once")
         self._loop_thread = threading.get_ident()
+        self._loops = anyio.CancelScope()
+        self._progress = anyio.Event()
+        self._write_wanted = anyio.Event()
+        self._drained = anyio.Event()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -325,6 +332,7 @@ class MqttConnection:
             ThalovantConnectionError: the connection is lost or closed.
         """
         while not self._inbound:
+            self._require_client()
             await self._wait_progress("receive")
         item = self._inbound.popleft()
         if len(self._inbound) <= self._max_pending // 2:
