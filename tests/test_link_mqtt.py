@@ -35,7 +35,7 @@ from thalovant.core.links.mqtt_map import (
     MqttState,
     MqttSubscribed,
     Publish,
-    SessionReady,
+    SessionEstablished,
     SetWill,
     Subscribe,
     TopicOverrides,
@@ -182,8 +182,8 @@ def test_text_frames_are_published_as_utf8_and_failures_answered() -> None:
 
 
 def test_online_announcement_is_optional() -> None:
-    assert up().handle(SessionReady(), now=0.0) == []
-    (pub,) = up(announce_online=True).handle(SessionReady(), now=0.0)
+    assert up().handle(SessionEstablished(), now=0.0) == []
+    (pub,) = up(announce_online=True).handle(SessionEstablished(), now=0.0)
     assert isinstance(pub, Publish) and (pub.topic, pub.payload, pub.retain) == (STATUS, b"online", True)
 
 
@@ -266,7 +266,7 @@ mqtt_inputs = st.one_of(
     ),
     st.builds(MqttDisconnected, rc=st.integers(-10, 300)),
     st.builds(OutboundFrame, data=st.binary(max_size=5), refs=st.tuples(st.integers(0, 10**6))),
-    st.builds(SessionReady),
+    st.builds(SessionEstablished),
     st.builds(StopRequested),
     st.builds(Tick),
 )

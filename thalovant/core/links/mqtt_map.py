@@ -11,7 +11,7 @@ QoS and retain flags to use, and in which order (§8.3 rules 1-7)::
     RESETTING --MqttPublished/Failed--> UP          LinkUp; queued frames go out
     UP --OutboundFrame--> Publish(c2s) ... --MqttPublished--> FrameSent
     UP --MqttMessage(s2c)--> InboundFrame
-    UP --SessionReady--> Publish(status, "online", retained)      (rule 6, optional)
+    UP --SessionEstablished--> Publish(status, "online", retained)      (rule 6, optional)
     UP --StopRequested--> CLOSING      Publish(status, "offline") (rule 7) then DisconnectMqtt
     any --MqttDisconnected--> CLOSED   LinkDown (classified by return code)
 
@@ -91,7 +91,7 @@ __all__ = [
     "MqttSubscribed",
     "MqttTopics",
     "Publish",
-    "SessionReady",
+    "SessionEstablished",
     "SetWill",
     "Subscribe",
     "TopicOverrides",
@@ -163,7 +163,7 @@ class MqttDisconnected(Input):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SessionReady(Input):
+class SessionEstablished(Input):
     """The session finished its handshake (lets the link announce ``online``)."""
 
 
@@ -238,7 +238,7 @@ _TABLE: dict[tuple[MqttState, type[Input]], str] = {
     (_S.UP, OutboundFrame): "_on_send",  # Publish(c2s)
     (_S.UP, MqttPublished): "_on_published",  # FrameSent
     (_S.UP, MqttPublishFailed): "_on_publish_failed",  # FrameNotSent
-    (_S.UP, SessionReady): "_on_ready",  # Publish(status, "online")
+    (_S.UP, SessionEstablished): "_on_ready",  # Publish(status, "online")
     (_S.UP, StopRequested): "_on_stop",  # Publish(status, "offline"), then DisconnectMqtt
     (_S.CLOSING, MqttPublished): "_on_closing_published",
     (_S.CLOSING, MqttPublishFailed): "_on_closing_published",
@@ -268,7 +268,7 @@ class MqttMap:
         qos: QoS for the s2c subscription and c2s publishes (status is always QoS 1).
         keepalive: MQTT keep-alive (seconds).
         reset_on_connect: publish ``offline`` before the first frame (rule 3).
-        announce_online: publish ``online`` on ``SessionReady`` (rule 6).
+        announce_online: publish ``online`` on ``SessionEstablished`` (rule 6).
         close_timeout: how long ``StopRequested`` waits for the ``offline`` PUBACK.
         max_queue: frames held before the link is up.
     """
@@ -402,7 +402,7 @@ class MqttMap:
         reason = "publish failed" + (f": {_clean(inp.reason)}" if inp.reason else "")
         return [] if refs is None else [FrameNotSent(refs=refs, reason=reason)]
 
-    def _on_ready(self, inp: SessionReady, now: float) -> list[Output]:
+    def _on_ready(self, inp: SessionEstablished, now: float) -> list[Output]:
         return [self._status(_ONLINE)] if self._announce else []
 
     def _on_message(self, inp: MqttMessage, now: float) -> list[Output]:
@@ -481,7 +481,7 @@ def _clean(text: str) -> str:
 
 
 _KNOWN_INPUTS: frozenset[type] = frozenset(
-    {Started, StopRequested, OutboundFrame, Tick, SessionReady}
+    {Started, StopRequested, OutboundFrame, Tick, SessionEstablished}
     | {MqttConnected, MqttSubscribed, MqttPublished, MqttPublishFailed, MqttMessage, MqttDisconnected}
 )
 
@@ -494,7 +494,7 @@ TRACE_TYPES: tuple[type, ...] = (
     MqttPublishFailed,
     MqttMessage,
     MqttDisconnected,
-    SessionReady,
+    SessionEstablished,
     OutboundFrame,
     StopRequested,
     Tick,
