@@ -333,3 +333,54 @@ async def test_invalid_target_is_rejected_without_echoing_it() -> None:
         with pytest.raises(ThalovantConnectionError) as info:
             await WsConnection.connect("127.0.0.1", port, "/?authorization=se cret\r\n", timeout=2)
         assert "se cret" not in str(info.value)
+
+
+async def test_concurrent_senders_and_a_receiver_share_the_connection() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        for i in range(30):
+            await peer.send(Ping(payload=b"%d" % i))  # forces pongs while the client is sending
+        await peer.echo_until_close()
+
+    async with serve(script) as (port, peers):
+        with anyio.fail_after(10):
+            ws = await open_client(port)
+            received: list[str | bytes | WsClosed] = []
+
+            async def sender(tag: str) -> None:
+                for i in range(50):
+                    await ws.send_text(f"{tag}{i}")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sender, "a")
+                tg.start_soon(sender, "b")
+                for _ in range(100):
+                    received.append(await ws.receive())
+            await ws.close()
+        assert sorted(received) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)])
+        assert [r for r in received if isinstance(r, str) and r.startswith("a")] == [f"a{i}" for i in range(50)]
+        assert sum(isinstance(e, Pong) for e in peers[0].seen) == 30
+
+
+async def test_close_is_bounded_when_the_peer_never_answers() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        await anyio.sleep(4.5)  # ignores the client's close frame
+
+    async with serve(script) as (port, _):
+        ws = await open_client(port)
+        start = anyio.current_time()
+        await ws.close(1001, "going away")
+        assert anyio.current_time() - start < 3.0
+        assert ws.closed == WsClosed(code=1001, reason="going away", by_peer=False)
+
+
+async def test_cancelled_connect_leaves_no_tasks() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        before = len(anyio.get_running_tasks())
+        with anyio.move_on_after(0.2) as scope:
+            await WsConnection.connect("127.0.0.1", sock.getsockname()[1], TOKEN_TARGET, timeout=10)
+        assert scope.cancelled_caught
+        assert len(anyio.get_running_tasks()) == before
