@@ -64,6 +64,10 @@ __all__ = ["MqttConnection", "Will"]
 Will = tuple[str, bytes, int, bool]
 
 _MISC_INTERVAL = 1.0
+_CALLBACKS = (
+    "on_connect", "on_disconnect", "on_message", "on_subscribe", "on_socket_close",
+    "on_socket_register_write", "on_socket_unregister_write",
+)  # fmt: skip
 _CLOSE_GRACE = 2.0
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})  # v3.1.1 codes 4/5 as paho maps them (0x86/0x87)
 _RETRYABLE_REFUSALS = frozenset({3, 136, 137, 151, 159})  # server unavailable / busy / quota / rate
@@ -106,7 +110,6 @@ class MqttConnection:
         self._inbound: deque[tuple[str, bytes, int]] = deque()
         self._subacks: dict[int, list[int]] = {}
         self._disconnected_rc: str | None = None
-        self._write_flag = False
         # Loop-thread state.
         self._lost: str | None = None
         self._retryable = True
@@ -251,8 +254,7 @@ class MqttConnection:
         client.on_message = self._cb_message
         client.on_subscribe = self._cb_subscribe
         client.on_socket_close = self._cb_socket_close
-        client.on_socket_register_write = self._cb_register_write
-        client.on_socket_unregister_write = self._cb_unregister_write
+        client.on_socket_register_write = client.on_socket_unregister_write = self._cb_write_interest
         return client
 
     def _check_connack(self) -> bool:
@@ -439,11 +441,9 @@ class MqttConnection:
         self._notify()
         client, sock = self._client, self._sock
         self._sock = None
-        if client is not None:
-            for name in ("on_connect", "on_disconnect", "on_message", "on_subscribe", "on_socket_close"):
+        if client is not None:  # paho may call back later (e.g. from __del__): detach us
+            for name in _CALLBACKS:
                 setattr(client, name, None)
-            client.on_socket_register_write = None
-            client.on_socket_unregister_write = None
         if sock is not None and sock.fileno() >= 0:
             anyio.notify_closing(sock)
             sock.close()
@@ -515,8 +515,5 @@ class MqttConnection:
             except Exception:  # never raise into paho
                 pass
 
-    def _cb_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        self._write_flag = True  # may run in the connect worker thread: attribute only
-
-    def _cb_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
-        self._write_flag = False
+    def _cb_write_interest(self, client: Any, userdata: Any, sock: Any) -> None:
+        """Deliberately empty: its presence stops paho from writing inline; the writer task writes."""
