@@ -41,7 +41,6 @@ class HttpPollModel(RuleBasedStateMachine):
         draws = iter(range(10**6))
         self.m = HttpPoll(
             authorization="dTprZXk=",
-            host="127.0.0.1",
             useragent="t",
             entropy=lambda n: bytes([next(draws) % 256]) * n,
             config=HttpPollConfig(max_errors=4, request_timeout=3.0, error_base=0.1, error_max=1.0),

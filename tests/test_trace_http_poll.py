@@ -69,7 +69,6 @@ def record_scenario() -> list[str]:
     entropy = RecordingEntropy(counter_entropy())
     m = HttpPoll(
         authorization=TOKEN,
-        host="127.0.0.1:5679",
         useragent="thalovant-cassette/1",
         entropy=entropy,
         config=HttpPollConfig(request_timeout=2.0, max_errors=4),

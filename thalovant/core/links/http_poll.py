@@ -168,7 +168,6 @@ class HttpPoll:
 
     Args:
         authorization: the §3.1 token (base64); percent-encoded here. Secret.
-        host: the ``Host`` header value (``host`` or ``host:port``).
         useragent: the ``User-Agent`` header value.
         entropy: random bytes, used only for backoff jitter.
         config: timing knobs.
@@ -178,16 +177,14 @@ class HttpPoll:
         self,
         *,
         authorization: str,
-        host: str,
         useragent: str,
         entropy: Entropy,
         config: HttpPollConfig | None = None,
     ) -> None:
-        if not authorization or not host:
-            raise LocalProtocolError("HttpPoll needs an authorization token and a host")
+        if not authorization:
+            raise LocalProtocolError("HttpPoll needs an authorization token")
         self._token = authorization
         self._query = "?authorization=" + percent_encode(authorization)
-        self._host = host
         self._useragent = useragent
         self._entropy = entropy
         self._cfg = config or HttpPollConfig()
@@ -436,7 +433,7 @@ class HttpPoll:
         method = "GET" if kind in (_Kind.POLL_TEXT, _Kind.POLL_BINARY) else "POST"
         body = send_body(frame.data) if frame is not None else b""
         headers = request_headers(
-            host=self._host, useragent=self._useragent, cookie=self._cookie, method=method, body=body
+            useragent=self._useragent, cookie=self._cookie, method=method
         )
         path = _PATHS[kind]
         return StartRequest(
@@ -458,14 +455,13 @@ class HttpPoll:
     def trace_config(self) -> dict[str, Any]:
         """Everything :meth:`from_trace_config` needs, as JSON. Holds the token: throwaway identities only."""
         cfg = {f.name: getattr(self._cfg, f.name) for f in dataclasses.fields(self._cfg)}
-        return {"authorization": self._token, "host": self._host, "useragent": self._useragent, "http": cfg}
+        return {"authorization": self._token, "useragent": self._useragent, "http": cfg}
 
     @classmethod
     def from_trace_config(cls, config: Mapping[str, Any], entropy: Entropy) -> HttpPoll:
         """Rebuild a machine from a trace header's ``config``."""
         return cls(
             authorization=str(config["authorization"]),
-            host=str(config["host"]),
             useragent=str(config["useragent"]),
             entropy=entropy,
             config=HttpPollConfig(**dict(config.get("http", {}))),

@@ -71,7 +71,9 @@ class StartRequest(Output):
     """Send one HTTP request; answer with ``ResponseReceived`` or ``RequestFailed``.
 
     ``target`` holds the authorization token, so it is left out of ``repr``;
-    use :attr:`redacted_target` in logs.
+    use :attr:`redacted_target` in logs. ``headers`` has no framing headers:
+    the shell adds ``Host`` and ``Content-Length`` (also ``Content-Length: 0``
+    for an empty POST body, as Tornado-based hubs expect a framed POST).
     """
 
     req_id: int
@@ -183,14 +185,17 @@ def send_body(data: Frame) -> bytes:
     return form_encode((("message", data),))
 
 
-def request_headers(*, host: str, useragent: str, cookie: str | None, method: str, body: bytes) -> Headers:
-    """Headers for one hub request (no ``Authorization`` header: no hub reads one, §3.1)."""
-    headers: list[tuple[str, str]] = [("Host", host), ("User-Agent", useragent), ("Accept", "application/json")]
+def request_headers(*, useragent: str, cookie: str | None, method: str) -> Headers:
+    """Headers for one hub request.
+
+    No ``Authorization`` header (no hub reads one, §3.1) and no framing
+    headers: the HTTP shell adds ``Host`` and ``Content-Length`` itself.
+    """
+    headers: list[tuple[str, str]] = [("User-Agent", useragent), ("Accept", "application/json")]
     if cookie is not None:
         headers.append(("Cookie", f"{REPLICA_COOKIE}={cookie}"))
     if method == "POST":
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-        headers.append(("Content-Length", str(len(body))))
     return tuple(headers)
 
 
