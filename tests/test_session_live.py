@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from wsproto.events import BytesMessage, TextMessage
 
-from tests.harness.hub import HUB4, TestHub
+from tests.harness.hub import HUB4, HUB5, TestHub
 from tests.harness.install import HarnessUnavailable, harness_home
 from tests.harness.rawmqtt import RawMqtt
 from tests.harness.rawws import RawWebSocket, WsClosed
@@ -38,20 +38,29 @@ from thalovant.core.session import (
 pytestmark = pytest.mark.hub
 
 
-@pytest.fixture(scope="module")
-def hub4() -> Iterator[TestHub]:
-    run_dir = harness_home() / "runs" / f"{os.getpid()}-HUB4-session-live"
-    hub = TestHub(HUB4, run_dir, bound_to_parent=True)
+def _own_hub(flavour: Any) -> Iterator[TestHub]:
+    run_dir = harness_home() / "runs" / f"{os.getpid()}-{flavour.name}-session-live"
+    hub = TestHub(flavour, run_dir, bound_to_parent=True)
     try:
         hub.start()
     except HarnessUnavailable as exc:
         hub.stop()
-        pytest.skip(f"real hub 4.x unavailable: {exc}")
+        pytest.skip(f"real hub {flavour.name} unavailable: {exc}")
     try:
         yield hub
     finally:
         hub.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub4() -> Iterator[TestHub]:
+    yield from _own_hub(HUB4)
+
+
+@pytest.fixture(scope="module")
+def hub5() -> Iterator[TestHub]:
+    yield from _own_hub(HUB5)
 
 
 def converse(session: Session, send: Callable[[str | bytes], None], recv: Callable[[float], Any]) -> dict[str, Any]:
@@ -175,3 +184,13 @@ def test_mqtt_bitstring_session_gets_an_answer(hub4: TestHub, kind: str) -> None
     assert seen["failed"] is None, seen["failed"]
     assert "speak" in seen["types"] and "ovos.utterance.handled" in seen["types"]
     assert key not in str(seen["ready"])
+
+
+def test_ws_hub5_offer_hands_over_to_noise_and_gets_an_answer(hub5: TestHub) -> None:
+    session, ws = ws_session(hub5, "password")
+    with ws:
+        seen = converse(session, ws_send(ws), ws.recv)
+    assert seen["failed"] is None, seen["failed"]
+    assert seen["ready"] is not None and seen["ready"].generation == 3
+    assert "speak" in seen["types"] and "ovos.utterance.handled" in seen["types"]
+    assert seen["context"]["request_id"] == "live-1"
