@@ -1,0 +1,210 @@
+"""Link machines against the real hub 4.x harness (loopback only, marked ``hub``).
+
+* HttpPoll driven through ``shell.http11.HttpConnection`` carries a full v1
+  session (password and pre-shared key) to an answered utterance;
+* HttpPoll sorts an unknown access key into ``LinkDown(auth=True)``;
+* WsLink's raw target works with a ``=``-padded token on hub 4.x, the
+  percent-encoded one does not (pitfall P8), and an unknown key closes with
+  no status before the greeting, which WsLink reports as an auth failure.
+
+Skipped with the reason when the harness cannot be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.harness.hub import HUB4, TestHub, token_for
+from tests.harness.install import HarnessUnavailable, harness_home
+from tests.harness.rawws import RawWebSocket, WsClosed
+from thalovant.core.links import InboundFrame, LinkDown, LinkUp, OutboundFrame, Started, StopRequested
+from thalovant.core.links.http_poll import (
+    CancelRequest,
+    HttpPoll,
+    HttpPollConfig,
+    RequestFailed,
+    ResponseReceived,
+    StartRequest,
+)
+from thalovant.core.links.ws_link import WsClosed as WsClosedInput
+from thalovant.core.links.ws_link import WsLink, WsMessage, WsOpened
+from thalovant.core.machine import Input, Output, Tick
+from thalovant.core.message import BusMessage
+from thalovant.core.session import (
+    Deliver,
+    FrameReceived,
+    LinkOpened,
+    SendFrame,
+    Session,
+    SessionFailed,
+    SessionReady,
+    UserSend,
+)
+from thalovant.errors import ThalovantConnectionError, ThalovantTimeoutError
+from thalovant.shell.http11 import HttpConnection
+
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def hub4() -> Iterator[TestHub]:
+    run_dir = harness_home() / "runs" / f"{os.getpid()}-HUB4-link-live"
+    hub = TestHub(HUB4, run_dir, bound_to_parent=True)
+    try:
+        hub.start()
+    except HarnessUnavailable as exc:
+        hub.stop()
+        pytest.skip(f"real hub 4.x unavailable: {exc}")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def drive_http(hub: TestHub, token: str, session: Session | None, limit: float = 20.0) -> dict[str, Any]:
+    """Run HttpPoll (and optionally a Session on top) until the turn ends, the link dies or ``limit`` passes."""
+    poll = HttpPoll(
+        authorization=token, useragent=hub.user_agent, entropy=os.urandom, config=HttpPollConfig(request_timeout=5.0)
+    )
+    seen: dict[str, Any] = {"types": [], "frames": 0, "up": False, "down": None, "failed": None, "ready": None}
+    requests: deque[StartRequest] = deque()
+    inbox: deque[Input] = deque([Started()])
+    t0 = anyio.current_time()
+
+    def route(outs: list[Output]) -> None:
+        for out in outs:
+            if isinstance(out, StartRequest):
+                requests.append(out)
+            elif isinstance(out, CancelRequest):
+                for r in list(requests):
+                    if r.req_id == out.req_id:
+                        requests.remove(r)
+            elif isinstance(out, LinkUp):
+                seen["up"] = True
+                if session is not None:
+                    feed_session(session.handle(LinkOpened(), now=anyio.current_time() - t0))
+                    ask = BusMessage(type="recognizer_loop:utterance", data={"utterances": ["hello"]})
+                    feed_session(session.handle(UserSend(message=ask, ref=1), now=anyio.current_time() - t0))
+            elif isinstance(out, LinkDown):
+                seen["down"] = out
+            elif isinstance(out, InboundFrame):
+                seen["frames"] += 1
+                if session is not None:
+                    feed_session(session.handle(FrameReceived(data=out.data), now=anyio.current_time() - t0))
+
+    def feed_session(outs: list[Any]) -> None:
+        for out in outs:
+            if isinstance(out, SendFrame):
+                inbox.append(OutboundFrame(data=out.data, refs=out.refs))
+            elif isinstance(out, Deliver) and (bus := out.message.bus()) is not None:
+                seen["types"].append(bus.type)
+            elif isinstance(out, SessionReady):
+                seen["ready"] = out
+            elif isinstance(out, SessionFailed):
+                seen["failed"] = out
+
+    async with HttpConnection("127.0.0.1", hub.ports.http) as conn:  # type: ignore[union-attr]
+        while anyio.current_time() - t0 < limit and seen["down"] is None:
+            if "ovos.utterance.handled" in seen["types"] or (session is None and seen["frames"] >= 2):
+                break
+            if inbox:
+                route(poll.handle(inbox.popleft(), now=anyio.current_time()))
+            elif requests:
+                req = requests.popleft()
+                try:
+                    resp = await conn.request(req.method, req.target, req.headers, req.body)
+                    inp: Input = ResponseReceived(
+                        req_id=req.req_id, status=resp.status, headers=resp.headers, body=resp.body
+                    )
+                except (ThalovantConnectionError, ThalovantTimeoutError) as exc:
+                    inp = RequestFailed(req_id=req.req_id, kind=type(exc).__name__)
+                route(poll.handle(inp, now=anyio.current_time()))
+            else:
+                deadline = poll.deadline
+                await anyio.sleep(max(0.0, (deadline or anyio.current_time() + 0.05) - anyio.current_time()))
+                route(poll.handle(Tick(), now=anyio.current_time()))
+        route(poll.handle(StopRequested(), now=anyio.current_time()))
+        for _ in range(5):  # let the /disconnect go out
+            if not requests:
+                break
+            req = requests.popleft()
+            resp = await conn.request(req.method, req.target, req.headers, req.body)
+            route(poll.handle(ResponseReceived(req_id=req.req_id, status=resp.status, body=resp.body), now=0.0))
+    seen["final_state"] = poll.state.value
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["password", "psk"])
+def test_http_poll_carries_a_full_session(hub4: TestHub, kind: str) -> None:
+    ident = hub4.identity(kind)
+    session = Session(
+        session_id=f"link-live-{kind}-{time.monotonic_ns()}",
+        site_id="loopback-test",
+        useragent=hub4.user_agent,
+        entropy=os.urandom,
+        access_key=ident["access_key"],
+        password=ident.get("password"),
+        crypto_key=ident.get("crypto_key"),
+    )
+    seen = anyio.run(drive_http, hub4, hub4.token(kind), session)
+    assert seen["failed"] is None, seen["failed"]
+    assert seen["up"] and seen["ready"] is not None
+    assert "ovos.utterance.handled" in seen["types"], seen
+    assert seen["final_state"] == "closed"
+
+
+def test_http_poll_greeting_arrives_with_a_padded_token(hub4: TestHub) -> None:
+    seen = anyio.run(drive_http, hub4, hub4.token("padded"), None)
+    assert hub4.token("padded").endswith("=")
+    assert seen["up"] and seen["frames"] >= 2 and seen["down"] is not None  # stopped by us
+    assert seen["down"] == LinkDown(reason="closed by the client", retryable=False)
+
+
+def test_http_poll_unknown_key_is_an_auth_failure(hub4: TestHub) -> None:
+    seen = anyio.run(drive_http, hub4, token_for(hub4.user_agent, "f" * 32), None)
+    assert not seen["up"]
+    down = seen["down"]
+    assert isinstance(down, LinkDown) and down.auth and not down.retryable, down
+
+
+def ws_greeting(hub: TestHub, link: WsLink) -> list[Output]:
+    """Open a raw socket on ``link.target``; feed what happens into the link for up to 5 s."""
+    outs: list[Output] = []
+    ws = RawWebSocket(hub.ports.ws, link.target, timeout=5.0)  # type: ignore[arg-type]
+    try:
+        assert ws.upgrade_status == 101  # hub 4.x always upgrades before checking (§8.1)
+        outs += link.handle(WsOpened(), now=0.0)
+        for _ in range(2):
+            try:
+                outs += link.handle(WsMessage(data=ws.recv(5.0)), now=0.0)
+            except WsClosed as closed:
+                outs += link.handle(WsClosedInput(code=closed.code, reason=closed.reason), now=0.0)
+                break
+    finally:
+        ws.close()
+    return outs
+
+
+def test_ws_raw_target_works_with_a_padded_token_and_percent_does_not(hub4: TestHub) -> None:
+    token = hub4.token("padded")
+    raw = ws_greeting(hub4, WsLink(authorization=token))
+    assert sum(isinstance(o, InboundFrame) for o in raw) == 2  # HELLO + HANDSHAKE
+    percent = ws_greeting(hub4, WsLink(authorization=token, auth_encoding="percent"))
+    downs = [o for o in percent if isinstance(o, LinkDown)]
+    assert not any(isinstance(o, InboundFrame) for o in percent) and len(downs) == 1
+    assert downs[0].reason  # the hub drops the undecodable token before greeting
+
+
+def test_ws_unknown_key_closes_without_status_before_greeting(hub4: TestHub) -> None:
+    outs = ws_greeting(hub4, WsLink(authorization=token_for(hub4.user_agent, "e" * 32)))
+    downs = [o for o in outs if isinstance(o, LinkDown)]
+    assert len(downs) == 1 and downs[0].auth and not downs[0].retryable, downs
