@@ -19,9 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
+from returns.result import Success
+
 from thalovant.core import identity as _core
 from thalovant.core.errors import ThalovantIdentityError
 from thalovant.core.identity import identity_from_environ
+from thalovant.core.identity_config import parse_config_text, select_profile
 
 #: Identity files larger than this are refused (a real one is well under 4 KiB).
 MAX_IDENTITY_FILE_BYTES = 1024 * 1024
@@ -39,7 +42,7 @@ def _is_projected_secret(path: Path) -> bool:
         return False
 
 
-def check_file_permissions(path: Path, mode: int) -> None:
+def check_file_permissions(path: Path, mode: int, *, kind: str = "identity file") -> None:
     """Warn with :class:`ThalovantSecurityWarning` when group or others may read ``path``.
 
     Skipped on Windows and for Kubernetes projected secrets.
@@ -47,7 +50,7 @@ def check_file_permissions(path: Path, mode: int) -> None:
     if os.name == "nt" or not mode & (stat.S_IRWXG | stat.S_IRWXO) or _is_projected_secret(path):
         return
     warnings.warn(
-        f"identity file {path} holds secrets but is accessible by other users "
+        f"{kind} {path} holds secrets but is accessible by other users "
         f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
         ThalovantSecurityWarning,
         stacklevel=4,
@@ -83,10 +86,52 @@ class ThalovantIdentity(_core.ThalovantIdentity):
         """
         return cls.from_environ(os.environ if environ is None else environ, prefix=prefix)
 
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        profile: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Load one profile of a config file (format in ``thalovant.core.identity_config``).
 
-def _read_identity_bytes(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
+        Args:
+            path: the file; default :func:`default_config_path`.
+            profile: the profile name; default ``$THALOVANT_PROFILE``, then the file's choice.
+            environ: the variables to consult (``os.environ`` when None).
+
+        Raises:
+            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
+        """
+        env = os.environ if environ is None else environ
+        file, data = _read_identity_bytes(default_config_path(env) if path is None else path, kind="config file")
+        origin = f"config file {file}"
+        chosen = profile or env.get("THALOVANT_PROFILE") or None
+        selected = parse_config_text(data, origin=origin).bind(lambda config: select_profile(config, chosen))
+        if not isinstance(selected, Success):
+            raise ThalovantIdentityError([(p.path, p.message) for p in selected.failure()], origin=origin)
+        return cls.from_mapping(selected.unwrap(), origin=f"profile in {origin}")
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the config file lives.
+
+    ``$THALOVANT_CONFIG``, else ``$XDG_CONFIG_HOME/thalovant/config.yaml`` (an absolute
+    ``XDG_CONFIG_HOME`` only, per the XDG spec), else ``~/.config/thalovant/config.yaml``.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get("THALOVANT_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path("~/.config").expanduser()
+    return root / "thalovant" / "config.yaml"
+
+
+def _read_identity_bytes(path: str | os.PathLike[str], *, kind: str = "identity file") -> tuple[Path, bytes]:
     file = Path(os.fspath(path)).expanduser()
-    origin = f"identity file {file}"
+    origin = f"{kind} {file}"
     try:
         if not stat.S_ISREG(file.stat().st_mode):
             raise ThalovantIdentityError("not a regular file", origin=origin)
@@ -97,10 +142,10 @@ def _read_identity_bytes(path: str | os.PathLike[str]) -> tuple[Path, bytes]:
             data = handle.read(MAX_IDENTITY_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ThalovantIdentityError(f"unable to read identity file ({reason})", origin=origin) from None
+        raise ThalovantIdentityError(f"unable to read {kind} ({reason})", origin=origin) from None
     if len(data) > MAX_IDENTITY_FILE_BYTES:
         raise ThalovantIdentityError(f"larger than {MAX_IDENTITY_FILE_BYTES} bytes", origin=origin)
-    check_file_permissions(file, mode)
+    check_file_permissions(file, mode, kind=kind)
     return file, data
 
 
@@ -119,6 +164,7 @@ __all__ = [
     "ThalovantIdentity",
     "ThalovantSecurityWarning",
     "check_file_permissions",
+    "default_config_path",
     "identity_from_env",
     "identity_from_environ",
     "load_identity_file",
