@@ -266,12 +266,15 @@ class TestHub:
         install = ensure_venv(self.flavour, log=self._log)
         self._venv = install.venv
         self.timings.install, self.timings.install_cached = install.seconds, install.cached
-        try:
-            self._mosquitto = ensure_mosquitto() if not self.v3 else None
-        except HarnessUnavailable as exc:
-            self.mqtt_unavailable_reason = str(exc)
         if self.v3:
             self.mqtt_unavailable_reason = "MQTT is not set up on the hub 5.x test hub"
+        elif os.environ.get("THALOVANT_TEST_HUB_NO_MQTT") == "1":
+            self.mqtt_unavailable_reason = "MQTT turned off by THALOVANT_TEST_HUB_NO_MQTT=1"
+        else:
+            try:
+                self._mosquitto = ensure_mosquitto()
+            except HarnessUnavailable as exc:
+                self.mqtt_unavailable_reason = str(exc)
         self.mqtt_available = self._mosquitto is not None
         t0 = time.monotonic()
         self._fresh_run_dir()

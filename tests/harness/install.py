@@ -35,8 +35,8 @@ _OFFLINE_MARKERS = (
     "Failed to establish a new connection",
     "ConnectTimeoutError",
     "Max retries exceeded",
-    "No matching distribution found",
-    "Could not find a version that satisfies",
+    "Connection refused",
+    "Read timed out",
 )
 
 
@@ -141,10 +141,13 @@ def ensure_venv(flavour: Flavour, *, log=None) -> InstallResult:  # type: ignore
         ok = _run(cmd, pip_log, 900, check=False)
         if not ok:
             text = pip_log.read_text(errors="replace")
-            tail = "\n".join(text.strip().splitlines()[-15:])
-            if any(marker in text for marker in _OFFLINE_MARKERS):
-                raise HarnessUnavailable(f"cannot install the {flavour.name} hub from the package index: {tail}")
-            raise HarnessError(f"pip failed for the {flavour.name} hub venv (log {pip_log}):\n{tail}")
+            errors = [line.strip() for line in text.splitlines() if line.startswith(("ERROR", "WARNING: Retrying"))]
+            tail = " | ".join(errors[-3:]) or "\n".join(text.strip().splitlines()[-15:])
+            if any(marker in text for marker in _OFFLINE_MARKERS) or not _index_answers(venv, pip_log):
+                raise HarnessUnavailable(f"cannot install the {flavour.name} hub: the package index is not "
+                                         f"reachable from this machine (pip log {pip_log}): {tail}")
+            raise HarnessError(f"pip failed for the {flavour.name} hub venv although the package index answers "
+                               f"(log {pip_log}):\n{tail}")
         if not _run([str(venv / "bin" / "python"), "-c", flavour.import_check], pip_log, 120, check=False):
             raise HarnessError(f"the {flavour.name} hub venv does not import (log {pip_log})")
         freeze = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze"], capture_output=True,
@@ -152,6 +155,17 @@ def ensure_venv(flavour: Flavour, *, log=None) -> InstallResult:  # type: ignore
         seconds = time.monotonic() - started
         stamp.write_text(json.dumps({"seconds": round(seconds, 1), "freeze": freeze}, indent=1))
         return InstallResult(venv, seconds, False)
+
+
+def _index_answers(venv: Path, log_path: Path) -> bool:
+    """Whether the configured package index lists hivemind-core (tells "offline" from "bad pins")."""
+    if os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes"):
+        return False
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "index", "versions", "--pre", "hivemind-core"]
+    try:
+        return _run(cmd, log_path, 120, check=False)
+    except HarnessUnavailable:
+        return False
 
 
 def _run(cmd: list[str], log_path: Path, timeout: float, *, check: bool = True) -> bool:
