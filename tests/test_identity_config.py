@@ -115,6 +115,7 @@ def test_yaml_subset_values(text: str, expected: Any) -> None:
         ("a: [1,", "flow collections"),
         ("---\na: 1\n---\nb: 2", "one YAML document"),
         ("{bad json", "not valid JSON"),
+        ("k" + " " * 9000 + "x: 1", "line longer than 8192"),
     ],
 )
 def test_yaml_subset_refusals(text: str, message: str) -> None:

@@ -57,6 +57,7 @@ _KEY = re.compile(
 )
 _UNSUPPORTED_START = "&*!|>%@`"
 _MAX_DEPTH = 32
+_MAX_LINE = 8192  # keeps every per-line scan cheap
 
 
 class _Bad(Exception):
@@ -128,6 +129,8 @@ class _Lines:
     def __init__(self, text: str) -> None:
         self.items: list[tuple[int, int, str]] = []  # (line number, indent, content)
         for number, raw in enumerate(text.splitlines(), start=1):
+            if len(raw) > _MAX_LINE:
+                raise _Bad(number, f"line longer than {_MAX_LINE} characters")
             content = _strip_comment(raw)
             if not content.strip():
                 continue
