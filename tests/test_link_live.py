@@ -3,6 +3,8 @@
 * HttpPoll driven through ``shell.http11.HttpConnection`` carries a full v1
   session (password and pre-shared key) to an answered utterance;
 * HttpPoll sorts an unknown access key into ``LinkDown(auth=True)``;
+* MqttMap driven through ``shell.mqtt.MqttConnection`` carries a bitstring
+  session (password and pre-shared key) in the §8.3 order;
 * WsLink's raw target works with a ``=``-padded token on hub 4.x, the
   percent-encoded one does not (pitfall P8), and an unknown key closes with
   no status before the greeting, which WsLink reports as an auth failure.
@@ -208,3 +210,111 @@ def test_ws_unknown_key_closes_without_status_before_greeting(hub4: TestHub) -> 
     outs = ws_greeting(hub4, WsLink(authorization=token_for(hub4.user_agent, "e" * 32)))
     downs = [o for o in outs if isinstance(o, LinkDown)]
     assert len(downs) == 1 and downs[0].auth and not downs[0].retryable, downs
+
+
+async def drive_mqtt(hub: TestHub, kind: str, limit: float = 20.0) -> dict[str, Any]:
+    """MqttMap over shell.mqtt.MqttConnection carrying a v1 bitstring Session to an answered utterance."""
+    from thalovant.core.links.mqtt_map import (
+        ConnectMqtt,
+        DisconnectMqtt,
+        MqttConnected,
+        MqttDisconnected,
+        MqttMap,
+        MqttMessage,
+        MqttPublished,
+        MqttPublishFailed,
+        MqttSubscribed,
+        Publish,
+        SetWill,
+        Subscribe,
+    )
+    from thalovant.shell.mqtt import MqttConnection
+
+    ident = hub.identity(kind)
+    creds = ident["mqtt"]
+    link = MqttMap(access_key=ident["access_key"], topic_prefix=creds["topic_prefix"], entropy=os.urandom)
+    session = Session(
+        session_id=f"link-live-mqtt-{kind}-{time.monotonic_ns()}",
+        useragent=hub.user_agent,
+        entropy=os.urandom,
+        access_key=ident["access_key"],
+        password=ident.get("password"),
+        crypto_key=ident.get("crypto_key"),
+        wire="bitstring",
+        trigger_hello=True,
+    )
+    seen: dict[str, Any] = {"types": [], "order": [], "failed": None, "down": None}
+    todo: deque[Any] = deque(link.handle(Started(), now=0.0))
+    t0 = anyio.current_time()
+
+    def now() -> float:
+        return anyio.current_time() - t0
+
+    def session_outs(outs: list[Any]) -> None:
+        for out in outs:
+            if isinstance(out, SendFrame):
+                todo.extend(link.handle(OutboundFrame(data=out.data, refs=out.refs), now=now()))
+            elif isinstance(out, Deliver) and (bus := out.message.bus()) is not None:
+                seen["types"].append(bus.type)
+            elif isinstance(out, SessionFailed):
+                seen["failed"] = out
+
+    async with MqttConnection() as conn:
+        will: SetWill | None = None
+        while anyio.current_time() - t0 < limit and seen["down"] is None:
+            if "ovos.utterance.handled" in seen["types"] and link.state.value == "up":
+                todo.extend(link.handle(StopRequested(), now=now()))
+            if not todo:
+                with anyio.move_on_after(0.5):
+                    topic, payload, qos = await conn.receive()
+                    todo.extend(link.handle(MqttMessage(topic=topic, payload=payload, qos=qos), now=now()))
+                continue
+            out = todo.popleft()
+            seen["order"].append(type(out).__name__)
+            if isinstance(out, SetWill):
+                will = out
+            elif isinstance(out, ConnectMqtt):
+                assert will is not None
+                present = await conn.connect(
+                    "127.0.0.1",
+                    hub.ports.mqtt,  # type: ignore[arg-type]
+                    client_id=out.client_id,
+                    username=creds["username"],
+                    password=creds["password"],
+                    will=(will.topic, will.payload, will.qos, will.retain),
+                    keepalive=out.keepalive,
+                )
+                todo.extend(link.handle(MqttConnected(session_present=present), now=now()))
+            elif isinstance(out, Subscribe):
+                granted = await conn.subscribe(out.topic, out.qos)
+                todo.extend(link.handle(MqttSubscribed(granted_qos=granted), now=now()))
+            elif isinstance(out, Publish):
+                try:
+                    await conn.publish(out.topic, out.payload, out.qos, out.retain)
+                    todo.extend(link.handle(MqttPublished(pub_id=out.pub_id), now=now()))
+                except (ThalovantConnectionError, ThalovantTimeoutError) as exc:
+                    todo.extend(link.handle(MqttPublishFailed(pub_id=out.pub_id, reason=str(exc)), now=now()))
+            elif isinstance(out, DisconnectMqtt):
+                await conn.disconnect()
+                todo.extend(link.handle(MqttDisconnected(rc=0), now=now()))
+            elif isinstance(out, LinkUp):
+                session_outs(session.handle(LinkOpened(), now=now()))
+                ask = BusMessage(type="recognizer_loop:utterance", data={"utterances": ["hello"]})
+                session_outs(session.handle(UserSend(message=ask, ref=1), now=now()))
+            elif isinstance(out, InboundFrame):
+                session_outs(session.handle(FrameReceived(data=out.data), now=now()))
+            elif isinstance(out, LinkDown):
+                seen["down"] = out
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["password", "psk"])
+def test_mqtt_map_carries_a_full_session(hub4: TestHub, kind: str) -> None:
+    if not hub4.mqtt_available:
+        pytest.skip(f"no MQTT broker: {hub4.mqtt_unavailable_reason}")
+    seen = anyio.run(drive_mqtt, hub4, kind)
+    assert seen["failed"] is None, seen["failed"]
+    assert "ovos.utterance.handled" in seen["types"], seen
+    order = seen["order"]
+    assert order[:5] == ["SetWill", "ConnectMqtt", "Subscribe", "Publish", "LinkUp"]  # §8.3 rules 1-3
+    assert seen["down"] == LinkDown(reason="closed by the client", retryable=False)
