@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.harness.hub import HUB4, TestHub, token_for
+from tests.harness.hub import HUB4, HUB5, TestHub, token_for
 from tests.harness.install import HarnessUnavailable, harness_home
 from tests.harness.rawws import RawWebSocket, WsClosed
 from thalovant.core.links import InboundFrame, LinkDown, LinkUp, OutboundFrame, Started, StopRequested
@@ -56,15 +56,14 @@ from thalovant.shell.http11 import HttpConnection
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def hub4() -> Iterator[TestHub]:
-    run_dir = harness_home() / "runs" / f"{os.getpid()}-HUB4-link-live"
-    hub = TestHub(HUB4, run_dir, bound_to_parent=True)
+def _own_hub(flavour: Any) -> Iterator[TestHub]:
+    run_dir = harness_home() / "runs" / f"{os.getpid()}-{flavour.name}-link-live"
+    hub = TestHub(flavour, run_dir, bound_to_parent=True)
     try:
         hub.start()
     except HarnessUnavailable as exc:
         hub.stop()
-        pytest.skip(f"real hub 4.x unavailable: {exc}")
+        pytest.skip(f"real hub {flavour.name} unavailable: {exc}")
     try:
         yield hub
     finally:
@@ -72,11 +71,22 @@ def hub4() -> Iterator[TestHub]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def drive_http(hub: TestHub, token: str, session: Session | None, limit: float = 20.0) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def hub4() -> Iterator[TestHub]:
+    yield from _own_hub(HUB4)
+
+
+@pytest.fixture(scope="module")
+def hub5() -> Iterator[TestHub]:
+    yield from _own_hub(HUB5)
+
+
+async def drive_http(
+    hub: TestHub, token: str, session: Session | None, limit: float = 20.0, binary_uploads: bool = False
+) -> dict[str, Any]:
     """Run HttpPoll (and optionally a Session on top) until the turn ends, the link dies or ``limit`` passes."""
-    poll = HttpPoll(
-        authorization=token, useragent=hub.user_agent, entropy=os.urandom, config=HttpPollConfig(request_timeout=5.0)
-    )
+    config = HttpPollConfig(request_timeout=5.0, binary_uploads=binary_uploads)
+    poll = HttpPoll(authorization=token, useragent=hub.user_agent, entropy=os.urandom, config=config)
     seen: dict[str, Any] = {"types": [], "frames": 0, "up": False, "down": None, "failed": None, "ready": None}
     requests: deque[StartRequest] = deque()
     inbox: deque[Input] = deque([Started()])
@@ -162,6 +172,22 @@ def test_http_poll_carries_a_full_session(hub4: TestHub, kind: str) -> None:
     assert seen["up"] and seen["ready"] is not None
     assert "ovos.utterance.handled" in seen["types"], seen
     assert seen["final_state"] == "closed"
+
+
+def test_http_poll_carries_a_noise_session_on_hub5(hub5: TestHub) -> None:
+    ident = hub5.identity("password")
+    session = Session(
+        session_id=f"link-live-v3-{time.monotonic_ns()}",
+        site_id="loopback-test",
+        useragent=hub5.user_agent,
+        entropy=os.urandom,
+        access_key=ident["access_key"],
+        password=ident.get("password"),
+    )
+    seen = anyio.run(drive_http, hub5, hub5.token("password"), session, 20.0, True)  # binary=1 uploads
+    assert seen["failed"] is None, seen["failed"]
+    assert seen["ready"] is not None and seen["ready"].generation == 3
+    assert "ovos.utterance.handled" in seen["types"], seen
 
 
 def test_http_poll_greeting_arrives_with_a_padded_token(hub4: TestHub) -> None:
