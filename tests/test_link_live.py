@@ -344,3 +344,11 @@ def test_mqtt_map_carries_a_full_session(hub4: TestHub, kind: str) -> None:
     order = seen["order"]
     assert order[:5] == ["SetWill", "ConnectMqtt", "Subscribe", "Publish", "LinkUp"]  # §8.3 rules 1-3
     assert seen["down"] == LinkDown(reason="closed by the client", retryable=False)
+
+
+def test_ws_hub5_unknown_key_is_1008_auth_and_percent_target_greets(hub5: TestHub) -> None:
+    outs = ws_greeting(hub5, WsLink(authorization=token_for(hub5.user_agent, "e" * 32), auth_encoding="percent"))
+    downs = [o for o in outs if isinstance(o, LinkDown)]
+    assert len(downs) == 1 and downs[0].auth and not downs[0].retryable and "1008" in downs[0].reason, downs
+    greeted = ws_greeting(hub5, WsLink(authorization=hub5.token("padded"), auth_encoding="percent"))
+    assert sum(isinstance(o, InboundFrame) for o in greeted) == 2, greeted
