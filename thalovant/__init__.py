@@ -27,9 +27,55 @@ _EXPORTS: dict[str, str] = {
     "LocalProtocolError": "thalovant.errors",
     "RemoteProtocolError": "thalovant.errors",
     "ThalovantAPIError": "thalovant.errors",
+    "ThalovantIdentity": "thalovant.shell.identity_io",
+    "ThalovantSecurityWarning": "thalovant.shell.identity_io",
+    "MqttBrokerCredentials": "thalovant.core.identity_mqtt",
+    "HubProtocol": "thalovant.core.identity_protocols",
+    "HubProtocolSettings": "thalovant.core.identity_protocols",
+    "HubDataPlaneEndpoints": "thalovant.core.identity_protocols",
+    "SelectedHubEndpoint": "thalovant.core.identity_protocols",
+    "select_data_plane_endpoint": "thalovant.core.identity_protocols",
+    "DEFAULT_PROTOCOL_PREFERENCE": "thalovant.core.identity_protocols",
+    "ThalovantEvent": "thalovant.core.events",
+    "EventFilter": "thalovant.core.events",
+    "ThalovantReply": "thalovant.core.events_reply",
+    "ThalovantDisplayItem": "thalovant.core.display",
+    "strip_ssml": "thalovant.core.display",
+    "build_client_context": "thalovant.core.context",
+    "EVENT_RECOGNIZER_LOOP_UTTERANCE": "thalovant.core.events",
+    "EVENT_SPEAK": "thalovant.core.events",
+    "EVENT_UTTERANCE_HANDLED": "thalovant.core.events",
+    "EVENT_INTENT_FAILURE": "thalovant.core.events",
+    "EVENT_INTENT_UNMATCHED": "thalovant.core.events",
+    "EVENT_POLICY_DENIED": "thalovant.core.events",
+    "ThalovantControlPlane": "thalovant.shell.control_plane",
+    "AsyncThalovantControlPlane": "thalovant.shell.control_plane",
+    "BootstrapIdentityResult": "thalovant.shell.control_plane",
 }
 
 if TYPE_CHECKING:
+    from thalovant.core.context import build_client_context
+    from thalovant.core.display import ThalovantDisplayItem, strip_ssml
+    from thalovant.core.events import (
+        EVENT_INTENT_FAILURE,
+        EVENT_INTENT_UNMATCHED,
+        EVENT_POLICY_DENIED,
+        EVENT_RECOGNIZER_LOOP_UTTERANCE,
+        EVENT_SPEAK,
+        EVENT_UTTERANCE_HANDLED,
+        EventFilter,
+        ThalovantEvent,
+    )
+    from thalovant.core.events_reply import ThalovantReply
+    from thalovant.core.identity_mqtt import MqttBrokerCredentials
+    from thalovant.core.identity_protocols import (
+        DEFAULT_PROTOCOL_PREFERENCE,
+        HubDataPlaneEndpoints,
+        HubProtocol,
+        HubProtocolSettings,
+        SelectedHubEndpoint,
+        select_data_plane_endpoint,
+    )
     from thalovant.errors import (
         LocalProtocolError,
         RemoteProtocolError,
@@ -45,6 +91,8 @@ if TYPE_CHECKING:
         ThalovantTimeoutError,
         ThalovantUnsupportedProtocolError,
     )
+    from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
+    from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
 
 
 def __getattr__(name: str) -> Any:
