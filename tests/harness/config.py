@@ -193,8 +193,8 @@ def _add_clients(hub: TestHub, clients: list[Client]) -> None:
     for client in clients:
         row: dict[str, Any] = {"name": client.spec.name, "key": client.access_key, "admin": client.spec.admin,
                                "password": client.password, "crypto_key": client.crypto_key}
-        if hub.v3:
-            row["allowed_types"] = DEFAULT_ALLOWED_TYPES
+        if hub.v3 or client.spec.extra_types:
+            row["allowed_types"] = DEFAULT_ALLOWED_TYPES + list(client.spec.extra_types)
         rows.append(row)
     proc = subprocess.run([hub._python(), "-c", _ADD_CLIENTS], input=json.dumps(rows), capture_output=True,
                           text=True, env=hub._env(), cwd=hub.run_dir, timeout=120, check=False)

@@ -35,6 +35,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,7 @@ class ClientSpec:
     admin: bool = False
     padded: bool = False
     hub5: bool = True  # hub 5.x admits only password users
+    extra_types: tuple[str, ...] = ()  # allowed on top of the default ACL
 
 
 KINDS: tuple[ClientSpec, ...] = (
@@ -127,6 +129,8 @@ KINDS: tuple[ClientSpec, ...] = (
     ClientSpec("psk-only", "sdk-psk-only", password=False, crypto_key=True, hub5=False),
     ClientSpec("admin", "harness-admin", admin=True),
     ClientSpec("padded", "sdk-padded", padded=True),
+    # like "psk", but its ACL also admits these bus types (for emit() tests; hub 4.x drops others silently)
+    ClientSpec("wide", "sdk-wide", crypto_key=True, extra_types=("thalovant.test.emit", "speak")),
 )
 
 
@@ -160,7 +164,7 @@ class TestHub:
     __test__ = False  # not a pytest test class
 
     def __init__(self, flavour: Flavour = HUB4, run_dir: Path | None = None, *, user_agent: str | None = None,
-                 bound_to_parent: bool = False, log: Any = None) -> None:
+                 bound_to_parent: bool = False, log: Callable[[str], None] | None = None) -> None:
         self.flavour = flavour
         self.run_dir = Path(run_dir or harness_home() / f"run-{flavour.name}").resolve()
         self.user_agent = user_agent or default_user_agent()

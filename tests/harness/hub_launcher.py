@@ -42,7 +42,7 @@ def _fix_event_loop_policy() -> None:
             return
         install(policy)
 
-    asyncio.set_event_loop_policy = install_unless_same_kind  # type: ignore[assignment]
+    asyncio.set_event_loop_policy = install_unless_same_kind
 
 
 def _install_guards() -> None:

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def _base_python() -> str:
     return base if Path(base).exists() else sys.executable
 
 
-def ensure_venv(flavour: Flavour, *, log=None) -> InstallResult:  # type: ignore[no-untyped-def]
+def ensure_venv(flavour: Flavour, *, log: Callable[[str], None] | None = None) -> InstallResult:
     """Return the flavour's venv, creating it first if needed (bounded: 15 minutes for pip)."""
     started = time.monotonic()
     root = harness_home() / f"{flavour.name}-{flavour_hash(flavour)}"

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from tests.harness import procs
-from tests.harness.hub import HUB4, HUB5, TestHub
-from tests.harness.install import Flavour, HarnessUnavailable, harness_home
+from tests.harness.hub import TestHub
+from tests.harness.install import HUB4, HUB5, Flavour, HarnessUnavailable, harness_home
 
 _REPORT: list[str] = []
 _HUB_FIXTURES = ("real_hub", "real_hub_v3")

@@ -204,6 +204,22 @@ class _PskSession:
         raise AssertionError(f"no {until!r} in {timeout}s")
 
 
+def test_acl_admits_extra_types_only_for_the_wide_identity(real_hub: TestHub) -> None:
+    marker = uuid.uuid4().hex
+    for kind in ("wide", "psk"):
+        session = _PskSession(real_hub, kind)
+        try:
+            frame = _bus_frame("thalovant.test.emit", {"from": kind, "marker": marker}, session.session_id)
+            session.send(frame)
+            session.utter(f"after emit {kind}")  # an allowed type, to know the hub has handled the frame before
+            session.bus_messages("ovos.utterance.handled")
+        finally:
+            session.ws.close()
+    seen = [e["data"]["from"] for e in real_hub.echo_log(msg_type="thalovant.test.emit")
+            if e["data"].get("marker") == marker]
+    assert seen == ["wide"], "hub 4.x drops a type outside allowed_types silently"
+
+
 def test_psk_clients_are_answered_and_isolated(real_hub: TestHub) -> None:
     """psk, psk2 and psk-only all work on the pre-shared path, and nobody sees another identity's replies."""
     sessions = {kind: _PskSession(real_hub, kind) for kind in ("psk", "psk2", "psk-only")}
@@ -324,7 +340,7 @@ def test_echo_agent_answers_with_reply_semantics(real_hub: TestHub, utterance: s
     with real_hub.bus() as bus:
         bus.emit("recognizer_loop:utterance", {"utterances": [utterance]},
                  {"source": source, "destination": "HiveMind", "marker": source})
-        answers = []
+        answers: list[dict[str, Any]] = []
         while len(answers) < len(expected):
             msg = bus.wait_for_any(timeout=10)
             if msg["context"].get("marker") == source and msg["type"] != "recognizer_loop:utterance":
