@@ -94,8 +94,8 @@ def test_jitter_uses_the_entropy_it_is_given() -> None:
 @pytest.mark.parametrize(
     ("lost", "reason", "auth"),
     [
-        (LinkLost(reason="HTTP 403", retryable=False, auth=True), "the hub refused the credentials (HTTP 403)", True),
-        (LinkLost(reason="1008", retryable=True, auth=True), "the hub refused the credentials (1008)", True),
+        (LinkLost(reason="HTTP 403", retryable=False, auth=True), "not retrying, credentials refused: HTTP 403", True),
+        (LinkLost(reason="1008", retryable=True, auth=True), "not retrying, credentials refused: 1008", True),
         (LinkLost(reason="unsupported hub", retryable=False), "not retrying: unsupported hub", False),
     ],
 )
@@ -222,3 +222,41 @@ class ReconnectModel(RuleBasedStateMachine):
 
 TestReconnectModel = ReconnectModel.TestCase
 TestReconnectModel.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
+def test_reconnect_drives_fresh_http_links_until_one_is_up_and_gives_up_on_refused_keys() -> None:
+    import json
+
+    from thalovant.core.links import LinkDown as LinkDownOut
+    from thalovant.core.links import LinkUp as LinkUpOut
+    from thalovant.core.links import Started
+    from thalovant.core.links.http_poll import HttpPoll, HttpPollConfig, RequestFailed, ResponseReceived
+
+    def new_link() -> HttpPoll:
+        return HttpPoll(
+            authorization="dTprZXk=", useragent="t", entropy=fixed(0), config=HttpPollConfig(reset_on_start=False)
+        )
+
+    policy = Reconnect(entropy=fixed(0x80), config=ReconnectConfig(base=1.0, cap=4.0))
+    now, opened = 0.0, policy.handle(OpenRequested(), now=0.0)
+    answers = [RequestFailed(req_id=1, kind="connect"), RequestFailed(req_id=1, kind="connect")]
+    answers.append(ResponseReceived(req_id=1, status=200, body=json.dumps({"status": "Connected"}).encode()))
+    for answer in answers:
+        assert [type(o) for o in opened] == [OpenLink]
+        link = new_link()
+        link.handle(Started(), now=now)
+        (signal,) = [o for o in link.handle(answer, now=now) if isinstance(o, LinkDownOut | LinkUpOut)]
+        if isinstance(signal, LinkUpOut):
+            policy.handle(LinkUp(), now=now)
+            break
+        policy.handle(LinkLost.from_link_down(signal), now=now)
+        now = policy.deadline or now
+        opened = policy.handle(Tick(), now=now)
+    assert policy.state is ReconnectState.UP and policy.attempt == 3
+    refused = new_link()
+    refused.handle(Started(), now=now)
+    (down,) = refused.handle(ResponseReceived(req_id=1, status=500, body=b'{"error": "Connection failed"}'), now=now)
+    assert isinstance(down, LinkDownOut) and down.auth
+    assert policy.handle(LinkLost.from_link_down(down), now=now + 1) == [
+        GiveUp(reason="not retrying, credentials refused: hub refused the credentials (HTTP 500)", auth=True)
+    ]

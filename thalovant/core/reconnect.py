@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
@@ -50,6 +51,15 @@ __all__ = [
     "ReconnectState",
     "UserClose",
 ]
+
+
+class _DownLike(Protocol):
+    @property
+    def reason(self) -> str: ...
+    @property
+    def retryable(self) -> bool: ...
+    @property
+    def auth(self) -> bool: ...
 
 
 class ReconnectState(enum.Enum):
@@ -87,6 +97,11 @@ class LinkLost(Input):
     reason: str
     retryable: bool
     auth: bool = False
+
+    @classmethod
+    def from_link_down(cls, down: _DownLike) -> LinkLost:
+        """The ``LinkLost`` for a link machine's ``LinkDown`` (any object with the same three fields)."""
+        return cls(reason=down.reason, retryable=down.retryable, auth=down.auth)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +226,7 @@ class Reconnect:
             self._prev_wait = self._cfg.base
         self._up_since = None
         if inp.auth:
-            return self._give_up(f"the hub refused the credentials ({inp.reason})", auth=True)
+            return self._give_up(f"not retrying, credentials refused: {inp.reason}", auth=True)
         if not inp.retryable:
             return self._give_up(f"not retrying: {inp.reason}")
         limit = self._cfg.max_attempts
