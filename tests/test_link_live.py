@@ -352,3 +352,77 @@ def test_ws_hub5_unknown_key_is_1008_auth_and_percent_target_greets(hub5: TestHu
     assert len(downs) == 1 and downs[0].auth and not downs[0].retryable and "1008" in downs[0].reason, downs
     greeted = ws_greeting(hub5, WsLink(authorization=hub5.token("padded"), auth_encoding="percent"))
     assert sum(isinstance(o, InboundFrame) for o in greeted) == 2, greeted
+
+
+async def pump_http(poll: HttpPoll, conn: HttpConnection, outs: list[Output], limit: float) -> list[Output]:
+    """Execute ``outs`` and the requests that follow until the poll reports LinkUp/LinkDown or ``limit`` passes."""
+    seen: list[Output] = []
+    requests: deque[StartRequest] = deque()
+    end = anyio.current_time() + limit
+    while anyio.current_time() < end:
+        for out in outs:
+            seen.append(out)
+            if isinstance(out, StartRequest):
+                requests.append(out)
+            elif isinstance(out, CancelRequest):
+                requests = deque(r for r in requests if r.req_id != out.req_id)
+        if any(isinstance(o, LinkUp | LinkDown) for o in outs):
+            return seen
+        if requests:
+            req = requests.popleft()
+            try:
+                resp = await conn.request(req.method, req.target, req.headers, req.body)
+                inp: Input = ResponseReceived(
+                    req_id=req.req_id, status=resp.status, headers=resp.headers, body=resp.body
+                )
+            except (ThalovantConnectionError, ThalovantTimeoutError) as exc:
+                inp = RequestFailed(req_id=req.req_id, kind=type(exc).__name__)
+            outs = poll.handle(inp, now=anyio.current_time())
+        else:
+            await anyio.sleep(max(0.0, (poll.deadline or anyio.current_time()) - anyio.current_time()))
+            outs = poll.handle(Tick(), now=anyio.current_time())
+    return seen
+
+
+def test_reconnect_policy_rides_out_a_hub_restart_over_http(hub4: TestHub) -> None:
+    """Kill hivemind-core under a live HttpPoll; Reconnect opens fresh links until the restarted hub answers."""
+    from thalovant.core.reconnect import LinkLost, OpenLink, OpenRequested, Reconnect, ReconnectConfig
+    from thalovant.core.reconnect import LinkUp as PolicyUp
+
+    token = hub4.token("psk")
+    config = HttpPollConfig(request_timeout=2.0, error_base=0.1, error_max=0.5, max_errors=3)
+    policy = Reconnect(entropy=os.urandom, config=ReconnectConfig(base=0.2, cap=1.0, max_attempts=40))
+
+    async def scenario() -> list[int]:
+        attempts: list[int] = []
+        async with HttpConnection("127.0.0.1", hub4.ports.http) as conn, anyio.create_task_group() as tg:  # type: ignore[arg-type]
+            orders = policy.handle(OpenRequested(), now=anyio.current_time())
+            killed = False
+            while not policy.finished:
+                opens = [o for o in orders if isinstance(o, OpenLink)]
+                if not opens:
+                    await anyio.sleep(max(0.0, (policy.deadline or anyio.current_time()) - anyio.current_time()))
+                    orders = policy.handle(Tick(), now=anyio.current_time())
+                    continue
+                attempts.append(opens[0].attempt)
+                poll = HttpPoll(authorization=token, useragent=hub4.user_agent, entropy=os.urandom, config=config)
+                seen = await pump_http(poll, conn, poll.handle(Started(), now=anyio.current_time()), 15.0)
+                up = any(isinstance(o, LinkUp) for o in seen)
+                if up and killed:
+                    policy.handle(PolicyUp(), now=anyio.current_time())
+                    break
+                if up:
+                    policy.handle(PolicyUp(), now=anyio.current_time())
+                    await anyio.to_thread.run_sync(hub4.kill_hub)
+                    killed = True
+                    tg.start_soon(anyio.to_thread.run_sync, hub4.start_hub)
+                    seen = await pump_http(poll, conn, [], 15.0)  # polls now fail until the link gives up
+                (down,) = [o for o in seen if isinstance(o, LinkDown)]
+                assert down.retryable and not down.auth, down
+                orders = policy.handle(LinkLost.from_link_down(down), now=anyio.current_time())
+        return attempts
+
+    attempts = anyio.run(scenario)
+    print(f"link attempts across the hub restart: {attempts}")
+    assert policy.state.value == "up" and not policy.finished
+    assert attempts[0] == 1 and len(attempts) >= 2 and attempts == list(range(1, len(attempts) + 1))
