@@ -184,6 +184,13 @@ def test_garbage_lines_never_raise(line: str) -> None:
             assert isinstance(result.failure(), TraceProblem)
 
 
+def test_numbers_too_big_for_a_float_are_problems() -> None:
+    line = json.dumps({"seq": 0, "now": 10**400, "in": None, "entropy": [], "out": [], "deadline": None})
+    assert load_step(line).failure().code == "bad-step"  # type: ignore[union-attr]
+    line = json.dumps({"seq": 0, "now": 1, "in": None, "entropy": ["zz"], "out": [], "deadline": None})
+    assert load_step(line).failure().code == "bad-step"  # type: ignore[union-attr]
+
+
 def test_header_version_is_checked() -> None:
     header = TraceHeader("http_poll", {"a": 1}, "0.1.0", "throwaway")
     assert load_header(header.to_line()) == Success(header)

@@ -175,6 +175,15 @@ def test_altered_output_reports_the_first_divergent_step() -> None:
         assert report.steps == seq + 1
 
 
+def test_ill_typed_input_in_a_tampered_trace_is_reported_not_raised() -> None:
+    def text_body(obj: dict[str, Any]) -> None:
+        obj["in"]["body"] = "not bytes"
+
+    report = replay(_altered(2, text_body), build, registry=REGISTRY)  # the /connect answer is parsed
+    assert report.divergence is not None and (report.divergence.seq, report.divergence.what) == (2, "raised")
+    assert "AttributeError" in report.divergence.got
+
+
 def test_altered_now_entropy_or_deadline_are_caught_too() -> None:
     lines = CASSETTE.read_text(encoding="utf-8").splitlines()
     jitter_seq = next(json.loads(ln)["seq"] for ln in lines[1:] if json.loads(ln)["entropy"])
