@@ -150,10 +150,13 @@ def parse_body(body: bytes) -> Result[dict[str, Any], HttpProblem]:
 
 
 def error_text(value: dict[str, Any]) -> str | None:
+    """The hub's ``{"error": ...}`` text, shortened and made printable; None when there is no error."""
     err = value.get("error")
     if err is None:
         return None
-    return str(err)[:200]
+    if not isinstance(err, str):
+        return f"<{type(err).__name__} error>"
+    return "".join(c if c.isprintable() else "?" for c in err[:200])
 
 
 def poll_frames(value: dict[str, Any], *, binary: bool) -> Result[tuple[list[str | bytes], int], HttpProblem]:
