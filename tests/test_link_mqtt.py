@@ -114,10 +114,10 @@ def test_a_key_that_is_not_a_topic_level_is_rejected_on_the_legacy_layout() -> N
 
 def test_startup_order_will_connect_subscribe_then_offline_reset_then_up() -> None:
     m = make()
-    assert m.client_id == "thalovant-" + "ab" * 8
+    assert m.client_id is None  # drawn inside the Started step
     assert m.handle(Started(), now=0.0) == [
         SetWill(topic=STATUS, payload=b"offline", qos=1, retain=True),
-        ConnectMqtt(client_id=m.client_id, keepalive=60),
+        ConnectMqtt(client_id="thalovant-" + "ab" * 8, keepalive=60),
     ]
     m.handle(OutboundFrame(data=b"\x86hello", refs=(1,)), now=0.0)  # queued: nothing before the subscribe
     assert m.handle(MqttConnected(session_present=True), now=0.1) == [Subscribe(topic=S2C, qos=1)]

@@ -40,8 +40,9 @@ qualified name, e.g. ``links.http_poll.StartRequest`` or ``machine.Tick``.
 Decoding looks names up in an explicit :class:`TypeRegistry`; a trace can
 never make the decoder import or build anything outside that registry.
 
-Entropy: :class:`RecordingEntropy` wraps the real source and remembers each
-draw; :class:`Tape` replays recorded draws and raises :class:`TapeMismatch`
+Entropy: a machine must draw entropy only inside ``handle`` (never in its
+constructor), so every draw belongs to a step. :class:`RecordingEntropy`
+wraps the real source and remembers each draw; :class:`Tape` replays recorded draws and raises :class:`TapeMismatch`
 when the machine asks for a different count or size (a silent divergence
 would be worse than a loud one).
 """

@@ -37,7 +37,8 @@ payloads are classified like the hub's own ``_coerce_payload`` (§2 step 3):
 UTF-8 that parses as a JSON object becomes a text frame, anything else a
 binary frame.
 
-The client id is random (``thalovant-<16 hex>`` from the injected entropy):
+The client id is random (``thalovant-<16 hex>`` from the injected entropy,
+drawn when ``Started`` arrives so a replay sees the draw):
 a fixed id per access key made two processes kick each other (P16).
 Topics embed the access key, so they never appear in ``repr``.
 """
@@ -294,7 +295,8 @@ class MqttMap:
         if qos not in (0, 1, 2) or keepalive < 0:
             raise LocalProtocolError("MqttMap: qos must be 0, 1 or 2 and keepalive >= 0")
         self.topics: MqttTopics = topics.unwrap()
-        self.client_id = "thalovant-" + entropy(8).hex()
+        self._entropy = entropy
+        self.client_id: str | None = None  # drawn at Started, inside a step, so replays see the draw
         self._qos = qos
         self._keepalive = keepalive
         self._reset = reset_on_connect
@@ -346,6 +348,7 @@ class MqttMap:
 
     def _on_started(self, inp: Started, now: float) -> list[Output]:
         self._state = MqttState.CONNECTING
+        self.client_id = "thalovant-" + self._entropy(8).hex()
         return [self.will, ConnectMqtt(client_id=self.client_id, keepalive=self._keepalive)]
 
     def _on_connected(self, inp: MqttConnected, now: float) -> list[Output]:
