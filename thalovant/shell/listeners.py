@@ -1,0 +1,190 @@
+"""Event fan-out: listeners (async iterators) and subscriptions (handlers).
+
+Every bus event the hub delivers is offered to each registered listener
+whose :class:`~thalovant.core.events.EventFilter` (plus optional predicate)
+accepts it. Listeners live in the client, not in a link, so they survive
+reconnects by construction: a new link simply delivers into the same
+listeners.
+
+A listener buffers up to ``buffer`` events; when a consumer is slower than
+the hub, the oldest buffered events are dropped and counted (``dropped``),
+and a warning is logged once per burst. Nothing blocks the connection.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from thalovant.core.events import EventFilter, ThalovantEvent
+
+log = logging.getLogger("thalovant")
+
+EventPredicate = Callable[[ThalovantEvent], bool]
+EventHandler = Callable[[ThalovantEvent], Any]
+
+
+class Listener:
+    """One consumer of events. Iterate it with ``async for``."""
+
+    def __init__(
+        self,
+        registry: ListenerRegistry,
+        flt: EventFilter,
+        *,
+        predicate: EventPredicate | None = None,
+        timeout: float | None = None,
+        max_events: int | None = None,
+        buffer: int = 1000,
+    ) -> None:
+        self._registry = registry
+        self.filter = flt
+        self._predicate = predicate
+        self._buffer: deque[ThalovantEvent] = deque()
+        self._limit = buffer
+        self._wake = anyio.Event()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        self._left = max_events
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return f"<Listener types={self.filter.types!r} buffered={len(self._buffer)} dropped={self.dropped}>"
+
+    def offer(self, event: ThalovantEvent) -> None:
+        if self._closed or not self.filter.accepts(event):
+            return
+        if self._predicate is not None:
+            try:
+                if not self._predicate(event):
+                    return
+            except Exception:  # a user predicate must not break delivery to others
+                log.exception("event predicate raised; event skipped for this listener")
+                return
+        if len(self._buffer) >= self._limit:
+            self._buffer.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("listener %r is too slow: %d event(s) dropped", self.filter.types, self.dropped)
+        self._buffer.append(event)
+        self._wake.set()
+
+    def fail(self, error: BaseException) -> None:
+        """End the iteration with ``error`` (e.g. the client gave up connecting)."""
+        self._error = error
+        self._wake.set()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._wake.set()
+            self._registry.remove(self)
+
+    def __aiter__(self) -> Listener:
+        return self
+
+    async def __anext__(self) -> ThalovantEvent:
+        """Next matching event; stops at the timeout, after ``max_events``, or on close."""
+        while True:
+            if self._buffer and not self._closed:
+                if self._left is not None:
+                    if self._left <= 0:
+                        break
+                    self._left -= 1
+                return self._buffer.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                self.close()
+                raise error
+            if self._closed or (self._left is not None and self._left <= 0):
+                break
+            remaining = self._deadline - anyio.current_time()
+            if remaining <= 0:
+                break
+            self._wake = anyio.Event()
+            with anyio.move_on_after(remaining):
+                await self._wake.wait()
+        self.close()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class ListenerRegistry:
+    """All listeners of one client."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def add(self, listener: Listener) -> Listener:
+        self._listeners.append(listener)
+        return listener
+
+    def remove(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def publish(self, event: ThalovantEvent) -> None:
+        for listener in list(self._listeners):
+            listener.offer(event)
+
+    def fail_all(self, error: BaseException) -> None:
+        for listener in list(self._listeners):
+            listener.fail(error)
+
+
+class Subscription:
+    """A handler attached to an event type until :meth:`close`.
+
+    Handlers run one event at a time, in arrival order, on a task of the
+    client. A handler that raises is logged and the subscription keeps going.
+    Use it as a context manager to close it automatically.
+    """
+
+    def __init__(self, listener: Listener, handler: EventHandler, event_name: str) -> None:
+        self.event_name = event_name
+        self._listener = listener
+        self._handler = handler
+        self.handled = 0
+        self.failed = 0
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.event_name!r} handled={self.handled} failed={self.failed}>"
+
+    async def run(self, call: Callable[[EventHandler, ThalovantEvent], Awaitable[Any]] | None = None) -> None:
+        """Feed events to the handler until closed (runs in the client's task group)."""
+        async for event in self._listener:
+            try:
+                if call is not None:
+                    await call(self._handler, event)
+                else:
+                    result = self._handler(event)
+                    if inspect.isawaitable(result):
+                        await result
+                self.handled += 1
+            except Exception:
+                self.failed += 1
+                log.exception("handler for %r raised; the subscription keeps running", self.event_name)
+
+    def close(self) -> None:
+        """Detach the handler. Idempotent."""
+        self._listener.close()
+
+    unsubscribe = close
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
