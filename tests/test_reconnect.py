@@ -260,3 +260,58 @@ def test_reconnect_drives_fresh_http_links_until_one_is_up_and_gives_up_on_refus
     assert policy.handle(LinkLost.from_link_down(down), now=now + 1) == [
         GiveUp(reason="not retrying, credentials refused: hub refused the credentials (HTTP 500)", auth=True)
     ]
+
+
+R = ReconnectState
+
+
+def reconnect_in(state: ReconnectState) -> Reconnect:
+    m = Reconnect(entropy=fixed(0x80), config=ReconnectConfig(base=1.0))
+    steps: dict[ReconnectState, list[Input]] = {
+        R.IDLE: [],
+        R.CONNECTING: [OpenRequested()],
+        R.UP: [OpenRequested(), LinkUp()],
+        R.WAITING: [OpenRequested(), LOST],
+        R.CLOSED: [UserClose()],
+        R.GAVE_UP: [OpenRequested(), LinkLost(reason="x", retryable=False)],
+    }
+    for inp in steps[state]:
+        m.handle(inp, now=0.0)
+    return m
+
+
+RECONNECT_INPUTS: dict[type, Input] = {
+    OpenRequested: OpenRequested(),
+    LinkUp: LinkUp(),
+    LinkLost: LOST,
+    UserClose: UserClose(),
+    Tick: Tick(),
+}
+
+RECONNECT_EXPECT: dict[tuple[ReconnectState, type], ReconnectState] = {
+    (R.IDLE, OpenRequested): R.CONNECTING,
+    (R.IDLE, UserClose): R.CLOSED,
+    (R.CONNECTING, LinkUp): R.UP,
+    (R.CONNECTING, LinkLost): R.WAITING,
+    (R.CONNECTING, UserClose): R.CLOSED,
+    (R.UP, LinkLost): R.WAITING,
+    (R.UP, UserClose): R.CLOSED,
+    (R.WAITING, Tick): R.CONNECTING,  # fed at the deadline
+    (R.WAITING, UserClose): R.CLOSED,
+    (R.CLOSED, UserClose): R.CLOSED,
+    (R.GAVE_UP, UserClose): R.GAVE_UP,
+}
+
+
+def test_reconnect_expectations_cover_the_table_exactly() -> None:
+    assert set(RECONNECT_EXPECT) == set(_TABLE)
+
+
+@pytest.mark.parametrize(("row", "after"), list(RECONNECT_EXPECT.items()), ids=lambda v: str(v))
+def test_reconnect_row(row: tuple[ReconnectState, type], after: ReconnectState) -> None:
+    state, kind = row
+    m = reconnect_in(state)
+    assert m.state is state
+    now = m.deadline if m.deadline is not None else 0.0
+    m.handle(RECONNECT_INPUTS[kind], now=now)
+    assert m.state is after
