@@ -53,6 +53,11 @@ from tests.harness.install import (
     harness_home,
 )
 
+__all__ = [
+    "HUB4", "HUB5", "KINDS", "ClientSpec", "HarnessError", "HarnessUnavailable", "Ports", "TestHub", "Timings",
+    "default_user_agent", "padded_key", "portable_key", "token_can_be_portable", "token_for",
+]
+
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 HUB_ID = "thalovant-test-hub"

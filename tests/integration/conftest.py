@@ -1,110 +1,18 @@
-"""Fixtures for tests against a real HiveMind hub on loopback (see ``tests/harness``).
+"""Hub fixtures for this folder: loads ``tests.harness.pytest_plugin`` unless the root conftest already did.
 
-``real_hub`` (hivemind-core 4.0.0) and ``real_hub_v3`` (hivemind-core 5.x, Noise) are session-scoped
-``TestHub`` objects.  Each pytest session gets its own run directory and free ports, so parallel
-sessions on one machine do not meet.  If the machine cannot install the hub (no package index,
-mosquitto missing and not root...), the fixture skips with the exact reason; a harness bug fails.
-
-Tests that use a hub fixture are marked ``hub`` automatically.  Set ``THALOVANT_TEST_HUB_KEEP=1``
-to keep the run directory (configs, logs, identities) after the session; it is always kept, and
-its path printed, when a test failed.
+(If ``tests/conftest.py`` lists it in ``pytest_plugins``, the module is imported before this file and
+its fixtures are visible everywhere; importing them again here would start a second hub per session.)
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import sys
 
-import pytest
-
-from tests.harness import procs
-from tests.harness.hub import TestHub
-from tests.harness.install import HUB4, HUB5, Flavour, HarnessUnavailable, harness_home
-
-_REPORT: list[str] = []
-_HUB_FIXTURES = ("real_hub", "real_hub_v3")
-
-
-def _prune_orphans(runs: Path) -> None:
-    """Stop and delete run directories whose owning pytest process is gone (e.g. after SIGKILL)."""
-    if not runs.is_dir():
-        return
-    for run in runs.iterdir():
-        owner = run.name.split("-", 1)[0]
-        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
-            continue
-        if (run / ".thalovant-test-hub").exists():
-            procs.ProcessTable(run).stop_all()
-            shutil.rmtree(run, ignore_errors=True)
-
-
-def _hub_session(request: pytest.FixtureRequest, flavour: Flavour) -> Iterator[TestHub]:
-    runs = harness_home() / "runs"
-    _prune_orphans(runs)
-    run_dir = runs / f"{os.getpid()}-{flavour.name}"
-    hub = TestHub(flavour, run_dir, bound_to_parent=True)
-    atexit.register(hub.stop)
-    t0 = time.monotonic()
-    try:
-        hub.start()
-    except HarnessUnavailable as exc:
-        hub.stop()
-        pytest.skip(f"real hub ({flavour.name}) unavailable on this machine: {exc}")
-    started = time.monotonic() - t0
-    try:
-        yield hub
-    finally:
-        rss = hub.memory_kib()
-        hub.stop()
-        atexit.unregister(hub.stop)
-        t = hub.timings
-        _REPORT.append(
-            f"{flavour.name}: install {t.install:.1f}s ({'cached' if t.install_cached else 'cold'}), "
-            f"start {started - t.install:.1f}s "
-            f"({', '.join(f'{k} {v:.2f}s' for k, v in t.start.items())}), stop {t.stop:.2f}s, "
-            f"RSS {sum(rss.values()) / 1024:.0f} MiB ({', '.join(f'{k} {v // 1024}' for k, v in rss.items())})"
-        )
-        failed = request.session.testsfailed > 0
-        if failed or os.environ.get("THALOVANT_TEST_HUB_KEEP") == "1":
-            _REPORT.append(f"{flavour.name}: run directory kept at {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def real_hub(request: pytest.FixtureRequest) -> Iterator[TestHub]:
-    """hivemind-core 4.0.0 with WebSocket, HTTP and (when mosquitto is available) MQTT."""
-    yield from _hub_session(request, HUB4)
-
-
-@pytest.fixture(scope="session")
-def real_hub_v3(request: pytest.FixtureRequest) -> Iterator[TestHub]:
-    """hivemind-core 5.x (protocol v3, Noise) with WebSocket and HTTP."""
-    yield from _hub_session(request, HUB5)
-
-
-@pytest.fixture
-def real_hub_mqtt(real_hub: TestHub) -> TestHub:
-    """``real_hub``, skipping the test when mosquitto is not available."""
-    if not real_hub.mqtt_available:
-        pytest.skip(f"MQTT unavailable: {real_hub.mqtt_unavailable_reason}")
-    return real_hub
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        names: Any = getattr(item, "fixturenames", ())
-        if any(name in names for name in (*_HUB_FIXTURES, "real_hub_mqtt")):
-            item.add_marker(pytest.mark.hub)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _REPORT:
-        terminalreporter.write_sep("-", "real hub")
-        for line in _REPORT:
-            terminalreporter.write_line(line)
+if "tests.harness.pytest_plugin" not in sys.modules:
+    from tests.harness.pytest_plugin import (  # noqa: F401  (fixtures and hooks are found by name)
+        pytest_collection_modifyitems,
+        pytest_terminal_summary,
+        real_hub,
+        real_hub_mqtt,
+        real_hub_v3,
+    )
