@@ -212,3 +212,12 @@ if __name__ == "__main__" and "--regen" in sys.argv:
     CASSETTE.parent.mkdir(exist_ok=True)
     CASSETTE.write_text("\n".join(record_scenario()) + "\n", encoding="utf-8")
     print(f"wrote {CASSETTE}")
+
+
+def test_replay_without_an_explicit_registry_uses_every_imported_message_class() -> None:
+    from thalovant.core.trace import default_registry
+
+    registry = default_registry()
+    assert registry.get("links.LinkUp") is not None and registry.get("links.http_wire.StartRequest") is not None
+    report = replay(CASSETTE.read_text(encoding="utf-8").splitlines(), build)
+    assert report.ok and report.steps == len(CASSETTE.read_text().splitlines()) - 1

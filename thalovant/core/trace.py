@@ -54,6 +54,7 @@ import binascii
 import dataclasses
 import enum
 import json
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,7 @@ __all__ = [
     "TraceStep",
     "TypeRegistry",
     "decode_value",
+    "default_registry",
     "encode_value",
     "load_header",
     "load_step",
@@ -138,6 +140,50 @@ class TypeRegistry:
     def merged(self, other: TypeRegistry) -> TypeRegistry:
         """A registry holding both sets of classes."""
         return TypeRegistry([*self._by_name.values(), *other._by_name.values()])
+
+
+def default_registry() -> TypeRegistry:
+    """Every ``Input``/``Output`` class imported so far, plus the Enums and dataclasses their fields name.
+
+    Import the machine's module before calling this. Type names are module-qualified, so classes
+    with the same short name in different modules never clash.
+    """
+    found: dict[type, None] = {}
+    todo: list[type] = [Input, Output]
+    while todo:
+        cls = todo.pop()
+        if cls in found:
+            continue
+        found[cls] = None
+        todo.extend(cls.__subclasses__())
+        if dataclasses.is_dataclass(cls):
+            todo.extend(_field_types(cls))
+    by_name: dict[str, type] = {}
+    for cls in found:
+        if not (dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum)):
+            continue
+        # ``@dataclass(slots=True)`` replaces the class it decorates; the replaced one may linger in
+        # ``__subclasses__()`` until collected. Keep the slotted replacement.
+        name = type_name(cls)
+        if name not in by_name or "__slots__" in cls.__dict__:
+            by_name[name] = cls
+    return TypeRegistry(by_name.values())
+
+
+def _field_types(cls: type) -> list[type]:
+    """Enum and dataclass types named in ``cls``'s field annotations (unresolvable hints are skipped)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError, AttributeError):
+        return []
+    out: list[type] = []
+    stack: list[object] = list(hints.values())
+    while stack:
+        hint = stack.pop()
+        stack.extend(typing.get_args(hint))
+        if isinstance(hint, type) and (issubclass(hint, enum.Enum) or dataclasses.is_dataclass(hint)):
+            out.append(hint)
+    return out
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -462,14 +508,17 @@ class ReplayReport:
 BuildMachine = Callable[[TraceHeader, Entropy], Machine[Input]]
 
 
-def replay(lines: Iterable[str], build_machine: BuildMachine, *, registry: TypeRegistry) -> ReplayReport:
+def replay(
+    lines: Iterable[str], build_machine: BuildMachine, *, registry: TypeRegistry | None = None
+) -> ReplayReport:
     """Replay a trace against a fresh machine and report the first divergence.
 
     Args:
         lines: the trace's lines (header first); blank lines are skipped.
         build_machine: rebuilds the machine from the header, drawing from the given entropy.
-        registry: the classes the trace's inputs may name.
+        registry: the classes the trace's inputs may name; :func:`default_registry` if None.
     """
+    registry = registry if registry is not None else default_registry()
     it = (ln for ln in lines if ln.strip())
     first = next(it, None)
     if first is None:
