@@ -13,6 +13,11 @@ from thalovant._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "AsyncThalovantClient": "thalovant.shell.client",
+    "ThalovantClient": "thalovant.shell.sync",
+    "ThalovantHealth": "thalovant.core.health",
+    "ThalovantSubscription": "thalovant.shell.listeners",
+    "ThalovantListener": "thalovant.shell.listeners",
     # errors
     "ThalovantError": "thalovant.errors",
     "ThalovantIdentityError": "thalovant.errors",
@@ -67,6 +72,7 @@ if TYPE_CHECKING:
         ThalovantEvent,
     )
     from thalovant.core.events_reply import ThalovantReply
+    from thalovant.core.health import ThalovantHealth
     from thalovant.core.identity_mqtt import MqttBrokerCredentials
     from thalovant.core.identity_protocols import (
         DEFAULT_PROTOCOL_PREFERENCE,
@@ -91,8 +97,12 @@ if TYPE_CHECKING:
         ThalovantTimeoutError,
         ThalovantUnsupportedProtocolError,
     )
+    from thalovant.shell.client import AsyncThalovantClient
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
+    from thalovant.shell.listeners import Listener as ThalovantListener
+    from thalovant.shell.listeners import Subscription as ThalovantSubscription
+    from thalovant.shell.sync import ThalovantClient
 
 
 def __getattr__(name: str) -> Any:

@@ -614,6 +614,14 @@ class Connection:
         bus = message.bus()
         if bus is None:
             return [Note(level=NoteLevel.DEBUG, text=f"ignored {message.msg_type.value} frame")]
+        if self._cfg.access_key:
+            # MQTT on hub 4.x uses the access key as the user agent, so peer ids in
+            # contexts carry it: scrub it before anything reaches users or logs.
+            bus = BusMessage(
+                type=bus.type,
+                data=_scrub(bus.data, self._cfg.access_key),
+                context=_scrub(bus.context, self._cfg.access_key),
+            )
         result = normalize(bus)
         if not isinstance(result, Success):
             return [Note(level=NoteLevel.DEBUG, text="ignored a malformed bus message")]
@@ -643,6 +651,17 @@ class Connection:
         ]
         self._inflight.clear()
         return out
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """``value`` with every occurrence of ``secret`` in strings replaced by ``<access-key>``."""
+    if isinstance(value, str):
+        return value.replace(secret, "<access-key>") if secret in value else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
 
 
 def _request_id(message: BusMessage) -> str | None:

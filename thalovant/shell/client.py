@@ -621,6 +621,7 @@ class AsyncThalovantClient:
         predicate: EventPredicate | None = None,
         session_id: str | None = None,
         request_id: str | None = None,
+        _call: Any = None,
     ) -> Subscription:
         """Call ``handler(event)`` for each matching event until the subscription is closed.
 
@@ -631,7 +632,7 @@ class AsyncThalovantClient:
             raise LocalProtocolError("on() needs a connected client (inside 'async with client')")
         listener = self.listen(event, predicate=predicate, session_id=session_id, request_id=request_id)
         name = event if isinstance(event, str) else ",".join(event.types)
-        sub = Subscription(listener, handler, name)
+        sub = Subscription(listener, handler, name, call=_call)
         self._tg.start_soon(sub.run)
         return sub
 

@@ -152,8 +152,16 @@ class Subscription:
     Use it as a context manager to close it automatically.
     """
 
-    def __init__(self, listener: Listener, handler: EventHandler, event_name: str) -> None:
+    def __init__(
+        self,
+        listener: Listener,
+        handler: EventHandler,
+        event_name: str,
+        *,
+        call: Callable[[EventHandler, ThalovantEvent], Awaitable[Any]] | None = None,
+    ) -> None:
         self.event_name = event_name
+        self.call = call
         self._listener = listener
         self._handler = handler
         self.handled = 0
@@ -162,12 +170,12 @@ class Subscription:
     def __repr__(self) -> str:
         return f"<Subscription {self.event_name!r} handled={self.handled} failed={self.failed}>"
 
-    async def run(self, call: Callable[[EventHandler, ThalovantEvent], Awaitable[Any]] | None = None) -> None:
+    async def run(self) -> None:
         """Feed events to the handler until closed (runs in the client's task group)."""
         async for event in self._listener:
             try:
-                if call is not None:
-                    await call(self._handler, event)
+                if self.call is not None:
+                    await self.call(self._handler, event)
                 else:
                     result = self._handler(event)
                     if inspect.isawaitable(result):
@@ -188,3 +196,8 @@ class Subscription:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Public names (``thalovant.ThalovantSubscription``, ``thalovant.ThalovantListener``).
+ThalovantSubscription = Subscription
+ThalovantListener = Listener
