@@ -17,6 +17,7 @@ from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
+from thalovant.core.replay import replay
 from thalovant.core.trace import (
     Recorder,
     RecordingEntropy,
@@ -29,7 +30,6 @@ from thalovant.core.trace import (
     encode_value,
     load_header,
     load_step,
-    replay,
     type_name,
 )
 

@@ -29,14 +29,8 @@ from thalovant.core.links.http_poll import (
     StartRequest,
 )
 from thalovant.core.machine import Entropy, Input, Output, Tick
-from thalovant.core.trace import (
-    Recorder,
-    RecordingEntropy,
-    ReplayReport,
-    TraceHeader,
-    TypeRegistry,
-    replay,
-)
+from thalovant.core.replay import ReplayReport, replay
+from thalovant.core.trace import Recorder, RecordingEntropy, TraceHeader, TypeRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTE = Path(__file__).resolve().parent / "cassettes" / "http_poll_basic.jsonl"

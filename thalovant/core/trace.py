@@ -40,6 +40,8 @@ qualified name, e.g. ``links.http_poll.StartRequest`` or ``machine.Tick``.
 Decoding looks names up in an explicit :class:`TypeRegistry`; a trace can
 never make the decoder import or build anything outside that registry.
 
+Replaying a trace is :func:`thalovant.core.replay.replay`.
+
 Entropy: a machine must draw entropy only inside ``handle`` (never in its
 constructor), so every draw belongs to a step. :class:`RecordingEntropy`
 wraps the real source and remembers each draw; :class:`Tape` replays recorded draws and raises :class:`TapeMismatch`
@@ -55,21 +57,19 @@ import dataclasses
 import enum
 import json
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from returns.result import Failure, Result, Success
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Entropy, Input, Machine, Output
+from thalovant.core.machine import Entropy, Input, Output
 
 __all__ = [
     "TRACE_VERSION",
-    "Divergence",
     "RecordingEntropy",
     "Recorder",
-    "ReplayReport",
     "Tape",
     "TapeMismatch",
     "TraceHeader",
@@ -81,7 +81,6 @@ __all__ = [
     "encode_value",
     "load_header",
     "load_step",
-    "replay",
     "type_name",
 ]
 
@@ -477,81 +476,3 @@ class Recorder:
         line = step.to_line()
         self.lines.append(line)
         return line
-
-
-# ---- replay -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Divergence:
-    """The first place where a replay differs from its recording.
-
-    ``what`` is "out", "deadline", "entropy", "raised" or "input".
-    """
-
-    seq: int
-    what: str
-    expected: JSON
-    got: JSON
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
-    """Outcome of :func:`replay`: ``ok``, the steps replayed, and the first divergence or problem."""
-
-    ok: bool
-    steps: int
-    divergence: Divergence | None = None
-    problem: TraceProblem | None = None
-
-
-BuildMachine = Callable[[TraceHeader, Entropy], Machine[Input]]
-
-
-def replay(
-    lines: Iterable[str], build_machine: BuildMachine, *, registry: TypeRegistry | None = None
-) -> ReplayReport:
-    """Replay a trace against a fresh machine and report the first divergence.
-
-    Args:
-        lines: the trace's lines (header first); blank lines are skipped.
-        build_machine: rebuilds the machine from the header, drawing from the given entropy.
-        registry: the classes the trace's inputs may name; :func:`default_registry` if None.
-    """
-    registry = registry if registry is not None else default_registry()
-    it = (ln for ln in lines if ln.strip())
-    first = next(it, None)
-    if first is None:
-        return ReplayReport(False, 0, problem=TraceProblem("bad-header", "empty trace"))
-    header = load_header(first)
-    if isinstance(header, Failure):
-        return ReplayReport(False, 0, problem=header.failure())
-    tape = Tape()
-    machine = build_machine(header.unwrap(), tape)
-    count = 0
-    for line in it:
-        loaded = load_step(line)
-        if isinstance(loaded, Failure):
-            return ReplayReport(False, count, problem=loaded.failure())
-        step = loaded.unwrap()
-        inp = decode_value(step.inp, registry)
-        if isinstance(inp, Failure) or not isinstance(inp.unwrap(), Input):
-            problem = inp.failure() if isinstance(inp, Failure) else TraceProblem("bad-step", "'in' is not an Input")
-            return ReplayReport(False, count, Divergence(step.seq, "input", step.inp, None), problem)
-        tape.feed(step.entropy)
-        try:
-            got = machine.handle(inp.unwrap(), now=step.now)
-        except TapeMismatch as exc:
-            return ReplayReport(False, count, Divergence(step.seq, "entropy", list(step.entropy), str(exc)))
-        except Exception as exc:  # a replay reports, it never crashes (tampered traces hold ill-typed fields)
-            got_error = f"{type(exc).__name__}: {exc}"
-            return ReplayReport(False, count, Divergence(step.seq, "raised", list(step.out), got_error))
-        count += 1
-        if tape.remaining:
-            return ReplayReport(False, count, Divergence(step.seq, "entropy", list(step.entropy), "draws left over"))
-        got_json = [encode_value(o) for o in got]
-        if got_json != list(step.out):
-            return ReplayReport(False, count, Divergence(step.seq, "out", list(step.out), got_json))
-        if machine.deadline != step.deadline:
-            return ReplayReport(False, count, Divergence(step.seq, "deadline", step.deadline, machine.deadline))
-    return ReplayReport(True, count)
