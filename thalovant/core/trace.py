@@ -37,16 +37,17 @@ Values (inputs, outputs and anything inside them) use a tagged JSON form:
 
 A type name is the class's module relative to ``thalovant.core`` plus its
 qualified name, e.g. ``links.http_poll.StartRequest`` or ``machine.Tick``.
-Decoding looks names up in an explicit :class:`TypeRegistry`; a trace can
+Decoding looks names up in a :class:`TypeRegistry` (explicit, or
+:func:`default_registry`: the message classes already imported); a trace can
 never make the decoder import or build anything outside that registry.
 
 Replaying a trace is :func:`thalovant.core.replay.replay`.
 
 Entropy: a machine must draw entropy only inside ``handle`` (never in its
 constructor), so every draw belongs to a step. :class:`RecordingEntropy`
-wraps the real source and remembers each draw; :class:`Tape` replays recorded draws and raises :class:`TapeMismatch`
-when the machine asks for a different count or size (a silent divergence
-would be worse than a loud one).
+wraps the real source and remembers each draw; :class:`Tape` replays
+recorded draws and raises :class:`TapeMismatch` when the machine asks for a
+different count or size (a silent divergence would be worse than a loud one).
 """
 
 from __future__ import annotations
