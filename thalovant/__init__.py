@@ -13,6 +13,8 @@ from thalovant._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "ThalovantConversation": "thalovant.shell.conversation",
+    "AsyncThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantClient": "thalovant.shell.client",
     "ThalovantClient": "thalovant.shell.sync",
     "ThalovantHealth": "thalovant.core.health",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
     )
     from thalovant.shell.client import AsyncThalovantClient
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
+    from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 import anyio.abc
@@ -46,6 +46,9 @@ from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, ListenerRegistry, Subscription
 from thalovant.shell.runtime import ConnectionRuntime, Endpoint, Timeouts
 from thalovant.shell.tls import make_ssl_context
+
+if TYPE_CHECKING:
+    from thalovant.shell.conversation import AsyncThalovantConversation
 
 log = logging.getLogger("thalovant")
 
@@ -635,6 +638,14 @@ class AsyncThalovantClient:
         sub = Subscription(listener, handler, name, call=_call)
         self._tg.start_soon(sub.run)
         return sub
+
+    def conversation(
+        self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> AsyncThalovantConversation:
+        """A conversation: turns that share a session id (``async with client.conversation() as convo``)."""
+        from thalovant.shell.conversation import AsyncThalovantConversation
+
+        return AsyncThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     # ---- health ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -28,6 +28,9 @@ from thalovant.core.health import ThalovantHealth
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, Subscription
+
+if TYPE_CHECKING:
+    from thalovant.shell.conversation import ThalovantConversation
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -137,6 +140,14 @@ class ThalovantClient:
         return portal.call(run)
 
     # ---- forwarded calls (no logic of their own) ------------------------------------------------
+
+    def conversation(
+        self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> ThalovantConversation:
+        """A conversation: turns that share a session id (``with client.conversation() as convo``)."""
+        from thalovant.shell.conversation import ThalovantConversation
+
+        return ThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
         """See :meth:`AsyncThalovantClient.ask`."""
