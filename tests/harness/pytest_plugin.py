@@ -35,15 +35,18 @@ _HUB_FIXTURES = ("real_hub", "real_hub_v3")
 
 
 def _prune_orphans(runs: Path) -> None:
-    """Stop and delete run directories whose owning pytest process is gone (e.g. after SIGKILL)."""
+    """Stop the processes of run directories whose pytest process is gone; delete such directories after a day.
+
+    (A directory kept for a failed session stays a day, so its logs can still be read.)
+    """
     if not runs.is_dir():
         return
     for run in runs.iterdir():
         owner = run.name.split("-", 1)[0]
-        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists() or not (run / ".thalovant-test-hub").exists():
             continue
-        if (run / ".thalovant-test-hub").exists():
-            procs.ProcessTable(run).stop_all()
+        procs.ProcessTable(run).stop_all()
+        if time.time() - run.stat().st_mtime > 86_400:
             shutil.rmtree(run, ignore_errors=True)
 
 
