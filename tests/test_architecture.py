@@ -107,3 +107,49 @@ def test_identity_error_lists_every_problem_by_path() -> None:
     assert "access_key: is required" in str(err)
     assert "mqtt.topic_prefix: must not contain MQTT wildcards" in str(err)
     assert len(err.problems) == 2
+
+
+def test_sync_facade_mirrors_the_async_client() -> None:
+    import inspect
+
+    from thalovant import AsyncThalovantClient, ThalovantClient
+
+    public = [
+        name
+        for name, fn in inspect.getmembers(AsyncThalovantClient)
+        if not name.startswith("_") and (inspect.iscoroutinefunction(fn) or inspect.isfunction(fn))
+    ]
+    assert "ask" in public and "listen" in public
+    missing = [name for name in public if not callable(getattr(ThalovantClient, name, None))]
+    assert missing == [], f"ThalovantClient lacks {missing}"
+
+
+def test_sync_facade_holds_no_protocol_code() -> None:
+    source = (ROOT / "thalovant" / "shell" / "sync.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    imported = {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    } | {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not imported & {"h11", "wsproto", "paho"}
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m and m.startswith(("thalovant.core.session", "thalovant.core.links", "thalovant.shell.runtime"))
+                   for m in modules)
+
+
+def test_public_api_exposes_no_returns_containers() -> None:
+    import typing
+
+    import thalovant
+
+    for name in thalovant.__all__:
+        value = getattr(thalovant, name)
+        targets = [value] + [m for _, m in vars(value).items() if callable(m)] if isinstance(value, type) else [value]
+        for target in targets:
+            try:
+                hints = typing.get_type_hints(target)
+            except Exception:  # names only resolvable under TYPE_CHECKING: fall back to the raw text
+                hints = getattr(target, "__annotations__", {})
+            for hint in hints.values():
+                assert "returns." not in str(hint), f"{name}: {hint}"

@@ -41,6 +41,7 @@ from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Output
 from thalovant.core.message import BusMessage
 from thalovant.core.reconnect import ReconnectConfig
+from thalovant.core.trace import RecordingEntropy
 from thalovant.shell.http11 import split_url
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, ListenerRegistry, Subscription
@@ -49,6 +50,7 @@ from thalovant.shell.tls import make_ssl_context
 
 if TYPE_CHECKING:
     from thalovant.shell.conversation import AsyncThalovantConversation
+    from thalovant.shell.recording import TraceSink
 
 log = logging.getLogger("thalovant")
 
@@ -94,6 +96,7 @@ class AsyncThalovantClient:
         auth_encoding: ``"raw"`` (hub 4.x WebSocket, default) or ``"percent"`` (hub 5.x).
         session_id: the session id sent in HELLO (default: a fresh random one).
         mqtt_layout: ``"legacy"`` (hub 4.x plugin, default) or ``"modern"`` topics.
+        trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
 
     Raises:
         ThalovantUnsupportedProtocolError: the protocol is unknown or not configured.
@@ -121,6 +124,7 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         mqtt_layout: Literal["legacy", "modern"] = "legacy",
         http: HttpPollConfig | None = None,
+        trace: TraceSink | None = None,
     ) -> None:
         if not isinstance(identity, ThalovantIdentity):
             identity = ThalovantIdentity.from_mapping(identity)
@@ -134,6 +138,7 @@ class AsyncThalovantClient:
         self.send_timeout = send_timeout
         self.reply_timeout = reply_timeout
         self._entropy = os.urandom
+        self._trace = trace
         if reconnect is None:
             reconnect = ReconnectConfig() if auto_reconnect else ReconnectConfig(max_attempts=1)
         self._insecure = bool(insecure or self_signed)
@@ -282,8 +287,20 @@ class AsyncThalovantClient:
         self._ready = anyio.Event()
         self._settled = anyio.Event()
         self._gave_up = None
-        machine = cx.Connection(config=self._config, entropy=self._entropy)
-        self._runtime = ConnectionRuntime(machine, endpoint=self._endpoint, outcomes=self, timeouts=self._timeouts)
+        entropy: Any = self._entropy
+        recorder = None
+        if self._trace is not None:  # record the machine's steps (thalovant.shell.recording)
+            entropy = RecordingEntropy(self._entropy)
+            recorder = self._trace.begin(self._config)
+        machine = cx.Connection(config=self._config, entropy=entropy)
+        self._runtime = ConnectionRuntime(
+            machine,
+            endpoint=self._endpoint,
+            outcomes=self._on_output,
+            timeouts=self._timeouts,
+            recorder=recorder,
+            entropy=entropy if recorder is not None else None,
+        )
         stack = AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
@@ -314,7 +331,7 @@ class AsyncThalovantClient:
 
     # ---- outcomes from the runtime (event loop thread) -------------------------------------------
 
-    def on_output(self, output: Output) -> None:
+    def _on_output(self, output: Output) -> None:
         if isinstance(output, cx.EventDelivered):
             self._listeners.publish(output.event)
         elif isinstance(output, cx.SendDone | cx.SendError):

@@ -24,7 +24,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -78,10 +78,8 @@ class Timeouts:
     http_request: float = 10.0
 
 
-class Outcomes(Protocol):
-    """Where the runtime hands what users care about (implemented by the client)."""
-
-    def on_output(self, output: Output) -> None: ...
+#: Where the runtime hands what users care about (the client's dispatcher).
+Outcomes = Callable[[Output], None]
 
 
 class _Epoch:
@@ -173,7 +171,7 @@ class ConnectionRuntime:
         elif isinstance(out, Note):
             log.log(_LOG_LEVEL.get(out.level, logging.DEBUG), "%s", out.text)
         else:
-            self.outcomes.on_output(out)
+            self.outcomes(out)
 
     def _epoch(self, number: int) -> _Epoch:
         epoch = self._epochs.get(number)
