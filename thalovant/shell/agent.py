@@ -1,0 +1,414 @@
+"""Agents: long-running programs that react to hub events with handlers.
+
+An agent is a client plus a list of handlers plus a loop that keeps the
+process alive until :meth:`stop` (or SIGINT/SIGTERM). There is no protocol
+logic here: handlers become client subscriptions, and subscriptions live in
+the client, so they survive reconnects without being attached twice (every
+event is handled once, whatever the number of hub restarts).
+
+* :class:`AsyncThalovantAgent` runs on anyio (asyncio or trio); handlers may
+  be plain functions or coroutine functions.
+* :class:`ThalovantAgent` is the blocking twin over
+  :class:`~thalovant.shell.sync.ThalovantClient`; its handlers are plain
+  functions run in a worker thread, so they may call ``agent.client``.
+
+A handler that raises is logged and the agent keeps running. When the
+client gives up reconnecting, ``run_forever`` ends with the client's error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+from thalovant.core.errors import ThalovantConnectionError, ThalovantError
+from thalovant.core.events import EVENT_SPEAK, EventFilter
+from thalovant.core.events_reply import ThalovantReply
+from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.identity_io import ThalovantIdentity
+from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
+from thalovant.shell.sync import ThalovantClient
+
+__all__ = ["AsyncThalovantAgent", "ThalovantAgent"]
+
+log = logging.getLogger("thalovant")
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(slots=True)
+class _Handler:
+    """A handler the agent attaches when it runs (and while it runs)."""
+
+    event: str | EventFilter
+    handler: EventHandler
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class _Handlers:
+    """The handler book shared by both agents (no IO, no protocol)."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Handler] = []
+
+    def add(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler,
+        predicate: EventPredicate | None,
+        session_id: str | None,
+        request_id: str | None,
+    ) -> _Handler:
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        entry = _Handler(event, handler, {"predicate": predicate, "session_id": session_id, "request_id": request_id})
+        self.pending.append(entry)
+        return entry
+
+
+def _decorator_or_call(
+    register: Callable[[EventHandler], object], handler: EventHandler | None
+) -> Callable[[EventHandler], EventHandler] | EventHandler:
+    if handler is None:
+
+        def decorate(fn: EventHandler) -> EventHandler:
+            register(fn)
+            return fn
+
+        return decorate
+    register(handler)
+    return handler
+
+
+class AsyncThalovantAgent:
+    """An async agent: ``@agent.on("speak")`` handlers, then ``await agent.run_forever()``.
+
+    Args:
+        identity: a :class:`~thalovant.ThalovantIdentity` (or its mapping form).
+        **client_kwargs: passed to :class:`~thalovant.AsyncThalovantClient`.
+
+    Attributes:
+        client: the agent's client; handlers may use it (``await agent.client.emit(...)``).
+        subscriptions: the live subscriptions while running.
+        stopped_by: the signal number that stopped the last run, if any.
+    """
+
+    def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
+        self.client = AsyncThalovantClient(identity, **client_kwargs)
+        self._handlers = _Handlers()
+        self.subscriptions: list[Subscription] = []
+        self.stopped_by: int | None = None
+        self._running = False
+        self._stop: anyio.Event | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop_thread: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<AsyncThalovantAgent handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
+
+    @classmethod
+    def from_identity_file(cls, path: str | os.PathLike[str], **client_kwargs: Any) -> Self:
+        """Load an identity file and build an agent."""
+        return cls(ThalovantIdentity.from_file(path), **client_kwargs)
+
+    @classmethod
+    def from_env(cls, prefix: str = "THALOVANT_", **client_kwargs: Any) -> Self:
+        """Build an agent from ``THALOVANT_*`` environment variables."""
+        return cls(ThalovantIdentity.from_env(prefix), **client_kwargs)
+
+    @property
+    def running(self) -> bool:
+        """True between the start of :meth:`run_forever` and its end."""
+        return self._running
+
+    # ---- handlers -------------------------------------------------------------------------------
+
+    def on(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler | None = None,
+        *,
+        predicate: EventPredicate | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """Handle ``event`` with ``handler`` (a function or coroutine function taking the event).
+
+        Works as ``agent.on("speak", fn)`` and as the decorator ``@agent.on("speak")``;
+        returns the handler. Before :meth:`run_forever` the handler waits; while the
+        agent runs it is subscribed at once (``subscriptions`` grows).
+        """
+
+        def register(fn: EventHandler) -> None:
+            entry = self._handlers.add(event, fn, predicate, session_id, request_id)
+            if self._running and self.client.connected:
+                self._attach(entry)
+
+        return _decorator_or_call(register, handler)
+
+    def on_speak(self, handler: EventHandler | None = None) -> Any:
+        """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
+        return self.on(EVENT_SPEAK, handler)
+
+    def _attach(self, entry: _Handler) -> Subscription:
+        sub = self.client.on(entry.event, entry.handler, **entry.options)
+        self.subscriptions.append(sub)
+        return sub
+
+    # ---- pass-throughs --------------------------------------------------------------------------
+
+    async def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
+        """See :meth:`AsyncThalovantClient.ask`."""
+        return await self.client.ask(text, **kwargs)
+
+    async def send_utterance(self, text: str, **kwargs: Any) -> str:
+        """See :meth:`AsyncThalovantClient.send_utterance`."""
+        return await self.client.send_utterance(text, **kwargs)
+
+    # ---- running --------------------------------------------------------------------------------
+
+    async def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
+        """Connect, attach the handlers, and run until :meth:`stop`, SIGINT or SIGTERM.
+
+        Args:
+            handle_signals: stop cleanly on SIGINT/SIGTERM (only in the main thread).
+            check_interval: seconds between checks that the client has not given up.
+
+        Raises:
+            ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.
+            ThalovantAuthenticationError: the hub refused the credentials.
+        """
+        if self._running:
+            raise RuntimeError("run_forever is already running")
+        self._running = True
+        self.stopped_by = None
+        self._stop = anyio.Event()
+        self._token = anyio.lowlevel.current_token()
+        self._loop_thread = threading.get_ident()
+        try:
+            async with self.client:
+                for entry in list(self._handlers.pending):
+                    self._attach(entry)
+                log.info("agent running with %d handler(s)", len(self.subscriptions))
+                error: ThalovantError | None = None
+                async with anyio.create_task_group() as tg:
+                    if handle_signals and threading.current_thread() is threading.main_thread():
+                        tg.start_soon(self._watch_signals)
+                    try:
+                        await self._wait_until_stopped(check_interval)
+                    except ThalovantError as exc:  # raised below, outside the task group (no ExceptionGroup)
+                        error = exc
+                    tg.cancel_scope.cancel()
+                self._close_subscriptions()
+                if error is not None:
+                    raise error
+        finally:
+            self._close_subscriptions()
+            self._running = False
+            self._stop = None
+            self._token = None
+
+    async def _wait_until_stopped(self, check_interval: float) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            with anyio.move_on_after(check_interval):
+                await self._stop.wait()
+            if self._stop.is_set():
+                return
+            health = await self.client.healthcheck()
+            if not health.transport_alive:
+                raise ThalovantConnectionError(
+                    f"the agent's client gave up reconnecting: {health.last_error or 'link lost'}"
+                )
+
+    async def _watch_signals(self) -> None:
+        try:
+            with anyio.open_signal_receiver(*_SIGNALS) as signals:
+                async for signum in signals:
+                    log.info("agent stopping on signal %d", int(signum))
+                    self.stopped_by = int(signum)
+                    if self._stop is not None:
+                        self._stop.set()
+                    return
+        except (NotImplementedError, RuntimeError, ValueError):  # no signal support on this loop/thread
+            log.debug("signal handling unavailable; stop the agent with stop()")
+
+    def stop(self) -> None:
+        """End :meth:`run_forever`. Thread-safe; a no-op when the agent is not running."""
+        stop, token = self._stop, self._token
+        if stop is None or token is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            stop.set()
+            return
+        try:
+            anyio.from_thread.run_sync(stop.set, token=token)
+        except RuntimeError:  # the loop already ended
+            pass
+
+    def _close_subscriptions(self) -> None:
+        subs, self.subscriptions = self.subscriptions, []
+        for sub in subs:
+            sub.close()
+
+    async def close(self) -> None:
+        """Close the subscriptions, then the client."""
+        self._close_subscriptions()
+        await self.client.close()
+
+    async def __aenter__(self) -> Self:
+        await self.client.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class ThalovantAgent:
+    """A blocking agent over :class:`~thalovant.ThalovantClient`.
+
+    Handlers are plain functions; each runs in a worker thread (one event at
+    a time per handler), so it may call ``agent.client`` without deadlock.
+
+    Args:
+        identity: a :class:`~thalovant.ThalovantIdentity` (or its mapping form).
+        **client_kwargs: passed to :class:`~thalovant.ThalovantClient`.
+    """
+
+    def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
+        self.client = ThalovantClient(identity, **client_kwargs)
+        self._handlers = _Handlers()
+        self.subscriptions: list[Subscription] = []
+        self.stopped_by: int | None = None
+        self._stop = threading.Event()
+        self._running = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ThalovantAgent handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
+
+    @classmethod
+    def from_identity_file(cls, path: str | os.PathLike[str], **client_kwargs: Any) -> Self:
+        """Load an identity file and build an agent."""
+        return cls(ThalovantIdentity.from_file(path), **client_kwargs)
+
+    @classmethod
+    def from_env(cls, prefix: str = "THALOVANT_", **client_kwargs: Any) -> Self:
+        """Build an agent from ``THALOVANT_*`` environment variables."""
+        return cls(ThalovantIdentity.from_env(prefix), **client_kwargs)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def on(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler | None = None,
+        *,
+        predicate: EventPredicate | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        """Handle ``event`` with ``handler(event)`` (see :meth:`AsyncThalovantAgent.on`); returns the handler."""
+
+        def register(fn: EventHandler) -> None:
+            with self._lock:
+                entry = self._handlers.add(event, fn, predicate, session_id, request_id)
+                if self._running:
+                    self._attach(entry)
+
+        return _decorator_or_call(register, handler)
+
+    def on_speak(self, handler: EventHandler | None = None) -> Any:
+        """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
+        return self.on(EVENT_SPEAK, handler)
+
+    def _attach(self, entry: _Handler) -> Subscription:
+        sub = self.client.on(entry.event, entry.handler, **entry.options)
+        self.subscriptions.append(sub)
+        return sub
+
+    def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
+        """See :meth:`ThalovantClient.ask`."""
+        return self.client.ask(text, **kwargs)
+
+    def send_utterance(self, text: str, **kwargs: Any) -> str:
+        """See :meth:`ThalovantClient.send_utterance`."""
+        return self.client.send_utterance(text, **kwargs)
+
+    def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
+        """Connect, attach the handlers and block until :meth:`stop`, SIGINT/SIGTERM or Ctrl-C.
+
+        Signal handlers are installed only when called from the main thread and
+        are restored afterwards.
+
+        Raises:
+            ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.
+        """
+        with self._lock:
+            if self._running:
+                raise RuntimeError("run_forever is already running")
+            self._running = True
+            self._stop.clear()
+            self.stopped_by = None
+        previous: dict[int, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in _SIGNALS:
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            self.client.connect()
+            with self._lock:
+                for entry in list(self._handlers.pending):
+                    self._attach(entry)
+            log.info("agent running with %d handler(s)", len(self.subscriptions))
+            while not self._stop.wait(check_interval):
+                health = self.client.healthcheck()
+                if not health.transport_alive:
+                    raise ThalovantConnectionError(
+                        f"the agent's client gave up reconnecting: {health.last_error or 'link lost'}"
+                    )
+        except KeyboardInterrupt:
+            self.stopped_by = int(signal.SIGINT)
+        finally:
+            for prev_signum, handler in previous.items():
+                signal.signal(prev_signum, handler)
+            with self._lock:
+                self._running = False
+            self.close()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        log.info("agent stopping on signal %d", signum)
+        self.stopped_by = signum
+        self._stop.set()
+
+    def stop(self) -> None:
+        """End :meth:`run_forever`. Thread-safe (also from inside a handler)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Close the client and with it every subscription."""
+        with self._lock:
+            self.subscriptions = []  # closing the client ends them on its own loop
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        self.client.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
