@@ -174,6 +174,34 @@ def test_send_completion_resets_idle_and_polls_right_away() -> None:
     assert len(requests(outs)) == 1  # poll_soon wins over the idle delay
 
 
+def test_hot_window_after_a_send_polls_at_a_steady_short_interval_then_backs_off() -> None:
+    m, poll = up(hot_window=0.1, hot_interval=0.01, idle_first=0.025, idle_factor=2.0, idle_max=0.2)
+    (send,) = m.handle(OutboundFrame(data="x", refs=(1,)), now=0.0)
+    assert m.handle(ok(send.req_id, {"status": "message sent"}), now=0.0) == [FrameSent(refs=(1,))]
+    now, waits = 0.0, []
+    for _ in range(16):
+        outs = m.handle(ok(poll.req_id, {"messages": []}), now=now)
+        if not requests(outs):
+            deadline = m.deadline
+            assert deadline is not None and deadline > now
+            waits.append(round(deadline - now, 6))
+            now = deadline
+            outs = m.handle(Tick(), now=now)
+        else:
+            waits.append(0.0)
+        (poll,) = requests(outs)
+    hot = [w for w in waits[1:] if w == 0.01]
+    assert waits[0] == 0.0  # poll_soon after the send
+    assert len(hot) >= 8  # ~0.1 s of 10 ms polls while an answer is expected
+    cold = waits[1 + len(hot) :]
+    assert cold[:3] == [0.0, 0.025, 0.05]  # then the ordinary idle backoff, from zero
+    # a non-empty reply re-opens the hot window
+    outs = m.handle(ok(poll.req_id, {"messages": ["frame"]}), now=now)
+    (poll,) = requests(outs)
+    m.handle(ok(poll.req_id, {"messages": []}), now=now)
+    assert m.deadline == pytest.approx(now + 0.01)
+
+
 def test_hub4_error_with_status_200_on_send_means_dropped_client() -> None:
     m, poll = up()
     (send,) = m.handle(OutboundFrame(data="x", refs=(1,)), now=0.0)

@@ -35,8 +35,11 @@ text and the binary queue. Timing, all folded into ``deadline``:
 
 * after a non-empty poll reply, or right after a send completes: poll again
   at once (the hub probably has an answer queued);
-* after an empty reply: wait ``idle_delay``, which grows from 0 by
-  ``idle_first * idle_factor**n`` up to ``idle_max``;
+* after an empty reply within ``hot_window`` seconds of the last send or
+  non-empty reply: poll again after ``hot_interval`` (an answer is probably
+  on its way; this is what keeps an ask's latency near the hub's own);
+* after an empty reply later than that: wait ``idle_delay``, which grows
+  from 0 by ``idle_first * idle_factor**n`` up to ``idle_max``;
 * after an error: hold every request for a jittered, exponentially growing
   delay (jitter from the injected entropy); after ``max_errors`` consecutive
   errors the link goes down (retryable);
@@ -100,6 +103,7 @@ __all__ = [
     "Started",
     "StartRequest",
 ]
+
 
 class HttpState(enum.Enum):
     IDLE = "idle"
@@ -195,6 +199,7 @@ class HttpPoll:
         self._poll_at = 0.0
         self._poll_soon = False
         self._idle_delay = 0.0
+        self._hot_until = 0.0
         self._hold_until = 0.0
         self._errors = 0
         self._binary_next = False
@@ -333,6 +338,7 @@ class HttpPoll:
         if inp.status == 200 and isinstance(body, Success) and err is None:
             self._errors = 0
             self._idle_delay = 0.0
+            self._hot_until = now + self._cfg.hot_window
             self._poll_soon = True
             self._poll_at = min(self._poll_at, now)
             return [FrameSent(refs=req.refs)]
@@ -373,6 +379,10 @@ class HttpPoll:
         if got or self._poll_soon:
             self._idle_delay = 0.0
             self._poll_at = now
+            if got:
+                self._hot_until = now + self._cfg.hot_window
+        elif now < self._hot_until:
+            self._poll_at = now + self._cfg.hot_interval
         else:
             self._poll_at = now + self._idle_delay
             self._idle_delay = min(
@@ -432,9 +442,7 @@ class HttpPoll:
         self._inflight[req_id] = _Request(kind, now, frame.refs if frame else ())
         method = "GET" if kind in (_Kind.POLL_TEXT, _Kind.POLL_BINARY) else "POST"
         body = send_body(frame.data) if frame is not None else b""
-        headers = request_headers(
-            useragent=self._useragent, cookie=self._cookie, method=method
-        )
+        headers = request_headers(useragent=self._useragent, cookie=self._cookie, method=method)
         path = _PATHS[kind]
         return StartRequest(
             req_id=req_id,

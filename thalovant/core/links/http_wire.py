@@ -117,6 +117,8 @@ class HttpPollConfig:
     idle_first: float = 0.025
     idle_factor: float = 2.0
     idle_max: float = 0.5
+    hot_window: float = 1.0  # after a send or a non-empty reply, keep polling every hot_interval this long
+    hot_interval: float = 0.005
     error_base: float = 0.25
     error_max: float = 5.0
     max_errors: int = 5
@@ -128,6 +130,8 @@ class HttpPollConfig:
     base_path: str = ""
 
     def __post_init__(self) -> None:
+        if self.hot_window < 0 or self.hot_interval <= 0:
+            raise LocalProtocolError("HttpPollConfig: need hot_window >= 0 and hot_interval > 0")
         if not (0 < self.idle_first <= self.idle_max and self.idle_factor >= 1.0):
             raise LocalProtocolError("HttpPollConfig: need 0 < idle_first <= idle_max and idle_factor >= 1")
         if not (0 < self.error_base <= self.error_max) or self.max_errors < 1:
@@ -178,7 +182,6 @@ def poll_frames(value: dict[str, Any], *, binary: bool) -> Result[tuple[list[str
         else:
             got.append(item)
     return Success((got, skipped))
-
 
 
 def send_body(data: Frame) -> bytes:
