@@ -293,10 +293,10 @@ async def cmd_ask(ctx: Context) -> int:
         _out(reply.display_text or reply.text)
     if reply.ok:
         return EXIT_OK
-    if reply.unanswered:
-        reason = "no skill answered the utterance"
-    elif reply.failure_event is not None:
+    if reply.failure_event is not None:
         reason = f"the hub reported a failure ({reply.failure_event.type})"
+    elif reply.unanswered:
+        reason = "no skill answered the utterance"
     elif reply.cancelled:
         reason = "the hub cancelled the utterance"
     elif reply.timed_out:

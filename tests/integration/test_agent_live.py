@@ -1,0 +1,139 @@
+"""Agents on the real hub: every event is handled exactly once, across two hub restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from thalovant import ThalovantEvent
+from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+
+
+def _reconnect_kwargs() -> dict[str, Any]:
+    from thalovant.core.reconnect import ReconnectConfig
+
+    return {"reconnect": ReconnectConfig(base=0.2, cap=1.0), "connect_timeout": 20.0}
+
+
+def _until(condition: Callable[[], bool], limit: float, step: Callable[[], None] | None = None) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if step is not None:
+            step()
+        time.sleep(0.3)
+    return condition()
+
+
+def _phase(real_hub: Any, seen: Counter[str], lock: threading.Lock, phase: int) -> list[str]:
+    """Wait until the agent hears the hub again (probes), then push five fresh events once each."""
+
+    def heard_probe() -> bool:
+        with lock:
+            return any(k.startswith(f"probe-{phase}-") for k in seen)
+
+    probes = iter(range(1000))
+    assert _until(heard_probe, 45, lambda: real_hub.push_event("speak", {"utterance": f"probe-{phase}-{next(probes)}"}))
+    wanted = [f"event-{phase}-{n}" for n in range(5)]
+    for text in wanted:
+        assert real_hub.push_event("speak", {"utterance": text}), "no peer connected"
+
+    def all_seen() -> bool:
+        with lock:
+            return all(seen[w] >= 1 for w in wanted)
+
+    assert _until(all_seen, 20)
+    return wanted
+
+
+def test_sync_agent_handles_each_event_once_across_two_hub_restarts(real_hub: Any) -> None:
+    agent = ThalovantAgent.from_identity_file(real_hub.identity_path("psk"), **_reconnect_kwargs())
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+    nested: list[str] = []
+
+    @agent.on_speak
+    def on_speak(event: ThalovantEvent) -> None:
+        with lock:
+            seen[event.text] += 1
+        if event.text == "boom":
+            raise RuntimeError("a handler bug")  # logged; the agent keeps running
+        if event.text == "ask-back":
+            nested.append(agent.client.ask("from a handler").text)  # handlers may call the client
+
+    runner = threading.Thread(target=agent.run_forever, name="agent", daemon=True)
+    runner.start()
+    try:
+        checked: list[str] = []
+        for phase in range(3):
+            if phase:
+                real_hub.restart_hub()
+            checked += _phase(real_hub, seen, lock, phase)
+        real_hub.push_event("speak", {"utterance": "boom"})
+        real_hub.push_event("speak", {"utterance": "ask-back"})
+        assert _until(lambda: bool(nested), 30)
+        time.sleep(1.0)  # late duplicates would show up now
+        with lock:
+            assert {k: seen[k] for k in checked} == dict.fromkeys(checked, 1)
+            assert seen["boom"] == 1
+        assert nested == ["echo: from a handler"]
+        assert agent.running
+    finally:
+        agent.stop()
+        runner.join(20)
+    assert not runner.is_alive()
+    assert not agent.running
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_async_agent_handles_each_event_once_across_two_hub_restarts(real_hub: Any) -> None:
+    agent = AsyncThalovantAgent.from_identity_file(real_hub.identity_path("psk2"), **_reconnect_kwargs())
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+    replies: list[str] = []
+    replied = anyio.Event()
+    finished = anyio.Event()
+
+    async def run() -> None:
+        await agent.run_forever(handle_signals=False)
+        finished.set()
+
+    @agent.on("speak")
+    async def on_speak(event: ThalovantEvent) -> None:
+        with lock:
+            seen[event.text] += 1
+        if event.text == "boom":
+            raise RuntimeError("a handler bug")
+        if event.text == "ask-back":
+            replies.append((await agent.client.ask("async handler")).text)
+            replied.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        checked: list[str] = []
+        for phase in range(3):
+            if phase:
+                await anyio.to_thread.run_sync(real_hub.restart_hub)
+            checked += await anyio.to_thread.run_sync(_phase, real_hub, seen, lock, phase)
+        await anyio.to_thread.run_sync(lambda: real_hub.push_event("speak", {"utterance": "boom"}))
+        await anyio.to_thread.run_sync(lambda: real_hub.push_event("speak", {"utterance": "ask-back"}))
+        with anyio.fail_after(30):
+            await replied.wait()
+        await anyio.sleep(1.0)
+        with lock:
+            assert {k: seen[k] for k in checked} == dict.fromkeys(checked, 1)
+            assert seen["boom"] == 1
+        assert replies == ["echo: async handler"]
+        threading.Thread(target=agent.stop).start()  # stop() from another thread
+        with anyio.fail_after(20):
+            await finished.wait()
+        assert not agent.running
