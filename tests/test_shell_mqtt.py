@@ -338,3 +338,13 @@ async def test_refused_subscription_is_a_non_retryable_connection_error(broker: 
                 await mqtt.subscribe("test/denied", 1)
             assert info.value.retryable is False
             await mqtt.disconnect()
+
+
+async def test_broker_dropping_us_for_a_malformed_topic_is_a_prompt_typed_error(broker: Broker) -> None:
+    """mosquitto 2.0.11 disconnects ("malformed packet") on a control character in a topic."""
+    async with MqttConnection() as mqtt:
+        with anyio.fail_after(5):
+            await connect(mqtt, broker)
+            with pytest.raises(ThalovantConnectionError, match="connection lost"):
+                await mqtt.publish("test/bad/\x01", b"x", 1, False)
+            assert not mqtt.connected
