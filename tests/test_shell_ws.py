@@ -384,3 +384,18 @@ async def test_cancelled_connect_leaves_no_tasks() -> None:
             await WsConnection.connect("127.0.0.1", sock.getsockname()[1], TOKEN_TARGET, timeout=10)
         assert scope.cancelled_caught
         assert len(anyio.get_running_tasks()) == before
+
+
+async def test_send_ping_reaches_the_server() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        await peer.echo_until_close()
+
+    async with serve(script) as (port, peers):
+        with anyio.fail_after(5):
+            ws = await open_client(port)
+            await ws.send_ping(b"keepalive-1")
+            await ws.send_text("after ping")
+            assert await ws.receive() == "after ping"
+            await ws.close()
+        assert Ping(payload=b"keepalive-1") in peers[0].seen
