@@ -1,0 +1,30 @@
+"""Test without a hub: an in-memory hub, a fake transport and a virtual clock (all pure, no IO).
+
+``thalovant.testing`` lets users (and thalovant's own tests) run the real client
+machine, :class:`thalovant.core.connection.Connection`, against :class:`FakeHub`
+in memory: no sockets, no threads, no real time. See :class:`InMemoryHubSession`
+for the few-lines version::
+
+    from thalovant.testing import InMemoryHubSession
+
+    hub = InMemoryHubSession(protocol="wss", password="a-throwaway-password")
+    hub.connect()
+    assert hub.ask("hello").reply.text == "echo: hello"
+"""
+
+from __future__ import annotations
+
+from thalovant.testing.hub import Behaviour, FakeHub, HubFrame, counting_entropy, echo_replies
+from thalovant.testing.transport import FakeTransport, VirtualClock, pump, run_until
+
+__all__ = [
+    "Behaviour",
+    "FakeHub",
+    "FakeTransport",
+    "HubFrame",
+    "VirtualClock",
+    "counting_entropy",
+    "echo_replies",
+    "pump",
+    "run_until",
+]

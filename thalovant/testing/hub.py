@@ -1,0 +1,496 @@
+"""FakeHub: an in-memory, sans-IO HiveMind hub for tests and for embedding the core without a hub.
+
+Theory of operation
+-------------------
+``FakeHub`` plays the hub's half of the wire protocol for one client at a
+time. It never does IO and never reads a clock: frames go in through
+:meth:`FakeHub.receive` and the frames the hub would answer come back as a
+list (``str`` for a text frame, ``bytes`` for a binary one). A transport
+adapter (:mod:`thalovant.testing.transport`) moves those frames between the
+hub and a client machine, emulating WebSocket, HTTP polling or MQTT.
+
+One logical connection::
+
+    open_connection()  -> greeting: HELLO + HANDSHAKE offer (v1 or v3 Noise)
+    client HANDSHAKE   -> v1: envelope answer (password path)
+                          v3: Noise XXpsk2 message 2, then message 3 pins the client
+    client HELLO       -> the client's session is remembered (hub 4.x rewrites
+                          ``context.session`` of every later bus message with it)
+    client BUS         -> counted by request id; utterances answered by the echo rules
+    close_connection() -> the keys and the session are forgotten
+
+Echo rules (like the harness's echo skill), chosen by the utterance text:
+normal text -> ``speak {"utterance": "echo: <text>"}`` + ``ovos.utterance.handled``;
+``deny`` -> ``hive.policy.denied`` + handled; ``fail`` -> ``complete_intent_failure``
++ handled; ``unmatched`` -> ``ovos.intent.unmatched``; ``silent`` -> nothing;
+``multi`` -> two ``speak`` + handled. Every answer is built like OVOS's
+``Message.reply()``: the request's context is deep-copied and source and
+destination are swapped, so the request id survives the round trip.
+``behaviours`` can replace or add rules.
+
+Failure injection: :meth:`corrupt_next` garbles the next frame the hub sends;
+:meth:`restart` forgets everything (the transport decides how the client
+notices). Secrets (password, pre-shared key, psk) never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from returns.result import Failure, Success
+
+from thalovant.core.bitstring import decode_bitstring
+from thalovant.core.codec import decode_json, encode_json
+from thalovant.core.crypto import (
+    Cipher,
+    Encoding,
+    client_envelope,
+    derive_password_key,
+    open_binary,
+    open_wrapper,
+    preshared_key,
+    seal_wrapper,
+)
+from thalovant.core.machine import Entropy
+from thalovant.core.message import BusMessage, HiveMessage, MsgType
+from thalovant.core.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
+from thalovant.core.noise_channel import NoiseChannel
+
+__all__ = [
+    "HUB_CIPHERS",
+    "HUB_ENCODINGS",
+    "Behaviour",
+    "FakeHub",
+    "HubFrame",
+    "counting_entropy",
+    "echo_replies",
+]
+
+HubFrame = str | bytes
+#: A scripted behaviour: the request (after the hub's session rewrite) -> the bus messages to answer.
+Behaviour = Callable[[BusMessage], list[BusMessage]]
+
+HUB_ENCODINGS = ("JSON-B64", "JSON-URLSAFE-B64", "JSON-B91", "JSON-Z85B", "JSON-Z85P", "JSON-B32", "JSON-HEX")
+HUB_CIPHERS = ("CHACHA20-POLY1305", "AES-GCM")
+_NOISE_SUITES = ("25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256")
+UTTERANCE = "recognizer_loop:utterance"
+
+
+def counting_entropy(seed: bytes | str = b"thalovant-testing") -> Entropy:
+    """A deterministic entropy source: distinct bytes for every draw (SHA-256 of seed and a counter).
+
+    Args:
+        seed: makes two sources differ.
+
+    Returns:
+        A callable ``entropy(n) -> bytes`` (``n`` up to any size).
+    """
+    base = seed.encode("utf-8") if isinstance(seed, str) else seed
+    count = 0
+
+    def entropy(n: int) -> bytes:
+        nonlocal count
+        count += 1
+        out = b""
+        block = 0
+        while len(out) < n:
+            out += hashlib.sha256(base + count.to_bytes(8, "big") + block.to_bytes(4, "big")).digest()
+            block += 1
+        return out[:n]
+
+    return entropy
+
+
+def _reply(request: BusMessage, msg_type: str, data: dict[str, Any]) -> BusMessage:
+    """Like OVOS ``Message.reply()``: deep-copied context, source and destination swapped."""
+    context = copy.deepcopy(request.context)
+    context["destination"] = request.context.get("source")
+    context["source"] = request.context.get("destination", "skills")
+    return BusMessage(type=msg_type, data=data, context=context)
+
+
+def echo_replies(request: BusMessage) -> list[BusMessage]:
+    """The harness echo skill's answers to a ``recognizer_loop:utterance`` (see the module docs)."""
+    utterances = request.data.get("utterances") or []
+    if isinstance(utterances, str):
+        utterances = [utterances]
+    first = utterances[0] if utterances and isinstance(utterances[0], str) else request.data.get("utterance", "")
+    text = first.strip() if isinstance(first, str) else ""
+    lang = request.data.get("lang") or request.context.get("lang") or "en-us"
+    command = text.lower()
+    handled = _reply(request, "ovos.utterance.handled", {"name": "echo.skill"})
+    meta = {"expect_response": False, "meta": {"skill": "echo.skill"}}
+    if command == "silent":
+        return []
+    if command == "deny":
+        reason = "policy denied by echo skill (utterance 'deny')"
+        data = {"reason": reason, "code": "policy_denied", "utterance": text, "lang": lang}
+        return [_reply(request, "hive.policy.denied", data), handled]
+    if command == "fail":
+        return [_reply(request, "complete_intent_failure", {"utterance": text, "lang": lang}), handled]
+    if command == "unmatched":
+        return [_reply(request, "ovos.intent.unmatched", {"utterance": text, "lang": lang})]
+    if command == "multi":
+        return [
+            _reply(request, "speak", {"utterance": f"echo: {text} (1/2)", "lang": lang, **meta}),
+            _reply(request, "speak", {"utterance": f"echo: {text} (2/2)", "lang": lang, **meta}),
+            handled,
+        ]
+    return [_reply(request, "speak", {"utterance": f"echo: {text}", "lang": lang, **meta}), handled]
+
+
+@dataclass
+class _Link:
+    """The hub's state for the one logical connection it has."""
+
+    key: bytes | None = None
+    cipher: Cipher = Cipher.AES_GCM
+    encoding: Encoding = Encoding.JSON_HEX
+    session: dict[str, Any] | None = None
+    greeted: bool = False
+    noise: NoiseHandshaker | None = None
+    channel: NoiseChannel | None = None
+    offer: dict[str, Any] | None = None
+    hello: dict[str, Any] | None = None
+    failed: str = ""
+
+
+class FakeHub:
+    """The hub's half of the protocol, in memory (see the module docstring).
+
+    Args:
+        password: the hub-side password of the client (v1 password path; v3 needs ``noise_psk``).
+        crypto_key: the pre-shared key (v1 pre-shared path).
+        generation: 1 (legacy v1 handshake) or 3 (Noise XXpsk2).
+        noise_psk: the 32-byte Noise pre-shared key the client uses (generation 3).
+        hub_version: "4" rewrites ``context.session`` with the client's HELLO session (hub 4.x);
+            "5" keeps the client's context.
+        peer: the client's peer id as the hub names it.
+        entropy: the hub's own randomness (nonces, IVs, Noise ephemerals).
+        behaviours: utterance text (lower case) -> scripted answer, tried before the echo rules.
+        node_id: the hub's node id in its HELLO.
+
+    Attributes:
+        received: every bus message the hub got, in order (after its session rewrite).
+        request_counts: how many times each request id reached the hub.
+        frames_in / frames_out: frames received and sent (the garbled ones included).
+        connections / handshakes: logical connections opened, handshakes answered.
+    """
+
+    def __init__(
+        self,
+        *,
+        password: str | None = None,
+        crypto_key: str | None = None,
+        generation: int = 1,
+        noise_psk: bytes | None = None,
+        hub_version: str = "4",
+        peer: str = "FakeClient/1.0::1::fake-site::default",
+        entropy: Entropy | None = None,
+        behaviours: Mapping[str, Behaviour] | None = None,
+        node_id: str = "fakehub:0.0.0.0",
+    ) -> None:
+        if generation not in (1, 3):
+            raise ValueError("generation must be 1 or 3")
+        if generation == 3 and (noise_psk is None or len(noise_psk) != 32):
+            raise ValueError("generation 3 needs a 32-byte noise_psk")
+        self._password = password
+        self._crypto_key = crypto_key
+        self._noise_psk = noise_psk
+        self.generation = generation
+        self.hub_version = hub_version
+        self.peer = peer
+        self.node_id = node_id
+        self._entropy = entropy or counting_entropy(b"fake-hub")
+        self._static = hashlib.sha256(b"fake-hub-static" + node_id.encode()).digest()
+        self.behaviours: dict[str, Behaviour] = dict(behaviours or {})
+        self._link: _Link | None = None
+        self._corrupt = 0
+        self.pinned_client: bytes | None = None
+        self.received: list[BusMessage] = []
+        self.request_counts: Counter[str] = Counter()
+        self.frames_in = 0
+        self.frames_out = 0
+        self.connections = 0
+        self.handshakes = 0
+        self.hellos: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<FakeHub generation={self.generation} hub_version={self.hub_version} connected={self.connected} "
+            f"received={len(self.received)}>"
+        )
+
+    # ---- connection life cycle -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """A logical connection exists."""
+        return self._link is not None
+
+    @property
+    def ready(self) -> bool:
+        """The connection's channel is keyed (handshake done or pre-shared key in use)."""
+        link = self._link
+        return link is not None and (link.channel is not None or (link.key is not None and link.session is not None))
+
+    @property
+    def session(self) -> dict[str, Any] | None:
+        """The session the client announced in its HELLO (None before)."""
+        return self._link.session if self._link is not None else None
+
+    def open_connection(self, *, greet: bool = True) -> list[HubFrame]:
+        """A client connected: start a fresh logical connection and return the greeting.
+
+        Args:
+            greet: send the greeting now (WebSocket, HTTP); MQTT hubs greet after the client's HELLO.
+        """
+        self.connections += 1
+        self._link = _Link(key=preshared_key(self._crypto_key) if self._crypto_key else None)
+        return self._greeting() if greet else []
+
+    def close_connection(self) -> None:
+        """The client's connection ended: forget its keys and session."""
+        self._link = None
+
+    def restart(self) -> None:
+        """The hub process restarted: every connection and pin is forgotten."""
+        self._link = None
+        self.pinned_client = None
+
+    def corrupt_next(self, count: int = 1) -> None:
+        """Garble the next ``count`` frames the hub sends (decryption on the client fails)."""
+        self._corrupt += count
+
+    def _greeting(self) -> list[HubFrame]:
+        link = self._link
+        assert link is not None
+        link.greeted = True
+        hello = {"pubkey": "-----BEGIN PUBLIC KEY-----\nFAKE\n-----END PUBLIC KEY-----", "peer": self.peer}
+        hello["node_id"] = self.node_id
+        common = {"binarize": False, "encodings": list(HUB_ENCODINGS), "ciphers": list(HUB_CIPHERS)}
+        offer: dict[str, Any]
+        if self.generation == 3:
+            patterns = ["XXpsk2"]
+            offer = {
+                "max_protocol_version": 3,
+                **common,
+                "noise": {"patterns": patterns, "suites": list(_NOISE_SUITES)},
+            }
+        else:
+            has_psk = self._crypto_key is not None
+            offer = {
+                "handshake": not has_psk,
+                "min_protocol_version": 0 if has_psk else 1,
+                "max_protocol_version": 1,
+                "preshared_key": has_psk,
+                "password": self._password is not None,
+                "crypto_required": True,
+                **common,
+            }
+        link.hello, link.offer = hello, offer
+        return [
+            encode_json(HiveMessage(msg_type=MsgType.HELLO, payload=hello)),
+            encode_json(HiveMessage(msg_type=MsgType.HANDSHAKE, payload=offer)),
+        ]
+
+    # ---- frames from the client ------------------------------------------------------------------
+
+    def receive(self, frame: HubFrame) -> list[HubFrame]:
+        """One frame from the client; returns the hub's answers (empty when it has none).
+
+        Frames the hub cannot read are counted and dropped (``last_error`` says why), like a hub that
+        ignores garbage; frames before a connection exists are dropped too.
+        """
+        self.frames_in += 1
+        link = self._link
+        if link is None:
+            self.last_error = "no connection"
+            return []
+        message = self._open(link, frame)
+        if message is None:
+            return []
+        if message.msg_type is MsgType.HANDSHAKE and isinstance(message.payload, dict):
+            return self._on_shake(link, message.payload)
+        if message.msg_type is MsgType.HELLO and isinstance(message.payload, dict):
+            return self._on_hello(link, message.payload)
+        bus = message.bus()
+        if bus is None:
+            return []
+        return self._on_bus(link, bus)
+
+    last_error: str = ""
+
+    def _open(self, link: _Link, frame: HubFrame) -> HiveMessage | None:
+        if link.channel is not None:
+            opened = link.channel.open(frame)
+            if isinstance(opened, Failure):
+                self.last_error = "noise frame did not open"
+                return None
+            return opened.unwrap()
+        if isinstance(frame, str):
+            try:
+                obj = json.loads(frame)
+            except ValueError:
+                self.last_error = "not JSON"
+                return None
+            if isinstance(obj, dict) and "ciphertext" in obj:
+                if link.key is None:
+                    self.last_error = "encrypted frame before a key"
+                    return None
+                text = open_wrapper(obj, key=link.key, cipher=link.cipher, encoding=link.encoding)
+                if isinstance(text, Failure):
+                    self.last_error = "wrapper did not open"
+                    return None
+                return self._decoded(decode_json(text.unwrap()))
+            return self._decoded(decode_json(frame))
+        if link.key is not None:
+            plain = open_binary(frame, key=link.key, cipher=link.cipher)
+            if isinstance(plain, Success):
+                return self._decoded(decode_bitstring(plain.unwrap()))
+        return self._decoded(decode_bitstring(frame))
+
+    def _decoded(self, result: Any) -> HiveMessage | None:
+        if isinstance(result, Success) and isinstance(result.unwrap(), HiveMessage):
+            message: HiveMessage = result.unwrap()
+            return message
+        self.last_error = "undecodable frame"
+        return None
+
+    def _on_shake(self, link: _Link, payload: dict[str, Any]) -> list[HubFrame]:
+        noise = payload.get("noise")
+        if self.generation == 3 and isinstance(noise, dict):
+            return self._on_noise(link, noise)
+        envelope = payload.get("envelope")
+        if self._password is None or not isinstance(envelope, str) or len(envelope) < 16:
+            link.failed = "bad handshake"
+            return []
+        encoding = next((e for e in payload.get("encodings", ["JSON-HEX"]) if e in HUB_ENCODINGS), "JSON-HEX")
+        cipher = next((c for c in payload.get("ciphers", ["AES-GCM"]) if c in HUB_CIPHERS), "AES-GCM")
+        try:
+            iv_client = bytes.fromhex(envelope[:16])
+        except ValueError:
+            link.failed = "bad envelope"
+            return []
+        iv_hub = self._entropy(8)
+        self.handshakes += 1
+        reply = {"envelope": client_envelope(self._password, iv_hub), "encoding": encoding, "cipher": cipher}
+        frame = encode_json(HiveMessage(msg_type=MsgType.HANDSHAKE, payload=reply))
+        link.key = derive_password_key(self._password, iv_client, iv_hub)
+        link.cipher, link.encoding = Cipher(cipher), Encoding(encoding)
+        return [self._out(frame)]
+
+    def _on_noise(self, link: _Link, noise: dict[str, Any]) -> list[HubFrame]:
+        try:
+            msg = bytes.fromhex(str(noise.get("msg", "")))
+        except ValueError:
+            return []
+        if link.noise is None:
+            pattern, suite = str(noise.get("pattern")), str(noise.get("suite"))
+            prologue = build_prologue(link.hello, link.offer, protocol_name(pattern, suite))
+            assert self._noise_psk is not None
+            link.noise = NoiseHandshaker(
+                pattern=pattern,
+                suite=suite,
+                psk=self._noise_psk,
+                prologue=prologue,
+                static_private=self._static,
+                entropy=self._entropy,
+                initiator=False,
+                remote_static=None,
+            )
+            if not isinstance(link.noise.read_message(msg), Success):
+                link.failed = "noise message 1 rejected"
+                return []
+            self.handshakes += 1
+            msg2 = link.noise.write_message(json.dumps({"encoding": "JSON-HEX"}).encode())
+            return [
+                self._out(encode_json(HiveMessage(msg_type=MsgType.HANDSHAKE, payload={"noise": {"msg": msg2.hex()}})))
+            ]
+        if not isinstance(link.noise.read_message(msg), Success):
+            link.failed = "noise message 3 rejected (wrong psk?)"
+            return []
+        if link.noise.finished:
+            send, receive = link.noise.split()
+            self.pinned_client = link.noise.remote_static
+            link.channel = NoiseChannel(
+                send=send,
+                receive=receive,
+                pattern=link.noise.pattern,
+                suite=link.noise.suite,
+                local_static=public_key(self._static),
+                remote_static=link.noise.remote_static or b"",
+            )
+        return []
+
+    def _on_hello(self, link: _Link, payload: dict[str, Any]) -> list[HubFrame]:
+        session = payload.get("session")
+        link.session = dict(session) if isinstance(session, dict) else {"session_id": "default"}
+        self.hellos.append(dict(payload))
+        if not link.greeted:  # MQTT: the client's cleartext HELLO opens the conversation
+            return self._greeting()
+        return []
+
+    def _on_bus(self, link: _Link, bus: BusMessage) -> list[HubFrame]:
+        context = copy.deepcopy(bus.context)
+        if self.hub_version.startswith("4") and link.session is not None:
+            context["session"] = copy.deepcopy(link.session)
+        request = BusMessage(type=bus.type, data=copy.deepcopy(bus.data), context=context)
+        self.received.append(request)
+        rid = context.get("request_id")
+        if isinstance(rid, str):
+            self.request_counts[rid] += 1
+        if bus.type != UTTERANCE:
+            return []
+        utterances = bus.data.get("utterances") or [""]
+        text = utterances[0].strip().lower() if isinstance(utterances, list) and isinstance(utterances[0], str) else ""
+        behaviour = self.behaviours.get(text, echo_replies)
+        out: list[HubFrame] = []
+        for answer in behaviour(request):
+            out += self.seal(answer)
+        return out
+
+    # ---- frames to the client --------------------------------------------------------------------
+
+    def seal(self, bus: BusMessage) -> list[HubFrame]:
+        """The frames carrying ``bus`` to the connected client (empty when it cannot be sent yet)."""
+        link = self._link
+        if link is None:
+            return []
+        message = HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict(), source_peer=self.peer)
+        if link.channel is not None:
+            return [self._out(f) for f in link.channel.seal(message)]
+        if link.key is None:
+            return []
+        nonce = self._entropy(link.cipher.nonce_len)
+        text = seal_wrapper(encode_json(message), key=link.key, cipher=link.cipher, encoding=link.encoding, nonce=nonce)
+        return [self._out(text)]
+
+    def push(
+        self, event_type: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
+    ) -> list[HubFrame]:
+        """Frames for any bus event the hub wants to send (e.g. a ``speak`` nobody asked for)."""
+        return self.seal(BusMessage(type=event_type, data=dict(data or {}), context=dict(context or {})))
+
+    def _out(self, frame: HubFrame) -> HubFrame:
+        self.frames_out += 1
+        if self._corrupt <= 0:
+            return frame
+        self._corrupt -= 1
+        if isinstance(frame, bytes):
+            return bytes(b ^ 0x5A for b in frame)
+        try:
+            obj = json.loads(frame)
+        except ValueError:
+            return frame[::-1]
+        if isinstance(obj, dict) and isinstance(obj.get("ciphertext"), str):
+            text = obj["ciphertext"]
+            obj["ciphertext"] = text[::-1]
+            return json.dumps(obj)
+        return '{"msg_type": 42}'
