@@ -446,6 +446,9 @@ class Connection:
             return out
         if cfg.protocol == "https":
             http_cfg = cfg.http if not cfg.http_base_path else replace(cfg.http, base_path=cfg.http_base_path)
+            # v1 sessions never produce binary frames over HTTP (binary_ok=False); v3 Noise frames are
+            # always binary and only hub 5.x offers v3, which takes ``binary=1`` uploads.
+            http_cfg = replace(http_cfg, binary_uploads=True)
             self._link = HttpPoll(
                 authorization=self._token,
                 useragent=cfg.useragent,
@@ -585,9 +588,7 @@ class Connection:
     def _on_ready(self, o: SessionReady, now: float) -> list[Output]:
         self._session_ready = True
         self._state = _S.READY
-        out: list[Output] = [
-            StatusChanged(state=_S.READY, detail="ready", generation=o.generation, epoch=self._epoch)
-        ]
+        out: list[Output] = [StatusChanged(state=_S.READY, detail="ready", generation=o.generation, epoch=self._epoch)]
         out += self._reconnect_do(rc.LinkUp(), now)
         if isinstance(self._link, MqttMap):
             out += self._link_do(MqttSessionReady(), now)

@@ -15,6 +15,8 @@ for the few-lines version::
 from __future__ import annotations
 
 from thalovant.testing.hub import Behaviour, FakeHub, HubFrame, counting_entropy, echo_replies
+from thalovant.testing.replay import RecordingConnection, ReplayReport, connection_registry, replay_connection
+from thalovant.testing.session import THROWAWAY_ACCESS_KEY, InMemoryHubSession, noise_psk_for
 from thalovant.testing.transport import FakeTransport, VirtualClock, pump, run_until
 
 __all__ = [
@@ -22,9 +24,16 @@ __all__ = [
     "FakeHub",
     "FakeTransport",
     "HubFrame",
+    "InMemoryHubSession",
+    "RecordingConnection",
+    "ReplayReport",
+    "THROWAWAY_ACCESS_KEY",
     "VirtualClock",
+    "connection_registry",
     "counting_entropy",
     "echo_replies",
+    "noise_psk_for",
     "pump",
+    "replay_connection",
     "run_until",
 ]

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from thalovant.core.connection import Connection, DropLink, LinkFact, LinkOrder, OpenWebSocket
+from thalovant.core.connection import DropLink, LinkFact, LinkOrder, OpenWebSocket
 from thalovant.core.links.http_wire import CancelRequest, ResponseReceived, StartRequest
 from thalovant.core.links.mqtt_map import (
     ConnectMqtt,
@@ -50,7 +50,7 @@ from thalovant.core.links.mqtt_map import (
     Subscribe,
 )
 from thalovant.core.links.ws_link import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
-from thalovant.core.machine import Input, Output, Tick
+from thalovant.core.machine import Input, Machine, Output, Tick
 from thalovant.core.session_io import authorization_token
 from thalovant.testing.hub import FakeHub, HubFrame
 
@@ -289,7 +289,7 @@ class FakeTransport:
 
 
 def pump(
-    connection: Connection,
+    connection: Machine[Input],
     transport: FakeTransport,
     outputs: Iterable[Output] = (),
     *,
@@ -299,7 +299,7 @@ def pump(
     """Execute transport orders and feed transport facts back until both sides are quiet.
 
     Args:
-        connection: the client machine.
+        connection: the client machine (a ``Connection``, or a recording wrapper of one).
         transport: the fake transport (and its hub).
         outputs: outputs the caller already got from ``connection`` (their orders are executed).
         now: the time of every step.
@@ -325,7 +325,7 @@ def pump(
 
 
 def run_until(
-    connection: Connection,
+    connection: Machine[Input],
     transport: FakeTransport,
     clock: VirtualClock,
     until: float,

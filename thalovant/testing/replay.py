@@ -1,0 +1,135 @@
+"""Record a whole client session (a ``Connection``) in memory, and replay such a recording.
+
+Theory of operation
+-------------------
+:class:`RecordingConnection` wraps a :class:`~thalovant.core.connection.Connection`
+whose entropy is a :class:`~thalovant.core.trace.RecordingEntropy`; every
+``handle`` call is written as one trace step by a core
+:class:`~thalovant.core.trace.Recorder` (no IO: the lines stay in memory;
+:meth:`RecordingConnection.text` gives the file content). The header has
+the same shape as the shell's ``TraceWriter`` (machine ``"connection"``,
+the encoded ``ConnectionConfig`` under ``config.connection``), so
+:func:`replay_connection` replays cassettes from either.
+
+:func:`replay_connection` rebuilds a fresh Connection from the header and
+feeds it the recorded inputs, times and entropy draws
+(:func:`thalovant.core.replay.replay`); the report says ``ok`` or where the
+first difference is. Cassettes carry the identity's credentials (a replay
+needs them): record only with throwaway identities.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+from returns.result import Failure
+
+from thalovant._version import __version__
+from thalovant.core import connection as cx
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
+from thalovant.core.machine import Entropy, Input, Output
+from thalovant.core.reconnect import Jitter, ReconnectConfig
+from thalovant.core.replay import ReplayReport, replay
+from thalovant.core.trace import (
+    Recorder,
+    RecordingEntropy,
+    TraceHeader,
+    TraceProblem,
+    TypeRegistry,
+    decode_value,
+    default_registry,
+    encode_value,
+)
+
+__all__ = ["MACHINE_NAME", "RecordingConnection", "ReplayReport", "connection_registry", "replay_connection"]
+
+#: The header's ``machine`` for a recorded client session (same as the shell's recordings).
+MACHINE_NAME = "connection"
+
+
+def connection_registry() -> TypeRegistry:
+    """Every class a recorded client session may name (machine messages and the config's types)."""
+    extra = [cx.ConnectionConfig, HttpPollConfig, ReconnectConfig, Jitter, MqttLayout, TopicOverrides]
+    return default_registry().merged(TypeRegistry(extra))
+
+
+class RecordingConnection:
+    """A Connection that records every step (drop-in for ``pump`` and ``run_until``).
+
+    Args:
+        config: the connection's config (its credentials end up in the recording: use throwaway ones).
+        entropy: the real entropy source; its draws are recorded.
+        note: a line for the header's ``secrets`` field (where the credentials come from).
+    """
+
+    def __init__(self, *, config: cx.ConnectionConfig, entropy: Entropy, note: str = "inline") -> None:
+        self._entropy = RecordingEntropy(entropy)
+        self.connection = cx.Connection(config=config, entropy=self._entropy)
+        header = TraceHeader(
+            machine=MACHINE_NAME, config={"connection": encode_value(config)}, thalovant=__version__, secrets=note
+        )
+        self.recorder = Recorder(header, entropy=self._entropy)
+
+    def __repr__(self) -> str:
+        return f"<RecordingConnection steps={len(self.recorder.lines) - 1} {self.connection!r}>"
+
+    @property
+    def state(self) -> enum.Enum:
+        return self.connection.state
+
+    @property
+    def deadline(self) -> float | None:
+        return self.connection.deadline
+
+    def handle(self, inp: Input, *, now: float) -> list[Output]:
+        """Feed the connection and record the step (a raising call is not recorded)."""
+        try:
+            outputs = self.connection.handle(inp, now=now)
+        except LocalProtocolError:
+            self._entropy.take()
+            raise
+        self.recorder.record_step(now, inp, outputs, self.connection.deadline)
+        return outputs
+
+    @property
+    def lines(self) -> list[str]:
+        """The trace lines so far (header first)."""
+        return list(self.recorder.lines)
+
+    def text(self) -> str:
+        """The trace as file content (JSON Lines, newline-terminated)."""
+        return "".join(line + "\n" for line in self.recorder.lines)
+
+
+def _build(registry: TypeRegistry) -> Any:
+    def build(header: TraceHeader, entropy: Entropy) -> cx.Connection:
+        if header.machine != MACHINE_NAME:
+            raise LocalProtocolError(f"not a recorded client session (machine {header.machine!r})")
+        config = decode_value(header.config.get("connection"), registry)
+        if isinstance(config, Failure) or not isinstance(config.unwrap(), cx.ConnectionConfig):
+            raise LocalProtocolError("the trace header holds no valid connection config")
+        return cx.Connection(config=config.unwrap(), entropy=entropy)
+
+    return build
+
+
+def replay_connection(source: str | Iterable[str]) -> ReplayReport:
+    """Replay a recorded client session against a fresh Connection.
+
+    Args:
+        source: the trace's text (a ``str`` holding the whole file) or its lines. This function does
+            no IO: read the file yourself (``Path(p).read_text("utf-8")``).
+
+    Returns:
+        ``ReplayReport(ok=True, steps=n)``, or the first divergence / problem. Never raises.
+    """
+    lines = source.splitlines() if isinstance(source, str) else list(source)
+    registry = connection_registry()
+    try:
+        return replay(lines, _build(registry), registry=registry)
+    except LocalProtocolError as exc:
+        return ReplayReport(False, 0, problem=TraceProblem("bad-header", str(exc)))
