@@ -136,7 +136,7 @@ def test_version_command(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_exit_code_mapping(exc: BaseException, code: int) -> None:
-    assert cli._exit_code(exc) == code
+    assert cli.exit_code(exc) == code
 
 
 def test_missing_identity_is_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

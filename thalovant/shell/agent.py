@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.from_thread
@@ -38,6 +38,9 @@ from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 from thalovant.shell.sync import ThalovantClient
+
+if TYPE_CHECKING:
+    from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
 
 __all__ = ["AsyncThalovantAgent", "ThalovantAgent"]
 
@@ -165,7 +168,21 @@ class AsyncThalovantAgent:
         self.subscriptions.append(sub)
         return sub
 
+    def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
+        """Subscribe ``handler`` now (the client must be connected: inside ``async with agent`` or a run).
+
+        Unlike :meth:`on`, the handler is not re-attached by a later :meth:`run_forever`.
+
+        Raises:
+            LocalProtocolError: the client is not connected.
+        """
+        return self._attach(_Handler(event, handler, dict(options)))
+
     # ---- pass-throughs --------------------------------------------------------------------------
+
+    def conversation(self, **kwargs: Any) -> AsyncThalovantConversation:
+        """See :meth:`AsyncThalovantClient.conversation`."""
+        return self.client.conversation(**kwargs)
 
     async def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
         """See :meth:`AsyncThalovantClient.ask`."""
@@ -340,6 +357,15 @@ class ThalovantAgent:
         sub = self.client.on(entry.event, entry.handler, **entry.options)
         self.subscriptions.append(sub)
         return sub
+
+    def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
+        """Subscribe ``handler`` now (connecting if needed); not re-attached by a later :meth:`run_forever`."""
+        with self._lock:
+            return self._attach(_Handler(event, handler, dict(options)))
+
+    def conversation(self, **kwargs: Any) -> ThalovantConversation:
+        """See :meth:`ThalovantClient.conversation`."""
+        return self.client.conversation(**kwargs)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
         """See :meth:`ThalovantClient.ask`."""

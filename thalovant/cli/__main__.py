@@ -1,0 +1,7 @@
+"""``python -m thalovant.cli``."""
+
+from __future__ import annotations
+
+from thalovant.cli import main
+
+raise SystemExit(main())
