@@ -265,7 +265,9 @@ def test_distinctive_secrets_never_appear_in_output(tmp_path: Path, real_hub: An
         ["-v", "ask", "hello"],
         ["doctor"],
         ["--json", "doctor"],
-        ["--protocol", "https", "-v", "health"],
+        ["--protocol", "https", "-vv", "health"],
+        ["-vv", "ask", "hello"],
+        ["-vv", "record", str(tmp_path / "wrong.jsonl"), "--", "ask", "hello"],
         ["identity", "check", str(path)],
     ):
         done = run("-i", str(path), "--timeout", "3", *args)

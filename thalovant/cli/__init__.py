@@ -113,16 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, ctx: Context) -> None:
+    """Log to stderr under ``-v`` (INFO) / ``-vv`` (DEBUG), scrubbing the identity's secrets from every line."""
     if verbose <= 0:
         return
     import logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    class ScrubbingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return scrub(super().format(record), ctx.secrets)
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, ctx: Context) -> int:
@@ -147,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse(parser, sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    _setup_logging(args.verbose)
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
     ctx = Context(args, progress)
+    _setup_logging(args.verbose, ctx)
     try:
         return _run(args, parser, ctx)
     except KeyboardInterrupt:

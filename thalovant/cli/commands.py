@@ -314,6 +314,8 @@ async def cmd_record(ctx: Context, parser: argparse.ArgumentParser) -> int:
     writer = TraceWriter(ctx.args.file)
     inner_ctx = Context(inner, ctx.progress)
     inner_ctx.trace = writer
+    inner_ctx.identity  # noqa: B018  (load it now: its secrets are scrubbed from logs and errors)
+    ctx.secrets = inner_ctx.secrets
     try:
         code = await COMMANDS[inner.command](inner_ctx)
     finally:
