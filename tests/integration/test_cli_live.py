@@ -340,3 +340,17 @@ def test_progress_shows_on_a_terminal_and_not_on_a_pipe(ident: tuple[str, dict[s
     assert "\x1b[K" in text  # the progress line is cleared afterwards
     piped = run("-i", path, "ask", "on a pipe")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+@pytest.mark.parametrize("protocol", ["wss", "https", "mqtt"])
+def test_ask_and_record_over_every_transport(protocol: str, real_hub: Any, tmp_path: Path) -> None:
+    if protocol == "mqtt" and not real_hub.mqtt_available:
+        pytest.skip(real_hub.mqtt_unavailable_reason)
+    path = str(real_hub.identity_path("password"))
+    trace = tmp_path / f"{protocol}.jsonl"
+    done = run("--protocol", protocol, "-i", path, "record", str(trace), "--", "ask", f"over {protocol}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"echo: over {protocol}"
+    replayed = run("--json", "replay", str(trace))
+    assert replayed.returncode == 0, replayed.stdout
+    assert json.loads(replayed.stdout)["steps"] > 3
