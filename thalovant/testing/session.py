@@ -54,6 +54,7 @@ class InMemoryHubSession:
         generation: 1 (legacy handshake) or 3 (Noise; needs a password).
         hub: a pre-built hub (e.g. with another password, to test a refusal).
         record: record every step (see :meth:`trace`).
+        hub_access_key: the key the hub knows (default: the client's; another one tests a refusal).
         entropy: the client's entropy (deterministic by default).
         **config: more ``ConnectionConfig`` fields (``queue_timeout``, ``reconnect``, ...).
 
@@ -74,6 +75,7 @@ class InMemoryHubSession:
         useragent: str = "FakeClient/1.0",
         access_key: str = THROWAWAY_ACCESS_KEY,
         session_id: str = "fake-session",
+        hub_access_key: str | None = None,
         **config: Any,
     ) -> None:
         if password is None and crypto_key is None:
@@ -101,7 +103,8 @@ class InMemoryHubSession:
             noise_psk=psk,
             hub_version="5" if generation == 3 else "4",
         )
-        self.transport = FakeTransport(self.hub, protocol=protocol, useragent=useragent, access_key=access_key)
+        known = access_key if hub_access_key is None else hub_access_key
+        self.transport = FakeTransport(self.hub, protocol=protocol, useragent=useragent, access_key=known)
         self.clock = VirtualClock()
         source = entropy or counting_entropy(b"fake-client:" + session_id.encode())
         self.recording: RecordingConnection | None = None
@@ -137,8 +140,14 @@ class InMemoryHubSession:
 
     def run(self, seconds: float, *, stop: Callable[[list[Output]], bool] | None = None) -> list[Output]:
         """Let ``seconds`` of virtual time pass (ticking at every deadline), or until ``stop(new outputs)``."""
-        got = run_until(self.machine, self.transport, self.clock, self.clock.now + seconds, stop=stop)
-        self.outputs += got
+        base = len(self.outputs)
+
+        def check(new: list[Output]) -> bool:
+            self.outputs[base:] = new  # so outcome() / ask_result() see outputs as they come
+            return stop is not None and stop(new)
+
+        got = run_until(self.machine, self.transport, self.clock, self.clock.now + seconds, stop=check)
+        self.outputs[base:] = got
         return got
 
     def connect(self, *, timeout: float = 10.0) -> cx.ConnectionState:

@@ -112,6 +112,7 @@ class FakeTransport:
         self.hub = hub
         self.protocol = protocol
         self._token = authorization_token(useragent, access_key) if useragent and access_key is not None else None
+        self._access_key = access_key
         self.facts: deque[LinkFact] = deque()
         self.epoch = 0  # the epoch whose transport is open (0: none)
         self.outbox: list[HubFrame] = []  # HTTP: frames waiting for a poll
@@ -120,6 +121,8 @@ class FakeTransport:
         self.opened = 0
         self.rejected_auth = 0
         self.mqtt_online = False
+        #: While True, orders vanish unanswered (a network that swallows everything).
+        self.blackhole = False
 
     def __repr__(self) -> str:
         return f"<FakeTransport {self.protocol} epoch={self.epoch} pending={len(self.facts)}>"
@@ -135,6 +138,8 @@ class FakeTransport:
         if not isinstance(output, LinkOrder):
             return False
         self.orders.append(output.order)
+        if self.blackhole:
+            return True
         order, epoch = output.order, output.epoch
         if isinstance(order, OpenWebSocket):
             self._open_ws(epoch, order.target)
@@ -181,9 +186,13 @@ class FakeTransport:
 
     def _open_ws(self, epoch: int, target: str) -> None:
         self.opened += 1
-        if not self._token_ok(target):
+        if not self._token_ok(target):  # spec §3.3: the upgrade succeeds, then the hub closes
             self.rejected_auth += 1
-            self._fact(epoch, WsClosed(code=1005, reason=""))
+            self._fact(epoch, WsOpened())
+            if self.hub.hub_version.startswith("4"):
+                self._fact(epoch, WsClosed(code=None, reason=""))  # no status (wsproto 1005)
+            else:
+                self._fact(epoch, WsClosed(code=1008, reason="invalid api key"))
             return
         self.epoch = epoch
         self._fact(epoch, WsOpened())
@@ -194,7 +203,11 @@ class FakeTransport:
     def _http(self, epoch: int, order: StartRequest) -> None:
         path = order.target.partition("?")[0].rsplit("/", 1)[-1]
         if not self._token_ok(order.target):
-            self._answer(epoch, order, {"error": "Invalid access key"})
+            self.rejected_auth += 1
+            if self.hub.hub_version.startswith("4"):  # spec §3.3: hub 4.x answers an unknown key with a 500
+                self._answer(epoch, order, {"error": "Connection failed"}, status=500)
+            else:
+                self._answer(epoch, order, {"error": "Invalid authorization"}, status=403)
             return
         self.epoch = epoch
         if path == "connect":
@@ -224,10 +237,10 @@ class FakeTransport:
         else:
             self._fact(epoch, ResponseReceived(req_id=order.req_id, status=404, body=b"not found"))
 
-    def _answer(self, epoch: int, order: StartRequest, body: dict[str, Any]) -> None:
+    def _answer(self, epoch: int, order: StartRequest, body: dict[str, Any], status: int = 200) -> None:
         data = json.dumps(body).encode("utf-8")
         headers = (("Content-Type", "application/json"),)
-        self._fact(epoch, ResponseReceived(req_id=order.req_id, status=200, headers=headers, body=data))
+        self._fact(epoch, ResponseReceived(req_id=order.req_id, status=status, headers=headers, body=data))
 
     # ---- MQTT ------------------------------------------------------------------------------------
 
@@ -255,6 +268,8 @@ class FakeTransport:
                     frame = text
             except ValueError:
                 pass
+            if self._access_key is not None and self._access_key not in order.topic:
+                return  # the hub only listens on topics named after keys it knows: nobody answers
             if not self.hub.connected:
                 self.hub.open_connection(greet=False)
             self._deliver(epoch, self.hub.receive(frame))
@@ -281,6 +296,11 @@ class FakeTransport:
             self._fact(epoch, WsClosed(code=code, reason=reason))
         else:
             self._fact(epoch, MqttDisconnected(rc=7))
+
+    def inject(self, frame: HubFrame) -> None:
+        """Deliver a raw frame to the client as if the hub sent it (no encryption: garbage on purpose)."""
+        if self.epoch:
+            self._deliver(self.epoch, [frame])
 
     def push(self, event_type: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
         """The hub sends any bus event to the client (HTTP: at the next poll)."""
