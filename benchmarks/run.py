@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples; a smoke run, not for RESULTS.md")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {','.join(report.ORDER)}")
     parser.add_argument("--no-report", action="store_true", help="write the JSON results only")
+    parser.add_argument("--render-only", action="store_true", help="re-render RESULTS.md from the stored JSON")
     args = parser.parse_args(argv)
+    if args.render_only:
+        _write_report(machine.describe())
+        return 0
     selected = [s.strip() for s in args.only.split(",") if s.strip()] or list(report.ORDER)
     unknown = [s for s in selected if s not in report.ORDER]
     if unknown:
@@ -65,10 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         (report.RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         print(f"[bench] {name}: {result['status']} in {result['seconds']} s", file=sys.stderr, flush=True)
     if not args.no_report:
-        text = report.render(report.load_results(), info, command)
-        (report.RESULTS_DIR.parent / "RESULTS.md").write_text(text)
-        print(f"[bench] wrote {report.RESULTS_DIR.parent / 'RESULTS.md'}", file=sys.stderr)
+        _write_report(info)
     return 1 if failures else 0
+
+
+def _write_report(info: dict[str, Any]) -> None:
+    results = report.load_results()
+    # machine figures of the newest measured run, so a re-render does not claim a new run
+    stored = [r["machine"] for r in results.values() if r.get("status") == "ok" and r.get("machine")]
+    text = report.render(results, stored[-1] if stored else info)
+    (report.RESULTS_DIR.parent / "RESULTS.md").write_text(text)
+    print(f"[bench] wrote {report.RESULTS_DIR.parent / 'RESULTS.md'}", file=sys.stderr)
 
 
 if __name__ == "__main__":
