@@ -135,3 +135,19 @@ def test_report_renders_every_item_even_when_some_are_missing_failed_or_not_run(
     assert "| `thalovant --help` | 25 / 30 | 100 / 100 |" in text
     assert "0.25x" in text and "n/a" in text  # wall ratio known, RSS ratio unknown
     assert coldstart.render(cold)[0].startswith("Fresh process per run, 2 runs")
+
+
+@pytest.mark.skipif(
+    not (refvenv.ref_python().exists() and (refvenv.venv_dir() / ".thalovant-bench-ok").exists()),
+    reason="reference venv not built (python -m benchmarks.refvenv); tests never build it",
+)
+def test_reference_worker_round_trips_the_same_workload_and_reports_versions() -> None:
+    wl = codec.workload(200)
+    answer = refvenv.run_worker(
+        {"task": "codec", "key": codec.CRYPTO_KEY, "samples": 2, "workloads": [{"label": "200 B", **wl}]},
+        timeout=120,
+    )
+    (row,) = answer["results"]
+    assert row["label"] == "200 B" and row["n"] == 2 and row["median"] > 0
+    assert row["wire_bytes"] > 2 * 200  # hex wrapper of the encrypted envelope
+    assert answer["versions"]["thalovant"] == "0.4.7" and answer["versions"]["hivemind_bus_client"] == "0.4.4"
