@@ -366,3 +366,32 @@ def test_events_are_delivered_in_order_and_once() -> None:
         s.push("counter", {"i": i})
     assert [e.data["i"] for e in s.events() if e.type == "counter"] == [0, 1, 2, 3, 4]
     assert len(of(s.outputs, EventDelivered)) == len(s.events())
+
+
+def test_an_ask_that_never_leaves_the_queue_still_ends_exactly_once() -> None:
+    s = session("wss", max_queue=1, queue_timeout=2.0)
+    s.transport.blackhole = True
+    s.feed(Connect())
+    expiring = s.start_ask("hello", timeout=30.0)
+    refused = s.start_ask("hello", timeout=30.0)  # the queue holds one
+    failed = s.ask_result(refused)
+    assert isinstance(failed, corr.AskFailed) and failed.kind == "link_lost" and "full" in failed.reason
+    assert isinstance(s.outcome(2), SendError)
+    s.run(2.5)
+    timed_out = s.ask_result(expiring)
+    assert isinstance(timed_out, corr.AskFailed) and timed_out.kind == "timeout"
+    assert timed_out.reply.request_id == "req-1"
+    cancelled = s.start_ask("hello", timeout=30.0)
+    s.feed(CancelAsk(ask_id=cancelled))
+    got = s.ask_result(cancelled)
+    assert isinstance(got, corr.AskFailed) and got.kind == "cancelled"
+    err = s.outcome(3)
+    assert isinstance(err, SendError) and err.kind == "closed" and not err.maybe_sent
+    closing = s.start_ask("hello", timeout=30.0)
+    s.disconnect()
+    closed = s.ask_result(closing)
+    assert isinstance(closed, corr.AskFailed) and closed.kind == "link_lost"
+    late = s.start_ask("hello")
+    assert isinstance(s.ask_result(late), corr.AskFailed)
+    ends = [o.ask_id for o in s.outputs if isinstance(o, corr.AskFailed | corr.AskFinished)]
+    assert sorted(ends) == sorted({*ends}) and len(ends) == 5

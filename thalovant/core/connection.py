@@ -31,9 +31,11 @@ queue (bounded by ``max_queue``) while no session is ready, for at most
 is never handed to another one: if that link dies before the transport
 confirmed it, it fails with ``maybe_sent=True`` instead of being repeated.
 
-Rule 2 (asks end promptly). An ask is registered with the correlator when
-its utterance is handed to the session. When the link drops, every ask in
-flight fails at once (``link_lost``), never waiting out its timeout.
+Rule 2 (asks end promptly, exactly once). An ask is registered with the
+correlator when its utterance is handed to the session. When the link drops,
+every ask in flight fails at once (``link_lost``), never waiting out its
+timeout. An ask whose message never leaves the queue (expired, full, closed,
+gave up, cancelled) fails here too, right after its ``SendError``.
 
 Rule 3 (no secrets). Credentials live in ``ConnectionConfig`` fields that
 are excluded from ``repr``; outputs carry only what the shell needs.
@@ -53,6 +55,9 @@ from returns.result import Success
 
 from thalovant.core import correlate as corr
 from thalovant.core import reconnect as rc
+from thalovant.core.connection_help import ask_failed as _ask_failed
+from thalovant.core.connection_help import request_id as _request_id
+from thalovant.core.connection_help import scrub as _scrub
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.events import ThalovantEvent, normalize
 from thalovant.core.links import (
@@ -326,7 +331,7 @@ class Connection:
         if isinstance(inp, SendRequested):
             return self._on_send(inp, now)
         if isinstance(inp, CancelAsk):
-            return self._correlator_do(corr.AskCancelled(ask_id=inp.ask_id), now)
+            return self._on_cancel(inp.ask_id, now)
         if isinstance(inp, Connect):
             return self._on_connect(now)
         if isinstance(inp, Disconnect):
@@ -366,12 +371,13 @@ class Connection:
         if self._state in (_S.CLOSED, _S.GAVE_UP):
             why = "the client is closed" if self._state is _S.CLOSED else f"not connected: {self._last_error}"
             kind: Literal["closed", "gave_up"] = "closed" if self._state is _S.CLOSED else "gave_up"
-            return [SendError(ref=inp.ref, reason=why, kind=kind)]
+            return [SendError(ref=inp.ref, reason=why, kind=kind), *_ask_failed(inp.ask, "link_lost", why)]
         item = _Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
         if self._session_ready and not self._queue:
             return self._hand_over(item, now)
         if len(self._queue) >= self._cfg.max_queue:
-            return [SendError(ref=inp.ref, reason="the outbound queue is full", kind="queue_full")]
+            why = "the outbound queue is full"
+            return [SendError(ref=inp.ref, reason=why, kind="queue_full"), *_ask_failed(inp.ask, "link_lost", why)]
         self._queue.append(item)
         return []
 
@@ -385,7 +391,7 @@ class Connection:
             why = "not connected to the hub in time"
             if self._last_error:
                 why += f" (last error: {self._last_error})"
-            out.append(SendError(ref=q.ref, reason=why, kind="timeout"))
+            out += [SendError(ref=q.ref, reason=why, kind="timeout"), *_ask_failed(q.ask, "timeout", why)]
         out += self._reconnect_do(Tick(), now)
         if self._link is not None:
             out += self._link_do(Tick(), now)
@@ -642,9 +648,19 @@ class Connection:
     # ---- failure helpers ------------------------------------------------------------------------
 
     def _fail_queue(self, reason: str, kind: Literal["closed", "gave_up"]) -> list[Output]:
-        out: list[Output] = [SendError(ref=q.ref, reason=reason, kind=kind) for q in self._queue]
+        out: list[Output] = []
+        for q in self._queue:
+            out += [SendError(ref=q.ref, reason=reason, kind=kind), *_ask_failed(q.ask, "link_lost", reason)]
         self._queue.clear()
         return out
+
+    def _on_cancel(self, ask_id: str, now: float) -> list[Output]:
+        queued = next((q for q in self._queue if q.ask is not None and q.ask.ask_id == ask_id), None)
+        if queued is None:
+            return self._correlator_do(corr.AskCancelled(ask_id=ask_id), now)
+        self._queue.remove(queued)  # never sent: drop it, end the send and the ask
+        why = "the ask was cancelled before it was sent"
+        return [SendError(ref=queued.ref, reason=why, kind="closed"), *_ask_failed(queued.ask, "cancelled", why)]
 
     def _fail_inflight(self, reason: str, kind: Literal["link_lost", "closed"]) -> list[Output]:
         out: list[Output] = [
@@ -654,37 +670,8 @@ class Connection:
         return out
 
 
-def _scrub(value: Any, secret: str) -> Any:
-    """``value`` with every occurrence of ``secret`` in strings replaced by ``<access-key>``."""
-    if isinstance(value, str):
-        return value.replace(secret, "<access-key>") if secret in value else value
-    if isinstance(value, dict):
-        return {k: _scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secret) for v in value]
-    return value
-
-
-def _request_id(message: BusMessage) -> str | None:
-    rid = message.context.get("request_id")
-    return rid if isinstance(rid, str) else None
-
-
-__all__ = [
-    "CancelAsk",
-    "Connect",
-    "Connection",
-    "ConnectionConfig",
-    "ConnectionState",
-    "Disconnect",
-    "DropLink",
-    "EventDelivered",
-    "LinkFact",
-    "LinkOrder",
-    "OpenWebSocket",
-    "Protocol",
-    "SendDone",
-    "SendError",
-    "SendRequested",
-    "StatusChanged",
-]
+__all__ = [  # grouped: machine and config, inputs, outputs
+    "Connection", "ConnectionConfig", "ConnectionState", "Protocol",
+    "CancelAsk", "Connect", "Disconnect", "LinkFact", "SendRequested",
+    "DropLink", "EventDelivered", "LinkOrder", "OpenWebSocket", "SendDone", "SendError", "StatusChanged",
+]  # fmt: skip
