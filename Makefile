@@ -2,7 +2,7 @@
 PY ?= python3
 VENV ?= .venv
 
-.PHONY: demo test lint venv docs clean-hub
+.PHONY: demo test lint venv docs bench bench-quick clean-hub
 
 venv:
 	@PY=$(PY) VENV=$(VENV) bash scripts/bootstrap.sh
@@ -15,6 +15,12 @@ test: venv
 
 lint: venv
 	@VENV=$(VENV) ONLY_LINT=1 bash scripts/test.sh
+
+bench: venv
+	@$(VENV)/bin/python -m benchmarks.run
+
+bench-quick: venv
+	@$(VENV)/bin/python -m benchmarks.run --quick
 
 docs: venv
 	@$(VENV)/bin/mkdocs build --strict
