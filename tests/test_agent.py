@@ -65,7 +65,6 @@ class FakeAsyncClient:
         await self.close()
 
     def on(self, event: Any, handler: Any, **options: Any) -> FakeSub:
-        assert self.connected
         self.subscribed.append((event, handler, options))
         self.subs.append(FakeSub())
         return self.subs[-1]
@@ -166,8 +165,13 @@ async def test_async_run_attaches_each_handler_once_and_late_ones_at_once() -> N
         await anyio.sleep(0.2)  # several health checks: nothing is attached twice
         assert [s[0] for s in fake.subscribed] == ["speak", "other"]
         assert fake.subscribed[0][2]["session_id"] == "s1"
+        assert len(agent.subscriptions) == 2
         late = agent.on("late", lambda e: None)
         assert callable(late) and [s[0] for s in fake.subscribed] == ["speak", "other", "late"]
+        fake.connected = False  # reconnecting: the subscription is still made at once (it lives in the client)
+        agent.on("during-reconnect", lambda e: None)
+        fake.connected = True
+        assert [s[0] for s in fake.subscribed][-1] == "during-reconnect" and len(fake.subscribed) == 4
         subs = list(fake.subs)
         agent.stop()  # same thread as the loop
     assert not agent.running and fake.closes == 1

@@ -112,6 +112,7 @@ class AsyncThalovantAgent:
         self.subscriptions: list[Subscription] = []
         self.stopped_by: int | None = None
         self._running = False
+        self._live = False  # handlers attached: later on() calls attach at once
         self._stop: anyio.Event | None = None
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
@@ -154,7 +155,7 @@ class AsyncThalovantAgent:
 
         def register(fn: EventHandler) -> None:
             entry = self._handlers.add(event, fn, predicate, session_id, request_id)
-            if self._running and self.client.connected:
+            if self._live:  # the client keeps subscriptions across reconnects
                 self._attach(entry)
 
         return _decorator_or_call(register, handler)
@@ -216,6 +217,7 @@ class AsyncThalovantAgent:
             async with self.client:
                 for entry in list(self._handlers.pending):
                     self._attach(entry)
+                self._live = True
                 log.info("agent running with %d handler(s)", len(self.subscriptions))
                 error: ThalovantError | None = None
                 async with anyio.create_task_group() as tg:
@@ -230,6 +232,7 @@ class AsyncThalovantAgent:
                 if error is not None:
                     raise error
         finally:
+            self._live = False
             self._close_subscriptions()
             self._running = False
             self._stop = None
@@ -311,6 +314,7 @@ class ThalovantAgent:
         self.stopped_by: int | None = None
         self._stop = threading.Event()
         self._running = False
+        self._live = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -344,7 +348,7 @@ class ThalovantAgent:
         def register(fn: EventHandler) -> None:
             with self._lock:
                 entry = self._handlers.add(event, fn, predicate, session_id, request_id)
-                if self._running:
+                if self._live:
                     self._attach(entry)
 
         return _decorator_or_call(register, handler)
@@ -399,6 +403,7 @@ class ThalovantAgent:
             with self._lock:
                 for entry in list(self._handlers.pending):
                     self._attach(entry)
+                self._live = True
             log.info("agent running with %d handler(s)", len(self.subscriptions))
             while not self._stop.wait(check_interval):
                 health = self.client.healthcheck()
@@ -412,7 +417,7 @@ class ThalovantAgent:
             for prev_signum, handler in previous.items():
                 signal.signal(prev_signum, handler)
             with self._lock:
-                self._running = False
+                self._running = self._live = False
             self.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
