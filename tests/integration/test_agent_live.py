@@ -33,7 +33,7 @@ def _until(condition: Callable[[], bool], limit: float, step: Callable[[], None]
     return condition()
 
 
-def _phase(real_hub: Any, seen: Counter[str], lock: threading.Lock, phase: int) -> list[str]:
+def _phase(real_hub: Any, seen: Counter[str], lock: threading.Lock, phase: int, limit: float = 45) -> list[str]:
     """Wait until the agent hears the hub again (probes), then push five fresh events once each."""
 
     def heard_probe() -> bool:
@@ -41,7 +41,9 @@ def _phase(real_hub: Any, seen: Counter[str], lock: threading.Lock, phase: int) 
             return any(k.startswith(f"probe-{phase}-") for k in seen)
 
     probes = iter(range(1000))
-    assert _until(heard_probe, 45, lambda: real_hub.push_event("speak", {"utterance": f"probe-{phase}-{next(probes)}"}))
+    assert _until(
+        heard_probe, limit, lambda: real_hub.push_event("speak", {"utterance": f"probe-{phase}-{next(probes)}"})
+    )
     wanted = [f"event-{phase}-{n}" for n in range(5)]
     for text in wanted:
         assert real_hub.push_event("speak", {"utterance": text}), "no peer connected"
@@ -86,7 +88,7 @@ def test_sync_agent_handles_each_event_once_across_two_hub_restarts(real_hub: An
         for phase in range(3):
             if phase:
                 real_hub.restart_hub()
-            checked += _phase(real_hub, seen, lock, phase)
+            checked += _phase(real_hub, seen, lock, phase, limit=15 if protocol == "mqtt" else 45)
         real_hub.push_event("speak", {"utterance": "boom"})
         real_hub.push_event("speak", {"utterance": "ask-back"})
         assert _until(lambda: bool(nested), 30)
