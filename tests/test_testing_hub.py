@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from thalovant.core import correlate as corr
 from thalovant.core.codec import decode_json
 from thalovant.core.connection import ConnectionState, EventDelivered, LinkFact, LinkOrder
+from thalovant.core.links import form_encode
 from thalovant.core.links.http_wire import ResponseReceived, StartRequest
 from thalovant.core.links.mqtt_map import Publish
 from thalovant.core.machine import Output
@@ -27,6 +30,7 @@ from thalovant.testing import (
     pump,
     run_until,
 )
+from thalovant.testing.transport import form_decode
 
 PASSWORD = "throwaway-password-for-tests"
 CRYPTO_KEY = "0f1e2d3c4b5a6978"
@@ -300,3 +304,35 @@ def test_session_deliver_type_is_what_the_hub_sent() -> None:
     (out,) = session.handle(FrameReceived(data=frame), now=1.0)
     assert isinstance(out, Deliver)
     assert out.message.bus() == BusMessage(type="custom.event", data={"k": [1, 2]}, context={"c": True})
+
+
+# ---- purity --------------------------------------------------------------------------------------
+
+TESTING = Path(__file__).resolve().parent.parent / "thalovant" / "testing"
+IMPURE = {
+    "anyio", "sniffio", "trio", "h11", "wsproto", "paho", "socket", "ssl", "select", "selectors", "asyncio",
+    "threading", "concurrent", "multiprocessing", "subprocess", "time", "datetime", "os", "sys", "pathlib",
+    "shutil", "tempfile", "random", "secrets", "uuid", "logging", "urllib", "http", "signal", "io",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(TESTING.glob("*.py")), ids=lambda p: p.name)
+def test_thalovant_testing_is_pure_like_the_core(path: Path) -> None:
+    tree = ast.parse(path.read_text("utf-8"))
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.AsyncFunctionDef | ast.Await), f"{path.name}: async"
+        if isinstance(node, ast.Import):
+            assert all(a.name.split(".")[0] not in IMPURE for a in node.names), f"{path.name}: {ast.dump(node)}"
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert node.module.split(".")[0] not in IMPURE, f"{path.name}: from {node.module}"
+            assert not node.module.startswith(("thalovant.shell", "thalovant.cli")), node.module
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id not in ("open", "print", "input"), f"{path.name}: {node.func.id}()"
+    assert len(path.read_text("utf-8").splitlines()) <= 500
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=60)), max_size=4, unique_by=lambda f: f[0]))
+def test_form_decode_inverts_the_clients_form_encode(fields: list[tuple[str, str]]) -> None:
+    fields = [(k, v) for k, v in fields if k]
+    assert form_decode(form_encode(tuple(fields))) == dict(fields)

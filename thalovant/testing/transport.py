@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.parse
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 from thalovant.core.connection import DropLink, LinkFact, LinkOrder, OpenWebSocket
+from thalovant.core.links import percent_encode
 from thalovant.core.links.http_wire import CancelRequest, ResponseReceived, StartRequest
 from thalovant.core.links.mqtt_map import (
     ConnectMqtt,
@@ -54,7 +54,35 @@ from thalovant.core.machine import Input, Machine, Output, Tick
 from thalovant.core.session_io import authorization_token
 from thalovant.testing.hub import FakeHub, HubFrame
 
-__all__ = ["FakeTransport", "VirtualClock", "pump", "run_until"]
+__all__ = ["FakeTransport", "VirtualClock", "form_decode", "pump", "run_until"]
+
+
+def _unquote(text: str) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        c, pair = text[i], text[i + 1 : i + 3]
+        if c == "%" and len(pair) == 2 and all(h in "0123456789abcdefABCDEF" for h in pair):
+            out += bytes.fromhex(pair)
+            i += 3
+            continue
+        out += b" " if c == "+" else c.encode("utf-8")
+        i += 1
+    return out.decode("utf-8", errors="replace")
+
+
+def form_decode(body: bytes) -> dict[str, str]:
+    """Decode an ``application/x-www-form-urlencoded`` body (what a hub's ``/send_message`` reads).
+
+    >>> form_decode(b"message=%7B%22a%22%3A%201%7D&binary=1")
+    {'message': '{"a": 1}', 'binary': '1'}
+    """
+    fields: dict[str, str] = {}
+    for part in body.decode("utf-8", errors="replace").split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            fields[_unquote(key)] = _unquote(value)
+    return fields
 
 
 class VirtualClock:
@@ -180,7 +208,7 @@ class FakeTransport:
             return True
         query = target.partition("?")[2]
         raw = query.partition("authorization=")[2].split("&")[0]
-        return raw in (self._token, urllib.parse.quote(self._token, safe=""))
+        return raw in (self._token, percent_encode(self._token))
 
     # ---- WebSocket -------------------------------------------------------------------------------
 
@@ -221,7 +249,7 @@ class FakeTransport:
         elif not self.hub.connected:
             self._answer(epoch, order, {"error": "Client is not connected"})
         elif path == "send_message":
-            form = dict(urllib.parse.parse_qsl(order.body.decode("utf-8"), keep_blank_values=True))
+            form = form_decode(order.body)
             message = form.get("message", "")
             frame: HubFrame = base64.b64decode(message) if form.get("binary") == "1" else message
             self.outbox += self.hub.receive(frame)
