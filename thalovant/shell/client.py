@@ -438,6 +438,12 @@ class AsyncThalovantClient:
         )
         return message, rid
 
+    async def _fire(self, builder: Any, value: str, **kwargs: Any) -> str:
+        """Build one correlated utterance-like message, send it, wait until the transport took it."""
+        message, rid = self._utterance(builder, value, **kwargs)
+        await self._await_send(await self._send(message, wait=self.send_timeout), self.send_timeout)
+        return rid
+
     async def send_utterance(
         self,
         text: str,
@@ -448,11 +454,9 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send an utterance without waiting for the answer. Returns its request id."""
-        message, rid = self._utterance(
+        return await self._fire(
             build_utterance, text, lang=lang, context=context, session_id=session_id, request_id=request_id
         )
-        await self._await_send(await self._send(message, wait=self.send_timeout), self.send_timeout)
-        return rid
 
     async def send_action(
         self,
@@ -465,7 +469,7 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send a button/quick-reply press (``input.kind == "action"``). Returns its request id."""
-        message, rid = self._utterance(
+        return await self._fire(
             action_message,
             payload,
             lang=lang,
@@ -474,8 +478,6 @@ class AsyncThalovantClient:
             request_id=request_id,
             title=title,
         )
-        await self._await_send(await self._send(message, wait=self.send_timeout), self.send_timeout)
-        return rid
 
     async def send_code(
         self,
@@ -489,7 +491,7 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send a scanned or typed code, to be taken verbatim (``input.exact``). Returns its request id."""
-        message, rid = self._utterance(
+        return await self._fire(
             code_message,
             value,
             lang=lang,
@@ -499,8 +501,6 @@ class AsyncThalovantClient:
             kind=kind,
             label=label,
         )
-        await self._await_send(await self._send(message, wait=self.send_timeout), self.send_timeout)
-        return rid
 
     async def ask(
         self,
