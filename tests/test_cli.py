@@ -380,3 +380,17 @@ def test_connection_config_round_trips_through_the_header(
     ).unwrap()
     decoded = decode_value(header.config["connection"], recording.connection_registry()).unwrap()
     assert decoded == config
+
+
+def test_warnings_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    path = identity_file(tmp_path)
+    path.chmod(0o644)  # readable by others: the SDK warns
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli.main(["identity", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("thalovant: warning: ") and err.count("\n") == 1 and "0644" in err
+    assert warnings.showwarning is before  # restored after main()

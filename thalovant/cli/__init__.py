@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from thalovant.cli.base import (
     EXIT_INTERRUPTED,
@@ -113,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: int, ctx: Context) -> None:
+def _setup_logging(verbose: int, ctx: Context) -> Any:
     """Log to stderr under ``-v`` (INFO) / ``-vv`` (DEBUG), scrubbing the identity's secrets from every line."""
     if verbose <= 0:
-        return
+        return None
     import logging
 
     class ScrubbingFormatter(logging.Formatter):
@@ -128,6 +129,7 @@ def _setup_logging(verbose: int, ctx: Context) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    return handler
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, ctx: Context) -> int:
@@ -145,6 +147,19 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, ctx: Context
     return int(anyio.run(COMMANDS[args.command], ctx))
 
 
+def _one_line_warnings(ctx: Context) -> Any:
+    """Show Python warnings (e.g. an identity file others can read) as one scrubbed stderr line each."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        text = str(message).replace("\n", " ")
+        sys.stderr.write(f"thalovant: warning: {scrub(text, ctx.secrets)}\n")
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    return previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``thalovant`` command; returns the exit code."""
     parser = build_parser()
@@ -154,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
     ctx = Context(args, progress)
-    _setup_logging(args.verbose, ctx)
+    previous_showwarning = _one_line_warnings(ctx)
+    log_handler = _setup_logging(args.verbose, ctx)
     try:
         return _run(args, parser, ctx)
     except KeyboardInterrupt:
@@ -172,6 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc, ctx)
     finally:
         progress.close()
+        _restore(previous_showwarning, log_handler)
+
+
+def _restore(showwarning: Any, log_handler: Any) -> None:
+    """Undo main()'s process-wide settings (main may run more than once in one process)."""
+    import warnings
+
+    warnings.showwarning = showwarning
+    if log_handler is not None:
+        import logging
+
+        logging.getLogger().removeHandler(log_handler)
 
 
 def _silence_stdout() -> None:
