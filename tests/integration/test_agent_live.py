@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -149,3 +154,64 @@ async def test_async_agent_handles_each_event_once_across_two_hub_restarts(real_
         with anyio.fail_after(20):
             await finished.wait()
         assert not agent.running
+
+
+AGENT_SCRIPT = """
+import sys
+import anyio
+from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "async":
+    agent = AsyncThalovantAgent.from_identity_file(path)
+
+    @agent.on_speak
+    async def heard(event):
+        print("heard", event.text, flush=True)
+
+    anyio.run(agent.run_forever)
+else:
+    agent = ThalovantAgent.from_identity_file(path)
+
+    @agent.on_speak
+    def heard(event):
+        print("heard", event.text, flush=True)
+
+    agent.run_forever()
+print("stopped", agent.stopped_by, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "signum"),
+    [("async", signal.SIGTERM), ("async", signal.SIGINT), ("sync", signal.SIGTERM), ("sync", signal.SIGINT)],
+)
+def test_agent_process_stops_cleanly_on_signals(real_hub: Any, kind: str, signum: int) -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", AGENT_SCRIPT, kind, str(real_hub.identity_path("psk"))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+
+        def heard() -> bool:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                lines.append(proc.stdout.readline())
+            return any(line.startswith("heard") for line in lines)
+
+        assert _until(heard, 30, lambda: real_hub.push_event("speak", {"utterance": "are you there"}))
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"stopped {int(signum)}" in out
+    assert "Traceback" not in err
