@@ -30,18 +30,21 @@ class ConnectionVersusHub(RuleBasedStateMachine):
         super().__init__()
         self.sends: dict[int, str] = {}  # ref -> request id
         self.asks: list[str] = []
+        self.stalled = False  # after a stall, "done" no longer implies "the hub has it" (WS: handed to the socket)
 
     @initialize(
         protocol=st.sampled_from(["wss", "https", "mqtt"]),
-        credentials=st.sampled_from(["password", "psk", "both"]),
+        credentials=st.sampled_from(["password", "psk", "both", "v3"]),
     )
     def start(self, protocol: str, credentials: str) -> None:
+        generation = 3 if credentials == "v3" and protocol != "mqtt" else 1
         password = PASSWORD if credentials != "psk" else None
-        crypto_key = "0f1e2d3c4b5a6978" if credentials != "password" else None
+        crypto_key = "0f1e2d3c4b5a6978" if credentials in ("psk", "both") else None
         self.s = InMemoryHubSession(
             protocol=protocol,  # type: ignore[arg-type]
             password=password,
             crypto_key=crypto_key,
+            generation=generation,
             max_queue=4,
             queue_timeout=3.0,
             reconnect=ReconnectConfig(base=0.2, cap=2.0, stable_after=1.0),
@@ -91,6 +94,14 @@ class ConnectionVersusHub(RuleBasedStateMachine):
         self.s.transport.drop_link()
         self.s.settle()
 
+    @rule(seconds=st.floats(0.5, 15.0))
+    def network_stalls(self, seconds: float) -> None:
+        self.stalled = True
+        self.s.transport.blackhole = True
+        self.s.run(seconds)
+        self.s.transport.blackhole = False
+        self.s.drop_link()  # the stalled connection is dead; the client may not know yet
+
     # ---- invariants ----------------------------------------------------------------------------------
 
     def _send_outcomes(self) -> Counter[int]:
@@ -107,7 +118,7 @@ class ConnectionVersusHub(RuleBasedStateMachine):
         assert all(n == 1 for n in self._ask_ends().values())
         assert all(n == 1 for n in self.s.hub.request_counts.values()), self.s.hub.request_counts
         for o in self.s.outputs:
-            if isinstance(o, SendDone) and o.ref in self.sends:
+            if isinstance(o, SendDone) and o.ref in self.sends and not self.stalled:
                 assert self.s.hub.request_counts[self.sends[o.ref]] == 1  # "done" means the hub has it
         deadline = self.s.connection.deadline
         assert deadline is None or deadline >= self.s.clock.now
