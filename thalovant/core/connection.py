@@ -551,9 +551,9 @@ class Connection:
         if session is not None and session.state.name in ("IDLE", "HANDSHAKING", "READY"):
             for so in session.handle(LinkClosed(code=self._last_close_code, reason=reason), now=now):
                 if isinstance(so, SessionFailed):
+                    reason = reason if auth else (so.detail or reason)  # a link's refusal says it best
                     auth = auth or so.auth
                     retryable = retryable and so.retryable
-                    reason = so.detail or reason
                 elif isinstance(so, SendFailed):
                     out += self._route_session_output(so, now)
         self._session_ready = False
