@@ -20,8 +20,6 @@ from thalovant.core.connection import (
     ConnectionState,
     EventDelivered,
     LinkFact,
-    LinkOrder,
-    OpenWebSocket,
     SendDone,
     SendError,
     SendRequested,
@@ -255,14 +253,20 @@ def test_disconnect_fails_what_is_queued_and_what_is_in_flight(protocol: str) ->
     assert s.connection.deadline is None or not s.connection.finished
 
 
-def test_disconnect_while_ready_closes_the_link_politely_and_ends_quiet() -> None:
-    s = session("wss")
+@pytest.mark.parametrize(
+    ("protocol", "goodbye"),
+    [("wss", ["CloseWs"]), ("https", ["StartRequest"]), ("mqtt", ["Publish", "DisconnectMqtt"])],
+)
+def test_disconnect_while_ready_closes_the_link_politely_and_ends_quiet(protocol: str, goodbye: list[str]) -> None:
+    s = session(protocol)
     s.connect()
+    before = len(s.transport.orders)
     s.disconnect()
     assert s.connection.state is S.CLOSED and s.connection.finished
     assert not s.hub.connected
     s.run(60.0)
-    assert not any(isinstance(o, LinkOrder) and isinstance(o.order, OpenWebSocket) for o in s.outputs)
+    assert [type(o).__name__ for o in s.transport.orders[before:]] == goodbye  # then nothing: no polls, no reopen
+    assert s.connection.deadline is None
 
 
 def test_corrupted_hub_frame_fails_the_session_and_it_reconnects() -> None:

@@ -113,7 +113,7 @@ def test_cassette_replays_to_identical_outputs_twice(name: str) -> None:
     assert header["machine"] == "connection" and "throwaway" in header["secrets"]
     first, second = replay_connection(text), replay_connection(text.splitlines())
     assert first.ok, first
-    assert first == second
+    assert first == second == replay_connection(CASSETTES / f"{name}.jsonl")
     assert first.steps == len(text.splitlines()) - 1 > 20
 
 
@@ -150,6 +150,14 @@ def test_the_shells_replay_reads_these_cassettes_too(tmp_path: Path) -> None:
     report, secrets = replay_file(path)
     assert report.ok and report.steps > 20
     assert PASSWORD in secrets and CRYPTO_KEY in secrets
+
+
+def test_unreadable_sources_are_problems(tmp_path: Path) -> None:
+    missing = replay_connection(tmp_path / "missing.jsonl")
+    assert not missing.ok and missing.problem is not None and "cannot read" in missing.problem.detail
+    as_path_string = replay_connection(str(CASSETTES / "connection_wss_v3.jsonl"))
+    assert not as_path_string.ok and as_path_string.problem is not None
+    assert "pathlib.Path" in as_path_string.problem.detail
 
 
 def test_a_changed_output_is_reported_at_its_step() -> None:

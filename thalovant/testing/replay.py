@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from returns.result import Failure
 
@@ -117,17 +117,34 @@ def _build(registry: TypeRegistry) -> Any:
     return build
 
 
-def replay_connection(source: str | Iterable[str]) -> ReplayReport:
+class _Readable(Protocol):
+    def read_text(self, encoding: str) -> str: ...
+
+
+def replay_connection(source: str | Iterable[str] | _Readable) -> ReplayReport:
     """Replay a recorded client session against a fresh Connection.
 
     Args:
-        source: the trace's text (a ``str`` holding the whole file) or its lines. This function does
-            no IO: read the file yourself (``Path(p).read_text("utf-8")``).
+        source: a ``pathlib.Path`` of the cassette, the cassette's text (a ``str`` holding the whole
+            file) or its lines. This module opens nothing itself: a path is read with its own
+            ``read_text``.
 
     Returns:
-        ``ReplayReport(ok=True, steps=n)``, or the first divergence / problem. Never raises.
+        ``ReplayReport(ok=True, steps=n)``, or the first divergence / problem. Never raises (an
+        unreadable path is reported as a problem).
     """
-    lines = source.splitlines() if isinstance(source, str) else list(source)
+    if hasattr(source, "read_text"):
+        try:
+            source = source.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return ReplayReport(False, 0, problem=TraceProblem("bad-header", f"cannot read the cassette: {exc}"))
+    if isinstance(source, str):
+        lines = source.splitlines()
+        if len(lines) == 1 and not source.lstrip().startswith("{"):
+            detail = "a str is the cassette's text; pass a pathlib.Path to read a file"
+            return ReplayReport(False, 0, problem=TraceProblem("bad-header", detail))
+    else:
+        lines = list(source)
     registry = connection_registry()
     try:
         return replay(lines, _build(registry), registry=registry)
