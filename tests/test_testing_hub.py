@@ -336,3 +336,14 @@ def test_thalovant_testing_is_pure_like_the_core(path: Path) -> None:
 def test_form_decode_inverts_the_clients_form_encode(fields: list[tuple[str, str]]) -> None:
     fields = [(k, v) for k, v in fields if k]
     assert form_decode(form_encode(tuple(fields))) == dict(fields)
+
+
+def test_the_documented_examples_run() -> None:
+    import doctest
+
+    import thalovant.testing
+    import thalovant.testing.transport
+
+    for module in (thalovant.testing, thalovant.testing.transport):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

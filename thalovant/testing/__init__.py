@@ -3,13 +3,25 @@
 ``thalovant.testing`` lets users (and thalovant's own tests) run the real client
 machine, :class:`thalovant.core.connection.Connection`, against :class:`FakeHub`
 in memory: no sockets, no threads, no real time. See :class:`InMemoryHubSession`
-for the few-lines version::
+for the few-lines version:
 
-    from thalovant.testing import InMemoryHubSession
+>>> from thalovant.testing import InMemoryHubSession
+>>> hub = InMemoryHubSession(protocol="wss", password="a-throwaway-password")
+>>> hub.connect()
+<ConnectionState.READY: 'ready'>
+>>> hub.ask("hello").reply.text
+'echo: hello'
+>>> _ = hub.drop_link()  # the link died: the client reconnects by itself
+>>> hub.connection.state
+<ConnectionState.CONNECTING: 'connecting'>
+>>> hub.connect(), hub.connection.epoch
+(<ConnectionState.READY: 'ready'>, 2)
 
-    hub = InMemoryHubSession(protocol="wss", password="a-throwaway-password")
-    hub.connect()
-    assert hub.ask("hello").reply.text == "echo: hello"
+The parts: :class:`FakeHub` (the hub's half of the protocol, v1 and v3, with the
+harness echo rules), :class:`FakeTransport` and :func:`pump` (WebSocket, HTTP
+polling and MQTT emulated in memory), :class:`VirtualClock` and
+:func:`run_until` (virtual time), :class:`RecordingConnection` and
+:func:`replay_connection` (cassettes of whole client sessions).
 """
 
 from __future__ import annotations
