@@ -403,3 +403,18 @@ def test_an_ask_that_never_leaves_the_queue_still_ends_exactly_once() -> None:
     assert isinstance(s.ask_result(late), corr.AskFailed)
     ends = [o.ask_id for o in s.outputs if isinstance(o, corr.AskFailed | corr.AskFinished)]
     assert sorted(ends) == sorted({*ends}) and len(ends) == 5
+
+
+def test_hub_denials_without_a_request_id_are_attributed_or_reported() -> None:
+    hub = FakeHub(password=PASSWORD, denied_types={"speak", "recognizer_loop:utterance"}, hub_version="5")
+    s = session("wss", hub=hub)
+    s.connect()
+    # a fire-and-forget send of a refused type: nobody to pin it on -> UnattributedDenial
+    assert isinstance(s.emit("speak", {"utterance": "hi"}), SendDone)
+    (unattributed,) = of(s.outputs, corr.UnattributedDenial)
+    assert unattributed.denial.denied_type == "speak" and unattributed.denial.allowed == ()
+    # an ask whose utterance type is refused: the only pending ask of that type -> its failure
+    result = s.ask("hello")
+    assert isinstance(result, corr.AskFailed) and result.kind == "policy_denied"
+    assert result.denial is not None and result.denial.code == "acl_disallowed_type"
+    assert [m.type for m in hub.denied] == ["speak", "recognizer_loop:utterance"] and hub.received == []

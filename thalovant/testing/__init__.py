@@ -26,7 +26,8 @@ polling and MQTT emulated in memory), :class:`VirtualClock` and
 
 from __future__ import annotations
 
-from thalovant.testing.hub import Behaviour, FakeHub, HubFrame, counting_entropy, echo_replies
+from thalovant.testing.echo import Behaviour, counting_entropy, denial_for, echo_replies
+from thalovant.testing.hub import FakeHub, HubFrame
 from thalovant.testing.replay import RecordingConnection, ReplayReport, connection_registry, replay_connection
 from thalovant.testing.session import THROWAWAY_ACCESS_KEY, InMemoryHubSession, noise_psk_for
 from thalovant.testing.transport import FakeTransport, VirtualClock, pump, run_until
@@ -43,6 +44,7 @@ __all__ = [
     "VirtualClock",
     "connection_registry",
     "counting_entropy",
+    "denial_for",
     "echo_replies",
     "noise_psk_for",
     "pump",

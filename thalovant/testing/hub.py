@@ -19,14 +19,9 @@ One logical connection::
     client BUS         -> counted by request id; utterances answered by the echo rules
     close_connection() -> the keys and the session are forgotten
 
-Echo rules (like the harness's echo skill), chosen by the utterance text:
-normal text -> ``speak {"utterance": "echo: <text>"}`` + ``ovos.utterance.handled``;
-``deny`` -> ``hive.policy.denied`` + handled; ``fail`` -> ``complete_intent_failure``
-+ handled; ``unmatched`` -> ``ovos.intent.unmatched``; ``silent`` -> nothing;
-``multi`` -> two ``speak`` + handled. Every answer is built like OVOS's
-``Message.reply()``: the request's context is deep-copied and source and
-destination are swapped, so the request id survives the round trip.
-``behaviours`` can replace or add rules.
+Answers come from :mod:`thalovant.testing.echo` (the harness echo skill's rules: ``echo: <text>``,
+``deny``, ``fail``, ``unmatched``, ``silent``, ``multi``); ``behaviours`` can replace or add rules, and
+``denied_types`` makes the hub refuse message types with ``hive.policy.denied`` (hub 5.x style).
 
 Failure injection: :meth:`corrupt_next` garbles the next frame the hub sends;
 :meth:`restart` forgets everything (the transport decides how the client
@@ -39,7 +34,7 @@ import copy
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,88 +56,15 @@ from thalovant.core.machine import Entropy
 from thalovant.core.message import BusMessage, HiveMessage, MsgType
 from thalovant.core.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
 from thalovant.core.noise_channel import NoiseChannel
+from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
 
-__all__ = [
-    "HUB_CIPHERS",
-    "HUB_ENCODINGS",
-    "Behaviour",
-    "FakeHub",
-    "HubFrame",
-    "counting_entropy",
-    "echo_replies",
-]
+__all__ = ["HUB_CIPHERS", "HUB_ENCODINGS", "FakeHub", "HubFrame"]
 
 HubFrame = str | bytes
-#: A scripted behaviour: the request (after the hub's session rewrite) -> the bus messages to answer.
-Behaviour = Callable[[BusMessage], list[BusMessage]]
 
 HUB_ENCODINGS = ("JSON-B64", "JSON-URLSAFE-B64", "JSON-B91", "JSON-Z85B", "JSON-Z85P", "JSON-B32", "JSON-HEX")
 HUB_CIPHERS = ("CHACHA20-POLY1305", "AES-GCM")
 _NOISE_SUITES = ("25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256")
-UTTERANCE = "recognizer_loop:utterance"
-
-
-def counting_entropy(seed: bytes | str = b"thalovant-testing") -> Entropy:
-    """A deterministic entropy source: distinct bytes for every draw (SHA-256 of seed and a counter).
-
-    Args:
-        seed: makes two sources differ.
-
-    Returns:
-        A callable ``entropy(n) -> bytes`` (``n`` up to any size).
-    """
-    base = seed.encode("utf-8") if isinstance(seed, str) else seed
-    count = 0
-
-    def entropy(n: int) -> bytes:
-        nonlocal count
-        count += 1
-        out = b""
-        block = 0
-        while len(out) < n:
-            out += hashlib.sha256(base + count.to_bytes(8, "big") + block.to_bytes(4, "big")).digest()
-            block += 1
-        return out[:n]
-
-    return entropy
-
-
-def _reply(request: BusMessage, msg_type: str, data: dict[str, Any]) -> BusMessage:
-    """Like OVOS ``Message.reply()``: deep-copied context, source and destination swapped."""
-    context = copy.deepcopy(request.context)
-    context["destination"] = request.context.get("source")
-    context["source"] = request.context.get("destination", "skills")
-    return BusMessage(type=msg_type, data=data, context=context)
-
-
-def echo_replies(request: BusMessage) -> list[BusMessage]:
-    """The harness echo skill's answers to a ``recognizer_loop:utterance`` (see the module docs)."""
-    utterances = request.data.get("utterances") or []
-    if isinstance(utterances, str):
-        utterances = [utterances]
-    first = utterances[0] if utterances and isinstance(utterances[0], str) else request.data.get("utterance", "")
-    text = first.strip() if isinstance(first, str) else ""
-    lang = request.data.get("lang") or request.context.get("lang") or "en-us"
-    command = text.lower()
-    handled = _reply(request, "ovos.utterance.handled", {"name": "echo.skill"})
-    meta = {"expect_response": False, "meta": {"skill": "echo.skill"}}
-    if command == "silent":
-        return []
-    if command == "deny":
-        reason = "policy denied by echo skill (utterance 'deny')"
-        data = {"reason": reason, "code": "policy_denied", "utterance": text, "lang": lang}
-        return [_reply(request, "hive.policy.denied", data), handled]
-    if command == "fail":
-        return [_reply(request, "complete_intent_failure", {"utterance": text, "lang": lang}), handled]
-    if command == "unmatched":
-        return [_reply(request, "ovos.intent.unmatched", {"utterance": text, "lang": lang})]
-    if command == "multi":
-        return [
-            _reply(request, "speak", {"utterance": f"echo: {text} (1/2)", "lang": lang, **meta}),
-            _reply(request, "speak", {"utterance": f"echo: {text} (2/2)", "lang": lang, **meta}),
-            handled,
-        ]
-    return [_reply(request, "speak", {"utterance": f"echo: {text}", "lang": lang, **meta}), handled]
 
 
 @dataclass
@@ -175,6 +97,8 @@ class FakeHub:
         entropy: the hub's own randomness (nonces, IVs, Noise ephemerals).
         behaviours: utterance text (lower case) -> scripted answer, tried before the echo rules.
         node_id: the hub's node id in its HELLO.
+        denied_types: bus message types the hub refuses with ``hive.policy.denied`` (hub 5.x style: the
+            denial carries no request id; the refused message is not counted as received).
 
     Attributes:
         received: every bus message the hub got, in order (after its session rewrite).
@@ -195,6 +119,7 @@ class FakeHub:
         entropy: Entropy | None = None,
         behaviours: Mapping[str, Behaviour] | None = None,
         node_id: str = "fakehub:0.0.0.0",
+        denied_types: Iterable[str] = (),
     ) -> None:
         if generation not in (1, 3):
             raise ValueError("generation must be 1 or 3")
@@ -210,6 +135,8 @@ class FakeHub:
         self._entropy = entropy or counting_entropy(b"fake-hub")
         self._static = hashlib.sha256(b"fake-hub-static" + node_id.encode()).digest()
         self.behaviours: dict[str, Behaviour] = dict(behaviours or {})
+        self.denied_types = frozenset(denied_types)
+        self.denied: list[BusMessage] = []
         self._link: _Link | None = None
         self._corrupt = 0
         self.pinned_client: bytes | None = None
@@ -438,6 +365,9 @@ class FakeHub:
         return []
 
     def _on_bus(self, link: _Link, bus: BusMessage) -> list[HubFrame]:
+        if bus.type in self.denied_types:
+            self.denied.append(bus)
+            return self.seal(denial_for(bus.type, sorted({UTTERANCE} - self.denied_types)))
         context = copy.deepcopy(bus.context)
         if self.hub_version.startswith("4") and link.session is not None:
             context["session"] = copy.deepcopy(link.session)

@@ -30,7 +30,8 @@ from thalovant.core.context import utterance_message
 from thalovant.core.events import ThalovantEvent
 from thalovant.core.machine import Entropy, Input, Machine, Output
 from thalovant.core.message import BusMessage
-from thalovant.testing.hub import FakeHub, counting_entropy
+from thalovant.testing.echo import counting_entropy
+from thalovant.testing.hub import FakeHub
 from thalovant.testing.replay import RecordingConnection
 from thalovant.testing.transport import FakeTransport, VirtualClock, pump, run_until
 
