@@ -139,7 +139,9 @@ async def test_async_agent_handles_each_event_once_across_two_hub_restarts(real_
         checked: list[str] = []
         for phase in range(3):
             if phase:
-                await anyio.to_thread.run_sync(real_hub.restart_hub)
+                # on this (main) thread: the harness starts the hub with PR_SET_PDEATHSIG, which fires when
+                # the *thread* that spawned it ends, so a worker thread would take the new hub down with it
+                real_hub.restart_hub()  # blocking on purpose, see above
             checked += await anyio.to_thread.run_sync(_phase, real_hub, seen, lock, phase)
         await anyio.to_thread.run_sync(lambda: real_hub.push_event("speak", {"utterance": "boom"}))
         await anyio.to_thread.run_sync(lambda: real_hub.push_event("speak", {"utterance": "ask-back"}))
