@@ -1,0 +1,420 @@
+"""Run the doctor: execute the planner's probes with real sockets, each within its own time bound.
+
+The planner (:class:`thalovant.core.doctor.Doctor`) decides which check comes
+next; this module only performs them:
+
+* ``dns``: ``anyio.getaddrinfo`` (or an injected resolver, so tests stay offline);
+* ``tcp``: ``anyio.connect_tcp`` to the first resolved address;
+* ``tls``: a TLS handshake with :func:`~thalovant.shell.tls.make_ssl_context`
+  (``ca_file`` / ``insecure``); disabled verification is reported as a warning;
+* ``admission``: HTTP ``POST /connect`` (followed by ``POST /disconnect``),
+  a WebSocket upgrade plus the hub's first frame, or an MQTT CONNACK;
+* ``handshake`` and ``link``: the caller's callbacks (the client supplies them).
+
+Every failure becomes a failed check with a hint; :func:`run_doctor` never
+raises for network trouble. All texts are scrubbed of the identity's secrets
+and of the ``authorization`` token before they reach the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute
+
+from thalovant.core.doctor import (
+    CHECK_ORDER,
+    CheckStatus,
+    Doctor,
+    Done,
+    ProbeFinished,
+    ProbeKind,
+    ProbeOutcome,
+    ProbeParams,
+    RunProbe,
+    Start,
+    ThalovantDoctorCheck,
+    ThalovantDoctorReport,
+    scrub_text,
+    settings_from_identity,
+)
+from thalovant.core.errors import (
+    ThalovantAuthenticationError,
+    ThalovantError,
+    ThalovantHandshakeError,
+    ThalovantTimeoutError,
+)
+from thalovant.core.identity import ThalovantIdentity
+from thalovant.core.links import percent_encode
+from thalovant.core.links.ws_link import ws_target
+from thalovant.core.session import authorization_token
+from thalovant.shell.http11 import HttpConnection, HttpTimeouts
+from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
+
+__all__ = ["Probe", "Resolver", "ThalovantDoctorCheck", "ThalovantDoctorReport", "run_doctor"]
+
+#: ``await resolver(host, port)`` returns the addresses to dial (raise ``OSError`` when none).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+#: A handshake / link check supplied by the client: returns a detail line, raises on failure.
+Probe = Callable[[], Awaitable[str]]
+
+_OK, _FAILED, _WARNING = CheckStatus.OK, CheckStatus.FAILED, CheckStatus.WARNING
+_REFUSED_HINT = (
+    "nothing listens on {where}: start the hub or fix the port (hub defaults: WebSocket 5678, HTTP 5679, "
+    "MQTT 1883 / 8883 with TLS)"
+)
+_AUTH_HINT = "the hub does not accept this access key: ask the hub admin to check the client entry"
+_GREETING_WAIT = 3.0
+_TIMEOUT_HINTS = {
+    ProbeKind.DNS: "the DNS server does not answer; check this machine's network settings",
+    ProbeKind.TCP: "a firewall may drop the packets, or the host / port is wrong",
+    ProbeKind.TLS: "the server accepted TCP but sent no TLS answer: is this port really TLS?",
+    ProbeKind.ADMISSION: "the server accepted the connection but did not answer like a hub: wrong port or "
+    "protocol, or the hub is overloaded",
+    ProbeKind.HANDSHAKE: "the hub admitted the client but did not finish the handshake: check password / crypto_key",
+}
+
+
+async def run_doctor(
+    identity: ThalovantIdentity,
+    *,
+    protocol: str | None = None,
+    timeout: float = 10.0,  # noqa: ASYNC109 - each probe gets its own bound of this many seconds
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    handshake_probe: Probe | None = None,
+    link_probe: Probe | None = None,
+    useragent: str | None = None,
+    resolver: Resolver | None = None,
+) -> ThalovantDoctorReport:
+    """Check, step by step, why this identity can (or cannot) talk to its hub.
+
+    Checks: identity, endpoint, dns, tcp, tls, admission, handshake, link. A
+    failed check makes every later one ``skipped`` with a hint. Without
+    ``handshake_probe`` / ``link_probe`` those two are skipped ("run through
+    the client").
+
+    Args:
+        identity: the identity to check.
+        protocol: ``wss``, ``https`` or ``mqtt`` (any accepted spelling); default: the identity's first enabled one.
+        timeout: seconds allowed for each probe.
+        ca_file: PEM CA bundle to trust for TLS.
+        insecure: skip certificate verification (the tls check then reports a warning).
+        handshake_probe: connects and completes the handshake; returns a detail line, raises on failure.
+        link_probe: checks that the live link is up; returns a detail line, raises on failure.
+        useragent: the user agent sent in the ``authorization`` token (default: the client's).
+        resolver: replaces ``anyio.getaddrinfo`` (tests).
+
+    Returns:
+        The report. Never contains a secret. Network trouble never raises.
+    """
+    if useragent is None:
+        from thalovant.shell.client import DEFAULT_USERAGENT
+
+        useragent = DEFAULT_USERAGENT
+    settings = settings_from_identity(
+        identity,
+        protocol=protocol,
+        timeout=timeout,
+        handshake_available=handshake_probe is not None,
+        link_available=link_probe is not None,
+    )
+    runner = _Runner(identity, useragent, resolver or _getaddrinfo, ca_file, insecure, handshake_probe, link_probe)
+    doctor = Doctor()
+    out = doctor.handle(Start(settings=settings), now=anyio.current_time())
+    for _ in range(len(CHECK_ORDER) + 1):
+        for order in out:
+            if isinstance(order, Done):
+                return _scrubbed(order.report, _secrets(identity, useragent))
+        probe = next((o for o in out if isinstance(o, RunProbe)), None)
+        if probe is None:
+            break
+        outcome = await runner.run(probe.kind, probe.params)
+        out = doctor.handle(ProbeFinished(probe_id=probe.probe_id, outcome=outcome), now=anyio.current_time())
+    return _scrubbed(  # unreachable unless the planner misbehaves; still never raise
+        ThalovantDoctorReport({}, doctor.checks, settings.protocol), _secrets(identity, useragent)
+    )
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in seen:
+            seen.append(address)
+    return seen
+
+
+@dataclass
+class _Runner:
+    identity: ThalovantIdentity
+    useragent: str
+    resolver: Resolver
+    ca_file: str | os.PathLike[str] | None
+    insecure: bool
+    handshake_probe: Probe | None
+    link_probe: Probe | None
+    address: str | None = None
+
+    async def run(self, kind: ProbeKind, p: ProbeParams) -> ProbeOutcome:
+        steps: dict[ProbeKind, Callable[[ProbeParams], Awaitable[ProbeOutcome]]] = {
+            ProbeKind.DNS: self.dns,
+            ProbeKind.TCP: self.tcp,
+            ProbeKind.TLS: self.tls,
+            ProbeKind.ADMISSION: self.admission,
+            ProbeKind.HANDSHAKE: self.handshake,
+            ProbeKind.LINK: self.link,
+        }
+        step = steps.get(kind)
+        if step is None:
+            return ProbeOutcome(status=_FAILED, detail=f"no probe for {kind.value}")
+        where = _where(p.host, p.port)
+        try:
+            with anyio.fail_after(p.timeout * (3 if kind is ProbeKind.HANDSHAKE else 1) + 0.5):
+                return await step(p)
+        except TimeoutError:
+            hint = _TIMEOUT_HINTS.get(kind, "")
+            return ProbeOutcome(status=_FAILED, detail=f"{where}: no answer within {p.timeout:g} s", hint=hint)
+        except Exception as exc:  # every failure is a finding, never a crash
+            if _refused(exc):
+                detail = f"{where}: connection refused"
+                return ProbeOutcome(status=_FAILED, detail=detail, hint=_REFUSED_HINT.format(where=where))
+            return _failure(kind, where, exc)
+
+    def _ssl(self) -> ssl.SSLContext:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureTLSWarning)  # reported as the tls check's warning instead
+            return make_ssl_context(ca_file=self.ca_file, insecure=self.insecure)
+
+    def _token(self) -> str:
+        return authorization_token(self.useragent, self.identity.access_key)
+
+    async def dns(self, p: ProbeParams) -> ProbeOutcome:
+        try:
+            addresses = await self.resolver(p.host, p.port)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            return ProbeOutcome(status=_FAILED, detail=f"cannot resolve {p.host!r}: {reason}")
+        if not addresses:
+            return ProbeOutcome(status=_FAILED, detail=f"{p.host!r} resolves to no address")
+        self.address = addresses[0]
+        return ProbeOutcome(status=_OK, detail=f"{p.host} -> {', '.join(addresses[:4])}")
+
+    async def tcp(self, p: ProbeParams) -> ProbeOutcome:
+        address = self.address or p.host
+        stream = await anyio.connect_tcp(address, p.port)
+        await stream.aclose()
+        return ProbeOutcome(status=_OK, detail=f"connected to {_where(address, p.port)}")
+
+    async def tls(self, p: ProbeParams) -> ProbeOutcome:
+        try:
+            context = self._ssl()
+        except (OSError, ssl.SSLError) as exc:
+            detail = f"cannot load the CA file: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+            return ProbeOutcome(status=_FAILED, detail=detail, hint="check the ca_file path and that it holds PEM")
+        try:
+            stream = await anyio.connect_tcp(
+                self.address or p.host,
+                p.port,
+                tls=True,
+                ssl_context=context,
+                tls_hostname=p.host,
+                tls_standard_compatible=False,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            detail = f"the certificate of {p.host} is not trusted ({exc.verify_message})"
+            return ProbeOutcome(status=_FAILED, detail=detail)
+        except ssl.SSLError as exc:
+            detail = f"TLS handshake failed ({exc.reason or type(exc).__name__})"
+            hint = "is this port really TLS? for a plain hub use http:// / ws:// / mqtt:// in the identity"
+            return ProbeOutcome(status=_FAILED, detail=detail, hint=hint)
+        version = stream.extra(TLSAttribute.tls_version, "TLS")
+        await stream.aclose()
+        if self.insecure:
+            detail = f"{version} handshake done, but the certificate was NOT verified (insecure)"
+            return ProbeOutcome(status=_WARNING, detail=detail, hint="pass ca_file= with the hub's CA instead")
+        return ProbeOutcome(status=_OK, detail=f"{version}, certificate verified for {p.host}")
+
+    async def admission(self, p: ProbeParams) -> ProbeOutcome:
+        if p.protocol == "wss":
+            return await self._ws_admission(p)
+        if p.protocol == "mqtt":
+            return await self._mqtt_admission(p)
+        return await self._http_admission(p)
+
+    async def _http_admission(self, p: ProbeParams) -> ProbeOutcome:
+        context = self._ssl() if p.tls else None
+        address = self.address or p.host
+
+        async def dial() -> anyio.abc.ByteStream:
+            if context is None:
+                return await anyio.connect_tcp(address, p.port)
+            return await anyio.connect_tcp(
+                address, p.port, tls=True, ssl_context=context, tls_hostname=p.host, tls_standard_compatible=False
+            )
+
+        base = p.path.rstrip("/")
+        query = "?authorization=" + percent_encode(self._token())
+        async with HttpConnection(
+            p.host, p.port, tls=p.tls, ssl_context=context, timeouts=HttpTimeouts.uniform(p.timeout), connector=dial
+        ) as conn:
+            answer = await conn.request("POST", f"{base}/connect{query}")
+            verdict = _judge_connect(answer.status, answer.body, f"POST {base}/connect")
+            if verdict.status is _OK:
+                with anyio.move_on_after(min(p.timeout, 2.0)):
+                    try:
+                        await conn.request("POST", f"{base}/disconnect{query}")
+                    except ThalovantError:
+                        pass  # only tidying up; the admission answer is what counts
+        return verdict
+
+    async def _ws_admission(self, p: ProbeParams) -> ProbeOutcome:
+        from thalovant.shell.ws import WsClosed, WsConnection, WsUpgradeRejected
+
+        context = self._ssl() if p.tls else None
+        try:
+            ws = await WsConnection.connect(
+                self.address or p.host,
+                p.port,
+                ws_target(self._token()),
+                tls=context,
+                server_hostname=p.host,
+                timeout=p.timeout,
+                extra_headers=[("User-Agent", self.useragent)],
+            )
+        except WsUpgradeRejected as exc:
+            hint = "this port is not the hub's WebSocket listener (default 5678)" if exc.status_code == 404 else ""
+            return ProbeOutcome(
+                status=_FAILED, detail=f"the upgrade was refused with HTTP {exc.status_code}", hint=hint
+            )
+        try:
+            first: object = None
+            with anyio.move_on_after(min(p.timeout, _GREETING_WAIT)):
+                first = await ws.receive()
+        finally:
+            await ws.abort()
+        if isinstance(first, WsClosed):
+            detail = (
+                f"the hub closed the link right after the upgrade (code {first.code}: {first.reason or 'no reason'})"
+            )
+            return ProbeOutcome(status=_FAILED, detail=detail, hint=_AUTH_HINT)
+        if first is None:
+            detail = f"upgrade accepted (101), but the hub sent nothing within {min(p.timeout, _GREETING_WAIT):g} s"
+            return ProbeOutcome(status=_WARNING, detail=detail, hint="a HiveMind hub greets at once; is this the hub?")
+        return ProbeOutcome(status=_OK, detail="upgrade accepted (101) and the hub sent its greeting")
+
+    async def _mqtt_admission(self, p: ProbeParams) -> ProbeOutcome:
+        from thalovant.shell.mqtt import MqttConnection
+
+        creds = self.identity.mqtt
+        context = self._ssl() if p.tls else None
+        async with MqttConnection(ack_timeout=p.timeout) as mqtt:
+            await mqtt.connect(
+                p.host,
+                p.port,
+                client_id=f"thalovant-doctor-{os.urandom(4).hex()}",
+                username=creds.username if creds else None,
+                password=creds.password if creds else None,
+                tls=context,
+                timeout=p.timeout,
+            )
+            await mqtt.disconnect()
+        return ProbeOutcome(status=_OK, detail=f"the broker at {_where(p.host, p.port)} accepted the login (CONNACK)")
+
+    async def handshake(self, p: ProbeParams) -> ProbeOutcome:
+        assert self.handshake_probe is not None  # the planner only asks when one was given
+        return ProbeOutcome(status=_OK, detail=str(await self.handshake_probe()))
+
+    async def link(self, p: ProbeParams) -> ProbeOutcome:
+        assert self.link_probe is not None
+        return ProbeOutcome(status=_OK, detail=str(await self.link_probe()))
+
+
+def _judge_connect(status: int, body: bytes, what: str) -> ProbeOutcome:
+    try:
+        data: Any = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if status == 200 and isinstance(data, dict) and error is None:
+        return ProbeOutcome(status=_OK, detail=f"{what} answered 200 ({scrub_text(data.get('status', 'ok'))})")
+    if status == 404:
+        hint = "check the port and default_path: the hub's HTTP listener (default port 5679) answers POST /connect"
+        return ProbeOutcome(status=_FAILED, detail=f"{what} answered 404: not a HiveMind HTTP hub here", hint=hint)
+    reason = f"HTTP {status}" + (f": {scrub_text(error)}" if error is not None else "")
+    if status in (400, 401, 403) or (status == 500 and error == "Connection failed"):
+        return ProbeOutcome(status=_FAILED, detail=f"the hub refused the access key ({reason})", hint=_AUTH_HINT)
+    if data is None:
+        hint = "this server does not answer like a HiveMind hub; check the port and default_path"
+        return ProbeOutcome(status=_FAILED, detail=f"{what} answered {reason} without a JSON body", hint=hint)
+    return ProbeOutcome(status=_FAILED, detail=f"{what} answered {reason}")
+
+
+def _failure(kind: ProbeKind, where: str, exc: Exception) -> ProbeOutcome:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ThalovantTimeoutError):
+        return ProbeOutcome(status=_FAILED, detail=f"{where}: {text}", hint="the hub is slow or this is the wrong port")
+    if isinstance(exc, ThalovantAuthenticationError):
+        hint = "check the MQTT username / password" if "MQTT" in text else _AUTH_HINT
+        if kind is ProbeKind.HANDSHAKE:
+            hint = "the hub refused this client: check access_key and password with the hub admin"
+        return ProbeOutcome(status=_FAILED, detail=text, hint=hint)
+    if isinstance(exc, ThalovantHandshakeError):
+        return ProbeOutcome(status=_FAILED, detail=text, hint="check that password / crypto_key match the hub")
+    if isinstance(exc, ThalovantError):
+        return ProbeOutcome(status=_FAILED, detail=text)
+    if isinstance(exc, OSError):
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        return ProbeOutcome(status=_FAILED, detail=f"{where}: {cause.strerror or str(cause) or type(cause).__name__}")
+    return ProbeOutcome(status=_FAILED, detail=f"{type(exc).__name__}: {text}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, e.g. anyio's "All connection attempts failed") is a refusal."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _secrets(identity: object, useragent: str) -> list[str]:
+    if not isinstance(identity, ThalovantIdentity):
+        return []
+    values = [identity.access_key, identity.password, identity.crypto_key]
+    if identity.mqtt is not None:
+        values += [identity.mqtt.password, identity.mqtt.username]
+    try:
+        token = authorization_token(useragent, identity.access_key)
+        values += [token, percent_encode(token)]
+    except ThalovantError:
+        pass
+    return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+
+def _scrubbed(report: ThalovantDoctorReport, secrets: list[str]) -> ThalovantDoctorReport:
+    def clean(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    checks = tuple(replace(c, detail=clean(c.detail), hint=clean(c.hint)) for c in report.checks)
+    identity = json.loads(clean(json.dumps(report.identity, default=str)))
+    return ThalovantDoctorReport(identity, checks, report.protocol)
