@@ -169,8 +169,27 @@ def test_hub_drops_frames_it_cannot_read_and_frames_without_a_connection() -> No
     frames=st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=6),
     generation=st.sampled_from([1, 3]),
     credentials=st.sampled_from(["password", "psk"]),
+    shakes=st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "noise": st.fixed_dictionaries(
+                        {"msg": st.one_of(st.binary(max_size=120).map(bytes.hex), st.text(max_size=8))},
+                        optional={
+                            "pattern": st.sampled_from(["XXpsk2", "KKpsk0", "NN", ""]),
+                            "suite": st.sampled_from(["25519_AESGCM_SHA256", "25519_ChaChaPoly_SHA256", "x"]),
+                        },
+                    )
+                }
+            ),
+            st.fixed_dictionaries({"envelope": st.text(max_size=60)}),
+        ),
+        max_size=3,
+    ),
 )
-def test_garbage_into_the_hub_never_raises(frames: list[str | bytes], generation: int, credentials: str) -> None:
+def test_garbage_into_the_hub_never_raises(
+    frames: list[str | bytes], generation: int, credentials: str, shakes: list[dict[str, Any]]
+) -> None:
     if generation == 3:
         hub = FakeHub(password=PASSWORD, generation=3, noise_psk=b"\x07" * 32)
     else:
@@ -179,8 +198,8 @@ def test_garbage_into_the_hub_never_raises(frames: list[str | bytes], generation
     for frame in frames:
         answers = hub.receive(frame)
         assert all(isinstance(a, str | bytes) for a in answers)
-    hub.receive(json.dumps({"msg_type": "handshake", "payload": {"noise": {"msg": "00"}}}))
-    hub.receive(json.dumps({"msg_type": "handshake", "payload": {"envelope": "zz" * 24}}))
+    for shake in shakes:
+        assert isinstance(hub.receive(json.dumps({"msg_type": "handshake", "payload": shake})), list)
 
 
 def test_corrupt_next_garbles_one_frame_and_the_client_fails_its_session() -> None:
@@ -347,3 +366,18 @@ def test_the_documented_examples_run() -> None:
     for module in (thalovant.testing, thalovant.testing.transport):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_v3_second_contact_uses_kk_when_the_client_pinned_the_hub() -> None:
+    first = InMemoryHubSession(protocol="wss", password=PASSWORD, generation=3)
+    assert first.connect() is ConnectionState.READY
+    hub = first.hub
+    assert hub.patterns == ["XXpsk2"] and hub.pinned_client is not None
+    options = dict(first.config.v3_options)
+    options["pinned_hub_key"] = hub.static_public
+    second = InMemoryHubSession(
+        protocol="https", password=PASSWORD, generation=3, hub=hub, v3_options=tuple(options.items())
+    )
+    assert second.connect() is ConnectionState.READY
+    assert hub.patterns == ["XXpsk2", "KKpsk0"]
+    assert isinstance(second.ask("hello"), corr.AskFinished)

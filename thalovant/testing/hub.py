@@ -52,6 +52,7 @@ from thalovant.core.crypto import (
     preshared_key,
     seal_wrapper,
 )
+from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Entropy
 from thalovant.core.message import BusMessage, HiveMessage, MsgType
 from thalovant.core.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
@@ -147,6 +148,7 @@ class FakeHub:
         self.connections = 0
         self.handshakes = 0
         self.hellos: list[dict[str, Any]] = []
+        self.patterns: list[str] = []  # the Noise pattern of each v3 handshake
 
     def __repr__(self) -> str:
         return (
@@ -166,6 +168,11 @@ class FakeHub:
         """The connection's channel is keyed (handshake done or pre-shared key in use)."""
         link = self._link
         return link is not None and (link.channel is not None or (link.key is not None and link.session is not None))
+
+    @property
+    def static_public(self) -> bytes:
+        """The hub's X25519 public key (what a v3 client pins after its first contact)."""
+        return public_key(self._static)
 
     @property
     def session(self) -> dict[str, Any] | None:
@@ -204,7 +211,7 @@ class FakeHub:
         common = {"binarize": False, "encodings": list(HUB_ENCODINGS), "ciphers": list(HUB_CIPHERS)}
         offer: dict[str, Any]
         if self.generation == 3:
-            patterns = ["XXpsk2"]
+            patterns = ["KKpsk0", "XXpsk2"] if self.pinned_client else ["XXpsk2"]  # KK once it knows the client
             offer = {
                 "max_protocol_version": 3,
                 **common,
@@ -293,7 +300,11 @@ class FakeHub:
     def _on_shake(self, link: _Link, payload: dict[str, Any]) -> list[HubFrame]:
         noise = payload.get("noise")
         if self.generation == 3 and isinstance(noise, dict):
-            return self._on_noise(link, noise)
+            try:
+                return self._on_noise(link, noise)
+            except (LocalProtocolError, ValueError, TypeError) as exc:  # a client's garbage never crashes the hub
+                link.failed = f"noise: {type(exc).__name__}"
+                return []
         envelope = payload.get("envelope")
         if self._password is None or not isinstance(envelope, str) or len(envelope) < 16:
             link.failed = "bad handshake"
@@ -320,6 +331,7 @@ class FakeHub:
             return []
         if link.noise is None:
             pattern, suite = str(noise.get("pattern")), str(noise.get("suite"))
+            self.patterns.append(pattern)
             prologue = build_prologue(link.hello, link.offer, protocol_name(pattern, suite))
             assert self._noise_psk is not None
             link.noise = NoiseHandshaker(
@@ -330,31 +342,36 @@ class FakeHub:
                 static_private=self._static,
                 entropy=self._entropy,
                 initiator=False,
-                remote_static=None,
+                remote_static=self.pinned_client if pattern == "KKpsk0" else None,
             )
             if not isinstance(link.noise.read_message(msg), Success):
                 link.failed = "noise message 1 rejected"
                 return []
             self.handshakes += 1
             msg2 = link.noise.write_message(json.dumps({"encoding": "JSON-HEX"}).encode())
-            return [
-                self._out(encode_json(HiveMessage(msg_type=MsgType.HANDSHAKE, payload={"noise": {"msg": msg2.hex()}})))
-            ]
+            self._maybe_finish(link)  # KKpsk0 ends with message 2
+            reply = HiveMessage(msg_type=MsgType.HANDSHAKE, payload={"noise": {"msg": msg2.hex()}})
+            return [self._out(encode_json(reply))]
         if not isinstance(link.noise.read_message(msg), Success):
             link.failed = "noise message 3 rejected (wrong psk?)"
             return []
-        if link.noise.finished:
-            send, receive = link.noise.split()
-            self.pinned_client = link.noise.remote_static
-            link.channel = NoiseChannel(
-                send=send,
-                receive=receive,
-                pattern=link.noise.pattern,
-                suite=link.noise.suite,
-                local_static=public_key(self._static),
-                remote_static=link.noise.remote_static or b"",
-            )
+        self._maybe_finish(link)
         return []
+
+    def _maybe_finish(self, link: _Link) -> None:
+        noise = link.noise
+        if noise is None or not noise.finished or link.channel is not None:
+            return
+        send, receive = noise.split()
+        self.pinned_client = noise.remote_static
+        link.channel = NoiseChannel(
+            send=send,
+            receive=receive,
+            pattern=noise.pattern,
+            suite=noise.suite,
+            local_static=public_key(self._static),
+            remote_static=noise.remote_static or b"",
+        )
 
     def _on_hello(self, link: _Link, payload: dict[str, Any]) -> list[HubFrame]:
         session = payload.get("session")
