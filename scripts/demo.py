@@ -10,6 +10,7 @@ on Ctrl-C and on errors; its processes also die with this one.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -92,8 +93,6 @@ def main() -> int:
     finally:
         say("stopping the hub ...")
         hub.stop()
-        import shutil
-
         shutil.rmtree(run_dir, ignore_errors=True)
         say("hub stopped")
     say("done" if ok else "some transports failed (see above)")

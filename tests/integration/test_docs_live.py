@@ -7,12 +7,17 @@ variables; it must not raise, and nothing it prints may contain one of the ident
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_docs_examples import Example, examples, run_example
+from tests.test_docs_examples import ROOT, Example, examples, run_example
+
+pytestmark = pytest.mark.timeout(180)
 
 # identity field -> the THALOVANT_* variable documented in docs/identity.md
 _ENV = {
@@ -50,6 +55,7 @@ def _run_on(hub: Any, kind: str, ex: Example, tmp_path: Path, monkeypatch: pytes
     printed = run_example(ex, env=env, cwd=tmp_path, monkeypatch=monkeypatch)
     leaked = [s for s in secrets if s in printed]
     assert not leaked, f"{ex.id} printed a secret of its identity"
+    assert printed.strip(), f"{ex.id} shows nothing: a hub example should print what it got"
     return printed
 
 
@@ -81,3 +87,35 @@ def test_the_environment_matches_the_identity_file(real_hub: Any) -> None:
     assert from_env.access_key == from_file.access_key and from_env.site_id == from_file.site_id
     assert from_env.endpoint_for("wss") == from_file.endpoint_for("wss")
     assert secrets and all(s not in json.dumps(from_env.as_dict()) for s in secrets)
+
+
+def test_make_demo_asks_over_every_transport_and_stops_its_hub() -> None:
+    """``scripts/demo.py`` (``make demo``) starts its own hub, asks over wss, https and mqtt, and cleans up."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_") or k.startswith("THALOVANT_TEST_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=170)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    out = done.stdout
+    if "could not start" in out and "package index" in out:
+        pytest.skip("the hub cannot be installed on this machine")
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    answered = [line for line in out.splitlines() if "'echo: what time is it on the moon'" in line]
+    transports = {line.split(":", 1)[0].split()[-1] for line in answered}
+    assert {"wss", "https"} <= transports
+    assert "mqtt" in transports or "mqtt: skipped" in out
+    assert out.rstrip().endswith("[demo] done") and "[demo] hub stopped" in out
+    from tests.harness.install import harness_home
+
+    assert not (harness_home() / f"run-demo-{proc.pid}").exists(), "the demo left its run directory behind"
