@@ -110,7 +110,9 @@ async def run_doctor(
         ca_file: PEM CA bundle to trust for TLS.
         insecure: skip certificate verification (the tls check then reports a warning).
         handshake_probe: connects and completes the handshake; returns a detail line, raises on failure.
-        link_probe: checks that the live link is up; returns a detail line, raises on failure.
+            It runs in the caller's task without an extra cancel scope (a client's connect opens task
+            groups that must outlive it), so it must bound itself (the client's ``connect_timeout``).
+        link_probe: checks that the live link is up; returns a detail line, raises on failure. Same rule.
         useragent: the user agent sent in the ``authorization`` token (default: the client's).
         resolver: replaces ``anyio.getaddrinfo`` (tests).
 
@@ -180,7 +182,11 @@ class _Runner:
             return ProbeOutcome(status=_FAILED, detail=f"no probe for {kind.value}")
         where = _where(p.host, p.port)
         try:
-            with anyio.fail_after(p.timeout * (3 if kind is ProbeKind.HANDSHAKE else 1) + 0.5):
+            if kind in (ProbeKind.HANDSHAKE, ProbeKind.LINK):
+                # The client's callbacks open long-lived task groups (the link's tasks) in this task, so they
+                # cannot run inside a cancel scope of ours; they are bounded by the client's own timeouts.
+                return await step(p)
+            with anyio.fail_after(p.timeout + 0.5):
                 return await step(p)
         except TimeoutError:
             hint = _TIMEOUT_HINTS.get(kind, "")
