@@ -13,6 +13,8 @@ from thalovant._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "ThalovantAgent": "thalovant.shell.agent",
+    "AsyncThalovantAgent": "thalovant.shell.agent",
     "ThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantClient": "thalovant.shell.client",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
         ThalovantTimeoutError,
         ThalovantUnsupportedProtocolError,
     )
+    from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
     from thalovant.shell.client import AsyncThalovantClient
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
     from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
