@@ -19,11 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from thalovant.core.doctor import ThalovantDoctorReport
+from thalovant.core.doctor import CheckStatus, ThalovantDoctorReport
 from thalovant.core.errors import ThalovantAuthenticationError
 from thalovant.core.identity import ThalovantIdentity
-from thalovant.shell.doctor import run_doctor
+from thalovant.shell.doctor import _judge_connect, run_doctor
 
 KEY = "f00dfeedf00dfeedf00dfeedf00dfeed"
 PASSWORD = "correct-horse-battery"
@@ -314,3 +316,35 @@ def test_plain_server_on_a_tls_endpoint_fails_tls() -> None:
 
     report = anyio.run(serve, http_server(HUB_ROUTES, []), body)
     assert statuses(report)["tls"] == "failed" and statuses(report)["admission"] == "skipped"
+
+
+# ---- properties of the answer judging ----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.integers(100, 599),
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda d: json.dumps(d).encode(),
+            st.dictionaries(
+                st.sampled_from(["status", "error", "x"]), st.one_of(st.text(max_size=30), st.integers(), st.none())
+            ),
+        ),
+    ),
+)
+def test_any_connect_answer_is_judged_without_raising(status: int, body: bytes) -> None:
+    verdict = _judge_connect(status, body, "POST /connect")
+    assert verdict.status in (CheckStatus.OK, CheckStatus.FAILED)
+    assert (verdict.status is CheckStatus.OK) == (
+        status == 200 and isinstance(parsed := _json_or_none(body), dict) and parsed.get("error") is None
+    )
+    assert "\n" not in verdict.detail and len(verdict.detail) < 400
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
