@@ -56,9 +56,9 @@ def ws_hub(behaviour: str, targets: list[str]) -> Any:
     return handle
 
 
-def run_ws(behaviour: str, targets: list[str]) -> ThalovantDoctorReport:
+def run_ws(behaviour: str, targets: list[str], **kwargs: Any) -> ThalovantDoctorReport:
     async def body(port: int) -> ThalovantDoctorReport:
-        return await run_doctor(ws_ident(port), protocol="ws", timeout=1.0, useragent=UA)
+        return await run_doctor(ws_ident(port), protocol="ws", timeout=1.0, useragent=UA, **kwargs)
 
     return anyio.run(serve, ws_hub(behaviour, targets), body)
 
@@ -70,6 +70,12 @@ def test_ws_hub_that_greets_is_admitted_with_the_raw_token() -> None:
     assert statuses(report)["tls"] == "skipped"  # plain ws://
     assert targets == ["/?authorization=RG9jdG9yVGVzdDpmMDBkZmVlZGYwMGRmZWVkZjAwZGZlZWRmMDBkZmVlZA=="]
     assert_no_secret(report)
+
+
+def test_ws_percent_encoding_for_hub_5() -> None:
+    targets: list[str] = []
+    report = run_ws("greet", targets, auth_encoding="percent")
+    assert report.ok and targets == ["/?authorization=RG9jdG9yVGVzdDpmMDBkZmVlZGYwMGRmZWVkZjAwZGZlZWRmMDBkZmVlZA%3D%3D"]
 
 
 def test_ws_hub_closing_after_upgrade_fails_with_the_access_key_hint() -> None:

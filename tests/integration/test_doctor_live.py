@@ -70,3 +70,15 @@ def test_unknown_access_key_fails_admission_on_the_real_hub(real_hub: Any) -> No
         admission = report.check("admission")
         assert admission is not None and admission.status == "failed", report.format()
         assert "access key" in admission.hint
+
+
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_admission_on_hub_5(real_hub_v3: Any, protocol: str) -> None:
+    raw = real_hub_v3.identity("psk2")
+    identity = ThalovantIdentity.from_mapping(raw)
+    report = anyio.run(
+        lambda: run_doctor(identity, protocol=protocol, timeout=5.0, auth_encoding="percent")  # type: ignore[misc]
+    )
+    assert report.ok and report.check("admission").status == "ok", report.format()  # type: ignore[union-attr]
+    for secret in _secrets(raw):
+        assert secret not in report.format() + json.dumps(report.as_dict())

@@ -25,7 +25,7 @@ import ssl
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -94,6 +94,7 @@ async def run_doctor(
     handshake_probe: Probe | None = None,
     link_probe: Probe | None = None,
     useragent: str | None = None,
+    auth_encoding: Literal["raw", "percent"] = "raw",
     resolver: Resolver | None = None,
 ) -> ThalovantDoctorReport:
     """Check, step by step, why this identity can (or cannot) talk to its hub.
@@ -114,6 +115,8 @@ async def run_doctor(
             groups that must outlive it), so it must bound itself (the client's ``connect_timeout``).
         link_probe: checks that the live link is up; returns a detail line, raises on failure. Same rule.
         useragent: the user agent sent in the ``authorization`` token (default: the client's).
+        auth_encoding: how the WebSocket upgrade carries the token: ``"raw"`` (hub 4.x) or ``"percent"`` (hub 5.x),
+            as for the client.
         resolver: replaces ``anyio.getaddrinfo`` (tests).
 
     Returns:
@@ -130,7 +133,9 @@ async def run_doctor(
         handshake_available=handshake_probe is not None,
         link_available=link_probe is not None,
     )
-    runner = _Runner(identity, useragent, resolver or _getaddrinfo, ca_file, insecure, handshake_probe, link_probe)
+    runner = _Runner(
+        identity, useragent, resolver or _getaddrinfo, ca_file, insecure, handshake_probe, link_probe, auth_encoding
+    )
     doctor = Doctor()
     out = doctor.handle(Start(settings=settings), now=anyio.current_time())
     for _ in range(len(CHECK_ORDER) + 1):
@@ -166,6 +171,7 @@ class _Runner:
     insecure: bool
     handshake_probe: Probe | None
     link_probe: Probe | None
+    auth_encoding: Literal["raw", "percent"] = "raw"
     address: str | None = None
 
     async def run(self, kind: ProbeKind, p: ProbeParams) -> ProbeOutcome:
@@ -292,7 +298,7 @@ class _Runner:
             ws = await WsConnection.connect(
                 self.address or p.host,
                 p.port,
-                ws_target(self._token()),
+                ws_target(self._token(), self.auth_encoding),
                 tls=context,
                 server_hostname=p.host,
                 timeout=p.timeout,
