@@ -199,6 +199,8 @@ def _cell(entry: dict[str, Any]) -> list[str]:
 
 def render(result: dict[str, Any]) -> list[str]:
     """Markdown for RESULTS.md."""
+    if result.get("status") != "ok":
+        return [f"**Not run.** {result.get('note', '')}".rstrip()]
     n = result.get("n", "?")
     lines = [
         f"Hub 4.x from `tests/harness` on loopback (hivemind-core 4.0.0, ovos-messagebus, echo agent, mosquitto). "

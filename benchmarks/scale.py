@@ -252,6 +252,8 @@ def target_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def render(result: dict[str, Any]) -> list[str]:
     """Markdown for RESULTS.md."""
+    if result.get("status") != "ok":
+        return [f"**Not run.** {result.get('note', '')}".rstrip()]
     lines = [
         "One process, asyncio, N `AsyncThalovantClient`s over WebSocket with one psk identity (hub 4.x allows "
         "one live HTTP or MQTT connection per identity, harness pitfall P16, so N clients means WebSocket). "
