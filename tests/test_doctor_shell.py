@@ -348,3 +348,35 @@ def _json_or_none(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def test_an_invalid_identity_mapping_fails_the_identity_check_without_raising_or_leaking() -> None:
+    raw = {"access_key": KEY, "password": PASSWORD, "site_id": "den", "default_port": 99999}
+    report = anyio.run(lambda: run_doctor(raw, useragent=UA))
+    identity = report.check("identity")
+    assert identity is not None and identity.status == "failed"
+    assert "default_master" in identity.detail and "default_port" in identity.detail  # every problem at once
+    assert [c.status for c in report.checks[1:]] == ["skipped"] * 7
+    assert_no_secret(report)
+
+
+def test_a_valid_identity_mapping_is_accepted() -> None:
+    port = free_port()
+    raw = {"access_key": KEY, "password": PASSWORD, "site_id": "den", "default_master": f"http://127.0.0.1:{port}"}
+    report = anyio.run(lambda: run_doctor(raw, useragent=UA, timeout=2.0))
+    assert statuses(report)["identity"] == "ok" and statuses(report)["tcp"] == "failed"
+
+
+def test_a_client_timeout_in_the_handshake_callback_keeps_its_words() -> None:
+    from thalovant.core.errors import ThalovantTimeoutError
+
+    async def slow() -> str:
+        raise ThalovantTimeoutError("no ready session with the hub within 10 s")
+
+    async def body(port: int) -> ThalovantDoctorReport:
+        return await run_doctor(ident(f"http://127.0.0.1:{port}"), timeout=2.0, useragent=UA, handshake_probe=slow)
+
+    report = anyio.run(serve, http_server(HUB_ROUTES, []), body)
+    handshake = report.check("handshake")
+    assert handshake is not None and handshake.detail == "no ready session with the hub within 10 s"
+    assert "password" in handshake.hint and statuses(report)["link"] == "skipped"

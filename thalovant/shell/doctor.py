@@ -23,9 +23,9 @@ import os
 import socket
 import ssl
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import anyio.abc
@@ -51,6 +51,7 @@ from thalovant.core.errors import (
     ThalovantAuthenticationError,
     ThalovantError,
     ThalovantHandshakeError,
+    ThalovantIdentityError,
     ThalovantTimeoutError,
 )
 from thalovant.core.identity import ThalovantIdentity
@@ -85,7 +86,7 @@ _TIMEOUT_HINTS = {
 
 
 async def run_doctor(
-    identity: ThalovantIdentity,
+    identity: ThalovantIdentity | Mapping[str, Any],
     *,
     protocol: str | None = None,
     timeout: float = 10.0,  # noqa: ASYNC109 - each probe gets its own bound of this many seconds
@@ -105,7 +106,8 @@ async def run_doctor(
     the client").
 
     Args:
-        identity: the identity to check.
+        identity: the identity to check, or a mapping of identity-file fields (an invalid one fails the
+            identity check, listing every problem).
         protocol: ``wss``, ``https`` or ``mqtt`` (any accepted spelling); default: the identity's first enabled one.
         timeout: seconds allowed for each probe.
         ca_file: PEM CA bundle to trust for TLS.
@@ -126,6 +128,13 @@ async def run_doctor(
         from thalovant.shell.client import DEFAULT_USERAGENT
 
         useragent = DEFAULT_USERAGENT
+    secrets = _secrets(identity, useragent)
+    problems: tuple[str, ...] = ()
+    if isinstance(identity, Mapping):
+        try:
+            identity = ThalovantIdentity.from_mapping(identity)
+        except ThalovantIdentityError as exc:
+            problems = tuple(f"{path}: {msg}" if path else msg for path, msg in exc.problems)
     settings = settings_from_identity(
         identity,
         protocol=protocol,
@@ -133,22 +142,27 @@ async def run_doctor(
         handshake_available=handshake_probe is not None,
         link_available=link_probe is not None,
     )
+    if problems:
+        settings = replace(settings, identity_problems=problems)
+    secrets = sorted({*secrets, *_secrets(identity, useragent)}, key=len, reverse=True)
+    # the planner only asks for probes after the identity check passed, i.e. when this is an identity
+    ident = cast(ThalovantIdentity, identity)
     runner = _Runner(
-        identity, useragent, resolver or _getaddrinfo, ca_file, insecure, handshake_probe, link_probe, auth_encoding
+        ident, useragent, resolver or _getaddrinfo, ca_file, insecure, handshake_probe, link_probe, auth_encoding
     )
     doctor = Doctor()
     out = doctor.handle(Start(settings=settings), now=anyio.current_time())
     for _ in range(len(CHECK_ORDER) + 1):
         for order in out:
             if isinstance(order, Done):
-                return _scrubbed(order.report, _secrets(identity, useragent))
+                return _scrubbed(order.report, secrets)
         probe = next((o for o in out if isinstance(o, RunProbe)), None)
         if probe is None:
             break
         outcome = await runner.run(probe.kind, probe.params)
         out = doctor.handle(ProbeFinished(probe_id=probe.probe_id, outcome=outcome), now=anyio.current_time())
     return _scrubbed(  # unreachable unless the planner misbehaves; still never raise
-        ThalovantDoctorReport({}, doctor.checks, settings.protocol), _secrets(identity, useragent)
+        ThalovantDoctorReport({}, doctor.checks, settings.protocol), secrets
     )
 
 
@@ -194,7 +208,10 @@ class _Runner:
                 return await step(p)
             with anyio.fail_after(p.timeout + 0.5):
                 return await step(p)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if kind in (ProbeKind.HANDSHAKE, ProbeKind.LINK):  # the client's own timeout: keep its words
+                detail = scrub_text(str(exc) or "timed out")
+                return ProbeOutcome(status=_FAILED, detail=detail, hint=_TIMEOUT_HINTS.get(kind, ""))
             hint = _TIMEOUT_HINTS.get(kind, "")
             return ProbeOutcome(status=_FAILED, detail=f"{where}: no answer within {p.timeout:g} s", hint=hint)
         except Exception as exc:  # every failure is a finding, never a crash
@@ -408,17 +425,26 @@ def _where(host: str, port: int) -> str:
 
 
 def _secrets(identity: object, useragent: str) -> list[str]:
-    if not isinstance(identity, ThalovantIdentity):
-        return []
-    values = [identity.access_key, identity.password, identity.crypto_key]
-    if identity.mqtt is not None:
-        values += [identity.mqtt.password, identity.mqtt.username]
-    try:
-        token = authorization_token(useragent, identity.access_key)
-        values += [token, percent_encode(token)]
-    except ThalovantError:
-        pass
-    return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+    """Every secret text of ``identity`` (an identity or a raw mapping), longest first."""
+    values: list[object] = []
+    if isinstance(identity, ThalovantIdentity):
+        values += [identity.access_key, identity.password, identity.crypto_key]
+        if identity.mqtt is not None:
+            values += [identity.mqtt.password, identity.mqtt.username]
+    elif isinstance(identity, Mapping):
+        values += [identity.get(k) for k in ("access_key", "key", "api_key", "accessKey", "apiKey", "password")]
+        values += [identity.get(k) for k in ("crypto_key", "cryptoKey")]
+        mqtt = identity.get("mqtt")
+        if isinstance(mqtt, Mapping):
+            values += [mqtt.get("password"), mqtt.get("username")]
+    texts = {v for v in values if isinstance(v, str) and len(v) >= 4}
+    for key in list(texts):
+        try:
+            token = authorization_token(useragent, key)
+        except ThalovantError:
+            continue
+        texts |= {token, percent_encode(token)}
+    return sorted(texts, key=len, reverse=True)
 
 
 def _scrubbed(report: ThalovantDoctorReport, secrets: list[str]) -> ThalovantDoctorReport:
