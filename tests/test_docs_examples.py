@@ -274,6 +274,11 @@ def test_cli_reference_covers_every_command() -> None:
     page = (DOCS / "cli.md").read_text("utf-8")
     missing = [name for name in commands if f"thalovant {name}" not in page]
     assert not missing, f"docs/cli.md does not show: {missing}"
+    options = {opt for sub in [parser, *commands.values()] for a in sub._actions for opt in a.option_strings}
+    undocumented = sorted(
+        opt for opt in options if opt.startswith("--") and not re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", page)
+    )
+    assert not undocumented, f"docs/cli.md does not mention: {undocumented}"
 
 
 def test_error_page_lists_every_exception() -> None:
