@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -173,6 +175,43 @@ def test_extraction_reads_marks_indented_fences_and_other_languages(tmp_path: Pa
         ("not-run", "needs a real microphone", "listen()\n"),
     ]
     assert [e.id for e in got] == ["page.md:3", "page.md:9", "page.md:18", "page.md:23"]
+
+
+_CODE_LINE = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30).filter(
+    lambda line: "```" not in line and "\u2028" not in line and "\u2029" not in line and "\x85" not in line
+)
+_BLOCK = st.tuples(
+    st.sampled_from([None, *MODES]),
+    st.lists(_CODE_LINE, min_size=0, max_size=5),
+    st.sampled_from(["python", "py", "json", "sh", ""]),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks=st.lists(_BLOCK, max_size=6), prose=st.lists(_CODE_LINE, max_size=3))
+def test_extraction_finds_exactly_the_python_blocks_written(
+    tmp_path: Path, blocks: list[tuple[str | None, list[str], str]], prose: list[str]
+) -> None:
+    text: list[str] = []
+    for mode, code, lang in blocks:
+        text += [p for p in prose if not p.lstrip().startswith("<!--")] + [""]
+        if mode is not None:
+            text.append(f"<!-- run: {mode} -->")
+        text += [f"```{lang}", *code, "```"]
+    page = tmp_path / "gen.md"
+    page.write_text("\n".join(text) + "\n", "utf-8")
+    got = extract(page, root=tmp_path)
+    wanted = [(mode or "hub", "\n".join(code) + "\n") for mode, code, lang in blocks if lang in ("python", "py")]
+    assert [(e.mode, e.code) for e in got] == wanted
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.text(max_size=300))
+def test_extraction_never_raises_on_any_text(tmp_path: Path, garbage: str) -> None:
+    page = tmp_path / "garbage.md"
+    page.write_text(garbage, "utf-8", errors="surrogatepass")
+    for ex in extract(page, root=tmp_path):
+        assert ex.line >= 1 and isinstance(ex.code, str)
 
 
 # ---- running --------------------------------------------------------------------------------------
