@@ -91,7 +91,7 @@ from thalovant.core.links.mqtt_map import MqttMap
 from thalovant.core.links.mqtt_map import SessionEstablished as MqttSessionReady
 from thalovant.core.links.ws_link import WsClosed, WsLink
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
-from thalovant.core.message import BusMessage, HiveMessage
+from thalovant.core.message import BusMessage, HiveMessage, MsgType
 from thalovant.core.session import (
     CloseLink,
     Deliver,
@@ -145,6 +145,7 @@ class Connection:
         self._last_close_code: int | None = None
         self._last_error = ""
         self._epoch_lost = False
+        self._last_sent = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -179,7 +180,12 @@ class Connection:
         link = self._link.deadline if self._link is not None else None
         session = self._session.deadline if self._session is not None else None
         queued = min((q.expires for q in self._queue), default=None)
-        return earliest(self._reconnect.deadline, link, session, self._correlator.deadline, queued)
+        return earliest(self._reconnect.deadline, link, session, self._correlator.deadline, queued, self._ping_at())
+
+    def _ping_at(self) -> float | None:
+        if self._cfg.keepalive is None or not self._session_ready:
+            return None
+        return self._last_sent + self._cfg.keepalive
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed one input; returns the orders for the shell, in order.
@@ -262,6 +268,12 @@ class Connection:
             for o in self._session.handle(Tick(), now=now):
                 out += self._route_session_output(o, now)
         out += self._correlator_do(Tick(), now)
+        ping_at = self._ping_at()
+        if ping_at is not None and now >= ping_at and self._session is not None:
+            self._last_sent = now
+            ping = HiveMessage(msg_type=MsgType.PING, payload={"keepalive": True})
+            for so in self._session.handle(UserSend(message=ping, ref=0), now=now):
+                out += self._route_session_output(so, now)
         return out
 
     # ---- reconnect ------------------------------------------------------------------------------
@@ -456,6 +468,7 @@ class Connection:
 
     def _on_ready(self, o: SessionReady, now: float) -> list[Output]:
         self._session_ready = True
+        self._last_sent = now
         self._state = _S.READY
         out: list[Output] = [StatusChanged(state=_S.READY, detail="ready", generation=o.generation, epoch=self._epoch)]
         out += self._reconnect_do(rc.LinkUp(), now)
@@ -469,6 +482,7 @@ class Connection:
         """Give one message to the ready session: from here on it is never sent again."""
         assert self._session is not None
         out: list[Output] = []
+        self._last_sent = now
         self._inflight[item.ref] = item
         if item.ask is not None:
             out += self._correlator_do(item.ask, now)

@@ -53,10 +53,15 @@ class ConnectionConfig:
     http: HttpPollConfig = field(default_factory=HttpPollConfig)
     reconnect: rc.ReconnectConfig = field(default_factory=rc.ReconnectConfig)
     v3_options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    #: send a PING frame after this many idle seconds while ready (None: never). MQTT needs it:
+    #: a restarted hub 4.x only notices (and re-greets) a client that sends something.
+    keepalive: float | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in ("wss", "https", "mqtt"):
             raise LocalProtocolError(f"unknown protocol {self.protocol!r}")
+        if self.keepalive is not None and self.keepalive <= 0:
+            raise LocalProtocolError("keepalive must be positive (or None)")
         if self.queue_timeout <= 0 or self.max_queue < 1:
             raise LocalProtocolError("queue_timeout and max_queue must be positive")
         if self.protocol == "mqtt" and not self.mqtt_topic_prefix and self.mqtt_overrides is None:

@@ -116,6 +116,9 @@ _S = SessionState
 _LIVE = (_S.IDLE, _S.HANDSHAKING, _S.READY)
 _Handler = Callable[["Session", Any, float], list[Output]]
 _REFUSAL_WINDOW = 2.0  # s after READY in which a silent close means "credentials refused"
+# s after READY in which a repeated hub HELLO is a late duplicate of the greeting just answered
+# (MQTT: a greeting triggered on the previous link can land on the new subscription), not a reset
+_REGREET_GRACE = 0.25
 
 
 def _note(text: str, level: NoteLevel = NoteLevel.DEBUG) -> Note:
@@ -429,6 +432,11 @@ class Session:
                     "downgrade", "cleartext frame after the Noise handshake", retryable=True, close_code=1002
                 )
             self._inbound_since_ready += 1
+            settled = self._ready_at is not None and now - self._ready_at > _REGREET_GRACE
+            if message.msg_type is MsgType.HELLO and settled:
+                # A hub greets only a connection it does not know: it restarted or dropped us (MQTT on
+                # hub 4.x keeps the broker link up across a hub restart). Start over on a new link.
+                return self._fail("hub-reset", "the hub greeted again: it restarted or forgot us", retryable=True)
             if greeting:
                 return [_note(f"cleartext {message.msg_type.value} after the handshake ignored")]
             return [

@@ -96,6 +96,8 @@ class AsyncThalovantClient:
         auth_encoding: ``"raw"`` (hub 4.x WebSocket, default) or ``"percent"`` (hub 5.x).
         session_id: the session id sent in HELLO (default: a fresh random one).
         mqtt_layout: ``"legacy"`` (hub 4.x plugin, default) or ``"modern"`` topics.
+        keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
+            restarted hub notices a client only when it sends something; off elsewhere).
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
 
     Raises:
@@ -124,6 +126,7 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         mqtt_layout: Literal["legacy", "modern"] = "legacy",
         http: HttpPollConfig | None = None,
+        keepalive: float | None = None,
         trace: TraceSink | None = None,
     ) -> None:
         if not isinstance(identity, ThalovantIdentity):
@@ -144,6 +147,7 @@ class AsyncThalovantClient:
         self._insecure = bool(insecure or self_signed)
         self._ca_file = ca_file
         self.session_id = session_id or new_session_id(self._entropy)
+        self._keepalive = keepalive if keepalive is not None else (15.0 if self.protocol == "mqtt" else None)
         self._config, self._endpoint = self._plan(
             handshake_timeout, queue_timeout, max_queue, reconnect, auth_encoding, mqtt_layout, http
         )
@@ -205,6 +209,7 @@ class AsyncThalovantClient:
             "max_queue": max_queue,
             "reconnect": reconnect,
             "auth_encoding": auth_encoding,
+            "keepalive": self._keepalive,
         }
         if self.protocol == "mqtt":
             creds = ident.mqtt
