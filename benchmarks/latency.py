@@ -35,6 +35,7 @@ __all__ = ["PROTOCOLS", "render", "run", "target_rows"]
 
 PROTOCOLS: tuple[tuple[str, str], ...] = (("wss", "WebSocket"), ("https", "HTTP"), ("mqtt", "MQTT"))
 _HERE = Path(__file__).resolve().parent
+_ORDER = ("thalovant", "floor", "reference", "reference (settle 0)")
 
 
 def _ours(identity_path: Path, protocol: str, n: int) -> dict[str, Any]:
@@ -217,7 +218,8 @@ def render(result: dict[str, Any]) -> list[str]:
         if "skipped" in row:
             lines.append(f"| {row['label']} | (skipped: {row['skipped']}) | | | | | |")
             continue
-        for who, entry in row["contenders"].items():
+        for who in sorted(row["contenders"], key=lambda w: (_ORDER.index(w) if w in _ORDER else 99, w)):
+            entry = row["contenders"][who]
             lines.append("| " + " | ".join([row["label"], who, *_cell(entry)]) + " |")
     lines += [
         "",
