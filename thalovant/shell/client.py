@@ -9,11 +9,13 @@ is a blocking facade over this class and contains no protocol logic.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -51,6 +53,30 @@ from thalovant.shell.tls import make_ssl_context
 if TYPE_CHECKING:
     from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.recording import TraceSink
+
+
+def _default_noise_key_path(identity: ThalovantIdentity) -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    name = hashlib.sha256(identity.access_key.encode("utf-8")).hexdigest()[:24]
+    return Path(state) / "thalovant" / "noise-keys" / f"{name}.key"
+
+
+def load_or_create_key(path: Path, entropy: Any, size: int = 32) -> bytes:
+    """Read a raw key file, or create it (mode 0600, parent 0700) with fresh random bytes."""
+    try:
+        data = path.read_bytes()
+        if len(data) == size:
+            return data
+        log.warning("ignoring a malformed key file (%d bytes, expected %d); writing a new one", len(data), size)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key: bytes = entropy(size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
 
 log = logging.getLogger("thalovant")
 
@@ -96,6 +122,11 @@ class AsyncThalovantClient:
         auth_encoding: ``"raw"`` (hub 4.x WebSocket, default) or ``"percent"`` (hub 5.x).
         session_id: the session id sent in HELLO (default: a fresh random one).
         mqtt_layout: ``"legacy"`` (hub 4.x plugin, default) or ``"modern"`` topics.
+        noise_key_file: where this client's Noise (hub 5.x) static key is kept, created with mode
+            0600 on first use. Hub 5.x pins the key of a client on first contact and refuses any
+            other, so it must survive restarts. Default:
+            ``$XDG_STATE_HOME/thalovant/noise-keys/<hash of the access key>.key``; ``False`` keeps
+            a key in memory for this client object only.
         keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
             restarted hub notices a client only when it sends something; off elsewhere).
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
@@ -127,6 +158,7 @@ class AsyncThalovantClient:
         mqtt_layout: Literal["legacy", "modern"] = "legacy",
         http: HttpPollConfig | None = None,
         keepalive: float | None = None,
+        noise_key_file: str | os.PathLike[str] | Literal[False] | None = None,
         trace: TraceSink | None = None,
     ) -> None:
         if not isinstance(identity, ThalovantIdentity):
@@ -148,6 +180,7 @@ class AsyncThalovantClient:
         self._ca_file = ca_file
         self.session_id = session_id or new_session_id(self._entropy)
         self._keepalive = keepalive if keepalive is not None else (15.0 if self.protocol == "mqtt" else None)
+        self._noise_key_file = noise_key_file
         self._config, self._endpoint = self._plan(
             handshake_timeout, queue_timeout, max_queue, reconnect, auth_encoding, mqtt_layout, http
         )
@@ -210,6 +243,7 @@ class AsyncThalovantClient:
             "reconnect": reconnect,
             "auth_encoding": auth_encoding,
             "keepalive": self._keepalive,
+            "v3_options": (("static_key", self._noise_static_key()),) if ident.password else (),
         }
         if self.protocol == "mqtt":
             creds = ident.mqtt
@@ -242,6 +276,13 @@ class AsyncThalovantClient:
             base["http"] = http or HttpPollConfig()
             base["http_base_path"] = path if path.startswith("/") else ""
         return cx.ConnectionConfig(**base), endpoint
+
+    def _noise_static_key(self) -> bytes:
+        """The persistent Noise static key of this identity (created on first use)."""
+        if self._noise_key_file is False:
+            return self._entropy(32)
+        path = Path(self._noise_key_file) if self._noise_key_file else _default_noise_key_path(self.identity)
+        return load_or_create_key(path, self._entropy)
 
     def _ssl(self) -> Any:
         return make_ssl_context(ca_file=self._ca_file, insecure=self._insecure)
