@@ -13,6 +13,9 @@ from thalovant._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "ThalovantDoctorReport": "thalovant.core.doctor",
+    "ThalovantDoctorCheck": "thalovant.core.doctor",
+    "run_doctor": "thalovant.shell.doctor",
     "ThalovantAgent": "thalovant.shell.agent",
     "AsyncThalovantAgent": "thalovant.shell.agent",
     "ThalovantConversation": "thalovant.shell.conversation",
@@ -65,6 +68,7 @@ _EXPORTS: dict[str, str] = {
 if TYPE_CHECKING:
     from thalovant.core.context import build_client_context
     from thalovant.core.display import ThalovantDisplayItem, strip_ssml
+    from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
     from thalovant.core.events import (
         EVENT_INTENT_FAILURE,
         EVENT_INTENT_UNMATCHED,
@@ -105,6 +109,7 @@ if TYPE_CHECKING:
     from thalovant.shell.client import AsyncThalovantClient
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
     from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
+    from thalovant.shell.doctor import run_doctor
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription

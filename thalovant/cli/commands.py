@@ -177,101 +177,25 @@ async def cmd_doctor(ctx: Context) -> int:
 
 
 async def _run_doctor(ctx: Context) -> Any:
-    import importlib.util
+    from thalovant.core.errors import ThalovantError
+    from thalovant.shell.doctor import run_doctor
 
-    identity = ctx.identity
     timeout = ctx.args.timeout if ctx.args.timeout is not None else 10.0
     ctx.progress.set("running checks")
     try:
-        if importlib.util.find_spec("thalovant.shell.doctor") is not None:
-            doctor: Any = importlib.import_module("thalovant.shell.doctor")
-            return _DoctorView(
-                await doctor.run_doctor(
-                    identity,
-                    protocol=ctx.args.protocol,
-                    timeout=timeout,
-                    ca_file=ctx.args.ca_file,
-                    insecure=ctx.args.insecure,
-                )
+        try:
+            client = ctx.client()
+        except ThalovantError:  # e.g. the protocol is not configured: the doctor says which check fails
+            return await run_doctor(
+                ctx.identity,
+                protocol=ctx.args.protocol,
+                timeout=timeout,
+                ca_file=ctx.args.ca_file,
+                insecure=ctx.args.insecure,
             )
-        return await _basic_doctor(ctx, timeout)
+        return await client.doctor(timeout=timeout)
     finally:
         ctx.progress.set(None)
-
-
-class _DoctorView:
-    """Adapts the doctor's report to what the command prints (``ok``, ``format()``, ``as_dict()``)."""
-
-    def __init__(self, report: Any) -> None:
-        self.report = report
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.report.ok)
-
-    def format(self) -> str:
-        fmt = getattr(self.report, "format", None)
-        return str(fmt()) if callable(fmt) else str(self.report)
-
-    def as_dict(self) -> Any:
-        as_dict = getattr(self.report, "as_dict", None)
-        if callable(as_dict):
-            return as_dict()
-        import dataclasses
-
-        report = self.report
-        if dataclasses.is_dataclass(report) and not isinstance(report, type):
-            return dataclasses.asdict(report)
-        return {"ok": self.ok}
-
-
-class _Check:
-    def __init__(self, name: str, ok: bool, detail: str) -> None:
-        self.name, self.ok, self.detail = name, ok, detail
-
-
-class _BasicReport:
-    """Stand-in for ``thalovant.shell.doctor``'s report until that module lands."""
-
-    def __init__(self, checks: list[_Check], identity: dict[str, Any]) -> None:
-        self.checks = checks
-        self.identity = identity
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def format(self) -> str:
-        lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
-        return "\n".join([*lines, "doctor: ok" if self.ok else "doctor: failed"])
-
-    def as_dict(self) -> dict[str, Any]:
-        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]
-        return {"ok": self.ok, "checks": checks, "identity": self.identity}
-
-
-async def _basic_doctor(ctx: Context, wait: float) -> _BasicReport:
-    from thalovant.core.errors import ThalovantError
-
-    identity = ctx.identity
-    checks = [_Check("identity", True, f"site_id={identity.site_id}")]
-    try:
-        client = ctx.client(connect_timeout=wait)
-    except ThalovantError as exc:
-        checks.append(_Check("endpoint", False, scrub(str(exc), ctx.secrets)))
-        return _BasicReport(checks, identity.as_dict())
-    checks.append(_Check("endpoint", True, f"protocol={client.protocol}"))
-    try:
-        await client.connect()
-        checks.append(_Check("connect", True, "connected and handshake completed"))
-        health = await client.healthcheck()
-        detail = f"transport alive (protocol v{health.generation})" if health.ok else str(health.as_dict())
-        checks.append(_Check("transport", health.ok, detail))
-    except ThalovantError as exc:
-        checks.append(_Check("connect", False, scrub(str(exc), ctx.secrets)))
-    finally:
-        await client.close()
-    return _BasicReport(checks, identity.as_dict())
 
 
 def cmd_identity_check(ctx: Context) -> int:

@@ -51,6 +51,7 @@ from thalovant.shell.runtime import ConnectionRuntime, Endpoint, Timeouts
 from thalovant.shell.tls import make_ssl_context
 
 if TYPE_CHECKING:
+    from thalovant.core.doctor import ThalovantDoctorReport
     from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.recording import TraceSink
 
@@ -181,6 +182,7 @@ class AsyncThalovantClient:
         self.session_id = session_id or new_session_id(self._entropy)
         self._keepalive = keepalive if keepalive is not None else (15.0 if self.protocol == "mqtt" else None)
         self._noise_key_file = noise_key_file
+        self._auth_encoding: Literal["raw", "percent"] = auth_encoding
         self._config, self._endpoint = self._plan(
             handshake_timeout, queue_timeout, max_queue, reconnect, auth_encoding, mqtt_layout, http
         )
@@ -711,6 +713,62 @@ class AsyncThalovantClient:
         return AsyncThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     # ---- health ---------------------------------------------------------------------------------
+
+    async def doctor(self, *, timeout: float = 10.0) -> ThalovantDoctorReport:
+        """Check, step by step, why this client can or cannot talk to its hub; never raises for network trouble.
+
+        Checks identity, endpoint, DNS, TCP, TLS, admission, then the handshake and the live link
+        through this client when it is connected, else through a short-lived probe client. A
+        failed check skips the later ones with a hint. No secret appears in the report.
+        Note: the admission check opens (and closes) its own hub connection; on HTTP and MQTT, where
+        hub 4.x keeps one connection per access key, a connected client may have to reconnect.
+        """
+        from thalovant.shell.doctor import run_doctor
+
+        probe = self if self.connected else self._probe(timeout)
+
+        async def handshake() -> str:
+            if probe is not self:
+                await probe.connect()
+            return f"handshake complete over {probe.protocol} (protocol v{probe._generation})"
+
+        async def link() -> str:
+            health = await probe.healthcheck()
+            if not health.ok:
+                raise ThalovantConnectionError(health.last_error or "the link is not alive")
+            return f"{probe.protocol} link alive ({self._link_words()})"
+
+        try:
+            return await run_doctor(
+                self.identity,
+                protocol=self.protocol,
+                timeout=timeout,
+                ca_file=self._ca_file,
+                insecure=self._insecure,
+                handshake_probe=handshake,
+                link_probe=link,
+                useragent=self.useragent,
+                auth_encoding=self._auth_encoding,
+            )
+        finally:
+            if probe is not self:
+                await probe.close()
+
+    def _probe(self, timeout: float) -> AsyncThalovantClient:
+        return AsyncThalovantClient(
+            self.identity,
+            protocol=self.protocol,
+            useragent=self.useragent,
+            connect_timeout=timeout,
+            auto_reconnect=False,
+            ca_file=self._ca_file,
+            insecure=self._insecure,
+            auth_encoding=self._auth_encoding,
+            noise_key_file=self._noise_key_file,
+        )
+
+    def _link_words(self) -> str:
+        return {"https": "polling", "wss": "WebSocket open", "mqtt": "MQTT connected"}[self.protocol]
 
     async def healthcheck(self) -> ThalovantHealth:
         """A snapshot of the connection (connects first when not connected)."""

@@ -12,6 +12,7 @@ themselves without deadlocking the event loop.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -30,6 +31,7 @@ from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, Subscription
 
 if TYPE_CHECKING:
+    from thalovant.core.doctor import ThalovantDoctorReport
     from thalovant.shell.conversation import ThalovantConversation
 
 P = ParamSpec("P")
@@ -172,6 +174,15 @@ class ThalovantClient:
         """See :meth:`AsyncThalovantClient.send_code`."""
         rid: str = self._call(self._async.send_code, value, **kwargs)
         return rid
+
+    def doctor(self, **kwargs: Any) -> ThalovantDoctorReport:
+        """See :meth:`AsyncThalovantClient.doctor`."""
+        if self._portal is not None:
+            report: ThalovantDoctorReport = self._call(self._async.doctor, **kwargs)
+            return report
+        # not connected: run it on a short-lived event loop, without connecting first
+        with start_blocking_portal() as portal:
+            return portal.call(functools.partial(self._async.doctor, **kwargs))
 
     def healthcheck(self) -> ThalovantHealth:
         """See :meth:`AsyncThalovantClient.healthcheck`."""
