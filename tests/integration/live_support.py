@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
@@ -53,6 +54,18 @@ def wait_until(
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Run a blocking harness call (bus, subprocess) off the event loop."""
     return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+
+# Hub processes are started with PR_SET_PDEATHSIG, which the kernel ties to the *thread* that forked
+# them: a hub started from an anyio worker thread is SIGTERMed as soon as that worker thread exits
+# (e.g. when the test's event loop closes). Start/stop hub processes only from this long-lived thread.
+_HUB_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-control")
+
+
+async def hub_control(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a hub life-cycle call (``restart_hub``, ``start_hub``, ``kill_hub``) on the long-lived thread."""
+    future = _HUB_THREAD.submit(fn, *args, **kwargs)
+    return await anyio.to_thread.run_sync(future.result)
 
 
 def echo_utterances(hub: Any) -> list[str]:
