@@ -264,9 +264,11 @@ def test_http_connect_queues_the_greeting(real_hub: TestHub) -> None:
     try:
         status, body = _http(port, "GET", f"/get_messages?authorization={auth}")
         assert status == 200
-        frames = [json.loads(m) for m in body["messages"]]
-        assert [f["msg_type"] for f in frames[:2]] == ["hello", "shake"]
-        assert frames[1]["payload"]["preshared_key"] is True
+        # other tests may have used this identity over HTTP before: frames sealed under their keys can still
+        # be queued (spec §8.2), so look at the cleartext greeting only
+        frames = [f for f in (json.loads(m) for m in body["messages"]) if "msg_type" in f]
+        assert [f["msg_type"] for f in frames[-2:]] == ["hello", "shake"]
+        assert frames[-1]["payload"]["preshared_key"] is True
     finally:
         assert _http(port, "POST", f"/disconnect?authorization={auth}")[1] == {"status": "Disconnected"}
 
@@ -357,8 +359,15 @@ def test_echo_agent_answers_with_reply_semantics(real_hub: TestHub, utterance: s
         media = answers[0]["data"]["rich_media_data"]
         assert [c["title"] for c in media["quick_replies"]] == ["Yes", "No"]
         assert media["attachments"][0]["type"] == "image"
-    recorded = real_hub.wait_echo("recognizer_loop:utterance", utterances=[utterance])
-    assert recorded["context"]["marker"] == source and recorded["own"] is False
+    deadline = time.monotonic() + 5
+    mine: list[dict[str, Any]] = []
+    while not mine and time.monotonic() < deadline:  # other tests send the same utterances: find ours
+        mine = [
+            e for e in real_hub.echo_log()
+            if e["type"] == "recognizer_loop:utterance" and e["context"].get("marker") == source
+        ]
+        time.sleep(0.05)
+    assert len(mine) == 1 and mine[0]["data"]["utterances"] == [utterance] and mine[0]["own"] is False
     deadline = time.monotonic() + 5
     while True:  # the agent records its own answers as they come back from the bus: poll, bounded
         own = [e for e in real_hub.echo_log(include_own=True) if e["own"] and e["context"].get("marker") == source]
