@@ -82,6 +82,10 @@ def load_or_create_key(path: Path, entropy: Any, size: int = 32) -> bytes:
 log = logging.getLogger("thalovant")
 
 DEFAULT_USERAGENT = f"ThalovantPythonSDK/{__version__}"
+#: HTTP polling used when ``http`` is not given: the hot-window interval grows by 1.2 per empty poll, which
+#: cut the hub's work for an ask followed by a quiet second from ~170 requests to ~27 with the same ask
+#: latency (``benchmarks/NOTES.md``).
+DEFAULT_HTTP_POLL = HttpPollConfig(hot_growth=1.2)
 _DEFAULT_PORTS = {"ws": 80, "wss": 443, "http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883}
 
 
@@ -130,6 +134,7 @@ class AsyncThalovantClient:
             a key in memory for this client object only.
         keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
             restarted hub notices a client only when it sends something; off elsewhere).
+        http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
 
     Raises:
@@ -275,7 +280,7 @@ class AsyncThalovantClient:
         endpoint = Endpoint(host=parts.host, port=parts.port, tls=self._ssl() if secure else None)
         if self.protocol == "https":
             path = parts.path.rstrip("/")
-            base["http"] = http or HttpPollConfig()
+            base["http"] = http or DEFAULT_HTTP_POLL
             base["http_base_path"] = path if path.startswith("/") else ""
         return cx.ConnectionConfig(**base), endpoint
 

@@ -37,7 +37,10 @@ text and the binary queue. Timing, all folded into ``deadline``:
   at once (the hub probably has an answer queued);
 * after an empty reply within ``hot_window`` seconds of the last send or
   non-empty reply: poll again after ``hot_interval`` (an answer is probably
-  on its way; this is what keeps an ask's latency near the hub's own);
+  on its way; this is what keeps an ask's latency near the hub's own). With
+  ``hot_growth`` > 1 that interval grows by this factor after each empty
+  poll (capped at ``idle_max``), so a quiet hot window costs the hub a few
+  dozen requests instead of one every ``hot_interval``;
 * after an empty reply later than that: wait ``idle_delay``, which grows
   from 0 by ``idle_first * idle_factor**n`` up to ``idle_max``;
 * after an error: hold every request for a jittered, exponentially growing
@@ -200,6 +203,7 @@ class HttpPoll:
         self._poll_soon = False
         self._idle_delay = 0.0
         self._hot_until = 0.0
+        self._hot_delay = self._cfg.hot_interval
         self._hold_until = 0.0
         self._errors = 0
         self._binary_next = False
@@ -339,6 +343,7 @@ class HttpPoll:
             self._errors = 0
             self._idle_delay = 0.0
             self._hot_until = now + self._cfg.hot_window
+            self._hot_delay = self._cfg.hot_interval
             self._poll_soon = True
             self._poll_at = min(self._poll_at, now)
             return [FrameSent(refs=req.refs)]
@@ -381,8 +386,12 @@ class HttpPoll:
             self._poll_at = now
             if got:
                 self._hot_until = now + self._cfg.hot_window
+                self._hot_delay = self._cfg.hot_interval
         elif now < self._hot_until:
-            self._poll_at = now + self._cfg.hot_interval
+            self._poll_at = now + self._hot_delay
+            self._hot_delay = min(
+                max(self._cfg.idle_max, self._cfg.hot_interval), self._hot_delay * self._cfg.hot_growth
+            )
         else:
             self._poll_at = now + self._idle_delay
             self._idle_delay = min(

@@ -119,6 +119,7 @@ class HttpPollConfig:
     idle_max: float = 0.5
     hot_window: float = 1.0  # after a send or a non-empty reply, keep polling every hot_interval this long
     hot_interval: float = 0.005
+    hot_growth: float = 1.0  # each empty poll in the hot window multiplies the interval (1.0: constant)
     error_base: float = 0.25
     error_max: float = 5.0
     max_errors: int = 5
@@ -130,8 +131,8 @@ class HttpPollConfig:
     base_path: str = ""
 
     def __post_init__(self) -> None:
-        if self.hot_window < 0 or self.hot_interval <= 0:
-            raise LocalProtocolError("HttpPollConfig: need hot_window >= 0 and hot_interval > 0")
+        if self.hot_window < 0 or self.hot_interval <= 0 or not self.hot_growth >= 1.0:
+            raise LocalProtocolError("HttpPollConfig: need hot_window >= 0, hot_interval > 0 and hot_growth >= 1")
         if not (0 < self.idle_first <= self.idle_max and self.idle_factor >= 1.0):
             raise LocalProtocolError("HttpPollConfig: need 0 < idle_first <= idle_max and idle_factor >= 1")
         if not (0 < self.error_base <= self.error_max) or self.max_errors < 1:
