@@ -60,9 +60,21 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 #: Key names (lower case, without ``_`` and ``-``) whose values are secrets.
 _SECRET_KEYS = frozenset(
     {
-        "apikey", "accesskey", "password", "cryptokey", "secret", "clientsecret", "token",
-        "accesstoken", "refreshtoken", "idtoken", "brokerpassword", "authorization", "otpcode",
-        "recoverycode", "psk",
+        "apikey",
+        "accesskey",
+        "password",
+        "cryptokey",
+        "secret",
+        "clientsecret",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "brokerpassword",
+        "authorization",
+        "otpcode",
+        "recoverycode",
+        "psk",
     }
 )
 
@@ -176,7 +188,11 @@ def _require_text(value: object, what: str) -> str:
 
 
 def build_login_request(
-    email: str, password: str, *, otp_code: str | None = None, recovery_code: str | None = None,
+    email: str,
+    password: str,
+    *,
+    otp_code: str | None = None,
+    recovery_code: str | None = None,
     scope: str | None = None,
 ) -> ApiRequest:
     """``POST v1/auth/token`` with the account's email and password (plus an MFA code)."""
@@ -205,8 +221,14 @@ def build_get_hub_request(hub_id: str) -> ApiRequest:
 
 
 def build_client_body(
-    *, hub_id: str, name: str, site_id: str, secrets: ClientSecrets, spec: Mapping[str, Any] | None = None,
-    owner_id: str | None = None, active: bool = True,
+    *,
+    hub_id: str,
+    name: str,
+    site_id: str,
+    secrets: ClientSecrets,
+    spec: Mapping[str, Any] | None = None,
+    owner_id: str | None = None,
+    active: bool = True,
 ) -> dict[str, Any]:
     """The ``POST v1/clients`` payload: caller's spec, then the generated secrets on top (§d.11)."""
     merged: dict[str, Any] = dict(spec or {})
@@ -221,7 +243,9 @@ def build_client_body(
 def build_create_client_request(body: Mapping[str, Any], idempotency_key: str) -> ApiRequest:
     """``POST v1/clients`` carrying ``body`` and an ``Idempotency-Key``."""
     return ApiRequest(
-        method="POST", path="v1/clients", body=_json_body(body),
+        method="POST",
+        path="v1/clients",
+        body=_json_body(body),
         idempotency_key=_require_text(idempotency_key, "idempotency_key"),
     )
 
@@ -234,15 +258,21 @@ def parse_object(body: bytes, *, status_code: int) -> Result[dict[str, Any], Api
     try:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return Failure(ApiProblem(
-            message=f"Thalovant API answered HTTP {status_code} with a body that is not JSON ({len(body)} bytes)",
-            status_code=status_code, code="invalid_response",
-        ))
+        return Failure(
+            ApiProblem(
+                message=f"Thalovant API answered HTTP {status_code} with a body that is not JSON ({len(body)} bytes)",
+                status_code=status_code,
+                code="invalid_response",
+            )
+        )
     if not isinstance(value, dict):
-        return Failure(ApiProblem(
-            message=f"Thalovant API answered HTTP {status_code} with JSON that is not an object",
-            status_code=status_code, code="invalid_response",
-        ))
+        return Failure(
+            ApiProblem(
+                message=f"Thalovant API answered HTTP {status_code} with JSON that is not an object",
+                status_code=status_code,
+                code="invalid_response",
+            )
+        )
     return Success(value)
 
 
@@ -306,9 +336,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
     text = value.strip()
     if re.fullmatch(r"[0-9]{1,12}", text):
         return float(int(text))
-    match = re.fullmatch(
-        r"[A-Za-z]{3}, ([0-9]{2}) ([A-Za-z]{3}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT", text
-    )
+    match = re.fullmatch(r"[A-Za-z]{3}, ([0-9]{2}) ([A-Za-z]{3}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT", text)
     months = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
     if match is None or match.group(2).lower() not in months:
         return None
@@ -338,8 +366,14 @@ def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def problem_for_response(
-    *, method: str, path: str, status_code: int, headers: Sequence[tuple[str, str]], body: bytes,
-    secrets: Sequence[str] = (), now_epoch: float = 0.0,
+    *,
+    method: str,
+    path: str,
+    status_code: int,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    secrets: Sequence[str] = (),
+    now_epoch: float = 0.0,
 ) -> ApiProblem:
     """The problem for a non-2xx answer. ``path`` must not contain the query string."""
     raw_detail, raw_code = _detail_and_code(body)
@@ -365,9 +399,7 @@ def token_from_login(body: Mapping[str, Any]) -> Result[str, ApiProblem]:
     token = body.get("access_token")
     if isinstance(token, str) and _TOKEN.fullmatch(token):
         return Success(token)
-    return Failure(ApiProblem(
-        message="Thalovant API login answer has no access_token", code="invalid_response"
-    ))
+    return Failure(ApiProblem(message="Thalovant API login answer has no access_token", code="invalid_response"))
 
 
 # --------------------------------------------------------------------------- redaction

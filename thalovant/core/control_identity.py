@@ -134,8 +134,11 @@ def origin(url: str) -> str | None:
 def hub_endpoints(hub: Mapping[str, Any], flags: Mapping[str, bool]) -> dict[str, str]:
     """Data-plane endpoints of a hub, filling https/wss from ``domain`` when their flag is on."""
     block = next(
-        (hub[k] for k in ("data_plane_endpoints", "dataPlaneEndpoints", "endpoints")
-         if isinstance(hub.get(k), Mapping)),
+        (
+            hub[k]
+            for k in ("data_plane_endpoints", "dataPlaneEndpoints", "endpoints")
+            if isinstance(hub.get(k), Mapping)
+        ),
         hub,
     )
     found: dict[str, str] = {}
@@ -184,7 +187,11 @@ def _secret_or_local(base: Mapping[str, Any], names: Sequence[str], local: str) 
 
 
 def assemble_identity(
-    *, hub: Mapping[str, Any], client: Mapping[str, Any], secrets: ClientSecrets, site_id: str,
+    *,
+    hub: Mapping[str, Any],
+    client: Mapping[str, Any],
+    secrets: ClientSecrets,
+    site_id: str,
     preferred: Sequence[str] = DEFAULT_PREFERENCE,
 ) -> Result[IdentityAssembly, ApiProblem]:
     """The identity mapping for a client the API just created (see the module docstring)."""
@@ -194,9 +201,7 @@ def assemble_identity(
     initial = client.get("initial_identify")
     base: Mapping[str, Any] = initial if isinstance(initial, Mapping) else {}
     local = dict(zip(("access_key", "password", "crypto_key"), secrets.values(), strict=True))
-    mapping: dict[str, Any] = {
-        key: _secret_or_local(base, names, local[key]) for key, names in _IDENTITY_SECRET_KEYS
-    }
+    mapping: dict[str, Any] = {key: _secret_or_local(base, names, local[key]) for key, names in _IDENTITY_SECRET_KEYS}
     mapping["site_id"] = str(_pick(base, ("site_id", "siteId", "site")) or site_id)
     raw_mqtt = base.get("mqtt") if isinstance(base.get("mqtt"), Mapping) else client.get("mqtt")
     mqtt = _mqtt_block(raw_mqtt, endpoints.get("mqtt"))
@@ -212,18 +217,30 @@ def assemble_identity(
                 mapping[key] = base[key]
     else:
         master = next(
-            (o for o in (origin(endpoints.get("https", "")), origin(endpoints.get("wss", "")),
-                         origin(selected[1]) if selected else None) if o),
+            (
+                o
+                for o in (
+                    origin(endpoints.get("https", "")),
+                    origin(endpoints.get("wss", "")),
+                    origin(selected[1]) if selected else None,
+                )
+                if o
+            ),
             None,
         )
         if master is None:
-            return Failure(ApiProblem(
-                message="the hub has no data-plane endpoint (no https/wss URL and no domain); "
-                "the client was created but no identity can be built",
-                code="no_endpoint",
-            ))
-        mapping.update(default_master=master.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
-                       default_port=443 if master.startswith(("https://", "wss://")) else 80, default_path="")
+            return Failure(
+                ApiProblem(
+                    message="the hub has no data-plane endpoint (no https/wss URL and no domain); "
+                    "the client was created but no identity can be built",
+                    code="no_endpoint",
+                )
+            )
+        mapping.update(
+            default_master=master.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
+            default_port=443 if master.startswith(("https://", "wss://")) else 80,
+            default_path="",
+        )
     mapping["data_plane_endpoints"] = dict(endpoints)
     mapping["protocols"] = {name: {"enabled": on} for name, on in flags.items()}
     if mqtt is not None:

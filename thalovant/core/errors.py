@@ -160,8 +160,6 @@ class ThalovantAPIError(ThalovantError):
         self.retry_after = retry_after
 
 
-
-
 __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",

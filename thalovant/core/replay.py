@@ -62,9 +62,7 @@ class ReplayReport:
 BuildMachine = Callable[[TraceHeader, Entropy], Machine[Input]]
 
 
-def replay(
-    lines: Iterable[str], build_machine: BuildMachine, *, registry: TypeRegistry | None = None
-) -> ReplayReport:
+def replay(lines: Iterable[str], build_machine: BuildMachine, *, registry: TypeRegistry | None = None) -> ReplayReport:
     """Replay a trace against a fresh machine and report the first divergence.
 
     Args:

@@ -375,9 +375,7 @@ def load_step(line: str) -> Result[TraceStep, TraceProblem]:
         or (deadline is None and obj.get("deadline") is not None)
     ):
         return Failure(TraceProblem("bad-step", "missing or mistyped field"))
-    return Success(
-        TraceStep(seq=seq, now=now, inp=obj["in"], entropy=tuple(draws), out=tuple(out), deadline=deadline)
-    )
+    return Success(TraceStep(seq=seq, now=now, inp=obj["in"], entropy=tuple(draws), out=tuple(out), deadline=deadline))
 
 
 def _is_hex(text: str) -> bool:

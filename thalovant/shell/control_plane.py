@@ -70,7 +70,10 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 def _raise(problem: ApiProblem) -> NoReturn:
     raise ThalovantAPIError(
-        problem.message, status_code=problem.status_code, code=problem.code, detail=problem.detail,
+        problem.message,
+        status_code=problem.status_code,
+        code=problem.code,
+        detail=problem.detail,
         retry_after=problem.retry_after,
     )
 
@@ -146,8 +149,13 @@ class AsyncThalovantControlPlane:
     def _connection(self) -> HttpConnection:
         if self._conn is None:
             self._conn = HttpConnection(
-                self._url.host, self._url.port, tls=self._url.tls, ssl_context=self._ssl,
-                timeouts=HttpTimeouts.uniform(self.timeout), max_body=self._max_body, connector=self._connector,
+                self._url.host,
+                self._url.port,
+                tls=self._url.tls,
+                ssl_context=self._ssl,
+                timeouts=HttpTimeouts.uniform(self.timeout),
+                max_body=self._max_body,
+                connector=self._connector,
             )
         return self._conn
 
@@ -173,8 +181,11 @@ class AsyncThalovantControlPlane:
             log.debug("%s: timed out", shown)
             raise ThalovantAPIError(
                 f"Thalovant API {shown} timed out after {self.timeout:g} s"
-                + (f"; it may have been applied: retry with idempotency_key={req.idempotency_key!r}"
-                   if req.idempotency_key else ""),
+                + (
+                    f"; it may have been applied: retry with idempotency_key={req.idempotency_key!r}"
+                    if req.idempotency_key
+                    else ""
+                ),
                 code="timeout",
             ) from exc
         except HttpBodyTooLargeError as exc:
@@ -189,10 +200,17 @@ class AsyncThalovantControlPlane:
             ) from exc
         log.debug("%s -> HTTP %d (%d bytes)", shown, resp.status, len(resp.body))
         if not 200 <= resp.status < 300:
-            _raise(control.problem_for_response(
-                method=req.method, path=f"/{req.path}", status_code=resp.status, headers=resp.headers,
-                body=resp.body, secrets=known, now_epoch=time.time(),
-            ))
+            _raise(
+                control.problem_for_response(
+                    method=req.method,
+                    path=f"/{req.path}",
+                    status_code=resp.status,
+                    headers=resp.headers,
+                    body=resp.body,
+                    secrets=known,
+                    now_epoch=time.time(),
+                )
+            )
         parsed = control.parse_object(resp.body, status_code=resp.status)
         if not is_successful(parsed):
             _raise(parsed.failure())
@@ -207,8 +225,13 @@ class AsyncThalovantControlPlane:
         return protocol, result.require_protocol(protocol)
 
     async def login(
-        self, email: str, password: str, otp_code: str | None = None, recovery_code: str | None = None,
-        *, scope: str | None = None,
+        self,
+        email: str,
+        password: str,
+        otp_code: str | None = None,
+        recovery_code: str | None = None,
+        *,
+        scope: str | None = None,
     ) -> dict[str, Any]:
         """Sign in with email and password (plus an MFA code when the account needs one).
 
@@ -309,8 +332,12 @@ class AsyncThalovantControlPlane:
         for note in result.notes:
             log.info("create_client_identity(hub %s): %s", hub_id, note)
         return BootstrapIdentityResult(
-            identity=build_identity(result.mapping), mapping=result.mapping, hub=hub_record, client=client,
-            endpoint=result.selected, notes=result.notes,
+            identity=build_identity(result.mapping),
+            mapping=result.mapping,
+            hub=hub_record,
+            client=client,
+            endpoint=result.selected,
+            notes=result.notes,
         )
 
 
@@ -336,8 +363,15 @@ class ThalovantControlPlane:
         connector: Connector | None = None,
     ) -> None:
         self._async = AsyncThalovantControlPlane(
-            base_url, access_token, timeout=timeout, user_agent=user_agent, ca_file=ca_file, insecure=insecure,
-            allow_http=allow_http, max_body=max_body, connector=connector,
+            base_url,
+            access_token,
+            timeout=timeout,
+            user_agent=user_agent,
+            ca_file=ca_file,
+            insecure=insecure,
+            allow_http=allow_http,
+            max_body=max_body,
+            connector=connector,
         )
         self._portal: BlockingPortal | None = None
         self._portal_cm: Any = None
@@ -382,8 +416,15 @@ class ThalovantControlPlane:
             finally:
                 portal.call(self._async.aclose)
 
-    def login(self, email: str, password: str, otp_code: str | None = None, recovery_code: str | None = None,
-              *, scope: str | None = None) -> dict[str, Any]:
+    def login(
+        self,
+        email: str,
+        password: str,
+        otp_code: str | None = None,
+        recovery_code: str | None = None,
+        *,
+        scope: str | None = None,
+    ) -> dict[str, Any]:
         """See :meth:`AsyncThalovantControlPlane.login`."""
         return self._run(self._async.login, email, password, otp_code, recovery_code, scope=scope)
 
@@ -413,8 +454,15 @@ class ThalovantControlPlane:
     ) -> BootstrapIdentityResult:
         """See :meth:`AsyncThalovantControlPlane.create_client_identity`."""
         return self._run(
-            self._async.create_client_identity, hub, name=name, site_id=site_id, spec=spec, owner_id=owner_id,
-            active=active, preferred_protocols=preferred_protocols, idempotency_key=idempotency_key,
+            self._async.create_client_identity,
+            hub,
+            name=name,
+            site_id=site_id,
+            spec=spec,
+            owner_id=owner_id,
+            active=active,
+            preferred_protocols=preferred_protocols,
+            idempotency_key=idempotency_key,
         )
 
     def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:

@@ -41,8 +41,14 @@ class BootstrapIdentityResult:
     __slots__ = ("_mapping", "_raw_client", "endpoint", "hub", "identity", "notes")
 
     def __init__(
-        self, *, identity: ThalovantIdentity, mapping: dict[str, Any], hub: dict[str, Any], client: dict[str, Any],
-        endpoint: tuple[str, str] | None, notes: tuple[str, ...] = (),
+        self,
+        *,
+        identity: ThalovantIdentity,
+        mapping: dict[str, Any],
+        hub: dict[str, Any],
+        client: dict[str, Any],
+        endpoint: tuple[str, str] | None,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.identity = identity
         self.hub = hub

@@ -170,8 +170,8 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise ThalovantConnectionError(f"{what}: malformed or incomplete HTTP response") from exc
     except ssl.SSLCertVerificationError as exc:
         raise ThalovantConnectionError(
-            f"{what}: TLS certificate verification failed ({exc.verify_message}); pass ca_file= with the "
-            "server's CA", retryable=False,
+            f"{what}: TLS certificate verification failed ({exc.verify_message}); pass ca_file= with the server's CA",
+            retryable=False,
         ) from exc
     except ssl.SSLError as exc:
         raise ThalovantConnectionError(f"{what}: TLS failed ({exc.reason or type(exc).__name__})") from exc
@@ -349,7 +349,8 @@ class HttpConnection:
                     if size > self.max_body:
                         raise HttpBodyTooLargeError(
                             f"{method} {self._origin}{safe_target(target)}: response body larger than "
-                            f"{self.max_body} bytes", limit=self.max_body,
+                            f"{self.max_body} bytes",
+                            limit=self.max_body,
                         )
                     chunks.append(bytes(event.data))
                 elif isinstance(event, h11.EndOfMessage):
