@@ -202,6 +202,22 @@ def test_hot_window_after_a_send_polls_at_a_steady_short_interval_then_backs_off
     assert m.deadline == pytest.approx(now + 0.01)
 
 
+def test_a_send_that_never_left_is_reported_unsent_and_the_link_goes_down() -> None:
+    from thalovant.core.links.http_wire import NOT_SENT
+
+    m, _poll = up()
+    (send,) = m.handle(OutboundFrame(data="x", refs=(7,)), now=1.0)
+    outs = m.handle(RequestFailed(req_id=send.req_id, kind=NOT_SENT, detail="connection refused"), now=1.1)
+    assert outs[0] == FrameNotSent(refs=(7,), reason="the hub could not be reached (not sent)", unsent=True)
+    downs = [o for o in outs if isinstance(o, LinkDown)]
+    assert len(downs) == 1 and downs[0].retryable and not downs[0].auth
+    # any other failure of a send may have reached the hub: never marked unsent
+    m2, _ = up()
+    (send2,) = m2.handle(OutboundFrame(data="y", refs=(8,)), now=1.0)
+    outs2 = m2.handle(RequestFailed(req_id=send2.req_id, kind="reset", detail="peer reset"), now=1.1)
+    assert [o for o in outs2 if isinstance(o, FrameNotSent)][0].unsent is False
+
+
 def test_hub4_error_with_status_200_on_send_means_dropped_client() -> None:
     m, poll = up()
     (send,) = m.handle(OutboundFrame(data="x", refs=(1,)), now=0.0)

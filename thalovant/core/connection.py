@@ -389,11 +389,25 @@ class Connection:
                 if self._inflight.pop(ref, None) is not None:
                     out.append(SendDone(ref=ref))
         elif isinstance(o, FrameNotSent):
-            for ref in o.refs:
-                if self._inflight.pop(ref, None) is not None:
-                    out.append(SendError(ref=ref, reason=o.reason, kind="link_lost", maybe_sent=True))
+            out += self._not_sent(o)
         elif isinstance(o, LinkDown):
             out += self._link_lost(o.reason, o.retryable, o.auth, now)
+        return out
+
+    def _not_sent(self, o: FrameNotSent) -> list[Output]:
+        """A frame did not make it. Plain sends that surely never left go back to the queue (Rule 1
+        still holds: the hub never saw them); anything that may have left, and asks (their turn is
+        already being followed), fail instead."""
+        out: list[Output] = []
+        for ref in reversed(o.refs):
+            item = self._inflight.pop(ref, None)
+            if item is None:
+                continue
+            if o.unsent and item.ask is None:
+                self._queue.appendleft(item)
+            else:
+                out.append(SendError(ref=ref, reason=o.reason, kind="link_lost", maybe_sent=not o.unsent))
+        out.reverse()
         return out
 
     def _stop_link(self, now: float) -> list[Output]:

@@ -187,6 +187,10 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise ThalovantConnectionError(f"{what}: cannot connect ({reason})") from exc
 
 
+class HttpNotSentError(ThalovantConnectionError):
+    """The connection could not be opened: no byte of the request left this process."""
+
+
 class _StaleConnection(Exception):
     """A reused keep-alive stream died before the response started."""
 
@@ -313,8 +317,15 @@ class HttpConnection:
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: HttpTimeouts
     ) -> HttpResponse:
         if self._stream is None or self._h11 is None:
-            with anyio.fail_after(limits.connect):
-                self._stream = await self._connector()
+            try:
+                with anyio.fail_after(limits.connect):
+                    self._stream = await self._connector()
+            except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                try:
+                    with map_exceptions(f"{method} {self._origin}{safe_target(target)}"):
+                        raise exc
+                except ThalovantConnectionError as mapped:
+                    raise HttpNotSentError(str(mapped), retryable=mapped.retryable) from exc
             self._h11 = h11.Connection(h11.CLIENT)
             self._reused = False
         stream, conn, reused = self._stream, self._h11, self._reused

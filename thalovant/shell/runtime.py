@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from thalovant.core import connection as cx
 from thalovant.core.errors import ThalovantError
-from thalovant.core.links.http_wire import CancelRequest, RequestFailed, ResponseReceived, StartRequest
+from thalovant.core.links.http_wire import NOT_SENT, CancelRequest, RequestFailed, ResponseReceived, StartRequest
 from thalovant.core.links.mqtt_map import (
     ConnectMqtt,
     DisconnectMqtt,
@@ -49,7 +49,7 @@ from thalovant.core.links.mqtt_map import (
 from thalovant.core.links.ws_link import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
 from thalovant.core.machine import Input, Note, NoteLevel, Output
 from thalovant.shell.driver import Driver, StepRecorder
-from thalovant.shell.http11 import HttpConnection, HttpTimeouts
+from thalovant.shell.http11 import HttpConnection, HttpNotSentError, HttpTimeouts
 from thalovant.shell.mqtt import MqttConnection
 from thalovant.shell.ws import WsClosed as ShellWsClosed
 from thalovant.shell.ws import WsConnection, WsUpgradeRejected
@@ -324,6 +324,8 @@ class ConnectionRuntime:
         with scope:
             try:
                 resp = await conn.request(order.method, order.target, order.headers, order.body)
+            except HttpNotSentError as exc:
+                self._fact(epoch, RequestFailed(req_id=order.req_id, kind=NOT_SENT, detail=str(exc)))
             except TimeoutError as exc:
                 self._fact(epoch, RequestFailed(req_id=order.req_id, kind="timeout", detail=str(exc)))
             except ThalovantError as exc:

@@ -118,10 +118,15 @@ class FrameSent(Output):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FrameNotSent(Output):
-    """The frame carrying ``refs`` was not (or maybe not) delivered; ``reason`` says why."""
+    """The frame carrying ``refs`` was not (or maybe not) delivered; ``reason`` says why.
+
+    ``unsent`` is True only when no byte of it can have reached the hub (e.g. the TCP
+    connect was refused): the caller may then send the message again on a new link.
+    """
 
     refs: Refs
     reason: str
+    unsent: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -78,6 +78,7 @@ from thalovant.core.links import (
     percent_encode,
 )
 from thalovant.core.links.http_wire import (
+    NOT_SENT,
     CancelRequest,
     HttpPollConfig,
     HttpProblem,
@@ -335,6 +336,9 @@ class HttpPoll:
 
     def _send_answered(self, inp: ResponseReceived | RequestFailed, req: _Request, now: float) -> list[Output]:
         if isinstance(inp, RequestFailed):
+            if inp.kind == NOT_SENT:  # nothing left us: safe to send again, and the hub is gone
+                unsent = FrameNotSent(refs=req.refs, reason="the hub could not be reached (not sent)", unsent=True)
+                return [unsent, *self._go_down(f"the hub could not be reached: {inp.detail}", retryable=True)]
             out: list[Output] = [FrameNotSent(refs=req.refs, reason=f"request failed ({inp.kind}); delivery unknown")]
             return out + self._count_error(now)
         body = parse_body(inp.body)

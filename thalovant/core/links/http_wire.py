@@ -54,6 +54,10 @@ class ResponseReceived(Input):
     body: bytes = b""
 
 
+#: ``RequestFailed.kind`` when the request never left (connect refused): no byte reached the hub.
+NOT_SENT = "not-sent"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestFailed(Input):
     """Request ``req_id`` got no HTTP answer. ``kind``: "connect", "timeout", "tls", "reset", ..."""
