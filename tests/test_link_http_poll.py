@@ -215,7 +215,7 @@ def test_a_send_that_never_left_is_reported_unsent_and_the_link_goes_down() -> N
     m2, _ = up()
     (send2,) = m2.handle(OutboundFrame(data="y", refs=(8,)), now=1.0)
     outs2 = m2.handle(RequestFailed(req_id=send2.req_id, kind="reset", detail="peer reset"), now=1.1)
-    assert [o for o in outs2 if isinstance(o, FrameNotSent)][0].unsent is False
+    assert next(o for o in outs2 if isinstance(o, FrameNotSent)).unsent is False
 
 
 def test_hub4_error_with_status_200_on_send_means_dropped_client() -> None:
