@@ -99,11 +99,6 @@ async def test_tls_without_the_ca_is_rejected_with_a_typed_error(tls_hub: TlsTes
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    strict=False,
-    reason="gap: a certificate verification failure is retried like a dropped link until connect_timeout, and"
-    " the error says 'no ready session ... (last error: connecting)' without naming TLS",
-)
 @pytest.mark.parametrize("protocol", ["wss", "https"])
 async def test_tls_verification_failure_is_fatal_and_named(tls_hub: TlsTestHub, protocol: str) -> None:
     client = AsyncThalovantClient(tls_hub.identity("psk"), protocol=protocol, connect_timeout=3)

@@ -332,7 +332,9 @@ class AsyncThalovantClient:
         if self._gave_up is not None:
             if self._gave_up_auth:
                 return ThalovantAuthenticationError(f"the hub refused the credentials: {self._gave_up}")
-            return ThalovantConnectionError(f"could not connect to the hub ({self.protocol}): {self._gave_up}")
+            return ThalovantConnectionError(
+                f"could not connect to the hub ({self.protocol}): {self._gave_up}", retryable=False
+            )
         detail = f" (last error: {self._status_detail})" if self._status_detail else ""
         return ThalovantTimeoutError(f"no ready session with the hub within {self.connect_timeout:g} s{detail}")
 

@@ -31,8 +31,15 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from thalovant.core import connection as cx
-from thalovant.core.errors import ThalovantError
-from thalovant.core.links.http_wire import NOT_SENT, CancelRequest, RequestFailed, ResponseReceived, StartRequest
+from thalovant.core.errors import ThalovantAuthenticationError, ThalovantConnectionError, ThalovantError
+from thalovant.core.links.http_wire import (
+    NOT_SENT,
+    TLS_FAILED,
+    CancelRequest,
+    RequestFailed,
+    ResponseReceived,
+    StartRequest,
+)
 from thalovant.core.links.mqtt_map import (
     ConnectMqtt,
     DisconnectMqtt,
@@ -254,6 +261,12 @@ class ConnectionRuntime:
         except WsUpgradeRejected as exc:
             self._fact(epoch, WsRejected(status=getattr(exc, "status_code", 0)))
             return
+        except ThalovantAuthenticationError:
+            self._fact(epoch, WsRejected(status=403))
+            return
+        except ThalovantConnectionError as exc:  # not retryable here means TLS verification failed
+            self._fact(epoch, WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
+            return
         except ThalovantError as exc:
             self._fact(epoch, WsClosed(code=1006, reason=str(exc)))
             return
@@ -324,8 +337,9 @@ class ConnectionRuntime:
         with scope:
             try:
                 resp = await conn.request(order.method, order.target, order.headers, order.body)
-            except HttpNotSentError as exc:
-                self._fact(epoch, RequestFailed(req_id=order.req_id, kind=NOT_SENT, detail=str(exc)))
+            except HttpNotSentError as exc:  # not retryable here means TLS verification failed
+                kind = NOT_SENT if exc.retryable else TLS_FAILED
+                self._fact(epoch, RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
             except TimeoutError as exc:
                 self._fact(epoch, RequestFailed(req_id=order.req_id, kind="timeout", detail=str(exc)))
             except ThalovantError as exc:

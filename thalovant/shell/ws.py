@@ -121,6 +121,12 @@ def _mapped_errors(action: str) -> Iterator[None]:
         raise  # already typed (ThalovantConnectionError is an OSError: keep it out of the OSError arm)
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
         raise ThalovantConnectionError(f"websocket {action} failed: connection lost") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ThalovantConnectionError(
+            f"websocket {action} failed: TLS certificate verification failed ({exc.verify_message}); "
+            "pass ca_file= with the hub's CA",
+            retryable=False,
+        ) from None
     except ssl.SSLError as exc:
         raise ThalovantConnectionError(f"websocket {action} failed: TLS error ({exc.reason})") from None
     except TimeoutError:

@@ -79,6 +79,7 @@ from thalovant.core.links import (
 )
 from thalovant.core.links.http_wire import (
     NOT_SENT,
+    TLS_FAILED,
     CancelRequest,
     HttpPollConfig,
     HttpProblem,
@@ -308,7 +309,7 @@ class HttpPoll:
             self._cookie = replica_cookie(inp.headers) or self._cookie
         if req.kind is _Kind.RESET:
             if isinstance(inp, RequestFailed):
-                return self._go_down(f"hub unreachable ({inp.kind})", retryable=True)
+                return self._connect_answered(inp, now)  # the same verdict as a failed /connect
             self._state = HttpState.CONNECTING
             return [self._request(_Kind.CONNECT, now)]
         if req.kind is _Kind.CONNECT:
@@ -323,6 +324,8 @@ class HttpPoll:
 
     def _connect_answered(self, inp: ResponseReceived | RequestFailed, now: float) -> list[Output]:
         if isinstance(inp, RequestFailed):
+            if inp.kind == TLS_FAILED:
+                return self._go_down(f"TLS failed: {inp.detail}", retryable=False)
             return self._go_down(f"hub unreachable ({inp.kind})", retryable=True)
         body = parse_body(inp.body)
         err = error_text(body.unwrap()) if isinstance(body, Success) else None

@@ -56,6 +56,8 @@ class ResponseReceived(Input):
 
 #: ``RequestFailed.kind`` when the request never left (connect refused): no byte reached the hub.
 NOT_SENT = "not-sent"
+#: ``RequestFailed.kind`` when TLS verification failed: retrying cannot help.
+TLS_FAILED = "tls"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

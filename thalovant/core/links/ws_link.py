@@ -304,7 +304,8 @@ class WsLink:
     def _on_closed(self, inp: WsClosed, now: float) -> list[Output]:
         if self._state is WsState.CONNECTING:
             text = f"could not connect ({_clean(inp.reason) or 'no reason'})"
-            return self._down(LinkDown(reason=text, retryable=True))
+            # 1015: the TLS handshake failed (e.g. the certificate is not trusted): retrying cannot help
+            return self._down(LinkDown(reason=text, retryable=inp.code != 1015))
         return self._down(classify_close(inp.code, inp.reason, greeted=self._greeted))
 
     def _on_queue(self, inp: OutboundFrame, now: float) -> list[Output]:
