@@ -53,8 +53,7 @@ class TlsFiles:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
@@ -68,15 +67,27 @@ def make_certificates(folder: Path, *, days: int = 2) -> TlsFiles:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "thalovant test CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -89,15 +100,18 @@ def make_certificates(folder: Path, *, days: int = 2) -> TlsFiles:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    files = TlsFiles(ca_file=folder / "ca.crt", cert_file=folder / f"{CERT_NAME}.crt",
-                     key_file=folder / f"{CERT_NAME}.key")
+    files = TlsFiles(
+        ca_file=folder / "ca.crt", cert_file=folder / f"{CERT_NAME}.crt", key_file=folder / f"{CERT_NAME}.key"
+    )
     files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.cert_file.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     _write_key(files.key_file, server_key)
@@ -108,8 +122,10 @@ def tls_http_status(port: int, target: str, ca_file: Path, timeout: float = 1.0)
     """Status code of ``GET target`` over TLS (verified against ``ca_file``), or None."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
-                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        ):
             sock.settimeout(timeout)
             sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
             head = sock.recv(64)
@@ -141,8 +157,9 @@ class TlsTestHub(TestHub):
             path = self.identity_path(kind)
             identity = json.loads(path.read_text())
             identity["default_master"] = "https://127.0.0.1"
-            identity["data_plane_endpoints"].update(https=f"https://127.0.0.1:{ports.http}",
-                                                    wss=f"wss://127.0.0.1:{ports.ws}")
+            identity["data_plane_endpoints"].update(
+                https=f"https://127.0.0.1:{ports.http}", wss=f"wss://127.0.0.1:{ports.ws}"
+            )
             path.write_text(json.dumps(identity, indent=1))
 
     def start_hub(self) -> None:
@@ -154,14 +171,19 @@ class TlsTestHub(TestHub):
         self._hub_log_offset = log.stat().st_size if log.exists() else 0
         t0 = time.monotonic()
         launcher = str(Path(__file__).resolve().parent / "hub_launcher.py")
-        self._spawn("hub", [self._python(), "-u", launcher, "--log-level", "INFO", "--log-path", "stdout"], log,
-                    "hub_launcher.py")
+        self._spawn(
+            "hub",
+            [self._python(), "-u", launcher, "--log-level", "INFO", "--log-path", "stdout"],
+            log,
+            "hub_launcher.py",
+        )
 
         def ready() -> bool:
             if tls_http_status(ports.ws, "/", ca) != 400 or tls_http_status(ports.http, "/get_messages", ca) != 400:
                 return False
             return not self.mqtt_available or "[MQTT] Connected to broker" in self._hub_log()
 
-        procs.wait_until("hivemind-core (TLS)", ready, READY_TIMEOUT, alive=lambda: self._procs.alive("hub"),
-                         logs=(log,))
+        procs.wait_until(
+            "hivemind-core (TLS)", ready, READY_TIMEOUT, alive=lambda: self._procs.alive("hub"), logs=(log,)
+        )
         self.timings.start["hub"] = time.monotonic() - t0
