@@ -80,6 +80,21 @@ def test_latency_render_shows_failures_skips_and_ratios() -> None:
     assert latency.render({"name": "latency", "status": "not-run", "note": "later"}) == ["**Not run.** later"]
 
 
+def test_latency_render_shows_the_hub_cost_of_sparse_asks() -> None:
+    def cost(protocol: str, growth: float | None, cpu: float, requests: float) -> dict[str, Any]:
+        return {"protocol": protocol, "hot_growth": growth, "gap_s": 1.2, "hub_cpu_ms_per_ask": cpu,
+                "requests_per_ask": requests, "stats": summarize_ms([0.02])}  # fmt: skip
+
+    result = _latency([_row("wss", "WebSocket", ours=50, floor=45, ref=290, ref0=68)])
+    result["hub_cost"] = [cost("wss", None, 15.0, 0.0), cost("https", 1.0, 78.8, 178.2),
+                          cost("https", None, 27.5, 28.9), {"error": "RuntimeError: x"}]  # fmt: skip
+    text = "\n".join(latency.render(result))
+    assert "| wss | - | 15.0 | 0.0 | 20.0 |" in text
+    assert "| https | 1.0 | 78.8 | 178.2 | 20.0 |" in text
+    assert "| https | default (1.2) | 27.5 | 28.9 | 20.0 |" in text
+    assert "RuntimeError" not in text  # a failed measurement is left out, not shown as figures
+
+
 def _scale_row(n: int, *, failed: int = 0) -> dict[str, Any]:
     ms = summarize_ms([0.05, 0.1])
     return {
