@@ -66,6 +66,8 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
         res = results.get(name)
         if not res or res.get("status") != "ok":
             rows.append((f"{ORDER[name][1]} (item {ORDER[name][0]})", "not run yet", "open"))
+        else:
+            rows.extend(ORDER[name][2].target_rows(res))
     return rows
 
 
