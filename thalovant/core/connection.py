@@ -161,7 +161,10 @@ class Connection:
 
     @property
     def finished(self) -> bool:
-        return self._state in (_S.CLOSED, _S.GAVE_UP) and not self._inflight
+        """Terminal, nothing in flight, and the last link done closing (an MQTT link still owes
+        its ``offline`` publish and DISCONNECT; a WebSocket its close handshake)."""
+        link_done = self._link is None or bool(self._link.finished)
+        return self._state in (_S.CLOSED, _S.GAVE_UP) and not self._inflight and link_done
 
     @property
     def epoch(self) -> int:

@@ -239,7 +239,13 @@ class ConnectionRuntime:
             epoch.will = order
         elif isinstance(order, ConnectMqtt):
             self._spawn(epoch, self._mqtt_main, epoch, order)
-        elif isinstance(order, Subscribe | Publish | DisconnectMqtt):
+        elif isinstance(order, DisconnectMqtt):
+            # on the driver task, so the DISCONNECT leaves before a finished machine stops the driver
+            if epoch.mqtt is not None:
+                with anyio.move_on_after(self.timeouts.send):
+                    await epoch.mqtt.disconnect()
+            self._fact(epoch, MqttDisconnected(rc=0))
+        elif isinstance(order, Subscribe | Publish):
             await self._mqtt_job(epoch, order)
         else:
             log.debug("runtime: ignored order %s", type(order).__name__)
@@ -302,10 +308,7 @@ class ConnectionRuntime:
     async def _ws_close(self, epoch: _Epoch, order: CloseWs) -> None:
         if epoch.ws is not None:
             with anyio.move_on_after(self.timeouts.send):
-                try:
-                    await epoch.ws.close(order.code, order.reason)
-                except ThalovantError:
-                    pass
+                await epoch.ws.send_close(order.code, order.reason)  # the reader task gets the reply
 
     # ---- HTTP -----------------------------------------------------------------------------------
 
@@ -424,7 +427,3 @@ class ConnectionRuntime:
                     self._fact(epoch, MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
                 else:
                     self._fact(epoch, MqttPublished(pub_id=job.pub_id))
-            elif isinstance(job, DisconnectMqtt):
-                await mqtt.disconnect()
-                self._fact(epoch, MqttDisconnected(rc=0))
-                return

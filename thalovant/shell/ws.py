@@ -401,6 +401,15 @@ class WsConnection:
                         pass
             await self._finish(WsClosed(code=code, reason=reason, by_peer=False))
 
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake without reading: for when another task owns :meth:`receive`,
+        which then returns the peer's reply as :class:`WsClosed`. Never raises for network trouble."""
+        if self._closed is None and self._ws.state is ConnectionState.OPEN:
+            try:
+                await self._send_raw(CloseConnection(code=code, reason=reason))
+            except ThalovantConnectionError:
+                pass
+
     async def _await_close_reply(self) -> None:
         while True:
             chunk = await self._stream.receive(_READ_CHUNK)
