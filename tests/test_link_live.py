@@ -15,7 +15,6 @@ Skipped with the reason when the harness cannot be installed.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import anyio
 import pytest
 
 from tests.harness.hub import HUB4, HUB5, TestHub, token_for
-from tests.harness.install import HarnessUnavailable, harness_home
+from tests.harness.pytest_plugin import private_hub
 from tests.harness.rawws import RawWebSocket, WsClosed
 from thalovant.core.links import InboundFrame, LinkDown, LinkUp, OutboundFrame, Started, StopRequested
 from thalovant.core.links.http_poll import (
@@ -56,29 +55,14 @@ from thalovant.shell.http11 import HttpConnection
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 
-def _own_hub(flavour: Any) -> Iterator[TestHub]:
-    run_dir = harness_home() / "runs" / f"{os.getpid()}-{flavour.name}-link-live"
-    hub = TestHub(flavour, run_dir, bound_to_parent=True)
-    try:
-        hub.start()
-    except HarnessUnavailable as exc:
-        hub.stop()
-        pytest.skip(f"real hub {flavour.name} unavailable: {exc}")
-    try:
-        yield hub
-    finally:
-        hub.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def hub4() -> Iterator[TestHub]:
-    yield from _own_hub(HUB4)
+    yield from private_hub(HUB4, "link-live")
 
 
 @pytest.fixture(scope="module")
 def hub5() -> Iterator[TestHub]:
-    yield from _own_hub(HUB5)
+    yield from private_hub(HUB5, "link-live")
 
 
 async def drive_http(

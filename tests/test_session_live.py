@@ -8,7 +8,6 @@ The hub gets its own run directory (not the integration fixture's) and is stoppe
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from wsproto.events import BytesMessage, TextMessage
 
 from tests.harness.hub import HUB4, HUB5, TestHub
-from tests.harness.install import HarnessUnavailable, harness_home
+from tests.harness.pytest_plugin import private_hub
 from tests.harness.rawmqtt import RawMqtt
 from tests.harness.rawws import RawWebSocket, WsClosed
 from thalovant.core.machine import Tick
@@ -38,29 +37,14 @@ from thalovant.core.session import (
 pytestmark = pytest.mark.hub
 
 
-def _own_hub(flavour: Any) -> Iterator[TestHub]:
-    run_dir = harness_home() / "runs" / f"{os.getpid()}-{flavour.name}-session-live"
-    hub = TestHub(flavour, run_dir, bound_to_parent=True)
-    try:
-        hub.start()
-    except HarnessUnavailable as exc:
-        hub.stop()
-        pytest.skip(f"real hub {flavour.name} unavailable: {exc}")
-    try:
-        yield hub
-    finally:
-        hub.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def hub4() -> Iterator[TestHub]:
-    yield from _own_hub(HUB4)
+    yield from private_hub(HUB4, "session-live")
 
 
 @pytest.fixture(scope="module")
 def hub5() -> Iterator[TestHub]:
-    yield from _own_hub(HUB5)
+    yield from private_hub(HUB5, "session-live")
 
 
 def converse(session: Session, send: Callable[[str | bytes], None], recv: Callable[[float], Any]) -> dict[str, Any]:

@@ -115,3 +115,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "real hub")
         for line in _REPORT:
             terminalreporter.write_line(line)
+
+
+def private_hub(flavour: Flavour, tag: str) -> Iterator[TestHub]:
+    """A hub of a test module's own (own run directory and ports), for tests that need a hub no other test
+    has touched (e.g. fresh Noise pins); skips with the reason when the harness cannot be installed."""
+    run_dir = harness_home() / "runs" / f"{os.getpid()}-{flavour.name}-{tag}"
+    hub = TestHub(flavour, run_dir, bound_to_parent=True)
+    try:
+        hub.start()
+    except HarnessUnavailable as exc:
+        hub.stop()
+        pytest.skip(f"real hub {flavour.name} unavailable: {exc}")
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
