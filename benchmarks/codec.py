@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from benchmarks._timing import measure
 from benchmarks.refvenv import run_worker
-from thalovant.core.codec import bus_message
-from thalovant.core.crypto import Cipher, Encoding, LegacyChannel, preshared_key
-from thalovant.core.message import BusMessage, HiveMessage
-from thalovant.core.noise import SUITE_CHACHA, CipherState
-from thalovant.core.noise_channel import NoiseChannel
+from thalovant.core.handshake.noise import SUITE_CHACHA, CipherState
+from thalovant.core.handshake.v1_crypto import Cipher, Encoding, LegacyChannel, preshared_key
+from thalovant.core.handshake.v3_channel import NoiseChannel
+from thalovant.core.wire.codec import bus_message
+from thalovant.core.wire.message import BusMessage, HiveMessage
 
 __all__ = ["SIZES", "render", "run", "workload"]
 

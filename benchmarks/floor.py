@@ -2,7 +2,7 @@
 
 Item 1 of the benchmark issue compares thalovant's ask latency with "the smallest client that can
 complete the same exchange", so that the hub's own share of the time is known. This module is that
-client, once per transport. It drives the pure :class:`thalovant.core.session.Session` (handshake,
+client, once per transport. It drives the pure :class:`thalovant.core.session.machine.Session` (handshake,
 AES-GCM sealing; a few microseconds per message, see the codec benchmark) from the most direct
 blocking loop there is, with none of the client machinery (no event loop, no Connection machine, no
 correlation, no queues, no reconnect):
@@ -41,14 +41,13 @@ from wsproto.events import (
     TextMessage,
 )
 
-from thalovant.core.context import utterance_message
-from thalovant.core.links import percent_encode
+from thalovant.core.bus.outbound import utterance_message
+from thalovant.core.links.base import percent_encode
 from thalovant.core.links.http_wire import parse_body, poll_frames, send_body
 from thalovant.core.links.mqtt_topics import MqttLayout, mqtt_topics
-from thalovant.core.links.ws_link import ws_target
+from thalovant.core.links.ws import ws_target
 from thalovant.core.machine import Output
-from thalovant.core.message import BusMessage
-from thalovant.core.session import (
+from thalovant.core.session.machine import (
     Deliver,
     FrameReceived,
     LinkOpened,
@@ -59,6 +58,7 @@ from thalovant.core.session import (
     UserSend,
     authorization_token,
 )
+from thalovant.core.wire.message import BusMessage
 from thalovant.shell.identity_io import ThalovantIdentity
 
 __all__ = ["FloorError", "measure"]

@@ -1,7 +1,7 @@
 """Item 5: handshake cost. Client CPU time from link-up to a ready session, in memory.
 
-Our core's ``Session`` talks to the in-test hub counterparts (``tests.test_session_pair.FakeHub``
-for hub 4.x, ``tests.test_handshake_v3.FakeNoiseHub`` for hub 5.x). Only the time spent inside
+Our core's ``Session`` talks to the in-test hub counterparts (``tests.core.session.test_session_pair.FakeHub``
+for hub 4.x, ``tests.core.handshake.test_v3.FakeNoiseHub`` for hub 5.x). Only the time spent inside
 the client's ``Session`` (construction + every ``handle`` call until ``SessionReady``, encrypted
 HELLO included) is counted; the fake hub's work is not. No sockets, so this is the protocol's
 own cost: what a fast network would still leave.
@@ -23,11 +23,11 @@ from typing import Any
 
 from benchmarks._timing import summarize
 from benchmarks.refvenv import run_worker
-from thalovant.core.codec import decode_json, encode_json
-from thalovant.core.crypto import derive_password_key, preshared_key
+from thalovant.core.handshake.noise import derive_psk, public_key
+from thalovant.core.handshake.v1_crypto import derive_password_key, preshared_key
 from thalovant.core.machine import Input, Output
-from thalovant.core.noise import derive_psk, public_key
-from thalovant.core.session import FrameReceived, LinkOpened, SendFrame, Session, SessionState
+from thalovant.core.session.machine import FrameReceived, LinkOpened, SendFrame, Session, SessionState
+from thalovant.core.wire.codec import decode_json, encode_json
 
 __all__ = ["CASES", "render", "run"]
 
@@ -55,7 +55,7 @@ def _step(clock: _Clock, session: Session, inp: Input) -> list[Output]:
 
 def v1_once(*, password: str | None = None, crypto_key: str | None = None) -> float:
     """One hub 4.x handshake (password or PSK path); returns client seconds to READY."""
-    from tests.test_session_pair import FakeHub
+    from tests.core.session.test_session_pair import FakeHub
 
     hub = FakeHub(password=password, crypto_key=crypto_key)
     clock = _Clock()
@@ -81,7 +81,7 @@ class NoiseBench:
     """A hub 5.x counterpart plus the client state that survives reconnects (static key, pin, PSK)."""
 
     def __init__(self) -> None:
-        from tests.test_handshake_v3 import FakeNoiseHub
+        from tests.core.handshake.test_v3 import FakeNoiseHub
 
         probe = FakeNoiseHub(password_psk=b"\0" * 32, seed=b"bench")
         hello = probe.hello.payload

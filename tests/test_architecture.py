@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
+
+ROOT = ROOT
 CORE = ROOT / "thalovant" / "core"
 FORBIDDEN_TOP = {
     "socket", "ssl", "time", "datetime", "os", "sys", "random", "secrets", "uuid", "logging",
@@ -124,9 +126,12 @@ def test_sync_facade_mirrors_the_async_client() -> None:
     assert missing == [], f"ThalovantClient lacks {missing}"
 
 
-def test_sync_facade_holds_no_protocol_code() -> None:
-    source = (ROOT / "thalovant" / "shell" / "sync.py").read_text(encoding="utf-8")
-    tree = ast.parse(source)
+SYNC_FILES = sorted((ROOT / "thalovant" / "shell" / "sync").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SYNC_FILES, ids=lambda p: p.name)
+def test_sync_facade_holds_no_protocol_code(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = {
         (node.module or "").split(".")[0]
         for node in ast.walk(tree)
@@ -134,8 +139,8 @@ def test_sync_facade_holds_no_protocol_code() -> None:
     } | {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not imported & {"h11", "wsproto", "paho"}
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(m and m.startswith(("thalovant.core.session", "thalovant.core.links", "thalovant.shell.runtime"))
-                   for m in modules)
+    forbidden = ("thalovant.core.session", "thalovant.core.links", "thalovant.shell.runtime")
+    assert not any(m and m.startswith(forbidden) for m in modules)
 
 
 def test_public_api_exposes_no_returns_containers() -> None:

@@ -4,7 +4,7 @@ Each block runs in a fresh namespace (``__name__ == "__main__"``), in a temporar
 and fails the test if it raises. What a block runs against is chosen by an HTML comment on one of
 the lines just above its fence (blank lines may come between):
 
-* no comment, or ``<!-- run: hub -->``: the real hub 4.x (``tests/integration/test_docs_live.py``);
+* no comment, or ``<!-- run: hub -->``: the real hub 4.x (``tests/live/test_docs_live.py``);
   ``$THALOVANT_IDENTITY`` names the ``psk`` identity file and the ``THALOVANT_*`` variables hold the
   same identity;
 * ``<!-- run: hub-mqtt -->``: the same, skipped when mosquitto is unavailable;
@@ -34,7 +34,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
+
+ROOT = ROOT
 DOCS = ROOT / "docs"
 MODES = ("hub", "hub-mqtt", "hub-v3", "offline", "control-plane")
 MAX_NOT_RUN = 3

@@ -21,8 +21,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantClient": "thalovant.shell.client",
-    "ThalovantClient": "thalovant.shell.sync",
-    "ThalovantHealth": "thalovant.core.health",
+    "ThalovantClient": "thalovant.shell.sync.client",
+    "ThalovantHealth": "thalovant.core.client.health",
     "ThalovantSubscription": "thalovant.shell.listeners",
     "ThalovantListener": "thalovant.shell.listeners",
     # errors
@@ -41,35 +41,33 @@ _EXPORTS: dict[str, str] = {
     "ThalovantAPIError": "thalovant.errors",
     "ThalovantIdentity": "thalovant.shell.identity_io",
     "ThalovantSecurityWarning": "thalovant.shell.identity_io",
-    "MqttBrokerCredentials": "thalovant.core.identity_mqtt",
-    "HubProtocol": "thalovant.core.identity_protocols",
-    "HubProtocolSettings": "thalovant.core.identity_protocols",
-    "HubDataPlaneEndpoints": "thalovant.core.identity_protocols",
-    "SelectedHubEndpoint": "thalovant.core.identity_protocols",
-    "select_data_plane_endpoint": "thalovant.core.identity_protocols",
-    "DEFAULT_PROTOCOL_PREFERENCE": "thalovant.core.identity_protocols",
-    "ThalovantEvent": "thalovant.core.events",
-    "EventFilter": "thalovant.core.events",
-    "ThalovantReply": "thalovant.core.events_reply",
-    "ThalovantDisplayItem": "thalovant.core.display",
-    "strip_ssml": "thalovant.core.display",
-    "build_client_context": "thalovant.core.context",
-    "EVENT_RECOGNIZER_LOOP_UTTERANCE": "thalovant.core.events",
-    "EVENT_SPEAK": "thalovant.core.events",
-    "EVENT_UTTERANCE_HANDLED": "thalovant.core.events",
-    "EVENT_INTENT_FAILURE": "thalovant.core.events",
-    "EVENT_INTENT_UNMATCHED": "thalovant.core.events",
-    "EVENT_POLICY_DENIED": "thalovant.core.events",
+    "MqttBrokerCredentials": "thalovant.core.identity.mqtt",
+    "HubProtocol": "thalovant.core.identity.protocols",
+    "HubProtocolSettings": "thalovant.core.identity.protocols",
+    "HubDataPlaneEndpoints": "thalovant.core.identity.protocols",
+    "SelectedHubEndpoint": "thalovant.core.identity.protocols",
+    "select_data_plane_endpoint": "thalovant.core.identity.protocols",
+    "DEFAULT_PROTOCOL_PREFERENCE": "thalovant.core.identity.protocols",
+    "ThalovantEvent": "thalovant.core.bus.events",
+    "EventFilter": "thalovant.core.bus.events",
+    "ThalovantReply": "thalovant.core.bus.reply",
+    "ThalovantDisplayItem": "thalovant.core.bus.display",
+    "strip_ssml": "thalovant.core.bus.display",
+    "build_client_context": "thalovant.core.bus.outbound",
+    "EVENT_RECOGNIZER_LOOP_UTTERANCE": "thalovant.core.bus.events",
+    "EVENT_SPEAK": "thalovant.core.bus.events",
+    "EVENT_UTTERANCE_HANDLED": "thalovant.core.bus.events",
+    "EVENT_INTENT_FAILURE": "thalovant.core.bus.events",
+    "EVENT_INTENT_UNMATCHED": "thalovant.core.bus.events",
+    "EVENT_POLICY_DENIED": "thalovant.core.bus.events",
     "ThalovantControlPlane": "thalovant.shell.control_plane",
     "AsyncThalovantControlPlane": "thalovant.shell.control_plane",
     "BootstrapIdentityResult": "thalovant.shell.control_plane",
 }
 
 if TYPE_CHECKING:
-    from thalovant.core.context import build_client_context
-    from thalovant.core.display import ThalovantDisplayItem, strip_ssml
-    from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
-    from thalovant.core.events import (
+    from thalovant.core.bus.display import ThalovantDisplayItem, strip_ssml
+    from thalovant.core.bus.events import (
         EVENT_INTENT_FAILURE,
         EVENT_INTENT_UNMATCHED,
         EVENT_POLICY_DENIED,
@@ -79,10 +77,12 @@ if TYPE_CHECKING:
         EventFilter,
         ThalovantEvent,
     )
-    from thalovant.core.events_reply import ThalovantReply
-    from thalovant.core.health import ThalovantHealth
-    from thalovant.core.identity_mqtt import MqttBrokerCredentials
-    from thalovant.core.identity_protocols import (
+    from thalovant.core.bus.outbound import build_client_context
+    from thalovant.core.bus.reply import ThalovantReply
+    from thalovant.core.client.health import ThalovantHealth
+    from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
+    from thalovant.core.identity.mqtt import MqttBrokerCredentials
+    from thalovant.core.identity.protocols import (
         DEFAULT_PROTOCOL_PREFERENCE,
         HubDataPlaneEndpoints,
         HubProtocol,
@@ -113,7 +113,7 @@ if TYPE_CHECKING:
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
-    from thalovant.shell.sync import ThalovantClient
+    from thalovant.shell.sync.client import ThalovantClient
 
 
 def __getattr__(name: str) -> Any:

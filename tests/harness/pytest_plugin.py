@@ -1,7 +1,7 @@
 """pytest plugin: fixtures for tests against a real HiveMind hub on loopback (see ``tests/harness``).
 
 Register it once for the whole tree with ``pytest_plugins = ["tests.harness.pytest_plugin"]`` in the
-root ``tests/conftest.py``; ``tests/integration/conftest.py`` loads it itself when that is missing.
+root ``tests/conftest.py``; ``tests/live/conftest.py`` loads it itself when that is missing.
 
 ``real_hub`` (hivemind-core 4.0.0) and ``real_hub_v3`` (hivemind-core 5.x, Noise) are session-scoped
 ``TestHub`` objects.  Each pytest session gets its own run directory and free ports, so parallel

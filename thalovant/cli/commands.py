@@ -38,8 +38,8 @@ async def _connected(ctx: Context, client: AsyncThalovantClient) -> None:
 
 
 async def cmd_health(ctx: Context) -> int:
+    from thalovant.core.client.health import ThalovantHealth
     from thalovant.core.errors import ThalovantError
-    from thalovant.core.health import ThalovantHealth
 
     client = ctx.client()
     try:

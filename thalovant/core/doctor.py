@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.identity import ThalovantIdentity, normalize_protocol
-from thalovant.core.identity_values import split_url
+from thalovant.core.identity.fields import split_url
+from thalovant.core.identity.model import ThalovantIdentity, normalize_protocol
 from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
 
 __all__ = [

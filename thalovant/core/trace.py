@@ -105,9 +105,49 @@ class TraceProblem:
 # ---- type names and the registry ---------------------------------------------------------------
 
 
+# Trace files name types by the module they lived in when the format was fixed; moving a module
+# must not change the files, so the modules that moved keep their first name here.
+_TRACE_MODULE_NAMES: dict[str, str] = {
+    "wire.message": "message",
+    "wire.codec": "codec",
+    "wire.bitstring": "bitstring",
+    "wire.frame": "channel",
+    "handshake.contract": "channel",
+    "handshake.v1_crypto": "crypto",
+    "handshake.v1": "handshake_v1",
+    "handshake.v3": "handshake_v3",
+    "handshake.noise": "noise",
+    "handshake.v3_channel": "noise_channel",
+    "session.machine": "session",
+    "session.events": "session_io",
+    "links.base": "links",
+    "links.ws": "links.ws_link",
+    "links.mqtt": "links.mqtt_map",
+    "client.connection": "connection",
+    "client.connection_events": "connection_io",
+    "client.reconnect": "reconnect",
+    "client.correlate": "correlate",
+    "client.health": "health",
+    "identity.model": "identity",
+    "identity.fields": "identity_values",
+    "identity.protocols": "identity_protocols",
+    "identity.mqtt": "identity_mqtt",
+    "identity.env": "identity_env",
+    "identity.profiles": "identity_config",
+    "bus.events": "events",
+    "bus.reply": "events_reply",
+    "bus.refusal": "refusal",
+    "bus.outbound": "context",
+    "bus.display": "display",
+    "control.api": "control",
+    "control.identity": "control_identity",
+}
+
+
 def type_name(cls: type) -> str:
-    """The stable name a class has in traces (module relative to ``thalovant.core``)."""
-    return f"{cls.__module__.removeprefix(_PREFIX)}.{cls.__qualname__}"
+    """The stable name a class has in traces (its module relative to ``thalovant.core``, by first name)."""
+    module = cls.__module__.removeprefix(_PREFIX)
+    return f"{_TRACE_MODULE_NAMES.get(module, module)}.{cls.__qualname__}"
 
 
 class TypeRegistry:

@@ -9,7 +9,7 @@ event is handled once, whatever the number of hub restarts).
 * :class:`AsyncThalovantAgent` runs on anyio (asyncio or trio); handlers may
   be plain functions or coroutine functions.
 * :class:`ThalovantAgent` is the blocking twin over
-  :class:`~thalovant.shell.sync.ThalovantClient`; its handlers are plain
+  :class:`~thalovant.shell.sync.client.ThalovantClient`; its handlers are plain
   functions run in a worker thread, so they may call ``agent.client``.
 
 A handler that raises is logged and the agent keeps running. When the
@@ -31,13 +31,13 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from thalovant.core.bus.events import EVENT_SPEAK, EventFilter
+from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.errors import ThalovantConnectionError, ThalovantError
-from thalovant.core.events import EVENT_SPEAK, EventFilter
-from thalovant.core.events_reply import ThalovantReply
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
-from thalovant.shell.sync import ThalovantClient
+from thalovant.shell.sync.client import ThalovantClient
 
 if TYPE_CHECKING:
     from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation

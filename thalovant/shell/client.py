@@ -1,7 +1,7 @@
 """``AsyncThalovantClient``: the one implementation of the client (anyio; asyncio or trio).
 
-The client turns an identity into a :class:`~thalovant.core.connection.ConnectionConfig`,
-runs the pure :class:`~thalovant.core.connection.Connection` machine in a
+The client turns an identity into a :class:`~thalovant.core.client.connection.ConnectionConfig`,
+runs the pure :class:`~thalovant.core.client.connection.Connection` machine in a
 :class:`~thalovant.shell.runtime.ConnectionRuntime`, and turns the machine's
 results into return values and exceptions. ``ThalovantClient`` (``shell/sync.py``)
 is a blocking facade over this class and contains no protocol logic.
@@ -23,10 +23,14 @@ import anyio
 import anyio.abc
 
 from thalovant._version import __version__
-from thalovant.core import connection as cx
-from thalovant.core import correlate as corr
-from thalovant.core.context import action_message, code_message, merge_context, new_request_id, new_session_id
-from thalovant.core.context import utterance_message as build_utterance
+from thalovant.core.bus.events import EventFilter, ThalovantEvent
+from thalovant.core.bus.outbound import action_message, code_message, merge_context, new_request_id, new_session_id
+from thalovant.core.bus.outbound import utterance_message as build_utterance
+from thalovant.core.bus.reply import ThalovantReply
+from thalovant.core.client import connection as cx
+from thalovant.core.client import correlate as corr
+from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.errors import (
     LocalProtocolError,
     ThalovantAuthenticationError,
@@ -34,18 +38,14 @@ from thalovant.core.errors import (
     ThalovantPolicyDenied,
     ThalovantTimeoutError,
 )
-from thalovant.core.events import EventFilter, ThalovantEvent
-from thalovant.core.events_reply import ThalovantReply
-from thalovant.core.health import ThalovantHealth
-from thalovant.core.identity_protocols import normalize_protocol
+from thalovant.core.identity.protocols import normalize_protocol
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Output
-from thalovant.core.message import BusMessage
-from thalovant.core.reconnect import ReconnectConfig
 from thalovant.core.trace import RecordingEntropy
-from thalovant.shell.http11 import split_url
+from thalovant.core.wire.message import BusMessage
 from thalovant.shell.identity_io import ThalovantIdentity
+from thalovant.shell.links.http import split_url
 from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, ListenerRegistry, Subscription
 from thalovant.shell.runtime import ConnectionRuntime, Endpoint, Timeouts
 from thalovant.shell.tls import make_ssl_context

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 :class:`AsyncThalovantControlPlane` is the one implementation. It asks
-``thalovant.core.control`` for each request, sends it over one keep-alive
-:class:`~thalovant.shell.http11.HttpConnection`, and turns every failure into
+``thalovant.core.control.api`` for each request, sends it over one keep-alive
+:class:`~thalovant.shell.links.http.HttpConnection`, and turns every failure into
 ``ThalovantAPIError`` in :meth:`AsyncThalovantControlPlane._send` (the single
 place). :class:`ThalovantControlPlane` is a blocking facade: each call runs the
 async method through an anyio ``BlockingPortal``; there is no second copy of
@@ -40,9 +40,9 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from returns.pipeline import is_successful
 
 from thalovant._version import __version__
-from thalovant.core import control
-from thalovant.core.control import ApiProblem, ApiRequest, ClientSecrets
-from thalovant.core.control_identity import DEFAULT_PREFERENCE, assemble_identity
+from thalovant.core.control import api as control
+from thalovant.core.control.api import ApiProblem, ApiRequest, ClientSecrets
+from thalovant.core.control.identity import DEFAULT_PREFERENCE, assemble_identity
 from thalovant.errors import (
     LocalProtocolError,
     ThalovantAPIError,
@@ -50,7 +50,7 @@ from thalovant.errors import (
     ThalovantTimeoutError,
 )
 from thalovant.shell.control_result import BootstrapIdentityResult, build_identity
-from thalovant.shell.http11 import (
+from thalovant.shell.links.http import (
     Connector,
     HttpBodyTooLargeError,
     HttpConnection,

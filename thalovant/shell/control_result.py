@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from thalovant.core import control
-from thalovant.core.control_identity import redact_identity
+from thalovant.core.control import api as control
+from thalovant.core.control.identity import redact_identity
 from thalovant.errors import ThalovantAPIError, ThalovantIdentityError, ThalovantUnsupportedProtocolError
 from thalovant.shell.identity_io import ThalovantIdentity
 

@@ -20,15 +20,15 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from thalovant.core.context import merge_context, new_session_id
-from thalovant.core.correlate import ConversationState
-from thalovant.core.events import EventFilter, ThalovantEvent
-from thalovant.core.events_reply import ThalovantReply
+from thalovant.core.bus.events import EventFilter, ThalovantEvent
+from thalovant.core.bus.outbound import merge_context, new_session_id
+from thalovant.core.bus.reply import ThalovantReply
+from thalovant.core.client.correlate import ConversationState
 from thalovant.shell.listeners import EventPredicate, Listener
 
 if TYPE_CHECKING:
     from thalovant.shell.client import AsyncThalovantClient
-    from thalovant.shell.sync import ThalovantClient
+    from thalovant.shell.sync.client import ThalovantClient
 
 
 class AsyncThalovantConversation:
@@ -89,7 +89,7 @@ class AsyncThalovantConversation:
         return event.session_id == self.session_id
 
     def _new_request_id(self) -> str:
-        from thalovant.core.context import new_request_id
+        from thalovant.core.bus.outbound import new_request_id
 
         return self._remember(new_request_id(self.client._entropy))
 

@@ -54,11 +54,11 @@ from thalovant.core.errors import (
     ThalovantIdentityError,
     ThalovantTimeoutError,
 )
-from thalovant.core.identity import ThalovantIdentity
-from thalovant.core.links import percent_encode
-from thalovant.core.links.ws_link import ws_target
-from thalovant.core.session import authorization_token
-from thalovant.shell.http11 import HttpConnection, HttpTimeouts
+from thalovant.core.identity.model import ThalovantIdentity
+from thalovant.core.links.base import percent_encode
+from thalovant.core.links.ws import ws_target
+from thalovant.core.session.machine import authorization_token
+from thalovant.shell.links.http import HttpConnection, HttpTimeouts
 from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
 
 __all__ = ["Probe", "Resolver", "ThalovantDoctorCheck", "ThalovantDoctorReport", "run_doctor"]
@@ -308,7 +308,7 @@ class _Runner:
         return verdict
 
     async def _ws_admission(self, p: ProbeParams) -> ProbeOutcome:
-        from thalovant.shell.ws import WsClosed, WsConnection, WsUpgradeRejected
+        from thalovant.shell.links.ws import WsClosed, WsConnection, WsUpgradeRejected
 
         context = self._ssl() if p.tls else None
         try:
@@ -343,7 +343,7 @@ class _Runner:
         return ProbeOutcome(status=_OK, detail="upgrade accepted (101) and the hub sent its greeting")
 
     async def _mqtt_admission(self, p: ProbeParams) -> ProbeOutcome:
-        from thalovant.shell.mqtt import MqttConnection
+        from thalovant.shell.links.mqtt import MqttConnection
 
         creds = self.identity.mqtt
         context = self._ssl() if p.tls else None

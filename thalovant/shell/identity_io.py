@@ -1,6 +1,6 @@
 """Reading identities from files and the process environment.
 
-The core parses (``thalovant.core.identity``); this module only reads bytes
+The core parses (``thalovant.core.identity.model``); this module only reads bytes
 and ``os.environ`` and checks file permissions.
 
 The public ``thalovant.ThalovantIdentity`` is defined here: it is the core's
@@ -21,10 +21,10 @@ from typing import Self
 
 from returns.result import Success
 
-from thalovant.core import identity as _core
 from thalovant.core.errors import ThalovantIdentityError
-from thalovant.core.identity import identity_from_environ
-from thalovant.core.identity_config import parse_config_text, select_profile
+from thalovant.core.identity import model as _core
+from thalovant.core.identity.model import identity_from_environ
+from thalovant.core.identity.profiles import parse_config_text, select_profile
 
 #: Identity files larger than this are refused (a real one is well under 4 KiB).
 MAX_IDENTITY_FILE_BYTES = 1024 * 1024
@@ -58,7 +58,7 @@ def check_file_permissions(path: Path, mode: int, *, kind: str = "identity file"
 
 
 class ThalovantIdentity(_core.ThalovantIdentity):
-    """A validated client identity; see ``thalovant.core.identity`` for the fields and rules.
+    """A validated client identity; see ``thalovant.core.identity.model`` for the fields and rules.
 
     Build one with :meth:`from_file`, :meth:`from_env` or :meth:`from_mapping`.
     """
@@ -94,7 +94,7 @@ class ThalovantIdentity(_core.ThalovantIdentity):
         *,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
-        """Load one profile of a config file (format in ``thalovant.core.identity_config``).
+        """Load one profile of a config file (format in ``thalovant.core.identity.profiles``).
 
         Args:
             path: the file; default :func:`default_config_path`.

@@ -1,7 +1,7 @@
 """Event fan-out: listeners (async iterators) and subscriptions (handlers).
 
 Every bus event the hub delivers is offered to each registered listener
-whose :class:`~thalovant.core.events.EventFilter` (plus optional predicate)
+whose :class:`~thalovant.core.bus.events.EventFilter` (plus optional predicate)
 accepts it. Listeners live in the client, not in a link, so they survive
 reconnects by construction: a new link simply delivers into the same
 listeners.
@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from thalovant.core.events import EventFilter, ThalovantEvent
+from thalovant.core.bus.events import EventFilter, ThalovantEvent
 
 log = logging.getLogger("thalovant")
 

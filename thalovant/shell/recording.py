@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 A client given ``trace=TraceWriter(path)`` hands this module its
-:class:`~thalovant.core.connection.ConnectionConfig` when it connects; the
+:class:`~thalovant.core.client.connection.ConnectionConfig` when it connects; the
 writer puts a header line (machine ``"connection"`` and the encoded config)
 into the file and returns a step recorder that the runtime's driver calls for
-every step of the :class:`~thalovant.core.connection.Connection` machine.
+every step of the :class:`~thalovant.core.client.connection.Connection` machine.
 Each step is written and flushed at once, so a session that is killed still
 leaves a replayable prefix.
 
@@ -33,14 +33,14 @@ from typing import IO, Any, Protocol
 from returns.result import Failure
 
 from thalovant._version import __version__
-from thalovant.core import connection as cx
+from thalovant.core.client import connection as cx
+from thalovant.core.client.reconnect import Jitter, ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy, Input, Output
-from thalovant.core.reconnect import Jitter, ReconnectConfig
 from thalovant.core.replay import ReplayReport, replay
-from thalovant.core.session_io import authorization_token
+from thalovant.core.session.events import authorization_token
 from thalovant.core.trace import (
     JSON,
     Recorder,

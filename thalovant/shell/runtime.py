@@ -5,12 +5,12 @@ inputs enter the machine, so the only place a trace is recorded) and one
 anyio task group. Transport work is small and mechanical:
 
 * WebSocket: ``OpenWebSocket`` starts a reader task per link epoch
-  (wsproto via :class:`~thalovant.shell.ws.WsConnection`); ``SendWs`` writes
+  (wsproto via :class:`~thalovant.shell.links.ws.WsConnection`); ``SendWs`` writes
   on the driver task, in order.
 * HTTP: each ``StartRequest`` runs in its own task on one of two keep-alive
   connections (polls and sends never share one), posting
   ``ResponseReceived`` or ``RequestFailed`` back.
-* MQTT: one task per epoch owns an :class:`~thalovant.shell.mqtt.MqttConnection`;
+* MQTT: one task per epoch owns an :class:`~thalovant.shell.links.mqtt.MqttConnection`;
   subscribes and publishes go through an ordered worker.
 
 Everything the machine reports for users (events, send results, ask results,
@@ -30,7 +30,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from thalovant.core import connection as cx
+from thalovant.core.client import connection as cx
 from thalovant.core.errors import ThalovantAuthenticationError, ThalovantConnectionError, ThalovantError
 from thalovant.core.links.http_wire import (
     NOT_SENT,
@@ -40,7 +40,7 @@ from thalovant.core.links.http_wire import (
     ResponseReceived,
     StartRequest,
 )
-from thalovant.core.links.mqtt_map import (
+from thalovant.core.links.mqtt import (
     ConnectMqtt,
     DisconnectMqtt,
     MqttConnected,
@@ -53,13 +53,13 @@ from thalovant.core.links.mqtt_map import (
     SetWill,
     Subscribe,
 )
-from thalovant.core.links.ws_link import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
+from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
 from thalovant.core.machine import Input, Note, NoteLevel, Output
 from thalovant.shell.driver import Driver, StepRecorder
-from thalovant.shell.http11 import HttpConnection, HttpNotSentError, HttpTimeouts
-from thalovant.shell.mqtt import MqttConnection
-from thalovant.shell.ws import WsClosed as ShellWsClosed
-from thalovant.shell.ws import WsConnection, WsUpgradeRejected
+from thalovant.shell.links.http import HttpConnection, HttpNotSentError, HttpTimeouts
+from thalovant.shell.links.mqtt import MqttConnection
+from thalovant.shell.links.ws import WsClosed as ShellWsClosed
+from thalovant.shell.links.ws import WsConnection, WsUpgradeRejected
 
 log = logging.getLogger("thalovant")
 

@@ -1,7 +1,7 @@
 """Test without a hub: an in-memory hub, a fake transport and a virtual clock (all pure, no IO).
 
 ``thalovant.testing`` lets users (and thalovant's own tests) run the real client
-machine, :class:`thalovant.core.connection.Connection`, against :class:`FakeHub`
+machine, :class:`thalovant.core.client.connection.Connection`, against :class:`FakeHub`
 in memory: no sockets, no threads, no real time. See :class:`InMemoryHubSession`
 for the few-lines version:
 

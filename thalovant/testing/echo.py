@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from thalovant.core.machine import Entropy
-from thalovant.core.message import BusMessage
+from thalovant.core.wire.message import BusMessage
 
 __all__ = ["UTTERANCE", "Behaviour", "counting_entropy", "denial_for", "echo_replies"]
 

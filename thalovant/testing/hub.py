@@ -40,9 +40,9 @@ from typing import Any
 
 from returns.result import Failure, Success
 
-from thalovant.core.bitstring import decode_bitstring
-from thalovant.core.codec import decode_json, encode_json
-from thalovant.core.crypto import (
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.handshake.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
+from thalovant.core.handshake.v1_crypto import (
     Cipher,
     Encoding,
     client_envelope,
@@ -52,11 +52,11 @@ from thalovant.core.crypto import (
     preshared_key,
     seal_wrapper,
 )
-from thalovant.core.errors import LocalProtocolError
+from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy
-from thalovant.core.message import BusMessage, HiveMessage, MsgType
-from thalovant.core.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
-from thalovant.core.noise_channel import NoiseChannel
+from thalovant.core.wire.bitstring import decode_bitstring
+from thalovant.core.wire.codec import decode_json, encode_json
+from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
 
 __all__ = ["HUB_CIPHERS", "HUB_ENCODINGS", "FakeHub", "HubFrame"]

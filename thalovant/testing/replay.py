@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:class:`RecordingConnection` wraps a :class:`~thalovant.core.connection.Connection`
+:class:`RecordingConnection` wraps a :class:`~thalovant.core.client.connection.Connection`
 whose entropy is a :class:`~thalovant.core.trace.RecordingEntropy`; every
 ``handle`` call is written as one trace step by a core
 :class:`~thalovant.core.trace.Recorder` (no IO: the lines stay in memory;
@@ -27,12 +27,12 @@ from typing import Any, Protocol
 from returns.result import Failure
 
 from thalovant._version import __version__
-from thalovant.core import connection as cx
+from thalovant.core.client import connection as cx
+from thalovant.core.client.reconnect import Jitter, ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy, Input, Output
-from thalovant.core.reconnect import Jitter, ReconnectConfig
 from thalovant.core.replay import ReplayReport, replay
 from thalovant.core.trace import (
     Recorder,

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The facade wires the real client machine (:class:`~thalovant.core.connection.Connection`)
+The facade wires the real client machine (:class:`~thalovant.core.client.connection.Connection`)
 to a :class:`~thalovant.testing.hub.FakeHub` through a
 :class:`~thalovant.testing.transport.FakeTransport`, on a
 :class:`~thalovant.testing.transport.VirtualClock`. Every method feeds one
@@ -24,12 +24,12 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from thalovant.core import connection as cx
-from thalovant.core import correlate as corr
-from thalovant.core.context import utterance_message
-from thalovant.core.events import ThalovantEvent
+from thalovant.core.bus.events import ThalovantEvent
+from thalovant.core.bus.outbound import utterance_message
+from thalovant.core.client import connection as cx
+from thalovant.core.client import correlate as corr
 from thalovant.core.machine import Entropy, Input, Machine, Output
-from thalovant.core.message import BusMessage
+from thalovant.core.wire.message import BusMessage
 from thalovant.testing.echo import counting_entropy
 from thalovant.testing.hub import FakeHub
 from thalovant.testing.replay import RecordingConnection

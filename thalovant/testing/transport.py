@@ -1,4 +1,4 @@
-"""Run a :class:`~thalovant.core.connection.Connection` against a :class:`FakeHub` in memory.
+"""Run a :class:`~thalovant.core.client.connection.Connection` against a :class:`FakeHub` in memory.
 
 Theory of operation
 -------------------
@@ -34,10 +34,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from thalovant.core.connection import DropLink, LinkFact, LinkOrder, OpenWebSocket
-from thalovant.core.links import percent_encode
+from thalovant.core.client.connection import DropLink, LinkFact, LinkOrder, OpenWebSocket
+from thalovant.core.links.base import percent_encode
 from thalovant.core.links.http_wire import CancelRequest, ResponseReceived, StartRequest
-from thalovant.core.links.mqtt_map import (
+from thalovant.core.links.mqtt import (
     ConnectMqtt,
     DisconnectMqtt,
     MqttConnected,
@@ -49,9 +49,9 @@ from thalovant.core.links.mqtt_map import (
     SetWill,
     Subscribe,
 )
-from thalovant.core.links.ws_link import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
+from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
 from thalovant.core.machine import Input, Machine, Output, Tick
-from thalovant.core.session_io import authorization_token
+from thalovant.core.session.events import authorization_token
 from thalovant.testing.hub import FakeHub, HubFrame
 
 __all__ = ["FakeTransport", "VirtualClock", "form_decode", "pump", "run_until"]

@@ -65,7 +65,7 @@ from typing import Any
 from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links import (
+from thalovant.core.links.base import (
     FrameNotSent,
     FrameSent,
     InboundFrame,

@@ -15,10 +15,10 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from thalovant.core.channel import Frame
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links import form_encode
+from thalovant.core.links.base import form_encode
 from thalovant.core.machine import Entropy, Input, Output
+from thalovant.core.wire.frame import Frame
 
 __all__ = [
     "CancelRequest",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from returns.result import Failure, Result, Success
 
-from thalovant.core.links import Frame, LinkDown
+from thalovant.core.links.base import Frame, LinkDown
 
 __all__ = [
     "MqttLayout",

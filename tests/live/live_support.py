@@ -1,0 +1,78 @@
+"""Helpers shared by the client/conversation/fault/TLS/v3 live tests (real hub on loopback)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from thalovant.core.client.reconnect import ReconnectConfig
+
+# password-only, pre-shared-key-only, both (hub 4.0.0 client kinds)
+KINDS = ("password", "psk-only", "psk")
+PROTOCOLS = ("wss", "https", "mqtt")
+
+
+def fast_reconnect(**extra: Any) -> dict[str, Any]:
+    """Client keyword arguments for quick, bounded reconnects on loopback."""
+    kwargs: dict[str, Any] = {"reconnect": ReconnectConfig(base=0.2, cap=1.0), "connect_timeout": 20.0}
+    kwargs.update(extra)
+    return kwargs
+
+
+def need_protocol(hub: Any, protocol: str) -> None:
+    """Skip when the hub cannot serve ``protocol`` (MQTT needs mosquitto)."""
+    if protocol == "mqtt" and not hub.mqtt_available:
+        pytest.skip(f"MQTT unavailable: {hub.mqtt_unavailable_reason}")
+
+
+def tag(prefix: str) -> str:
+    """A unique marker for one test's messages."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def wait_until(
+    condition: Callable[[], bool], limit: float, step: Callable[[], object] | None = None, pause: float = 0.1
+) -> bool:
+    """Poll ``condition`` (bounded by ``limit`` seconds), running ``step`` between polls."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if step is not None:
+            step()
+        time.sleep(pause)
+    return condition()
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking harness call (bus, subprocess) off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args))
+
+
+# Hub processes are started with PR_SET_PDEATHSIG, which the kernel ties to the *thread* that forked
+# them: a hub started from an anyio worker thread is SIGTERMed as soon as that worker thread exits
+# (e.g. when the test's event loop closes). Start/stop hub processes only from this long-lived thread.
+_HUB_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-control")
+
+
+async def hub_control(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a hub life-cycle call (``restart_hub``, ``start_hub``, ``kill_hub``) on the long-lived thread."""
+    future = _HUB_THREAD.submit(fn, *args, **kwargs)
+    return await anyio.to_thread.run_sync(future.result)
+
+
+def echo_utterances(hub: Any) -> list[str]:
+    """Every first utterance of ``recognizer_loop:utterance`` the echo agent has seen."""
+    found = []
+    for entry in hub.echo_log(msg_type="recognizer_loop:utterance"):
+        utterances = (entry.get("data") or {}).get("utterances") or []
+        if utterances:
+            found.append(str(utterances[0]))
+    return found

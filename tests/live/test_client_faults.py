@@ -1,0 +1,262 @@
+"""Fault injection on the real hub 4.0.0: hivemind-core killed and restarted under a live client.
+
+What must hold (``thalovant.core.client.connection``): nothing lost, nothing twice; an ask in flight fails
+at once when the link is lost; a queued send waits at most ``queue_timeout``. The bounded loop at the
+end prints its numbers (restarts survived, sent, received, duplicates) in the test output and in the
+terminal summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.live.live_support import (
+    echo_utterances,
+    fast_reconnect,
+    hub_control,
+    in_thread,
+    need_protocol,
+    tag,
+    wait_until,
+)
+from thalovant.core.bus.events import ThalovantEvent
+from thalovant.core.errors import ThalovantConnectionError, ThalovantTimeoutError
+from thalovant.shell.client import AsyncThalovantClient
+
+FAULT_REPORT: list[str] = []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def hub(real_hub: Any) -> Iterator[Any]:
+    """The shared hub, always left running (a test that kills it must not break the next one)."""
+    yield real_hub
+    if not real_hub.hub_alive():
+        real_hub.start_hub()
+
+
+class _Summary:
+    """Late-registered plugin: prints the fault numbers in the terminal summary (no -s needed)."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if FAULT_REPORT:
+            terminalreporter.write_sep("-", "fault injection (real hub)")
+            for line in FAULT_REPORT:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _fault_summary(request: pytest.FixtureRequest) -> None:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("thalovant-fault-summary"):
+        manager.register(_Summary(), "thalovant-fault-summary")
+
+
+def _text_is(text: str) -> Callable[[ThalovantEvent], bool]:
+    return lambda ev: ev.text == text
+
+
+async def _heard_again(client: AsyncThalovantClient, hub: Any, label: str, limit: float = 20.0) -> float:
+    """Push probes until the client hears one; return the seconds it took."""
+    started = time.monotonic()
+    deadline = started + limit
+    n = 0
+    while time.monotonic() < deadline:
+        probe = f"probe-{label}-{n}"
+        n += 1
+        listener = client.listen("speak", timeout=0.7, max_events=1, predicate=_text_is(probe))
+        try:
+            await in_thread(hub.push_event, "speak", {"utterance": probe})
+        except (OSError, TimeoutError):
+            await listener.aclose()
+            continue
+        if [ev async for ev in listener]:
+            return time.monotonic() - started
+    raise AssertionError(f"the client heard nothing from the hub for {limit}s ({label})")
+
+
+async def _noticed_loss(client: AsyncThalovantClient, limit: float = 10.0) -> None:
+    """Wait (bounded) until the client itself saw the link go (HTTP polling notices a dead hub late)."""
+    deadline = time.monotonic() + limit
+    while client.connected:
+        assert time.monotonic() < deadline, f"the client did not notice the dead hub within {limit}s"
+        await anyio.sleep(0.05)
+
+
+# ---- asks and emits while the hub is down ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_ask_while_hub_is_down_fails_typed_well_before_its_timeout(hub: Any, protocol: str) -> None:
+    kwargs = fast_reconnect(queue_timeout=2.0)
+    async with AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol=protocol, **kwargs) as c:
+        assert (await c.ask("before", timeout=10)).text == "echo: before"
+        await hub_control(hub.kill_hub)
+        started = time.monotonic()
+        with pytest.raises((ThalovantConnectionError, ThalovantTimeoutError)) as caught:
+            await c.ask("while down", timeout=15)
+        elapsed = time.monotonic() - started
+        print(f"\n[faults {protocol}] ask while the hub is down: {type(caught.value).__name__} after {elapsed:.2f}s")
+        FAULT_REPORT.append(f"{protocol}: ask while hub down -> {type(caught.value).__name__} in {elapsed:.2f}s")
+        assert elapsed < 5.0, "must fail from the queue bound / link loss, not the 15 s reply timeout"
+        await hub_control(hub.start_hub)
+        await _heard_again(c, hub, f"ask-{protocol}")
+        assert (await c.ask("after", timeout=10)).text == "echo: after"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_emit_while_down_is_delivered_once_after_reconnect(hub: Any, protocol: str) -> None:
+    kwargs = fast_reconnect(queue_timeout=15.0, send_timeout=20.0)
+    marker = tag(f"queued-{protocol}")
+    async with AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol=protocol, **kwargs) as c:
+        assert (await c.ask("before", timeout=10)).ok
+        await hub_control(hub.kill_hub)
+        await _noticed_loss(c)
+
+        async def revive() -> None:
+            await anyio.sleep(0.5)
+            await hub_control(hub.start_hub)
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(revive)
+            await c.emit("recognizer_loop:utterance", {"utterances": [marker], "lang": "en-us"})
+        elapsed = time.monotonic() - started
+        FAULT_REPORT.append(f"{protocol}: emit queued while hub down delivered after {elapsed:.2f}s")
+        assert wait_until(lambda: marker in echo_utterances(hub), 10)
+        assert (await c.ask("after", timeout=10)).ok  # any late duplicate would be on the bus by now
+        assert echo_utterances(hub).count(marker) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_emit_while_down_fails_typed_after_queue_timeout(hub: Any, protocol: str) -> None:
+    kwargs = fast_reconnect(queue_timeout=1.5)
+    marker = tag(f"expired-{protocol}")
+    async with AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol=protocol, **kwargs) as c:
+        assert (await c.ask("before", timeout=10)).ok
+        await hub_control(hub.kill_hub)
+        await _noticed_loss(c)
+        started = time.monotonic()
+        with pytest.raises((ThalovantTimeoutError, ThalovantConnectionError)):
+            await c.emit("recognizer_loop:utterance", {"utterances": [marker], "lang": "en-us"})
+        elapsed = time.monotonic() - started
+        assert 1.0 <= elapsed < 4.0, f"expected about queue_timeout (1.5 s), took {elapsed:.2f}s"
+        await hub_control(hub.start_hub)
+        await _heard_again(c, hub, f"expired-{protocol}")
+        assert (await c.ask("after", timeout=10)).ok
+        assert marker not in echo_utterances(hub), "an expired message must never be sent later"
+
+
+def _settled(hub: Any, received: Counter[str], batch: list[str]) -> bool:
+    on_bus = set(echo_utterances(hub))
+    return all(received[t] if not t.endswith("-emit") else t in on_bus for t in batch)
+
+
+@pytest.mark.anyio
+async def test_https_emit_before_the_loss_is_noticed_fails_typed_and_retryable(hub: Any) -> None:
+    """HTTP only learns of a dead hub from a failed request: that request is the send itself."""
+    kwargs = fast_reconnect(queue_timeout=5.0)
+    marker = tag("unnoticed")
+    async with AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol="https", **kwargs) as c:
+        assert (await c.ask("before", timeout=10)).ok
+        await hub_control(hub.kill_hub)
+        started = time.monotonic()
+        try:
+            await c.emit("recognizer_loop:utterance", {"utterances": [marker], "lang": "en-us"})
+            outcome = "queued"  # the poller noticed first: queued, then expired or sent after the restart
+        except ThalovantConnectionError as exc:
+            outcome = "failed"
+            assert exc.retryable
+        except ThalovantTimeoutError:
+            outcome = "expired"
+        elapsed = time.monotonic() - started
+        FAULT_REPORT.append(f"https: emit right after the kill -> {outcome} in {elapsed:.2f}s")
+        assert elapsed < 7.0
+        await hub_control(hub.start_hub)
+        await _heard_again(c, hub, "unnoticed")
+        assert (await c.ask("after", timeout=10)).ok
+        assert echo_utterances(hub).count(marker) <= 1
+
+
+# ---- listen across restarts + the bounded fault-injection loop -------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https", "mqtt"])
+async def test_fault_injection_loop(hub: Any, protocol: str) -> None:
+    """3 hub restarts x 20 pushed events and 20 emits per phase; events flow again with no user action."""
+    need_protocol(hub, protocol)
+    restarts, per_phase = 3, 20
+    run = tag("fi")
+    received: Counter[str] = Counter()
+    pushed: list[str] = []
+    emitted: list[str] = []
+    send_errors = 0
+    survived = 0
+    recovery: list[float] = []
+    started = time.monotonic()
+    # MQTT notices a restarted hub only through its keep-alive PING (default every 15 idle s): 2 s here
+    kwargs = fast_reconnect(queue_timeout=10.0, send_timeout=15.0, **({"keepalive": 2.0} if protocol == "mqtt" else {}))
+    async with AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol=protocol, **kwargs) as c:
+        listener = c.listen("speak", timeout=90, predicate=lambda ev: ev.text.startswith(run))
+
+        async def collect() -> None:
+            async for ev in listener:
+                received[ev.text] += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect)
+            for phase in range(restarts + 1):
+                if phase:
+                    await hub_control(hub.restart_hub)
+                    recovery.append(await _heard_again(c, hub, f"{run}-{phase}"))
+                    survived += 1
+                else:  # the hub routes to a peer once it has processed its HELLO
+                    await _heard_again(c, hub, f"{run}-{phase}")
+                batch: list[str] = []
+                for n in range(per_phase):
+                    text = f"{run}-p{phase}-{n}"
+                    if await in_thread(hub.push_event, "speak", {"utterance": text}):
+                        pushed.append(text)
+                        batch.append(text)
+                    try:
+                        await c.emit("recognizer_loop:utterance", {"utterances": [f"{text}-emit"], "lang": "en-us"})
+                        emitted.append(f"{text}-emit")
+                        batch.append(f"{text}-emit")
+                    except (ThalovantConnectionError, ThalovantTimeoutError):
+                        send_errors += 1
+                # settle the phase before the next SIGKILL: without acks in the protocol, a frame the
+                # transport took just before the kill (or an event the hub queued for the next HTTP poll)
+                # dies with the hub process; that is not the client's to recover.
+                await in_thread(wait_until, lambda b=batch: _settled(hub, received, b), 10)
+                assert time.monotonic() - started < 60, "fault loop over its 60 s budget"
+            tg.cancel_scope.cancel()
+    on_bus = Counter(u for u in echo_utterances(hub) if u.startswith(run))
+    dup_events = sum(n - 1 for n in received.values() if n > 1)
+    dup_emits = sum(n - 1 for n in on_bus.values() if n > 1)
+    line = (
+        f"{protocol}: restarts survived {survived}/{restarts}; hub->client pushed {len(pushed)} received"
+        f" {sum(1 for p in pushed if received[p])} duplicates {dup_events}; client->hub emitted {len(emitted)}"
+        f" (+{send_errors} typed send errors) on bus {len(on_bus)} duplicates {dup_emits};"
+        f" recovery after restart {', '.join(f'{r:.1f}s' for r in recovery)}; {time.monotonic() - started:.1f}s"
+    )
+    print(f"\n[fault-injection] {line}")
+    FAULT_REPORT.append(f"fault-injection {line}")
+    assert survived == restarts
+    assert dup_events == 0 and dup_emits == 0
+    assert all(received[p] == 1 for p in pushed)
+    assert set(emitted) <= set(on_bus)
+    assert len(pushed) == (restarts + 1) * per_phase

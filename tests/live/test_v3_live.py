@@ -1,0 +1,170 @@
+"""Protocol v3 (Noise) on the real hub 5.x, over WebSocket and HTTP.
+
+Verified live: hub 5.x accepts the ``authorization`` token both raw (``auth_encoding="raw"``) and
+percent-encoded (``"percent"``) on WebSocket and HTTP, including a token that ends in ``=`` padding
+(the ``padded`` kind). Hub 4.0.0 WebSocket, by contrast, accepts only the raw form of a padded token.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.live.live_support import echo_utterances, fast_reconnect, hub_control, in_thread, tag, wait_until
+from thalovant.core.bus.events import ThalovantEvent
+from thalovant.core.errors import ThalovantAuthenticationError, ThalovantPolicyDenied, ThalovantTimeoutError
+from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.sync.client import ThalovantClient
+
+V3_MATRIX = [(p, e, k) for p in ("wss", "https") for e in ("raw", "percent") for k in ("password", "psk", "padded")]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _text_is(text: str) -> Any:
+    return lambda ev: ev.text == text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("protocol", "encoding", "kind"), V3_MATRIX)
+async def test_v3_ask_emit_listen(real_hub_v3: Any, protocol: str, encoding: str, kind: str) -> None:
+    hub = real_hub_v3
+    marker = tag(f"v3-{protocol}-{encoding}-{kind}")
+    async with AsyncThalovantClient.from_identity_file(
+        hub.identity_path(kind), protocol=protocol, auth_encoding=encoding
+    ) as client:
+        health = await client.healthcheck()
+        assert health.connected and health.generation == 3, "hub 5.x must negotiate protocol v3 (Noise)"
+        reply = await client.ask(f"ask {marker}", timeout=10)
+        assert reply.text == f"echo: ask {marker}" and reply.ok
+
+        await client.emit("recognizer_loop:utterance", {"utterances": [f"emit {marker}"], "lang": "en-us"})
+        assert await in_thread(wait_until, lambda: f"emit {marker}" in echo_utterances(hub), 10)
+
+        pushed = f"push {marker}"
+        listener = client.listen("speak", timeout=10, max_events=1, predicate=_text_is(pushed))
+        assert await in_thread(hub.push_event, "speak", {"utterance": pushed})
+        assert [ev.text async for ev in listener] == [pushed]
+
+
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_v3_sync_client(real_hub_v3: Any, protocol: str) -> None:
+    kwargs = {"auth_encoding": "percent"} if protocol == "wss" else {}
+    with ThalovantClient.from_identity_file(real_hub_v3.identity_path("psk"), protocol=protocol, **kwargs) as c:
+        assert c.ask("sync v3", timeout=10).text == "echo: sync v3"
+        assert c.healthcheck().generation == 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_v3_turn_outcomes(real_hub_v3: Any, protocol: str) -> None:
+    async with AsyncThalovantClient.from_identity_file(
+        real_hub_v3.identity_path("password"), protocol=protocol, auth_encoding="percent"
+    ) as client:
+        with pytest.raises(ThalovantPolicyDenied) as caught:
+            await client.ask("deny", timeout=10)
+        assert caught.value.code == "policy_denied"
+        assert caught.value.reason == "denied by the echo agent (utterance 'deny')"
+        for command in ("fail", "unmatched"):
+            reply = await client.ask(command, timeout=10)
+            assert reply.unanswered and not reply.ok
+        multi = await client.ask("multi", timeout=10)
+        assert multi.utterances == ("echo: multi (1/2)", "echo: multi (2/2)") and multi.handled
+        with pytest.raises(ThalovantTimeoutError):
+            await client.ask("silent", timeout=1.0)
+
+
+@pytest.mark.anyio
+async def test_v3_conversations_stay_apart(real_hub_v3: Any) -> None:
+    async with AsyncThalovantClient.from_identity_file(
+        real_hub_v3.identity_path("psk"), protocol="wss", auth_encoding="percent"
+    ) as client:
+        a, b = client.conversation(session_id=tag("v3-a")), client.conversation(session_id=tag("v3-b"))
+        heard: dict[str, list[ThalovantEvent]] = {"a": [], "b": []}
+        replies: dict[str, list[Any]] = {"a": [], "b": []}
+
+        async def watch(name: str, listener: Any) -> None:
+            async for ev in listener:
+                heard[name].append(ev)
+
+        async def turns(name: str, convo: Any) -> None:
+            for n in (1, 2):
+                replies[name].append(await convo.ask(f"{name} v3 turn {n}", timeout=10))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, "a", a.listen("speak", timeout=30))
+            tg.start_soon(watch, "b", b.listen("speak", timeout=30))
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(turns, "a", a)
+                inner.start_soon(turns, "b", b)
+            await anyio.sleep(0.3)  # a misrouted reply would have arrived by now
+            tg.cancel_scope.cancel()
+        for name, convo in (("a", a), ("b", b)):
+            expected = [f"echo: {name} v3 turn {n}" for n in (1, 2)]
+            assert [r.text for r in replies[name]] == expected
+            assert all(r.session_id == convo.session_id for r in replies[name])
+            assert [ev.text for ev in heard[name]] == expected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_v3_wrong_password_is_refused_quickly(real_hub_v3: Any, protocol: str) -> None:
+    identity = real_hub_v3.identity("password")
+    identity["password"] = "0" * 32
+    client = AsyncThalovantClient(identity, protocol=protocol, auth_encoding="percent", connect_timeout=20)
+    started = time.monotonic()
+    with pytest.raises(ThalovantAuthenticationError) as caught:
+        await client.connect()
+    assert time.monotonic() - started < 10
+    assert identity["password"] not in str(caught.value)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+async def test_v3_listen_survives_a_hub_restart(real_hub_v3: Any, protocol: str) -> None:
+    hub = real_hub_v3
+    run = tag("v3-restart")
+    seen: list[str] = []
+    async with AsyncThalovantClient.from_identity_file(
+        hub.identity_path("psk2"), protocol=protocol, auth_encoding="percent", **fast_reconnect()
+    ) as client:
+        listener = client.listen("speak", timeout=60, predicate=lambda ev: ev.text.startswith(run))
+
+        async def collect() -> None:
+            async for ev in listener:
+                seen.append(ev.text)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(collect)
+                before = [f"{run}-before-{n}" for n in range(5)]
+                for text in before:
+                    assert await in_thread(hub.push_event, "speak", {"utterance": text})
+                assert await in_thread(wait_until, lambda: set(before) <= set(seen), 10)
+                await hub_control(hub.restart_hub)
+                probes = iter(range(1000))
+                assert await in_thread(
+                    wait_until,
+                    lambda: any(s.startswith(f"{run}-probe") for s in seen),
+                    30,
+                    lambda: hub.push_event("speak", {"utterance": f"{run}-probe-{next(probes)}"}),
+                    0.5,
+                ), "no events after the hub restart"
+                after = [f"{run}-after-{n}" for n in range(5)]
+                for text in after:
+                    assert await in_thread(hub.push_event, "speak", {"utterance": text})
+                assert await in_thread(wait_until, lambda: set(after) <= set(seen), 10)
+                assert (await client.ask("after restart", timeout=10)).text == "echo: after restart"
+                tg.cancel_scope.cancel()
+        finally:
+            if not hub.hub_alive():
+                await hub_control(hub.start_hub)
+    numbered = [s for s in seen if "-probe-" not in s]
+    assert numbered == before + after, "each event exactly once, in order"

@@ -1,0 +1,1 @@
+"""Bus-level values: events, replies, refusals, outbound messages and rich display."""

@@ -1,0 +1,178 @@
+"""The reply of one ask, assembled from the events of its turn.
+
+Theory of operation
+-------------------
+Pure values. The correlator (``correlate.py``) collects the events that
+belong to an ask and calls :func:`build_reply` when the ask ends.
+
+Rule 1: the outcome is explicit. ``handled`` (the hub closed the turn),
+``timed_out`` (it did not, but speech so far is kept), ``unanswered`` (no skill
+matched), ``cancelled`` (a transformer cancelled the utterance) and ``empty``
+(nothing was said) are separate flags; ``ok`` is true only for a handled,
+answered, uncancelled turn without a failure event.
+
+Rule 2: identical events (harness P18) count once, and the speech of failure
+events (the user's own words) is never part of the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent, redact
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThalovantReply:
+    """What one ask produced.
+
+    Attributes:
+        text: the speech of the turn: whitespace collapsed, consecutive
+            repeats dropped, pieces joined with a space.
+        utterances: the speech pieces, in order.
+        events: every event of the turn (duplicates removed), in arrival order.
+        handled: the hub signalled the end of the turn (``ovos.utterance.handled``).
+        timed_out: the wait ran out before the end signal; ``text`` holds
+            whatever was said until then.
+        unanswered: no skill matched the utterance.
+        session_id: the session id the *caller* used (not the hub's rewrite).
+        request_id: the request id of the ask.
+        failure_event: the first failure event of the turn, if any.
+        cancelled: the hub cancelled the utterance (``ovos.utterance.cancelled``).
+    """
+
+    text: str = ""
+    utterances: tuple[str, ...] = ()
+    events: tuple[ThalovantEvent, ...] = ()
+    handled: bool = False
+    timed_out: bool = False
+    unanswered: bool = False
+    session_id: str | None = None
+    request_id: str | None = None
+    failure_event: ThalovantEvent | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Handled, answered, not cancelled, and no failure event."""
+        return (
+            self.handled
+            and not self.unanswered
+            and not self.cancelled
+            and self.failure_event is None
+            and not self.timed_out
+        )
+
+    @property
+    def lang(self) -> str | None:
+        """The language of the first speech event that names one."""
+        return next((e.lang for e in self.events if e.is_speech and e.lang), None)
+
+    @property
+    def skill_ids(self) -> tuple[str, ...]:
+        """The skills that answered: ``meta.skill`` of speech events and ``name`` of the handled event."""
+        found: list[str] = []
+        for event in self.events:
+            meta = event.data.get("meta")
+            skill = meta.get("skill") if isinstance(meta, dict) else None
+            if event.is_handled:
+                skill = event.data.get("name")
+            if isinstance(skill, str) and skill.strip() and skill not in found:
+                found.append(skill)
+        return tuple(found)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was said (a handled turn can be silent)."""
+        return not self.text
+
+    @property
+    def display_text(self) -> str:
+        """``text`` with SSML markup removed."""
+        return strip_ssml(self.text)
+
+    def display_items(self, *, max_text_chars: int | None = None) -> tuple[ThalovantDisplayItem, ...]:
+        """The display items of every event of the turn, or one text item holding ``display_text``.
+
+        Raises:
+            ValueError: ``max_text_chars`` is less than 1.
+        """
+        items: list[ThalovantDisplayItem] = []
+        for event in self.events:
+            items.extend(event.display_items(max_text_chars=max_text_chars))
+        if items or not self.display_text:
+            return tuple(items)
+        return display_items_for("speak", {"utterance": self.display_text}, max_text_chars=max_text_chars)
+
+    def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict; secret-looking values are redacted."""
+        return {
+            "text": self.text,
+            "display_text": self.display_text,
+            "utterances": list(self.utterances),
+            "handled": self.handled,
+            "ok": self.ok,
+            "empty": self.empty,
+            "timed_out": self.timed_out,
+            "unanswered": self.unanswered,
+            "cancelled": self.cancelled,
+            "lang": self.lang,
+            "skill_ids": list(self.skill_ids),
+            "session_id": self.session_id,
+            "request_id": self.request_id,
+            "display_items": redact([i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)]),
+            "failure_event": self.failure_event.as_dict() if self.failure_event else None,
+            "events": [e.as_dict() for e in self.events],
+        }
+
+
+def speech_pieces(events: Iterable[ThalovantEvent]) -> tuple[str, ...]:
+    """The speech of a turn: each speech event's text, whitespace collapsed, consecutive repeats dropped."""
+    pieces: list[str] = []
+    for event in events:
+        if not event.is_speech:
+            continue
+        piece = " ".join(event.text.split())
+        if piece and (not pieces or pieces[-1] != piece):
+            pieces.append(piece)
+    return tuple(pieces)
+
+
+def build_reply(
+    events: Iterable[ThalovantEvent],
+    *,
+    session_id: str | None = None,
+    request_id: str | None = None,
+    timed_out: bool = False,
+) -> ThalovantReply:
+    """Assemble a reply from the events of one turn (in arrival order).
+
+    ``handled`` and ``unanswered`` are read from the events themselves.
+    """
+    seen: set[str] = set()
+    unique: list[ThalovantEvent] = []
+    for event in events:
+        key = event.dedup_key()
+        if key not in seen:
+            seen.add(key)
+            unique.append(event)
+    pieces = speech_pieces(unique)
+    failure = next((e for e in unique if e.is_failure), None)
+    return ThalovantReply(
+        text=" ".join(pieces),
+        utterances=pieces,
+        events=tuple(unique),
+        handled=any(e.is_handled for e in unique),
+        timed_out=timed_out,
+        unanswered=any(e.is_unanswered for e in unique),
+        session_id=session_id,
+        request_id=request_id,
+        failure_event=failure,
+        cancelled=any(e.type == EVENT_UTTERANCE_CANCELLED for e in unique),
+    )
+
+
+__all__ = ["ThalovantReply", "build_reply", "speech_pieces"]

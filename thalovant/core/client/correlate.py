@@ -1,0 +1,461 @@
+"""The conversation correlator: which hub event belongs to which ask, and when an ask ends.
+
+Theory of operation
+-------------------
+One :class:`Correlator` per connection. The shell feeds it:
+
+* ``AskStarted`` when it sends an ask's utterance (with the ask's request id,
+  the user's session id, the message type and an absolute deadline);
+* ``MessageSent`` for every fire-and-forget send (it may provoke a denial);
+* ``EventArrived`` for every bus event the hub delivers;
+* ``AskCancelled`` when the caller gives up; ``LinkLost`` when the link dies;
+* ``Tick`` at ``deadline``.
+
+It answers with ``AskProgress`` for each event of an ask, then exactly one
+``AskFinished`` or ``AskFailed`` per ask, and ``UnattributedDenial`` for a
+refusal it cannot pin on one ask.
+
+States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more). The state
+follows the set of pending asks; the table ``_TRANSITIONS`` lists what each
+input does.
+
+Deadline: the earliest deadline of the pending asks, or None.
+
+Rule 1 (correlation by request id, spec §9.1/§9.2, harness P13). Hub 4.x
+replaces ``context.session`` with the connection's session, so an event is
+matched by any of its correlation ids (``request_id`` survives the round
+trip). Only an event with no id at all falls back to the session id, and only
+when exactly one pending ask has that (user-given) session id.
+
+Rule 2 (ends). An ask ends as soon as the hub says so: ``ovos.utterance.handled``
+→ finished; ``complete_intent_failure`` / ``ovos.intent.unmatched`` →
+finished with ``unanswered``; ``hive.policy.denied`` → failed (denial), not
+followed by ``handled`` on hub 5.x. No settle sleep. At the deadline, speech
+already heard is returned (``timed_out=True``); only a silent ask fails with
+``timeout``.
+
+Rule 3 (denials). A denial with a request id belongs to that ask only. Hub
+5.x sends denials with **no** id (spec §9.2); such a denial is attributed only
+when exactly one pending ask has the denied message type and no other send of
+that type happened within ``send_window`` seconds; otherwise it is reported
+as ``UnattributedDenial``.
+
+Rule 4 (duplicates, harness P18). An event identical to one seen within
+``dedup_window`` seconds (same type, data and context) is dropped. The window
+is short on purpose: hub 5.x sends byte-identical denials for separate sends,
+and those must not be swallowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from thalovant.core.bus.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, ThalovantEvent
+from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
+from thalovant.core.bus.reply import ThalovantReply, build_reply
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.machine import Input, Output, Tick
+
+FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
+
+
+class CorrelatorState(enum.Enum):
+    IDLE = "idle"  # no ask in flight
+    WAITING = "waiting"  # at least one ask in flight
+
+
+# ------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskStarted(Input):
+    """The shell sent an ask's utterance.
+
+    Attributes:
+        ask_id: the caller's handle for this ask (unique among pending asks).
+        request_id: the correlation id sent in the context (unique among pending asks).
+        session_id: the user's session id, or None.
+        msg_type: the bus type that was sent (a denial names it).
+        deadline: absolute time (same clock as ``now``) at which the ask times out.
+    """
+
+    ask_id: str
+    request_id: str
+    session_id: str | None = None
+    msg_type: str = EVENT_RECOGNIZER_LOOP_UTTERANCE
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageSent(Input):
+    """The shell sent a message that no ask waits for (it may still be refused)."""
+
+    msg_type: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventArrived(Input):
+    """The hub delivered a bus event."""
+
+    event: ThalovantEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskCancelled(Input):
+    """The caller gave up on an ask."""
+
+    ask_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkLost(Input):
+    """The link to the hub is gone; every pending ask fails."""
+
+    reason: str = ""
+
+
+# ------------------------------------------------------------------ outputs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskProgress(Output):
+    """An event that belongs to an ask (speech, handled, failure …), in arrival order."""
+
+    ask_id: str
+    event: ThalovantEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskFinished(Output):
+    """The ask ended with a reply (handled, unanswered, or timed out after speech)."""
+
+    ask_id: str
+    reply: ThalovantReply
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskFailed(Output):
+    """The ask ended without a usable reply.
+
+    Attributes:
+        ask_id: the ask.
+        kind: ``policy_denied``, ``link_lost``, ``timeout`` or ``cancelled``.
+        reason: a clean one-line reason.
+        denial: the refusal, for ``policy_denied``.
+        reply: whatever the ask collected before it ended (never lost).
+    """
+
+    ask_id: str
+    kind: FailKind
+    reason: str = ""
+    denial: Denial | None = None
+    reply: ThalovantReply = field(default_factory=ThalovantReply)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnattributedDenial(Output):
+    """A refusal that cannot be pinned on exactly one ask; deliver it to listeners."""
+
+    denial: Denial
+    event: ThalovantEvent
+
+
+# ------------------------------------------------------------------ machine
+
+
+@dataclass(slots=True)
+class _Pending:
+    ask_id: str
+    request_id: str
+    session_id: str | None
+    msg_type: str
+    deadline: float
+    events: list[ThalovantEvent] = field(default_factory=list)
+
+    def reply(self, *, timed_out: bool = False) -> ThalovantReply:
+        return build_reply(self.events, session_id=self.session_id, request_id=self.request_id, timed_out=timed_out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    msg_type: str
+    request_id: str | None
+    at: float
+
+
+_Handler = Callable[["Correlator", Any, float], list[Output]]
+
+
+class Correlator:
+    """Matches hub events to pending asks and decides when each ask ends.
+
+    Args:
+        send_window: seconds during which a send may still provoke a denial
+            with no id; used by the denial attribution rule.
+        dedup_window: seconds during which an identical event counts as a duplicate.
+        dedup_size: at most this many recent event keys are remembered.
+    """
+
+    def __init__(self, *, send_window: float = 10.0, dedup_window: float = 2.0, dedup_size: int = 1024) -> None:
+        if not send_window >= 0 or not dedup_window >= 0 or dedup_size < 1:
+            raise LocalProtocolError("send_window and dedup_window must be >= 0 and dedup_size >= 1")
+        self._dedup_window = dedup_window
+        self._send_window = send_window
+        self._dedup_size = dedup_size
+        self._pending: dict[str, _Pending] = {}
+        self._by_request: dict[str, str] = {}
+        self._sends: list[_Send] = []
+        self._seen: OrderedDict[str, float] = OrderedDict()  # key -> first seen, oldest first
+
+    @property
+    def state(self) -> CorrelatorState:
+        """IDLE with no ask pending, else WAITING."""
+        return CorrelatorState.WAITING if self._pending else CorrelatorState.IDLE
+
+    @property
+    def deadline(self) -> float | None:
+        """The earliest deadline of the pending asks."""
+        return min((p.deadline for p in self._pending.values()), default=None)
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The ask ids in flight, oldest first."""
+        return tuple(self._pending)
+
+    def handle(self, inp: Input, *, now: float) -> list[Output]:
+        """Feed one input; returns the outputs in order.
+
+        Raises:
+            LocalProtocolError: caller misuse (unknown input, duplicate or
+                unknown ask id, duplicate request id); the state is unchanged.
+        """
+        handler = _TRANSITIONS.get((self.state, type(inp)))
+        if handler is None:
+            raise LocalProtocolError(f"Correlator cannot handle {type(inp).__name__}")
+        return handler(self, inp, now)
+
+    # ---------------------------------------------------------- handlers
+
+    def _on_ask_started(self, inp: AskStarted, now: float) -> list[Output]:
+        if not inp.ask_id or not inp.request_id:
+            raise LocalProtocolError("ask_id and request_id must be non-empty")
+        if inp.ask_id in self._pending:
+            raise LocalProtocolError(f"ask {inp.ask_id!r} is already in flight")
+        if inp.request_id in self._by_request:
+            raise LocalProtocolError("request id is already in flight")
+        if not math.isfinite(inp.deadline):
+            raise LocalProtocolError("deadline must be a finite time")
+        self._pending[inp.ask_id] = _Pending(inp.ask_id, inp.request_id, inp.session_id, inp.msg_type, inp.deadline)
+        self._by_request[inp.request_id] = inp.ask_id
+        self._remember_send(_Send(inp.msg_type, inp.request_id, now), now)
+        return []
+
+    def _on_sent(self, inp: MessageSent, now: float) -> list[Output]:
+        self._remember_send(_Send(inp.msg_type, inp.request_id, now), now)
+        return []
+
+    def _on_event(self, inp: EventArrived, now: float) -> list[Output]:
+        event = inp.event
+        key = event.dedup_key()
+        while self._seen and (
+            len(self._seen) >= self._dedup_size or now - next(iter(self._seen.values())) > self._dedup_window
+        ):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return []
+        self._seen[key] = now
+        owner = self._owner(event, now)
+        if owner is None:
+            if event.is_policy_denied:
+                return [UnattributedDenial(denial=parse_denial(event), event=event)]
+            return []
+        owner.events.append(event)
+        out: list[Output] = [AskProgress(ask_id=owner.ask_id, event=event)]
+        if event.is_policy_denied:
+            denial = parse_denial(event)
+            out.append(self._end_failed(owner, "policy_denied", denial.message(), denial=denial))
+        elif event.is_handled or event.is_unanswered:
+            out.append(self._end_finished(owner))
+        return out
+
+    def _on_cancelled(self, inp: AskCancelled, now: float) -> list[Output]:
+        ask = self._pending.get(inp.ask_id)
+        if ask is None:
+            raise LocalProtocolError(f"ask {inp.ask_id!r} is not in flight")
+        return [self._end_failed(ask, "cancelled", "cancelled by the caller")]
+
+    def _on_link_lost(self, inp: LinkLost, now: float) -> list[Output]:
+        reason = clean_text(inp.reason) or "link to the hub lost"
+        self._sends.clear()
+        return [self._end_failed(ask, "link_lost", reason) for ask in list(self._pending.values())]
+
+    def _on_tick(self, inp: Tick, now: float) -> list[Output]:
+        out: list[Output] = []
+        for ask in [a for a in self._pending.values() if a.deadline <= now]:
+            reply = ask.reply(timed_out=True)
+            if reply.text:
+                self._forget(ask)
+                out.append(AskFinished(ask_id=ask.ask_id, reply=reply))
+            else:
+                out.append(self._end_failed(ask, "timeout", "the hub did not finish the turn in time"))
+        return out
+
+    # ---------------------------------------------------------- helpers
+
+    def _remember_send(self, send: _Send, now: float) -> None:
+        self._sends = [s for s in self._sends if now - s.at <= self._send_window]
+        self._sends.append(send)
+
+    def _owner(self, event: ThalovantEvent, now: float) -> _Pending | None:
+        ids = event.request_ids
+        if ids:
+            for rid in ids:
+                ask_id = self._by_request.get(rid)
+                if ask_id is not None:
+                    return self._pending[ask_id]
+            return None  # someone else's request
+        if event.is_policy_denied:
+            return self._denial_owner(event, now)
+        session_id = event.session_id
+        if session_id is None:
+            return None
+        same = [a for a in self._pending.values() if a.session_id == session_id]
+        return same[0] if len(same) == 1 else None
+
+    def _denial_owner(self, event: ThalovantEvent, now: float) -> _Pending | None:
+        denied = parse_denial(event).denied_type
+        candidates = [a for a in self._pending.values() if denied is None or a.msg_type == denied]
+        if len(candidates) != 1:
+            return None
+        only = candidates[0]
+        for send in self._sends:
+            if now - send.at > self._send_window:
+                continue
+            if (denied is None or send.msg_type == denied) and send.request_id != only.request_id:
+                return None  # another send could have caused it
+        return only
+
+    def _forget(self, ask: _Pending) -> None:
+        del self._pending[ask.ask_id]
+        del self._by_request[ask.request_id]
+
+    def _end_finished(self, ask: _Pending) -> AskFinished:
+        self._forget(ask)
+        return AskFinished(ask_id=ask.ask_id, reply=ask.reply())
+
+    def _end_failed(self, ask: _Pending, kind: FailKind, reason: str, *, denial: Denial | None = None) -> AskFailed:
+        self._forget(ask)
+        return AskFailed(ask_id=ask.ask_id, kind=kind, reason=reason, denial=denial, reply=ask.reply())
+
+
+_S = CorrelatorState
+_TRANSITIONS: dict[tuple[CorrelatorState, type[Input]], _Handler] = {
+    # a new ask: IDLE -> WAITING
+    (_S.IDLE, AskStarted): Correlator._on_ask_started,
+    # another ask alongside the others
+    (_S.WAITING, AskStarted): Correlator._on_ask_started,
+    # a fire-and-forget send: only remembered for denial attribution
+    (_S.IDLE, MessageSent): Correlator._on_sent,
+    (_S.WAITING, MessageSent): Correlator._on_sent,
+    # nothing to match: only a denial matters (reported unattributed)
+    (_S.IDLE, EventArrived): Correlator._on_event,
+    # match, record, and maybe end the owning ask (-> IDLE when the last ends)
+    (_S.WAITING, EventArrived): Correlator._on_event,
+    # cancelling with nothing pending is always misuse (raises)
+    (_S.IDLE, AskCancelled): Correlator._on_cancelled,
+    (_S.WAITING, AskCancelled): Correlator._on_cancelled,
+    # forget recent sends; every pending ask fails with link_lost
+    (_S.IDLE, LinkLost): Correlator._on_link_lost,
+    (_S.WAITING, LinkLost): Correlator._on_link_lost,
+    # nothing can expire when idle
+    (_S.IDLE, Tick): Correlator._on_tick,
+    # expire asks whose deadline has passed
+    (_S.WAITING, Tick): Correlator._on_tick,
+}
+
+
+# ------------------------------------------------------------------ conversation carry
+
+#: Session keys the client owns; never copied back from the hub.
+_NOT_CARRIED = frozenset({"session_id", "request_id", "site_id", "lang", "blacklisted_skills", "blacklisted_intents"})
+_MAX_CARRY_KEYS = 64
+_MAX_CARRY_CHARS = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """The conversation state a stateless hub (5.x) hands back, to send with the next turn.
+
+    Hub 5.x keeps no session between messages: OVOS's ``active_skills``,
+    ``converse_handlers``, ``utterance_states``, ``context`` … come back in
+    the reply's ``context.session`` and must be sent again with the next
+    utterance of the same conversation. Hub 4.x rewrites the session to the
+    connection's own id (P13); such a session is not ours and is not carried.
+
+    Attributes:
+        session_id: the conversation's (user-side) session id.
+        carried: the session fields to send with the next turn.
+    """
+
+    session_id: str
+    carried: Mapping[str, Any] = field(default_factory=dict)
+
+    def update_from_reply(self, reply: ThalovantReply) -> ConversationState:
+        """The state after a reply: the latest session of this conversation the hub sent back.
+
+        The ``ovos.utterance.handled`` event wins; otherwise the last event
+        whose session id is ours. Oversized or odd sessions leave the state as it was.
+        """
+        ordered = sorted(reply.events, key=lambda e: e.is_handled)  # stable: handled events last
+        for event in reversed(ordered):
+            session = event.session
+            if session.get("session_id") != self.session_id:
+                continue
+            carried = {k: v for k, v in session.items() if isinstance(k, str) and k not in _NOT_CARRIED}
+            if len(carried) > _MAX_CARRY_KEYS or not _small_json(carried):
+                return self
+            return ConversationState(self.session_id, carried)
+        return self
+
+    def context_for_next_turn(self, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new context for the next turn: the carried session under the caller's own session fields."""
+        ctx = dict(context) if context else {}
+        own = ctx.get("session")
+        ctx["session"] = {
+            **copy.deepcopy(dict(self.carried)),
+            **(dict(own) if isinstance(own, Mapping) else {}),
+            "session_id": self.session_id,
+        }
+        return ctx
+
+
+def _small_json(value: Any) -> bool:
+    try:
+        return len(json.dumps(value)) <= _MAX_CARRY_CHARS
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+__all__ = [
+    "AskCancelled",
+    "AskFailed",
+    "AskFinished",
+    "AskProgress",
+    "AskStarted",
+    "ConversationState",
+    "Correlator",
+    "CorrelatorState",
+    "EventArrived",
+    "FailKind",
+    "LinkLost",
+    "MessageSent",
+    "UnattributedDenial",
+]

@@ -1,0 +1,1 @@
+"""Control-plane API: requests, answers and the identities it provisions."""

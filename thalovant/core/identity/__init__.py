@@ -1,0 +1,1 @@
+"""The identity model: fields, protocols, MQTT settings, environment and profiles."""

@@ -1,0 +1,346 @@
+"""Field readers shared by the identity parsers: problems, coercion, URLs.
+
+Theory of operation
+-------------------
+Identity parsing must report *every* problem at once, so no reader here
+raises. Each reader takes the raw value, the dotted field path it came from
+and a :class:`Problems` collector; it returns the cleaned value, or ``None``
+after recording why the value was refused. The top-level parsers
+(``thalovant.core.identity.model``) turn the collected problems into a ``Result``.
+
+Rule: a problem message names the field and what is wrong with it; it never
+quotes the value, because the value may be (or contain) a secret.
+
+URLs are split by a small regex rather than ``urllib`` (the core may not
+import it). Only the shapes the identity needs are accepted:
+``scheme://[userinfo@]host[:port][/path][?query]``; never a fragment.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: The HiveMind HTTP listener's port, used when nothing else says otherwise.
+DEFAULT_HUB_PORT = 5679
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityProblem:
+    """One thing wrong with an identity: the field path and a message.
+
+    The message never contains the field's value.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class Problems:
+    """An append-only list of :class:`IdentityProblem` filled by the readers."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[IdentityProblem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(IdentityProblem(path, message))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def as_tuple(self) -> tuple[IdentityProblem, ...]:
+        return tuple(self.items)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WHITESPACE = re.compile(r"\s")
+
+
+def is_blank(value: object) -> bool:
+    """``None`` and strings that are empty after stripping count as "not given"."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def first_present(values: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any] | None:
+    """The first ``(key, value)`` among ``keys`` whose value is not blank.
+
+    The canonical key comes first in ``keys``, so it wins over its aliases.
+    """
+    for key in keys:
+        value = values.get(key)
+        if not is_blank(value):
+            return key, value
+    return None
+
+
+def read_text(
+    value: object,
+    path: str,
+    problems: Problems,
+    *,
+    allow_numbers: bool = False,
+    allow_spaces: bool = True,
+) -> str | None:
+    """A stripped, non-empty string without control characters, or None (problem recorded)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        problems.add(path, "must be a string")
+        return None
+    if not isinstance(value, str):
+        if not allow_numbers or (isinstance(value, float) and not value.is_integer()) or abs(value) >= 10**18:
+            problems.add(path, "must be a string" if not allow_numbers else "must be a string or a small integer")
+            return None
+        value = str(int(value))
+    text = value.strip()
+    if not text:
+        problems.add(path, "must not be empty")
+        return None
+    if _CONTROL.search(text):
+        problems.add(path, "must not contain control characters")
+        return None
+    if not allow_spaces and _WHITESPACE.search(text):
+        problems.add(path, "must not contain whitespace")
+        return None
+    return text
+
+
+_TRUE = frozenset({"1", "true", "yes", "on", "enabled", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "disabled", "n", "f"})
+
+
+def read_bool(value: object, path: str, problems: Problems) -> bool | None:
+    """A bool from a bool, 0/1, or a word such as "true"/"no"; None (problem recorded) otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    problems.add(path, "must be true or false")
+    return None
+
+
+def read_int(value: object, path: str, problems: Problems, *, low: int, high: int) -> int | None:
+    """An int in ``[low, high]`` from an int or a string of digits; None (problem recorded) otherwise."""
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        text = value.strip()
+        number = int(text) if len(text) <= 12 else high + 1
+    if number is None:
+        problems.add(path, "must be an integer")
+        return None
+    if not low <= number <= high:
+        problems.add(path, f"must be between {low} and {high}")
+        return None
+    return number
+
+
+def read_port(value: object, path: str, problems: Problems) -> int | None:
+    """A TCP port, 1..65535 (0 is refused, not silently replaced)."""
+    return read_int(value, path, problems, low=1, high=65535)
+
+
+# ---- URLs -----------------------------------------------------------------------------------------
+
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
+    r"(?P<authority>[^/?#]*)"
+    r"(?P<path>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?"
+    r"(?P<fragment>#.*)?",
+    re.DOTALL,
+)
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)")
+_PATH = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=:@/-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitUrl:
+    """A URL in parts. ``userinfo`` is credentials and must never be shown."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str = ""
+    query: str = ""
+    userinfo: str = ""
+
+    def unsplit(self, *, with_userinfo: bool = True, port: int | None = None, path: str | None = None) -> str:
+        """Rebuild the URL, optionally without credentials or with another port/path."""
+        auth = f"{self.userinfo}@" if with_userinfo and self.userinfo else ""
+        use_port = self.port if port is None else port
+        netloc = f"{auth}{self.host}" + (f":{use_port}" if use_port is not None else "")
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{netloc}{self.path if path is None else path}{query}"
+
+
+def split_url(text: str) -> SplitUrl | str:
+    """Split ``text`` into a :class:`SplitUrl`, or return why it is not a usable URL.
+
+    The reason never quotes ``text``. The scheme is lower-cased and a trailing
+    ``/`` is removed from the path.
+    """
+    match = _URL.fullmatch(text)
+    if match is None:
+        return "must be a URL such as https://host:port/path"
+    if match.group("fragment") is not None:
+        return "must not contain a #fragment"
+    authority = match.group("authority")
+    userinfo, _, hostport = authority.rpartition("@")
+    host, port_text = hostport, ""
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        host, rest = hostport[: close + 1], hostport[close + 1 :]
+        if rest and not rest.startswith(":"):
+            return "has a malformed host"
+        port_text = rest[1:] if rest else ""
+    elif ":" in hostport:
+        host, _, port_text = hostport.rpartition(":")
+    if not host or not _HOST.fullmatch(host):
+        return "must name a host"
+    port: int | None = None
+    if port_text or hostport.endswith(":"):
+        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
+            return "has a port outside 1..65535"
+        port = int(port_text)
+    path = match.group("path")
+    if not _PATH.fullmatch(path):
+        return "has characters that are not allowed in a URL path"
+    query = match.group("query") or ""
+    if _CONTROL.search(query) or _WHITESPACE.search(query):
+        return "has characters that are not allowed in a URL query"
+    return SplitUrl(
+        scheme=match.group("scheme").lower(),
+        host=host,
+        port=port,
+        path=path.rstrip("/"),
+        query=query,
+        userinfo=userinfo,
+    )
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, also from a scheme-less ``user@host/path``.
+
+    Text that is not a URL at all is returned unchanged.
+    """
+    split = split_url(url)
+    if isinstance(split, SplitUrl):
+        return split.unsplit(with_userinfo=False)
+    if "://" not in url:
+        bare = split_url(f"x://{url}")
+        if isinstance(bare, SplitUrl) and bare.userinfo:
+            return bare.unsplit(with_userinfo=False).removeprefix("x://")
+    return url
+
+
+def read_url(value: object, path: str, problems: Problems, *, schemes: tuple[str, ...]) -> SplitUrl | None:
+    """A URL whose scheme is one of ``schemes``; None (problem recorded) otherwise."""
+    text = read_text(value, path, problems, allow_spaces=False)
+    if text is None:
+        return None
+    split = split_url(text)
+    if isinstance(split, str):
+        problems.add(path, split)
+        return None
+    if split.scheme not in schemes:
+        problems.add(path, "scheme must be one of " + ", ".join(f"{s}://" for s in schemes))
+        return None
+    return split
+
+
+def normalize_path(value: object, path: str, problems: Problems) -> str | None:
+    """A URL path normalised to ``/a/b`` (``"/"`` becomes ``""``); None (problem recorded) if unusable."""
+    if is_blank(value):
+        return ""
+    text = read_text(value, path, problems, allow_spaces=False)
+    if text is None:
+        return None
+    if "?" in text or "#" in text or not _PATH.fullmatch(text):
+        problems.add(path, "must be a plain URL path such as /hivemind/public")
+        return None
+    parts = [part for part in text.split("/") if part]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def read_json_object(value: object, path: str, problems: Problems) -> dict[str, Any] | None:
+    """A deep copy of a JSON object with string keys and finite numbers; None (problem recorded) otherwise."""
+    if not isinstance(value, Mapping):
+        problems.add(path, "must be a JSON object")
+        return None
+    copied = _copy_json(value, depth=0)
+    if copied is None or not isinstance(copied, dict):
+        problems.add(path, "must hold only JSON values (string keys, finite numbers, at most 32 levels)")
+        return None
+    return copied
+
+
+_MAX_INT_BITS = 4096  # far below the int -> str digit limit, so json.dumps can always write it
+
+
+def copy_json(value: object) -> Any:
+    """A deep copy of an already validated JSON value (lists, dicts, scalars)."""
+    return _copy_json(value, depth=0)
+
+
+def _copy_json(value: object, *, depth: int) -> Any:
+    if depth > 32:
+        return None
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _MAX_INT_BITS else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return None
+            copied = _copy_json(item, depth=depth + 1)
+            if copied is None and item is not None:
+                return None
+            out[key] = copied
+        return out
+    if isinstance(value, list | tuple):
+        items: list[Any] = []
+        for item in value:
+            copied = _copy_json(item, depth=depth + 1)
+            if copied is None and item is not None:
+                return None
+            items.append(copied)
+        return items
+    return None
+
+
+_SECRET_NAME = re.compile(r"token|secret|passw|pwd|key|auth|credential|cookie|signature|private", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact_json(value: Any) -> Any:
+    """A copy of a JSON value with the value of every secret-looking key replaced by ``"***"``."""
+    if isinstance(value, dict):
+        return {
+            key: (REDACTED if _SECRET_NAME.search(key) and value[key] is not None else redact_json(value[key]))
+            for key in value
+        }
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    return value

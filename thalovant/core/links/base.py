@@ -1,0 +1,149 @@
+"""Link machines: carry opaque frames between the Session and one transport.
+
+A *link* sits below :mod:`thalovant.core.session.machine`. It never looks inside a
+frame (``str`` for a text frame, ``bytes`` for a binary frame); it only moves
+frames and reports whether the transport is usable. There is one machine per
+transport:
+
+* :mod:`.http_poll` -- ``HttpPoll``: hub HTTP endpoints, polling (spec §8.2);
+* :mod:`.ws_link` -- ``WsLink``: WebSocket upgrade target, close codes (§8.1, §3.3);
+* :mod:`.mqtt_map` -- ``MqttMap``: HiveMind <-> MQTT topic scheme (§8.3).
+
+The vocabulary shared by all three lives here. Every link:
+
+* takes ``OutboundFrame(data, refs)`` from the session side and answers each
+  one with exactly one ``FrameSent(refs)`` or ``FrameNotSent(refs, reason)``.
+  What "sent" means depends on the transport: HTTP -- the hub answered
+  ``/send_message`` with success; MQTT -- the broker acknowledged the publish
+  (PUBACK at QoS 1); WebSocket -- the frame was handed to the socket in order
+  (there is no per-message acknowledgement);
+* emits ``InboundFrame(data)`` for every frame from the hub, in order;
+* emits ``LinkUp`` once the transport is usable and exactly one ``LinkDown``
+  when it stops being usable, after which the machine is finished.
+
+``refs`` are the session's message references (``tuple[int, ...]``): the
+link passes them back untouched so the session can account for delivery.
+
+This module also has the pure helpers every link needs to put the
+``authorization`` token (spec §3.1, built by the session module) into a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from thalovant.core.machine import Input, Output
+from thalovant.core.wire.frame import Frame
+
+__all__ = [
+    "Frame",
+    "FrameNotSent",
+    "FrameSent",
+    "InboundFrame",
+    "LinkDown",
+    "LinkUp",
+    "OutboundFrame",
+    "Refs",
+    "Started",
+    "StopRequested",
+    "form_encode",
+    "percent_encode",
+]
+
+#: The session's references for the messages inside one frame.
+Refs = tuple[int, ...]
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def percent_encode(text: str) -> str:
+    """Percent-encode every byte of ``text`` except RFC 3986 unreserved characters.
+
+    This is what hub 4.x HTTP and every hub 5.x endpoint need for the
+    ``authorization`` query value (spec §3.2): ``+`` -> ``%2B``, ``/`` ->
+    ``%2F``, ``=`` -> ``%3D``.
+
+    >>> percent_encode("a+b/c=")
+    'a%2Bb%2Fc%3D'
+    """
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
+def form_encode(fields: tuple[tuple[str, str], ...]) -> bytes:
+    """Encode ``application/x-www-form-urlencoded`` fields (spaces as ``%20``).
+
+    >>> form_encode((("message", '{"a": 1}'), ("binary", "1")))
+    b'message=%7B%22a%22%3A%201%7D&binary=1'
+    """
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in fields).encode("ascii")
+
+
+# ---- shared inputs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundFrame(Input):
+    """The session wants ``data`` sent to the hub; ``refs`` come back in the answer."""
+
+    data: Frame
+    refs: Refs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started(Input):
+    """Open the link now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopRequested(Input):
+    """The user (or the session) wants the link closed politely."""
+
+
+# ---- shared outputs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundFrame(Output):
+    """A frame from the hub, for the session's ``FrameReceived``."""
+
+    data: Frame
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameSent(Output):
+    """The hub accepted the frame carrying ``refs``."""
+
+    refs: Refs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameNotSent(Output):
+    """The frame carrying ``refs`` was not (or maybe not) delivered; ``reason`` says why.
+
+    ``unsent`` is True only when no byte of it can have reached the hub (e.g. the TCP
+    connect was refused): the caller may then send the message again on a new link.
+    """
+
+    refs: Refs
+    reason: str
+    unsent: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkUp(Output):
+    """The transport is usable: the session may start its handshake."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkDown(Output):
+    """The transport is gone. Emitted once; the link machine is finished afterwards.
+
+    Attributes:
+        reason: human-readable, never holds a secret.
+        retryable: whether a reconnect may help.
+        auth: the hub (most likely) refused the credentials; implies not retryable.
+    """
+
+    reason: str
+    retryable: bool
+    auth: bool = field(default=False)

@@ -1,0 +1,371 @@
+"""WsLink: the WebSocket transport's pure half (spec §8.1, §3.2, §3.3).
+
+Theory of operation
+-------------------
+The shell does the WebSocket protocol (wsproto); this machine decides what to
+ask for and what a close means::
+
+    CONNECTING --WsOpened--> OPEN (LinkUp; queued frames flushed)
+    CONNECTING --WsClosed / WsRejected--> CLOSED (LinkDown)
+    OPEN --WsMessage--> OPEN (InboundFrame)
+    OPEN --OutboundFrame--> OPEN (SendWs, FrameSent)
+    OPEN --StopRequested--> CLOSING (CloseWs 1000) --WsClosed or close_timeout--> CLOSED
+    OPEN --WsClosed--> CLOSED (LinkDown classified by close code)
+
+Upgrade target (§3.2). The token always travels as ``?authorization=`` on path
+``/``; how it is written depends on the hub:
+
+* ``auth_encoding="raw"`` (default): ``/?authorization=<token>`` exactly,
+  not percent-encoded. Hub 4.x splits the raw URI on ``/?authorization=`` and
+  never URL-decodes, so ``%3D`` breaks it (harness pitfall P8).
+* ``auth_encoding="percent"``: hub 5.x URL-decodes the query; a raw ``+``
+  would become a space. Use this for hub 5.x.
+* Portable trick: when ``len(useragent + ":" + key) % 3 == 0`` and the token
+  has no ``+`` or ``/``, both forms are identical (:func:`is_portable_token`).
+
+``FrameSent`` here means "handed to the socket, in order": WebSocket has no
+per-message acknowledgement, and a write failure closes the link, which the
+shell reports as ``WsClosed(1006)``.
+
+Close codes (§3.3) are sorted into ``LinkDown(reason, retryable, auth)``:
+
+* 1008 with "api key" / "authorization" in the reason (hub 5.x): bad
+  credentials, fatal. Other 1008 (v3 required, invalid message, Noise pin
+  mismatch): fatal, not an auth problem.
+* 1005 (no status) **before the first hub frame**: hub 4.x closes this way
+  for an unknown access key (§3.3), so it is treated as fatal auth.
+  1006 before the first frame is what hub 4.x does for a token it cannot
+  decode, but also what any network failure looks like; it stays retryable
+  and the reason asks the user to check the key and ``auth_encoding``. The
+  reconnect policy's ``max_attempts`` bounds the retries.
+* 1005/1006 after the greeting, 1000/1001 from the hub, 1011-1014: retryable.
+* 4003 (QUERY not allowed, hub 5.x): retryable (the link is fine; that one
+  request was refused). 1002/1003/1007/1009/1010 (our frames were bad) and
+  1015 (TLS failed): fatal.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.links.base import (
+    Frame,
+    FrameNotSent,
+    FrameSent,
+    InboundFrame,
+    LinkDown,
+    LinkUp,
+    OutboundFrame,
+    Refs,
+    StopRequested,
+    percent_encode,
+)
+from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
+
+__all__ = [
+    "TRACE_TYPES",
+    "CloseWs",
+    "SendWs",
+    "WsClosed",
+    "WsLink",
+    "WsMessage",
+    "WsOpened",
+    "WsRejected",
+    "WsState",
+    "classify_close",
+    "is_portable_token",
+    "ws_target",
+]
+
+AuthEncoding = Literal["raw", "percent"]
+
+
+class WsState(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WsOpened(Input):
+    """The upgrade answered 101: the socket is open."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WsRejected(Input):
+    """The upgrade answered ``status`` instead of 101 (only behind a proxy, §8.1)."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WsMessage(Input):
+    """One complete message: ``str`` for a text message, ``bytes`` for a binary one."""
+
+    data: Frame
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WsClosed(Input):
+    """The socket closed. ``code`` None = no status (wsproto 1005); 1006 = no close frame or connect failed."""
+
+    code: int | None
+    reason: str = ""
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendWs(Output):
+    """Send ``data`` as one text (``str``) or binary (``bytes``) message."""
+
+    data: Frame
+    refs: Refs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseWs(Output):
+    """Start the closing handshake with ``code`` and ``reason``."""
+
+    code: int
+    reason: str = ""
+
+
+def ws_target(authorization: str, auth_encoding: AuthEncoding = "raw") -> str:
+    """The upgrade request target for the token (spec §3.2).
+
+    >>> ws_target("dTprZXk=")
+    '/?authorization=dTprZXk='
+    >>> ws_target("dTprZXk=", "percent")
+    '/?authorization=dTprZXk%3D'
+    """
+    if auth_encoding == "raw":
+        return "/?authorization=" + authorization
+    if auth_encoding == "percent":
+        return "/?authorization=" + percent_encode(authorization)
+    raise LocalProtocolError(f"auth_encoding must be 'raw' or 'percent', not {auth_encoding!r}")
+
+
+def is_portable_token(authorization: str) -> bool:
+    """True if raw and percent-encoded targets are identical (works on every hub)."""
+    return percent_encode(authorization) == authorization
+
+
+_FATAL_CODES = {1002: "protocol error", 1003: "unsupported data", 1007: "invalid payload", 1009: "message too big"}
+_FATAL_CODES |= {1010: "extension required", 1015: "TLS handshake failed"}
+_RETRY_CODES = {1000: "normal closure", 1001: "going away", 1011: "internal error", 1012: "service restart"}
+_RETRY_CODES |= {1013: "try again later", 1014: "bad gateway", 4003: "request not allowed"}
+
+
+def _clean(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text[:120])
+
+
+def classify_close(code: int | None, reason: str, *, greeted: bool) -> LinkDown:
+    """Sort a hub-initiated close into a ``LinkDown`` (see the module docstring)."""
+    why = _clean(reason)
+    label = f"close {code if code is not None else 1005}" + (f" {why!r}" if why else "")
+    if code == 1008:
+        auth = "api key" in why.lower() or "authorization" in why.lower()
+        if auth:
+            return LinkDown(reason=f"hub refused the credentials ({label})", retryable=False, auth=True)
+        return LinkDown(reason=f"hub rejected the client ({label})", retryable=False)
+    if code in (None, 1005) and not greeted:
+        text = f"hub closed without a status before greeting ({label}): unknown access key on hub 4.x"
+        return LinkDown(reason=text, retryable=False, auth=True)
+    if code == 1006 and not greeted:
+        text = f"connection lost before the hub greeted ({label}); check the access key and auth_encoding"
+        return LinkDown(reason=text, retryable=True)
+    if code in (None, 1005, 1006):
+        return LinkDown(reason=f"hub closed the connection ({label})", retryable=True)
+    if code in _FATAL_CODES:
+        return LinkDown(reason=f"hub closed the connection: {_FATAL_CODES[code]} ({label})", retryable=False)
+    if code in _RETRY_CODES:
+        return LinkDown(reason=f"hub closed the connection: {_RETRY_CODES[code]} ({label})", retryable=True)
+    return LinkDown(reason=f"hub closed the connection ({label})", retryable=True)
+
+
+_S = WsState
+#: (state, input type) -> handler. Unlisted: late socket facts are ignored; Started-like misuse raises.
+_TABLE: dict[tuple[WsState, type[Input]], str] = {
+    (_S.CONNECTING, WsOpened): "_on_opened",  # LinkUp, flush queue
+    (_S.CONNECTING, WsRejected): "_on_rejected",  # 401/403 auth, 5xx retryable
+    (_S.CONNECTING, WsClosed): "_on_closed",  # connect failed
+    (_S.CONNECTING, OutboundFrame): "_on_queue",  # held until open
+    (_S.CONNECTING, StopRequested): "_on_stop_early",  # CloseWs + LinkDown at once
+    (_S.OPEN, WsMessage): "_on_message",  # InboundFrame
+    (_S.OPEN, OutboundFrame): "_on_send",  # SendWs + FrameSent
+    (_S.OPEN, WsClosed): "_on_closed",  # classify_close
+    (_S.OPEN, StopRequested): "_on_stop",  # CloseWs(1000), wait for the echo
+    (_S.CLOSING, WsClosed): "_on_close_done",
+    (_S.CLOSING, Tick): "_on_close_timeout",
+    (_S.CLOSING, OutboundFrame): "_on_refuse",
+    (_S.CLOSED, OutboundFrame): "_on_refuse",
+}
+
+
+class WsLink:
+    """The WebSocket link machine.
+
+    Args:
+        authorization: the §3.1 token. Secret: only :attr:`target` holds it.
+        auth_encoding: ``"raw"`` (hub 4.x, default) or ``"percent"`` (hub 5.x).
+        useragent: sent as ``User-Agent`` if given (see :attr:`headers`).
+        close_timeout: how long to wait for the hub's close echo (seconds).
+        max_queue: frames held while connecting.
+    """
+
+    def __init__(
+        self,
+        *,
+        authorization: str,
+        auth_encoding: AuthEncoding = "raw",
+        useragent: str | None = None,
+        close_timeout: float = 5.0,
+        max_queue: int = 64,
+    ) -> None:
+        if not authorization:
+            raise LocalProtocolError("WsLink needs an authorization token")
+        self._target = ws_target(authorization, auth_encoding)
+        self._useragent = useragent
+        self._close_timeout = close_timeout
+        self._max_queue = max_queue
+        self._state = WsState.CONNECTING
+        self._queue: deque[OutboundFrame] = deque()
+        self._greeted = False
+        self._close_by: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<WsLink state={self._state.value} greeted={self._greeted}>"
+
+    @property
+    def target(self) -> str:
+        """The upgrade request target. Holds the token: never log it."""
+        return self._target
+
+    @property
+    def redacted_target(self) -> str:
+        return "/?authorization=***"
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Extra upgrade headers (no hub requires any, §8.1)."""
+        return (("User-Agent", self._useragent),) if self._useragent else ()
+
+    @property
+    def state(self) -> WsState:
+        return self._state
+
+    @property
+    def finished(self) -> bool:
+        return self._state is WsState.CLOSED
+
+    @property
+    def deadline(self) -> float | None:
+        return self._close_by if self._state is WsState.CLOSING else None
+
+    def handle(self, inp: Input, *, now: float) -> list[Output]:
+        """Feed one input; returns the orders for the shell."""
+        name = _TABLE.get((self._state, type(inp)))
+        if name is None:
+            if isinstance(inp, OutboundFrame | StopRequested | Tick | WsOpened | WsRejected | WsMessage | WsClosed):
+                return []  # late or repeated facts, early ticks, repeated stops
+            raise LocalProtocolError(f"WsLink: {type(inp).__name__} not allowed in state {self._state.value}")
+        out: list[Output] = getattr(self, name)(inp, now)
+        return out
+
+    # ---- handlers -------------------------------------------------------------------------------
+
+    def _on_opened(self, inp: WsOpened, now: float) -> list[Output]:
+        self._state = WsState.OPEN
+        out: list[Output] = [LinkUp()]
+        while self._queue:
+            out.extend(self._on_send(self._queue.popleft(), now))
+        return out
+
+    def _on_rejected(self, inp: WsRejected, now: float) -> list[Output]:
+        if inp.status in (401, 403):
+            down = LinkDown(reason=f"upgrade refused (HTTP {inp.status})", retryable=False, auth=True)
+        elif 500 <= inp.status < 600:
+            down = LinkDown(reason=f"upgrade failed (HTTP {inp.status})", retryable=True)
+        else:
+            down = LinkDown(reason=f"upgrade refused (HTTP {inp.status}); is this a HiveMind hub?", retryable=False)
+        return self._down(down)
+
+    def _on_closed(self, inp: WsClosed, now: float) -> list[Output]:
+        if self._state is WsState.CONNECTING:
+            text = f"could not connect ({_clean(inp.reason) or 'no reason'})"
+            # 1015: the TLS handshake failed (e.g. the certificate is not trusted): retrying cannot help
+            return self._down(LinkDown(reason=text, retryable=inp.code != 1015))
+        return self._down(classify_close(inp.code, inp.reason, greeted=self._greeted))
+
+    def _on_queue(self, inp: OutboundFrame, now: float) -> list[Output]:
+        if len(self._queue) >= self._max_queue:
+            return [FrameNotSent(refs=inp.refs, reason="send queue full")]
+        self._queue.append(inp)
+        return []
+
+    def _on_stop_early(self, inp: StopRequested, now: float) -> list[Output]:
+        return [CloseWs(code=1000, reason=""), *self._down(LinkDown(reason="closed by the client", retryable=False))]
+
+    def _on_message(self, inp: WsMessage, now: float) -> list[Output]:
+        self._greeted = True
+        return [InboundFrame(data=inp.data)]
+
+    def _on_send(self, inp: OutboundFrame, now: float) -> list[Output]:
+        return [SendWs(data=inp.data, refs=inp.refs), FrameSent(refs=inp.refs)]
+
+    def _on_stop(self, inp: StopRequested, now: float) -> list[Output]:
+        self._state = WsState.CLOSING
+        self._close_by = now + self._close_timeout
+        return [CloseWs(code=1000, reason="")]
+
+    def _on_close_done(self, inp: WsClosed, now: float) -> list[Output]:
+        return self._down(LinkDown(reason="closed by the client", retryable=False))
+
+    def _on_close_timeout(self, inp: Tick, now: float) -> list[Output]:
+        if self._close_by is None or now < self._close_by:
+            return []
+        note = Note(level=NoteLevel.DEBUG, text="ws: the hub did not answer our close; dropping the socket")
+        return [note, *self._down(LinkDown(reason="closed by the client", retryable=False))]
+
+    def _on_refuse(self, inp: OutboundFrame, now: float) -> list[Output]:
+        return [FrameNotSent(refs=inp.refs, reason="link closed")]
+
+    def _down(self, down: LinkDown) -> list[Output]:
+        out: list[Output] = [FrameNotSent(refs=f.refs, reason="link down") for f in self._queue]
+        self._queue.clear()
+        self._state = WsState.CLOSED
+        self._close_by = None
+        out.append(down)
+        return out
+
+
+#: Every class a WsLink trace may contain (for ``trace.TypeRegistry``).
+TRACE_TYPES: tuple[type, ...] = (
+    WsOpened,
+    WsRejected,
+    WsMessage,
+    WsClosed,
+    OutboundFrame,
+    StopRequested,
+    Tick,
+    SendWs,
+    CloseWs,
+    InboundFrame,
+    FrameSent,
+    FrameNotSent,
+    LinkUp,
+    LinkDown,
+    Note,
+    NoteLevel,
+)

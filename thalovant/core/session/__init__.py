@@ -1,0 +1,1 @@
+"""The session machine: one handshake, then sealed messages, over any link."""

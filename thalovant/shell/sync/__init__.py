@@ -1,0 +1,1 @@
+"""The blocking facades over the async implementation."""
