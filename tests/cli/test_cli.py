@@ -246,7 +246,7 @@ def test_scrub_removes_every_secret(secret: str, before: str, after: str) -> Non
 def test_identity_secrets_cover_the_access_token(tmp_path: Path) -> None:
     import base64
 
-    from thalovant.shell.client import DEFAULT_USERAGENT
+    from thalovant.core.client.plan import DEFAULT_USERAGENT
     from thalovant.shell.identity_io import ThalovantIdentity
 
     found = cli.identity_secrets(ThalovantIdentity.from_file(identity_file(tmp_path)))

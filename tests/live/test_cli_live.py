@@ -37,7 +37,7 @@ def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> s
 def secrets_of(identity: dict[str, Any]) -> list[str]:
     import base64
 
-    from thalovant.shell.client import DEFAULT_USERAGENT
+    from thalovant.core.client.plan import DEFAULT_USERAGENT
 
     found = [identity.get("access_key"), identity.get("password"), identity.get("crypto_key")]
     found.append((identity.get("mqtt") or {}).get("password"))

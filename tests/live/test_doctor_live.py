@@ -8,8 +8,9 @@ from typing import Any
 import anyio
 import pytest
 
+from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.doctor import ThalovantDoctorReport
-from thalovant.shell.client import DEFAULT_USERAGENT, AsyncThalovantClient
+from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.doctor import run_doctor
 from thalovant.shell.identity_io import ThalovantIdentity
 

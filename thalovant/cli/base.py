@@ -152,7 +152,7 @@ def identity_secrets(identity: ThalovantIdentity) -> tuple[str, ...]:
     import base64
     import urllib.parse
 
-    from thalovant.shell.client import DEFAULT_USERAGENT
+    from thalovant.core.client.plan import DEFAULT_USERAGENT
 
     found = [identity.access_key, identity.password, identity.crypto_key]
     if identity.mqtt is not None:

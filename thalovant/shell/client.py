@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import anyio
 import anyio.abc
 
-from thalovant._version import __version__
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.outbound import action_message, code_message, merge_context, new_request_id, new_session_id
 from thalovant.core.bus.outbound import utterance_message as build_utterance
@@ -30,6 +29,7 @@ from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.errors import (
     LocalProtocolError,
@@ -81,7 +81,6 @@ def load_or_create_key(path: Path, entropy: Any, size: int = 32) -> bytes:
 
 log = logging.getLogger("thalovant")
 
-DEFAULT_USERAGENT = f"ThalovantPythonSDK/{__version__}"
 #: HTTP polling used when ``http`` is not given: the hot-window interval grows by 1.2 per empty poll, which
 #: cut the hub's work for an ask followed by a quiet second from ~170 requests to ~27 with the same ask
 #: latency (``benchmarks/NOTES.md``).

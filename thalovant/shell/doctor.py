@@ -31,6 +31,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
+from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.doctor import (
     CHECK_ORDER,
     CheckStatus,
@@ -125,8 +126,6 @@ async def run_doctor(
         The report. Never contains a secret. Network trouble never raises.
     """
     if useragent is None:
-        from thalovant.shell.client import DEFAULT_USERAGENT
-
         useragent = DEFAULT_USERAGENT
     secrets = _secrets(identity, useragent)
     problems: tuple[str, ...] = ()
