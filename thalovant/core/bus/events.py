@@ -32,6 +32,7 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.bus.redact import bounded_json, redact
 from thalovant.core.wire.message import BusMessage
 
 EVENT_RECOGNIZER_LOOP_UTTERANCE = "recognizer_loop:utterance"
@@ -52,9 +53,6 @@ FAILURE_EVENTS = UNANSWERED_EVENTS | {EVENT_POLICY_DENIED}
 
 _ID_KEYS = ("request_id", "thalovant_request_id", "correlation_id")
 _MAX_TYPE_CHARS = 512
-_SECRET_KEY = re.compile(r"(token|password|passwd|secret|authorization|access_key|crypto_key|api_key|credential)", re.I)
-_REDACTED = "***"
-_MAX_REDACT_DEPTH = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,35 +61,6 @@ class EventProblem:
 
     code: str  # "not-an-object", "bad-type", "bad-data", "bad-context"
     detail: str = ""
-
-
-def redact(value: Any, _depth: int = 0) -> Any:
-    """A copy of a JSON value with the values of secret-looking keys replaced by ``"***"``.
-
-    >>> redact({"auth": {"token": "abc"}, "x": 1})
-    {'auth': {'token': '***'}, 'x': 1}
-    """
-    if _depth > _MAX_REDACT_DEPTH:
-        return _REDACTED
-    if isinstance(value, Mapping):
-        return {
-            k: (_REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v, _depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v, _depth + 1) for v in value]
-    return value
-
-
-def _bounded(value: Any, depth: int) -> Any:
-    """A JSON-dumpable copy: string keys, nesting cut at ``_MAX_REDACT_DEPTH``."""
-    if depth > _MAX_REDACT_DEPTH:
-        return "..."
-    if isinstance(value, Mapping):
-        return {str(k): _bounded(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_bounded(v, depth + 1) for v in value]
-    return value if value is None or isinstance(value, bool | int | float | str) else repr(value)
 
 
 def _nonblank(value: Any) -> str | None:
@@ -290,7 +259,7 @@ class ThalovantEvent:
         try:
             text = json.dumps([self.type, self.data, self.context], sort_keys=True, default=repr)
         except (TypeError, ValueError, RecursionError):  # non-str keys or absurd nesting
-            text = json.dumps(_bounded([self.type, self.data, self.context], 0), sort_keys=True, default=repr)
+            text = json.dumps(bounded_json([self.type, self.data, self.context], 0), sort_keys=True, default=repr)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
@@ -450,6 +419,5 @@ __all__ = [
     "ThalovantEvent",
     "normalize",
     "parse_filter",
-    "redact",
     "type_matches",
 ]

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
-from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent, redact
+from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent
+from thalovant.core.bus.redact import redact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
