@@ -41,7 +41,8 @@ from typing import Any
 from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.handshake.noise import NoiseHandshaker, build_prologue, protocol_name, public_key
+from thalovant.core.handshake.noise import build_prologue, protocol_name, public_key
+from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 from thalovant.core.handshake.v1_crypto import (
     Cipher,
     Encoding,

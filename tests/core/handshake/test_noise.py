@@ -22,7 +22,6 @@ from thalovant.core.handshake.noise import (
     SUITE_AESGCM,
     SUITE_CHACHA,
     CipherState,
-    NoiseHandshaker,
     NoiseProblem,
     SymmetricState,
     build_prologue,
@@ -32,6 +31,7 @@ from thalovant.core.handshake.noise import (
     protocol_name,
     public_key,
 )
+from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 
 VECTORS = json.loads((TESTS / "vectors" / "protocol-vectors.json").read_text("utf-8"))["noise_v3"]
 KEYS = VECTORS["N2_keys"]

@@ -19,11 +19,11 @@ from thalovant.core.handshake.noise import (
     PATTERN_XX,
     SUITE_AESGCM,
     SUITE_CHACHA,
-    NoiseHandshaker,
     build_prologue,
     protocol_name,
     public_key,
 )
+from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 from thalovant.core.handshake.v3 import (
     _TRANSITIONS,
     NoiseChannel,

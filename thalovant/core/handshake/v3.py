@@ -51,13 +51,13 @@ from thalovant.core.handshake.noise import (
     PATTERN_KK,
     PATTERN_XX,
     PREFERRED_SUITES,
-    NoiseHandshaker,
     build_prologue,
     canonical_json,
     derive_psk,
     protocol_name,
     public_key,
 )
+from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
 from thalovant.core.wire.message import HiveMessage, MsgType
