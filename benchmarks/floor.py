@@ -56,8 +56,8 @@ from thalovant.core.session.machine import (
     SessionFailed,
     SessionReady,
     UserSend,
-    authorization_token,
 )
+from thalovant.core.wire.auth import authorization_token
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.identity_io import ThalovantIdentity
 

@@ -270,7 +270,7 @@ def test_hub_rejects_bad_configuration() -> None:
 
 
 def http(transport: FakeTransport, req_id: int, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
-    from thalovant.core.session.events import authorization_token
+    from thalovant.core.wire.auth import authorization_token
 
     token = authorization_token("UA", "key")
     order = StartRequest(req_id=req_id, method=method, target=f"{path}?authorization={token}", headers=(), body=body)

@@ -58,7 +58,7 @@ from thalovant.core.errors import (
 from thalovant.core.identity.model import ThalovantIdentity
 from thalovant.core.links.base import percent_encode
 from thalovant.core.links.ws import ws_target
-from thalovant.core.session.machine import authorization_token
+from thalovant.core.wire.auth import authorization_token
 from thalovant.shell.links.http import HttpConnection, HttpTimeouts
 from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
 

@@ -40,7 +40,6 @@ from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.replay import ReplayReport, replay
-from thalovant.core.session.events import authorization_token
 from thalovant.core.trace import (
     JSON,
     Recorder,
@@ -52,6 +51,7 @@ from thalovant.core.trace import (
     encode_value,
     load_header,
 )
+from thalovant.core.wire.auth import authorization_token
 from thalovant.shell.driver import StepRecorder
 
 __all__ = [

@@ -51,7 +51,7 @@ from thalovant.core.links.mqtt import (
 )
 from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
 from thalovant.core.machine import Input, Machine, Output, Tick
-from thalovant.core.session.events import authorization_token
+from thalovant.core.wire.auth import authorization_token
 from thalovant.testing.hub import FakeHub, HubFrame
 
 __all__ = ["FakeTransport", "VirtualClock", "form_decode", "pump", "run_until"]

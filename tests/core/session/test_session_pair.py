@@ -37,8 +37,8 @@ from thalovant.core.session.machine import (
     SessionState,
     UserClose,
     UserSend,
-    authorization_token,
 )
+from thalovant.core.wire.auth import authorization_token
 from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType

@@ -87,8 +87,8 @@ from thalovant.core.links.base import (
     StopRequested,
 )
 from thalovant.core.links.http_poll import HttpPoll
-from thalovant.core.links.mqtt import MqttMap
 from thalovant.core.links.mqtt import SessionEstablished as MqttSessionReady
+from thalovant.core.links.mqtt_map import MqttMap
 from thalovant.core.links.ws import WsClosed, WsLink
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
 from thalovant.core.session.machine import (
@@ -103,9 +103,9 @@ from thalovant.core.session.machine import (
     SessionFailed,
     SessionReady,
     UserSend,
-    authorization_token,
 )
 from thalovant.core.session.machine import UserClose as SessionClose
+from thalovant.core.wire.auth import authorization_token
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 
 

@@ -1,16 +1,13 @@
-"""Inputs and outputs of the session machine, and the ``authorization`` token (spec §3.1).
+"""Inputs and outputs of the session machine (:mod:`thalovant.core.session.machine`).
 
-Split out of :mod:`thalovant.core.session.machine` to keep that module small; import them from
-either module.
+The machine module re-exports every name here, so import them from either module.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Literal
 
-from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Input, Output
 from thalovant.core.wire.message import BusMessage, HiveMessage
 
@@ -27,21 +24,9 @@ __all__ = [
     "UserClose",
     "UserSend",
     "Wire",
-    "authorization_token",
 ]
 
 Wire = Literal["text", "bitstring"]
-
-
-def authorization_token(useragent: str, access_key: str) -> str:
-    """The ``authorization`` query value: base64(useragent + ":" + access_key) (spec §3.1).
-
-    Raises:
-        LocalProtocolError: either part contains ``:`` (hub 4.x would abort the connection).
-    """
-    if ":" in useragent or ":" in access_key:
-        raise LocalProtocolError("neither the user agent nor the access key may contain ':'")
-    return base64.b64encode(f"{useragent}:{access_key}".encode()).decode("ascii")
 
 
 # ---- inputs -------------------------------------------------------------------------------------

@@ -71,7 +71,6 @@ from thalovant.core.session.events import (
     UserClose,
     UserSend,
     Wire,
-    authorization_token,
 )
 from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
 from thalovant.core.wire.codec import (
@@ -99,7 +98,6 @@ __all__ = [
     "SessionState",
     "UserClose",
     "UserSend",
-    "authorization_token",
 ]
 
 
