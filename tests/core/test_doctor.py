@@ -28,8 +28,8 @@ from thalovant.core.doctor import (
     settings_from_identity,
 )
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.identity.model import ThalovantIdentity
 from thalovant.core.machine import Note, Tick
+from thalovant.shell.identity_io import ThalovantIdentity
 
 OK, FAILED, WARNING = CheckStatus.OK, CheckStatus.FAILED, CheckStatus.WARNING
 NAMES = [k.value for k in CHECK_ORDER]

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from thalovant.core.doctor import CheckStatus, ThalovantDoctorReport
 from thalovant.core.errors import ThalovantAuthenticationError
-from thalovant.core.identity.model import ThalovantIdentity
 from thalovant.shell.doctor import _judge_connect, run_doctor
+from thalovant.shell.identity_io import ThalovantIdentity
 
 KEY = "f00dfeedf00dfeedf00dfeedf00dfeed"
 PASSWORD = "correct-horse-battery"

@@ -14,8 +14,8 @@ from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, 
 
 from tests.shell.test_doctor import KEY, PASSWORD, UA, assert_no_secret, serve, statuses
 from thalovant.core.doctor import ThalovantDoctorReport
-from thalovant.core.identity.model import ThalovantIdentity
 from thalovant.shell.doctor import run_doctor
+from thalovant.shell.identity_io import ThalovantIdentity
 
 
 def ws_ident(port: int) -> ThalovantIdentity:

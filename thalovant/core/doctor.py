@@ -41,7 +41,8 @@ from typing import Any
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.identity.fields import split_url
-from thalovant.core.identity.model import ThalovantIdentity, normalize_protocol
+from thalovant.core.identity.model import Identity
+from thalovant.core.identity.protocols import normalize_protocol
 from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
 
 __all__ = [
@@ -239,7 +240,7 @@ def settings_from_identity(
         "handshake_available": handshake_available,
         "link_available": link_available,
     }
-    if not isinstance(identity, ThalovantIdentity):
+    if not isinstance(identity, Identity):
         problem = f"not a ThalovantIdentity but a {type(identity).__name__}"
         return DoctorSettings(protocol=str(protocol or ""), identity_problems=(problem,), **common)
     problems: list[str] = []
@@ -273,7 +274,7 @@ def settings_from_identity(
     return _with_endpoint(base, identity, chosen)
 
 
-def _with_endpoint(base: DoctorSettings, identity: ThalovantIdentity, protocol: str) -> DoctorSettings:
+def _with_endpoint(base: DoctorSettings, identity: Identity, protocol: str) -> DoctorSettings:
     from dataclasses import replace
 
     try:

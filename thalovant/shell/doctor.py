@@ -55,10 +55,10 @@ from thalovant.core.errors import (
     ThalovantIdentityError,
     ThalovantTimeoutError,
 )
-from thalovant.core.identity.model import ThalovantIdentity
 from thalovant.core.links.base import percent_encode
 from thalovant.core.links.ws import ws_target
 from thalovant.core.wire.auth import authorization_token
+from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.links.http import HttpConnection, HttpTimeouts
 from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
 
@@ -90,7 +90,7 @@ async def run_doctor(
     identity: ThalovantIdentity | Mapping[str, Any],
     *,
     protocol: str | None = None,
-    timeout: float = 10.0,  # noqa: ASYNC109 - each probe gets its own bound of this many seconds
+    timeout: float = 10.0,
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     handshake_probe: Probe | None = None,

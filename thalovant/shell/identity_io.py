@@ -1,13 +1,14 @@
-"""Reading identities from files and the process environment.
+"""The public ``thalovant.ThalovantIdentity``: the core's identity value plus every constructor.
 
-The core parses (``thalovant.core.identity.model``); this module only reads bytes
-and ``os.environ`` and checks file permissions.
-
-The public ``thalovant.ThalovantIdentity`` is defined here: it is the core's
-``ThalovantIdentity`` plus the two loaders that need IO, :meth:`from_file` and
-:meth:`from_env`. (The core may not import the shell, so the loaders cannot
-live on the core class.) Instances compare equal to core instances with the
-same fields, and every core function accepts them.
+The core holds the pure value (``thalovant.core.identity.model.Identity``) and
+its parsers (``thalovant.core.identity.parse``, which see only text and
+mappings). :class:`ThalovantIdentity` subclasses that value and adds the
+constructors, which raise :class:`ThalovantIdentityError`: the pure ones
+(:meth:`~ThalovantIdentity.from_mapping`, ``from_text``, ``from_environ``,
+``with_overrides``) and the ones that need IO (``from_file``, ``from_env``,
+``from_config``: this module reads bytes and ``os.environ`` and checks file
+permissions). Instances compare equal to core values with the same fields,
+and every core function accepts them.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ import os
 import stat
 import warnings
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from returns.result import Success
+from returns.result import Result, Success
 
 from thalovant.core.errors import ThalovantIdentityError
-from thalovant.core.identity import model as _core
-from thalovant.core.identity.model import identity_from_environ
+from thalovant.core.identity.env import identity_from_environ
+from thalovant.core.identity.fields import IdentityProblem, identity_error
+from thalovant.core.identity.model import Identity
+from thalovant.core.identity.parse import override_values, parse_identity, parse_identity_text
 from thalovant.core.identity.profiles import parse_config_text, select_profile
 
 #: Identity files larger than this are refused (a real one is well under 4 KiB).
@@ -57,13 +61,63 @@ def check_file_permissions(path: Path, mode: int, *, kind: str = "identity file"
     )
 
 
-class ThalovantIdentity(_core.ThalovantIdentity):
-    """A validated client identity; see ``thalovant.core.identity.model`` for the fields and rules.
+class ThalovantIdentity(Identity):
+    """A validated client identity; fields and rules in ``thalovant.core.identity.parse``.
 
-    Build one with :meth:`from_file`, :meth:`from_env` or :meth:`from_mapping`.
+    Build one with :meth:`from_file`, :meth:`from_env`, :meth:`from_mapping` (or
+    ``from_text``, ``from_environ``, ``from_config``).
     """
 
     __slots__ = ()
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, origin: str = "identity") -> Self:
+        """Validate a mapping (the JSON object of an identity file).
+
+        Raises:
+            ThalovantIdentityError: listing every problem found (``.problems``).
+        """
+        return cls._built(parse_identity(values, origin=origin), origin)
+
+    @classmethod
+    def from_text(cls, text: str | bytes, *, origin: str = "identity file") -> Self:
+        """Validate the contents of an identity file (UTF-8 JSON object).
+
+        Raises:
+            ThalovantIdentityError: for bad UTF-8, bad JSON, a non-object or invalid fields.
+        """
+        return cls._built(parse_identity_text(text, origin=origin), origin)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, prefix: str = "THALOVANT_") -> Self:
+        """Validate an identity given as environment variables (table in ``thalovant.core.identity.env``).
+
+        Raises:
+            ThalovantIdentityError: listing every problem found.
+        """
+        origin = f"environment ({prefix}*)"
+        return cls._built(parse_identity(identity_from_environ(environ, prefix=prefix), origin=origin), origin)
+
+    @classmethod
+    def _built(cls, parsed: Result[Identity, tuple[IdentityProblem, ...]], origin: str) -> Self:
+        """The parsed value as an instance of ``cls``, or every problem raised at once."""
+        if not isinstance(parsed, Success):
+            raise identity_error(parsed.failure(), origin)
+        value: Identity = parsed.unwrap()
+        return cls(**{f.name: getattr(value, f.name) for f in fields(value)})
+
+    def with_overrides(self, *, host: str | None = None, port: int | None = None) -> Self:
+        """A copy with the CLI's ``--host`` / ``--port`` applied, re-validated.
+
+        ``host`` replaces ``default_master`` and drops the ``https`` data-plane
+        endpoint, so the override really takes effect (0.4.7 ignored it).
+        ``port`` sets ``default_port`` and also replaces the port of a kept
+        ``https`` endpoint.
+
+        Raises:
+            ThalovantIdentityError: if the result is invalid.
+        """
+        return type(self).from_mapping(override_values(self, host=host, port=port), origin="identity with overrides")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Self:
@@ -110,7 +164,7 @@ class ThalovantIdentity(_core.ThalovantIdentity):
         chosen = profile or env.get("THALOVANT_PROFILE") or None
         selected = parse_config_text(data, origin=origin).bind(lambda config: select_profile(config, chosen))
         if not isinstance(selected, Success):
-            raise ThalovantIdentityError([(p.path, p.message) for p in selected.failure()], origin=origin)
+            raise identity_error(selected.failure(), origin)
         return cls.from_mapping(selected.unwrap(), origin=f"profile in {origin}")
 
 

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import stat
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +10,11 @@ from returns.result import Failure, Success
 
 from tests.paths import TESTS
 from thalovant.core.errors import ThalovantIdentityError, ThalovantUnsupportedProtocolError
-from thalovant.core.identity import model as core_identity
 from thalovant.core.identity.env import ENV_SUFFIXES, identity_from_environ
-from thalovant.core.identity.fields import split_url, without_userinfo
-from thalovant.core.identity.model import IdentityProblem, parse_identity, parse_identity_text
+from thalovant.core.identity.fields import IdentityProblem, split_url, without_userinfo
+from thalovant.core.identity.model import Identity
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
+from thalovant.core.identity.parse import parse_identity, parse_identity_text
 from thalovant.core.identity.protocols import (
     HubDataPlaneEndpoints,
     HubProtocolSettings,
@@ -27,7 +22,7 @@ from thalovant.core.identity.protocols import (
     normalize_protocol,
     select_data_plane_endpoint,
 )
-from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning, load_identity_file
+from thalovant.shell.identity_io import ThalovantIdentity
 
 FIXTURES = TESTS / "fixtures" / "identity"
 KEY = "0123456789abcdef0123456789abcdef"
@@ -642,7 +637,7 @@ def test_core_and_public_instances_compare_equal() -> None:
     core = parse_identity(base())
     assert isinstance(core, Success)
     public = ThalovantIdentity.from_mapping(base())
-    assert type(public) is ThalovantIdentity and isinstance(public, core_identity.ThalovantIdentity)
+    assert type(public) is ThalovantIdentity and isinstance(public, Identity)
     assert core.unwrap() == public and hash(core.unwrap()) == hash(public)
     assert public != ThalovantIdentity.from_mapping(base(site_id="other"))
 
@@ -680,66 +675,6 @@ def test_text_accepts_a_bom_and_str() -> None:
     first = parse_identity_text("{}").failure()[0]
     assert isinstance(first, IdentityProblem) and first.path == "access_key"
     assert str(first).startswith("access_key: missing required field")
-
-
-def private_copy(tmp_path: Path, name: str, mode: int = 0o600) -> Path:
-    target = tmp_path / name
-    shutil.copy(FIXTURES / name, target)
-    target.chmod(mode)
-    return target
-
-
-def test_from_file_private_file_gives_no_warning(tmp_path: Path) -> None:
-    path = private_copy(tmp_path, "password-only.json")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ident = ThalovantIdentity.from_file(path)
-    assert ident.password == "00112233445566778899aabbccddeeff" and ident.crypto_key is None
-    assert load_identity_file(str(path)) == ident
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
-def test_from_file_readable_by_others_warns(tmp_path: Path, mode: int) -> None:
-    path = private_copy(tmp_path, "full.json", mode)
-    with pytest.warns(ThalovantSecurityWarning, match=f"mode {mode:04o}.*chmod 600") as record:
-        ThalovantIdentity.from_file(path)
-    assert all(PW not in str(w.message) for w in record)
-    assert record[0].filename == __file__  # points at the caller, not at thalovant
-
-
-def test_from_file_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    private_copy(tmp_path, "password-only.json")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert ThalovantIdentity.from_file("~/password-only.json").site_id == "loopback-test"
-
-
-def test_from_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(ThalovantIdentityError, match="unable to read identity file") as info:
-        ThalovantIdentity.from_file(tmp_path / "missing.json")
-    assert str(tmp_path / "missing.json") in str(info.value)
-    with pytest.raises(ThalovantIdentityError, match="not a regular file"):
-        ThalovantIdentity.from_file(tmp_path)
-    big = tmp_path / "big.json"
-    big.write_bytes(b" " * (1024 * 1024 + 1))
-    big.chmod(0o600)
-    with pytest.raises(ThalovantIdentityError, match="larger than"):
-        ThalovantIdentity.from_file(big)
-    bad = private_copy(tmp_path, "truncated.json")
-    with pytest.raises(ThalovantIdentityError, match=f"invalid identity file {bad}"):
-        ThalovantIdentity.from_file(bad)
-
-
-def test_projected_kubernetes_secret_does_not_warn(tmp_path: Path) -> None:
-    data = tmp_path / "..data"
-    data.mkdir()
-    real = private_copy(data, "password-only.json", 0o644)
-    link = tmp_path / "identity.json"
-    link.symlink_to(Path("..data") / real.name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert ThalovantIdentity.from_file(link).site_id == "loopback-test"
-    assert stat.S_IMODE(real.stat().st_mode) == 0o644
 
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -833,15 +768,6 @@ def test_env_mqtt_host_alone_is_only_an_endpoint() -> None:
     ident = ThalovantIdentity.from_environ({**ENV, "THALOVANT_HUB_MQTT_HOST": "mqtt://b"})
     assert ident.mqtt is None and ident.endpoint_for("mqtt") == "mqtt://b"
     assert not ident.supports_protocol("mqtt")
-
-
-def test_env_custom_prefix_and_default_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    custom = {k.replace("THALOVANT_", "HUB1_"): v for k, v in ENV.items()}
-    assert ThalovantIdentity.from_environ(custom, prefix="HUB1_") == ThalovantIdentity.from_environ(ENV)
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    assert ThalovantIdentity.from_env() == ThalovantIdentity.from_environ(ENV)
-    assert ThalovantIdentity.from_env("HUB1_", custom).site_id == "env-site"
 
 
 def test_env_problems_name_fields_and_the_origin() -> None:

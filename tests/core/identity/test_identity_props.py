@@ -13,7 +13,7 @@ from returns.result import Failure, Success
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.identity.env import ENV_SUFFIXES
 from thalovant.core.identity.fields import SplitUrl, split_url
-from thalovant.core.identity.model import parse_identity, parse_identity_text
+from thalovant.core.identity.parse import parse_identity, parse_identity_text
 from thalovant.shell.identity_io import ThalovantIdentity
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +12,8 @@ from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from tests.core.identity.test_identity_props import valid_identities
-from thalovant.core.errors import ThalovantIdentityError
 from thalovant.core.identity.profiles import parse_config_text, select_profile
-from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning, default_config_path
+from thalovant.shell.identity_io import ThalovantIdentity
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = "0123456789abcdef0123456789abcdef"
@@ -160,62 +157,6 @@ def test_profile_choice(config: dict[str, Any], profile: str | None, expected: d
 def test_profile_choice_problems(config: object, profile: str | None, message: str) -> None:
     result = select_profile(config, profile)
     assert isinstance(result, Failure) and message in result.failure()[0].message
-
-
-# ---- from_config (shell) ----------------------------------------------------------------------------
-
-
-def write_config(folder: Path, text: str = CONFIG, mode: int = 0o600) -> Path:
-    path = folder / "thalovant" / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
-    return path
-
-
-def test_from_config_default_location_and_profiles(tmp_path: Path) -> None:
-    write_config(tmp_path)
-    env = {"XDG_CONFIG_HOME": str(tmp_path)}
-    home = ThalovantIdentity.from_config(environ=env)
-    assert (home.access_key, home.password, home.site_id, home.default_port) == (KEY, "it's # not a comment", "12", 443)
-    assert home.enabled_protocols() == ("https", "mqtt")
-    assert home.mqtt is not None and home.mqtt.qos == 0
-    assert home.metadata == {"room": "kitchen", "tags": ["a", "b c"]}
-    lab = ThalovantIdentity.from_config(profile="lab", environ=env)
-    assert (lab.site_id, lab.password, lab.crypto_key) == ("lab", None, "6b1f0c2a9d3e4f57")
-    assert ThalovantIdentity.from_config(environ={**env, "THALOVANT_PROFILE": "lab"}) == lab
-    assert type(lab) is ThalovantIdentity
-
-
-def test_default_config_path_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert default_config_path({}) == tmp_path / ".config" / "thalovant" / "config.yaml"
-    assert default_config_path({"XDG_CONFIG_HOME": "relative"}) == tmp_path / ".config" / "thalovant" / "config.yaml"
-    assert default_config_path({"XDG_CONFIG_HOME": "/x"}) == Path("/x/thalovant/config.yaml")
-    assert default_config_path({"THALOVANT_CONFIG": "~/c.yaml", "XDG_CONFIG_HOME": "/x"}) == tmp_path / "c.yaml"
-
-
-def test_from_config_explicit_path_and_errors(tmp_path: Path) -> None:
-    path = write_config(tmp_path)
-    assert ThalovantIdentity.from_config(path, "lab", environ={}).site_id == "lab"
-    with pytest.raises(ThalovantIdentityError, match="unable to read config file"):
-        ThalovantIdentity.from_config(tmp_path / "nope.yaml", environ={})
-    with pytest.raises(ThalovantIdentityError, match=r"profiles\.work: no profile 'work' \(have: home, lab\)"):
-        ThalovantIdentity.from_config(path, "work", environ={})
-    broken = write_config(tmp_path / "b", "profiles:\n  a:\n    key: &x 1\n")
-    with pytest.raises(ThalovantIdentityError, match="line 3: anchors"):
-        ThalovantIdentity.from_config(broken, environ={})
-    invalid = write_config(tmp_path / "c", "profiles:\n  a:\n    access_key: 'ZQk:eyQZ'\n")
-    with pytest.raises(ThalovantIdentityError, match="profile in config file") as info:
-        ThalovantIdentity.from_config(invalid, environ={})
-    assert "ZQk:eyQZ" not in str(info.value)
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
-def test_from_config_readable_by_others_warns(tmp_path: Path) -> None:
-    path = write_config(tmp_path, mode=0o644)
-    with pytest.warns(ThalovantSecurityWarning, match=r"config file .* \(mode 0644\)"):
-        ThalovantIdentity.from_config(path, environ={})
 
 
 # ---- properties -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from thalovant.core.control.api import ApiProblem, ClientSecrets, redact
+from thalovant.core.identity.mqtt import MQTT_KEYS
 
 #: Protocol order used when the caller gives none (reference 0.4.7 ``DEFAULT_PROTOCOL_PREFERENCE``).
 DEFAULT_PREFERENCE: tuple[str, ...] = ("https", "wss", "mqtt")
@@ -46,19 +47,6 @@ _ENDPOINT_ALIASES = {"https": ("https", "http"), "wss": ("wss", "ws"), "mqtt": (
 _SCHEMES = {"https": ("https", "http"), "wss": ("wss", "ws"), "mqtt": ("mqtt", "mqtts", "tcp", "ssl")}
 _TRUE = frozenset({"1", "true", "yes", "on", "enabled"})
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/?#\s]+)(?P<rest>[^\s]*)")
-_MQTT_KEYS = {
-    "endpoint": ("endpoint", "broker_url", "brokerUrl", "url"),
-    "username": ("username", "broker_username", "brokerUsername"),
-    "password": ("password", "broker_password", "brokerPassword"),
-    "topic_prefix": ("topic_prefix", "topicPrefix"),
-    "hub_id": ("hub_id", "hubId"),
-    "c2s_topic": ("c2s_topic", "c2sTopic"),
-    "s2c_topic": ("s2c_topic", "s2cTopic"),
-    "status_topic": ("status_topic", "statusTopic"),
-    "hash_topics": ("hash_topics", "hashTopics"),
-    "qos": ("qos",),
-    "tls": ("tls",),
-}
 _IDENTITY_SECRET_KEYS = (
     ("access_key", ("access_key", "key", "api_key", "apiKey")),
     ("password", ("password",)),
@@ -160,7 +148,7 @@ def _mqtt_block(raw: Any, endpoint: str | None) -> dict[str, Any] | None:
     """Canonical MQTT credentials, or None when endpoint, username or password is unusable."""
     if not isinstance(raw, Mapping):
         return None
-    block = {key: _pick(raw, names) for key, names in _MQTT_KEYS.items()}
+    block = {key: _pick(raw, names) for key, names in MQTT_KEYS.items()}
     block = {k: v for k, v in block.items() if v is not None}
     block.setdefault("endpoint", endpoint)
     if not all(isinstance(block.get(k), str) and block[k] for k in ("endpoint", "username", "password")):

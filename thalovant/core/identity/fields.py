@@ -6,7 +6,9 @@ Identity parsing must report *every* problem at once, so no reader here
 raises. Each reader takes the raw value, the dotted field path it came from
 and a :class:`Problems` collector; it returns the cleaned value, or ``None``
 after recording why the value was refused. The top-level parsers
-(``thalovant.core.identity.model``) turn the collected problems into a ``Result``.
+(``thalovant.core.identity.parse``) turn the collected problems into a ``Result``;
+the public constructors raise them as one :class:`ThalovantIdentityError`
+(:func:`identity_error`).
 
 Rule: a problem message names the field and what is wrong with it; it never
 quotes the value, because the value may be (or contain) a secret.
@@ -18,11 +20,16 @@ import it). Only the shapes the identity needs are accepted:
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from thalovant.core.errors import ThalovantIdentityError
 
 #: The HiveMind HTTP listener's port, used when nothing else says otherwise.
 DEFAULT_HUB_PORT = 5679
@@ -58,6 +65,36 @@ class Problems:
 
     def as_tuple(self) -> tuple[IdentityProblem, ...]:
         return tuple(self.items)
+
+    def raise_any(self, origin: str) -> None:
+        """Raise every problem collected so far as one :class:`ThalovantIdentityError`; nothing if none."""
+        if self.items:
+            raise identity_error(self.items, origin)
+
+
+def identity_error(problems: Iterable[IdentityProblem], origin: str) -> ThalovantIdentityError:
+    """The one exception listing ``problems`` (paths and messages, never values)."""
+    return ThalovantIdentityError([(p.path, p.message) for p in problems], origin=origin)
+
+
+def decode_text(text: str | bytes, origin: str) -> Result[str, tuple[IdentityProblem, ...]]:
+    """``text`` as str: bytes are decoded as UTF-8; a leading BOM is dropped either way."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return Failure((IdentityProblem("", f"{origin} is not valid UTF-8 (byte {exc.start})"),))
+    return Success(text.removeprefix("\ufeff"))
+
+
+def load_json(text: str, origin: str, *, malformed: str = "") -> Result[Any, tuple[IdentityProblem, ...]]:
+    """The JSON value in ``text``; ``malformed`` is appended to the message for input too deep to read."""
+    try:
+        return Success(json.loads(text))
+    except json.JSONDecodeError as exc:
+        return Failure((IdentityProblem("", f"{origin} is not valid JSON (line {exc.lineno} column {exc.colno})"),))
+    except (ValueError, RecursionError):
+        return Failure((IdentityProblem("", f"{origin} is not valid JSON{malformed}"),))
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

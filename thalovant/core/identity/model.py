@@ -1,54 +1,18 @@
-"""The client identity: who we are to the hub, and where the hub is.
+"""The client identity as a pure value: who we are to the hub, and where the hub is.
 
 Theory of operation
 -------------------
-An identity comes from a JSON object (a file, a mapping, or environment
-variables turned into a mapping). :func:`parse_identity` reads every field,
-collects *all* problems (``field.path: message``, never the value) and
-returns ``Success(ThalovantIdentity)`` or ``Failure(problems)``. The public
-classmethods raise one :class:`ThalovantIdentityError` listing them all.
-Reading files and ``os.environ`` is the shell's job
-(``thalovant.shell.identity_io``); this module only sees text and mappings.
+:class:`Identity` is what ``thalovant.core.identity.parse.parse_identity``
+returns once every field of an identity mapping is valid (the field table,
+aliases and validation rules are in that module). This module answers
+questions about a valid identity -- which URL the HTTP transport talks to,
+which protocols are enabled and usable -- and renders it without secrets.
 
-Fields (canonical key first, then accepted aliases; unknown keys are ignored):
-
-=====================  ===============================================  =========
-field                  aliases                                          required
-=====================  ===============================================  =========
-access_key             key, api_key, accessKey, apiKey                  yes
-password               (none)                                           one of
-crypto_key             cryptoKey                                        these two
-site_id                siteId, site (numbers become strings)            yes
-default_master         host, hub_http_host, master                      yes
-default_port           port, hub_http_port (1..65535)                   no
-default_path           defaultPath, hub_http_path, path, uri_path       no
-data_plane_endpoints   dataPlaneEndpoints, endpoints, or top-level      no
-                       https/http/wss/ws/mqtt(string)/mqtts
-protocols              network, spec.protocols                          no
-mqtt                   (none)                                           no
-metadata               (none)                                           no
-=====================  ===============================================  =========
-
-Precedence within one mapping: the canonical key wins over its aliases, and
-an earlier alias over a later one. ``None`` and blank strings count as
-missing. A file and the environment are never merged.
-
-Validation (beyond 0.4.7, which accepted most of this silently):
-
-* ``access_key`` has no ``:`` (hub 4.x splits the token on it, spec §3.1),
-  no whitespace, and, when MQTT is configured, no ``/``, ``+`` or ``#``.
-* ``password`` and ``crypto_key`` are each optional, but at least one is
-  required (password-only, pre-shared-key-only and both all work).
-  ``crypto_key`` needs at least 16 characters, the first 16 ASCII: the hub
-  and the client use exactly ``crypto_key[:16]`` as the AES-128 key.
-* URLs must use the schemes of their protocol (see ``identity_protocols``).
-* ``default_port`` must be 1..65535; 0 is an error, not "use the default".
-* MQTT topics contain no ``+``/``#`` wildcards, NUL or control characters,
-  no empty levels and do not start with ``$``; ``qos`` is 0 or 1.
-
-Protocol flags not given default to "usable": ``https`` on (the master gives
-an HTTP base), ``wss`` on when a wss endpoint is set, ``mqtt`` on when MQTT
-broker credentials are set.
+The public ``thalovant.ThalovantIdentity`` (``thalovant.shell.identity_io``)
+is this class plus its constructors, which raise
+:class:`~thalovant.core.errors.ThalovantIdentityError` and, for files and the
+environment, do IO. Instances of the two compare equal when their fields are
+equal, and every core function accepts either.
 
 Secrets (access key, password, crypto key, broker username and password,
 URL userinfo, secret-named metadata keys) never appear in ``repr()``,
@@ -57,78 +21,30 @@ URL userinfo, secret-named metadata keys) never appear in ``repr()``,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any, Self
+from typing import Any
 
-from returns.result import Failure, Result, Success
-
-from thalovant.core.errors import ThalovantIdentityError, ThalovantUnsupportedProtocolError
-from thalovant.core.identity.env import identity_from_environ
-from thalovant.core.identity.fields import (
-    DEFAULT_HUB_PORT,
-    REDACTED,
-    IdentityProblem,
-    Problems,
-    copy_json,
-    first_present,
-    normalize_path,
-    read_json_object,
-    read_port,
-    read_text,
-    redact_json,
-    split_url,
-    without_userinfo,
-)
-from thalovant.core.identity.mqtt import MqttBrokerCredentials, read_mqtt
+from thalovant.core.errors import ThalovantUnsupportedProtocolError
+from thalovant.core.identity.fields import REDACTED, copy_json, redact_json, without_userinfo
+from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import (
-    DEFAULT_PROTOCOL_PREFERENCE,
     HubDataPlaneEndpoints,
     HubProtocol,
     HubProtocolSettings,
-    SelectedHubEndpoint,
     compose_http_base,
-    master_url,
     normalize_protocol,
-    read_endpoints,
-    read_protocol_flags,
-    select_data_plane_endpoint,
 )
 
-__all__ = [
-    "DEFAULT_HUB_PORT",
-    "DEFAULT_PROTOCOL_PREFERENCE",
-    "HubDataPlaneEndpoints",
-    "HubProtocol",
-    "HubProtocolSettings",
-    "IdentityProblem",
-    "MqttBrokerCredentials",
-    "SelectedHubEndpoint",
-    "ThalovantIdentity",
-    "identity_from_environ",
-    "normalize_protocol",
-    "parse_identity",
-    "parse_identity_text",
-    "select_data_plane_endpoint",
-]
-
-_ACCESS_KEY = ("access_key", "key", "api_key", "accessKey", "apiKey")
-_PASSWORD = ("password",)
-_CRYPTO_KEY = ("crypto_key", "cryptoKey")
-_SITE_ID = ("site_id", "siteId", "site")
-_MASTER = ("default_master", "host", "hub_http_host", "master")
-_PORT = ("default_port", "port", "hub_http_port")
-_PATH = ("default_path", "defaultPath", "hub_http_path", "path", "uri_path")
+__all__ = ["Identity"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
-class ThalovantIdentity:
-    """A validated client identity (core part). Build it with :meth:`from_mapping` or :meth:`from_text`.
+class Identity:
+    """A validated client identity, as a pure value. ``parse_identity`` builds it.
 
     The public ``thalovant.ThalovantIdentity`` (``thalovant.shell.identity_io``) subclasses this and
-    adds ``from_file`` and ``from_env``, which need IO.
+    adds the constructors (``from_mapping``, ``from_text``, ``from_file``, ``from_env`` ...).
 
     Attributes:
         access_key: the hub's client access key (secret).
@@ -156,77 +72,16 @@ class ThalovantIdentity:
     mqtt: MqttBrokerCredentials | None = None
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
-    # ---- construction ----------------------------------------------------------------------------
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, origin: str = "identity") -> Self:
-        """Validate a mapping (the JSON object of an identity file).
-
-        Raises:
-            ThalovantIdentityError: listing every problem found (``.problems``).
-        """
-        return cls._adopt(_unwrap(parse_identity(values, origin=origin), origin))
-
-    @classmethod
-    def from_text(cls, text: str | bytes, *, origin: str = "identity file") -> Self:
-        """Validate the contents of an identity file (UTF-8 JSON object).
-
-        Raises:
-            ThalovantIdentityError: for bad UTF-8, bad JSON, a non-object or invalid fields.
-        """
-        return cls._adopt(_unwrap(parse_identity_text(text, origin=origin), origin))
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, prefix: str = "THALOVANT_") -> Self:
-        """Validate an identity given as environment variables (see ``identity_env``).
-
-        Raises:
-            ThalovantIdentityError: listing every problem found.
-        """
-        origin = f"environment ({prefix}*)"
-        return cls._adopt(_unwrap(parse_identity(identity_from_environ(environ, prefix=prefix), origin=origin), origin))
-
-    @classmethod
-    def _adopt(cls, identity: ThalovantIdentity) -> Self:
-        """``identity`` as an instance of ``cls`` (the public subclass adds file and env loading)."""
-        if type(identity) is cls:
-            return identity
-        return cls(**{f.name: getattr(identity, f.name) for f in dataclass_fields(identity)})
-
     def _key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in dataclass_fields(self))
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ThalovantIdentity):
+        if not isinstance(other, Identity):
             return NotImplemented
         return self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(tuple(value for value in self._key() if not isinstance(value, dict)))
-
-    def with_overrides(self, *, host: str | None = None, port: int | None = None) -> Self:
-        """A copy with the CLI's ``--host`` / ``--port`` applied, re-validated.
-
-        ``host`` replaces ``default_master`` and drops the ``https`` data-plane
-        endpoint, so the override really takes effect (0.4.7 ignored it).
-        ``port`` sets ``default_port`` and also replaces the port of a kept
-        ``https`` endpoint.
-
-        Raises:
-            ThalovantIdentityError: if the result is invalid.
-        """
-        values = self.as_dict(include_secrets=True)
-        endpoints = dict(values.get("data_plane_endpoints", {}))
-        if host is not None:
-            values["default_master"] = host
-            endpoints.pop("https", None)
-        if port is not None:
-            values["default_port"] = port
-            split = split_url(endpoints["https"]) if "https" in endpoints else None
-            if split is not None and not isinstance(split, str) and 1 <= port <= 65535:
-                endpoints["https"] = split.unsplit(port=port)
-        values["data_plane_endpoints"] = endpoints
-        return type(self).from_mapping(values, origin="identity with overrides")
 
     # ---- endpoints and protocols -----------------------------------------------------------------
 
@@ -236,7 +91,7 @@ class ThalovantIdentity:
         return self.crypto_key[:16] if self.crypto_key else None
 
     def endpoint_base(self) -> str:
-        """The HTTP(S) base URL of the hub (rules in ``identity_protocols``)."""
+        """The HTTP(S) base URL of the hub (rules in ``thalovant.core.identity.protocols``)."""
         return compose_http_base(
             master=self.default_master,
             https_endpoint=self.data_plane_endpoints.https,
@@ -322,7 +177,7 @@ class ThalovantIdentity:
         out["metadata"] = copy_json(self.metadata) if include_secrets else redact_json(self.metadata)
         return out
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # the public name: users only ever see ThalovantIdentity instances
         def hidden(value: str | None) -> str:
             return "None" if value is None else REDACTED
 
@@ -336,158 +191,3 @@ class ThalovantIdentity:
         )
 
     __str__ = __repr__
-
-
-def _unwrap(result: Result[ThalovantIdentity, tuple[IdentityProblem, ...]], origin: str) -> ThalovantIdentity:
-    if isinstance(result, Success):
-        identity: ThalovantIdentity = result.unwrap()
-        return identity
-    problems: tuple[IdentityProblem, ...] = result.failure()
-    raise ThalovantIdentityError([(p.path, p.message) for p in problems], origin=origin)
-
-
-# ---- parsing --------------------------------------------------------------------------------------
-
-
-def parse_identity_text(
-    text: str | bytes, *, origin: str = "identity file"
-) -> Result[ThalovantIdentity, tuple[IdentityProblem, ...]]:
-    """Parse identity-file contents: UTF-8 (a BOM is allowed) JSON holding one object."""
-    if isinstance(text, bytes | bytearray):
-        try:
-            text = bytes(text).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            return Failure((IdentityProblem("", f"{origin} is not valid UTF-8 (byte {exc.start})"),))
-    text = text.removeprefix("\ufeff")
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Failure((IdentityProblem("", f"{origin} is not valid JSON (line {exc.lineno} column {exc.colno})"),))
-    except (ValueError, RecursionError):
-        return Failure((IdentityProblem("", f"{origin} is not valid JSON (too deeply nested or malformed)"),))
-    return parse_identity(values, origin=origin)
-
-
-def parse_identity(
-    values: object, *, origin: str = "identity"
-) -> Result[ThalovantIdentity, tuple[IdentityProblem, ...]]:
-    """Validate an identity mapping, collecting every problem.
-
-    Returns:
-        ``Success(identity)``, or ``Failure(problems)`` with one
-        :class:`IdentityProblem` per bad or missing field.
-    """
-    if not isinstance(values, Mapping):
-        return Failure((IdentityProblem("", f"{origin} must be a JSON object"),))
-    problems = Problems()
-    access_key = _read_access_key(values, problems)
-    password = _optional_text(values, _PASSWORD, problems)
-    crypto_key = _read_crypto_key(values, problems)
-    if password is None and crypto_key is None and not _given(values, _PASSWORD + _CRYPTO_KEY):
-        problems.add("password", "missing: give password, crypto_key or both")
-    site_id = _required_text(values, _SITE_ID, problems, allow_numbers=True)
-    port = _optional_port(values, problems)
-    master = _read_master(values, port, problems)
-    path = _read_path(values, problems)
-    endpoints = read_endpoints(values, problems)
-    flags = read_protocol_flags(values, problems)
-    mqtt = read_mqtt(values, problems, fallback_endpoint=endpoints.mqtt)
-    if mqtt is not None and access_key is not None and any(c in access_key for c in "/+#"):
-        problems.add("access_key", "must not contain '/', '+' or '#' when MQTT is configured (it is a topic level)")
-    metadata: dict[str, Any] | None = {}
-    if values.get("metadata") is not None:
-        metadata = read_json_object(values["metadata"], "metadata", problems)
-    if problems:
-        return Failure(problems.as_tuple())
-    # No problem was recorded, so every required field was read.
-    assert access_key is not None and site_id is not None and master is not None
-    assert path is not None and metadata is not None
-    protocols = HubProtocolSettings(
-        wss=endpoints.wss is not None if flags["wss"] is None else flags["wss"],
-        http=True if flags["https"] is None else flags["https"],
-        mqtt=mqtt is not None if flags["mqtt"] is None else flags["mqtt"],
-    )
-    return Success(
-        ThalovantIdentity(
-            access_key=access_key,
-            password=password,
-            crypto_key=crypto_key,
-            site_id=site_id,
-            default_master=master,
-            default_port=port,
-            default_path=path,
-            data_plane_endpoints=endpoints,
-            protocols=protocols,
-            mqtt=mqtt,
-            metadata=metadata,
-        )
-    )
-
-
-def _given(values: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
-    return first_present(values, keys) is not None
-
-
-def _required_text(
-    values: Mapping[str, Any], keys: tuple[str, ...], problems: Problems, *, allow_numbers: bool = False
-) -> str | None:
-    hit = first_present(values, keys)
-    if hit is None:
-        aliases = f" (or {', '.join(keys[1:])})" if len(keys) > 1 else ""
-        problems.add(keys[0], f"missing required field{aliases}")
-        return None
-    return read_text(hit[1], hit[0], problems, allow_numbers=allow_numbers)
-
-
-def _optional_text(values: Mapping[str, Any], keys: tuple[str, ...], problems: Problems) -> str | None:
-    hit = first_present(values, keys)
-    return None if hit is None else read_text(hit[1], hit[0], problems)
-
-
-def _read_access_key(values: Mapping[str, Any], problems: Problems) -> str | None:
-    hit = first_present(values, _ACCESS_KEY)
-    if hit is None:
-        problems.add("access_key", "missing required field (or key, api_key, accessKey, apiKey)")
-        return None
-    key = read_text(hit[1], hit[0], problems, allow_spaces=False)
-    if key is not None and ":" in key:
-        problems.add(hit[0], "must not contain ':' (the hub splits the authorization token on it)")
-        return None
-    return key
-
-
-def _read_crypto_key(values: Mapping[str, Any], problems: Problems) -> str | None:
-    hit = first_present(values, _CRYPTO_KEY)
-    if hit is None:
-        return None
-    key = read_text(hit[1], hit[0], problems)
-    if key is not None and (len(key) < 16 or not key[:16].isascii()):
-        problems.add(hit[0], "must have at least 16 characters, the first 16 ASCII (the hub uses crypto_key[:16])")
-        return None
-    return key
-
-
-def _optional_port(values: Mapping[str, Any], problems: Problems) -> int | None:
-    hit = first_present(values, _PORT)
-    return None if hit is None else read_port(hit[1], hit[0], problems)
-
-
-def _read_master(values: Mapping[str, Any], port: int | None, problems: Problems) -> str | None:
-    hit = first_present(values, _MASTER)
-    if hit is None:
-        problems.add("default_master", "missing required field (or host, hub_http_host, master)")
-        return None
-    master = read_text(hit[1], hit[0], problems, allow_spaces=False)
-    if master is None:
-        return None
-    master = master.rstrip("/")
-    checked = master_url(master, port)
-    if isinstance(checked, str):
-        problems.add(hit[0], checked)
-        return None
-    return master
-
-
-def _read_path(values: Mapping[str, Any], problems: Problems) -> str | None:
-    hit = first_present(values, _PATH)
-    return "" if hit is None else normalize_path(hit[1], hit[0], problems)

@@ -38,7 +38,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from thalovant.core.errors import ThalovantIdentityError
 from thalovant.core.identity.fields import (
     REDACTED,
     Problems,
@@ -53,7 +52,8 @@ from thalovant.core.identity.fields import (
 )
 
 _TLS_SCHEMES = ("mqtts", "ssl")
-_KEYS: dict[str, tuple[str, ...]] = {
+#: Field name -> accepted keys of an ``mqtt`` block (canonical first), in field order.
+MQTT_KEYS: dict[str, tuple[str, ...]] = {
     "endpoint": ("endpoint", "broker_url", "brokerUrl", "url"),
     "username": ("username", "broker_username", "brokerUsername"),
     "password": ("password", "broker_password", "brokerPassword"),
@@ -107,8 +107,7 @@ class MqttBrokerCredentials:
         """
         problems = Problems()
         creds = read_mqtt({"mqtt": values}, problems, fallback_endpoint=None)
-        if problems:
-            raise ThalovantIdentityError([(p.path, p.message) for p in problems.items], origin="MQTT credentials")
+        problems.raise_any("MQTT credentials")
         return creds
 
     def as_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -172,7 +171,7 @@ def read_mqtt(
     """Parse the identity's ``mqtt`` object (None when absent), recording problems.
 
     A string ``mqtt`` value is a data-plane endpoint, not credentials, and is
-    handled by ``identity_protocols.read_endpoints``.
+    handled by ``protocols.read_endpoints``.
     """
     block = values.get("mqtt")
     if is_blank(block) or isinstance(block, str):
@@ -180,10 +179,10 @@ def read_mqtt(
     if not isinstance(block, Mapping):
         problems.add("mqtt", "must be an object with endpoint, username, password, topic_prefix, ...")
         return None
-    if not any(first_present(block, keys) for keys in _KEYS.values()):
+    if not any(first_present(block, keys) for keys in MQTT_KEYS.values()):
         return None
     found: dict[str, Any] = {}
-    for name, keys in _KEYS.items():
+    for name, keys in MQTT_KEYS.items():
         hit = first_present(block, keys)
         if hit is not None:
             found[name] = (f"mqtt.{hit[0]}", hit[1])

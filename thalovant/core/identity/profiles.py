@@ -50,7 +50,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from thalovant.core.identity.fields import IdentityProblem
+from thalovant.core.identity.fields import IdentityProblem, decode_text, load_json
 
 _KEY = re.compile(
     r"(?P<key>\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^\s#'\"\-?:,\[\]{}&*!|>%@`][^#]*?|-[^\s#][^#]*?)\s*:(?:\s+|$)"
@@ -199,19 +199,12 @@ def _sequence(lines: _Lines, indent: int) -> list[Any]:
 
 def parse_config_text(text: str | bytes, *, origin: str = "config file") -> Result[Any, tuple[IdentityProblem, ...]]:
     """Parse a config file (the YAML subset above, or JSON) into plain values."""
-    if isinstance(text, bytes | bytearray):
-        try:
-            text = bytes(text).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            return Failure((IdentityProblem("", f"{origin} is not valid UTF-8 (byte {exc.start})"),))
-    text = text.removeprefix("\ufeff")
+    return decode_text(text, origin).bind(lambda decoded: _parse_config(decoded, origin))
+
+
+def _parse_config(text: str, origin: str) -> Result[Any, tuple[IdentityProblem, ...]]:
     if text.lstrip().startswith("{"):
-        try:
-            return Success(json.loads(text))
-        except json.JSONDecodeError as exc:
-            return Failure((IdentityProblem("", f"{origin} is not valid JSON (line {exc.lineno} column {exc.colno})"),))
-        except (ValueError, RecursionError):
-            return Failure((IdentityProblem("", f"{origin} is not valid JSON"),))
+        return load_json(text, origin)
     try:
         lines = _Lines(text)
         first = lines.peek()

@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from thalovant.core.errors import ThalovantIdentityError, ThalovantUnsupportedProtocolError
+from thalovant.core.errors import ThalovantUnsupportedProtocolError
 from thalovant.core.identity.fields import (
     DEFAULT_HUB_PORT,
     Problems,
@@ -159,8 +159,7 @@ class HubProtocolSettings:
         """
         problems = Problems()
         flags = read_protocol_flags(values, problems)
-        if problems:
-            raise ThalovantIdentityError([(p.path, p.message) for p in problems.items], origin="protocol settings")
+        problems.raise_any("protocol settings")
         default = cls()
         return cls(
             wss=default.wss if flags["wss"] is None else flags["wss"],
@@ -261,8 +260,7 @@ class HubDataPlaneEndpoints:
         """
         problems = Problems()
         endpoints = read_endpoints(values, problems)
-        if problems:
-            raise ThalovantIdentityError([(p.path, p.message) for p in problems.items], origin="endpoints")
+        problems.raise_any("endpoints")
         return endpoints
 
     @classmethod
@@ -288,8 +286,7 @@ class HubDataPlaneEndpoints:
                 https = _read_endpoint(f"https://{host}", "https", "domain", problems)
             if wss is None and flags["wss"] is not False:
                 wss = _read_endpoint(f"wss://{host}", "wss", "domain", problems)
-        if problems:
-            raise ThalovantIdentityError([(p.path, p.message) for p in problems.items], origin="hub resource")
+        problems.raise_any("hub resource")
         return cls(https=https, wss=wss, mqtt=endpoints.mqtt)
 
 
