@@ -1,0 +1,447 @@
+"""The ``thalovant`` command: talk to a HiveMind hub from a shell (reference: ``docs/cli.md``).
+
+Global options may appear anywhere on the line. The identity comes from ``--identity``, else the file named by
+``$THALOVANT_IDENTITY``, else the ``THALOVANT_*`` variables. Exit codes: 0 success; 1 remote failure (ask refused,
+unanswered or timed out, health not ok, doctor failed, connection failed, replay diverged); 2 usage or identity
+error; 130 interrupted. Errors go to stderr as one scrubbed line (``thalovant: ...``), with a traceback only under
+``-v``. Only a terminal gets a spinner on stderr; with ``--json`` or when stderr is not a terminal, stdout carries
+only the result.
+
+This module parses arguments, calls the SDK and writes what :mod:`thalovant.core.render` formats. SDK imports stay
+lazy, so ``--help`` and ``--version`` never load the network stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from returns.result import Failure
+
+from thalovant.core import render
+from thalovant.core.errors import ThalovantError, ThalovantIdentityError
+from thalovant.core.render import EXIT_OK, EXIT_REMOTE, RemoteFailure, UsageError, exit_code, identity_secrets, scrub
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from thalovant.shell.client import AsyncThalovantClient
+    from thalovant.shell.identity_io import ThalovantIdentity
+
+IDENTITY_ENV = "THALOVANT_IDENTITY"
+NESTED_FORBIDDEN = {"record", "replay", "identity", "version"}
+GLOBAL_DEFAULTS = dict(identity=None, protocol=None, json=False, timeout=None, verbose=0, ca_file=None, insecure=False)
+
+
+def global_options(parser: argparse.ArgumentParser) -> None:
+    """Options accepted before and after the command (defaults are filled in by :func:`parse`)."""
+    s = argparse.SUPPRESS
+    parser.add_argument("-i", "--identity", metavar="PATH", default=s, help=f"identity file (default: ${IDENTITY_ENV})")
+    parser.add_argument("--protocol", choices=("wss", "ws", "https", "http", "mqtt"), default=s, help="transport")
+    parser.add_argument("--json", action="store_true", default=s, help="machine-readable output")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", default=s, help="how long to wait")
+    parser.add_argument("-v", "--verbose", action="count", default=s, help="log to stderr; tracebacks on errors")
+    parser.add_argument("--ca-file", metavar="PATH", default=s, help="CA bundle for wss/https/mqtts")
+    parser.add_argument("--insecure", action="store_true", default=s, help="do not verify TLS (development only)")
+
+
+def parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str], namespace: argparse.Namespace | None = None
+) -> argparse.Namespace:
+    """Parse ``argv``; argparse's exits become :class:`SystemExit` as usual (2 on usage errors)."""
+    args = parser.parse_args(list(argv), namespace=namespace)
+    for name, value in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (global options are accepted anywhere)."""
+    from thalovant._version import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common)
+    parser = argparse.ArgumentParser(
+        prog="thalovant",
+        description="Talk to a HiveMind-protocol hub over WebSocket, HTTP polling or MQTT.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"thalovant {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, parents=[common])
+
+    add("version", "print the version")
+    add("doctor", "check the identity, the endpoint, the connection and the transport")
+    add("health", "connect and report the connection's health")
+    ask = add("ask", "send an utterance and print the answer")
+    utter = add("utter", "send an utterance without waiting for an answer")
+    for speak in (ask, utter):
+        speak.add_argument("text")
+        speak.add_argument("--lang", default="en-us")
+        speak.add_argument("--session-id")
+    listen = add("listen", "print matching events as they arrive")
+    listen.add_argument("event", help="event type ('*' for all)")
+    listen.add_argument("--max-events", type=int, metavar="N")
+    listen.add_argument("--session-id")
+    emit = add("emit", "send a raw bus event")
+    emit.add_argument("event")
+    emit.add_argument("--data", default="{}", metavar="JSON", help="a JSON object")
+    emit.add_argument("--context", default="{}", metavar="JSON", help="a JSON object")
+    isub = add("identity", "identity tools").add_subparsers(dest="identity_command", metavar="ACTION")
+    isub.required = True
+    check = isub.add_parser("check", help="validate an identity file and print it redacted", parents=[common])
+    check.add_argument("file")
+    record = add("record", "run a command and record the connection's steps to a trace file")
+    record.add_argument("file", help="trace file to write (JSON lines; holds credentials: mode 0600)")
+    record.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command to record")
+    add("replay", "replay a trace into a fresh machine; report identical or the first divergence").add_argument("file")
+    return parser
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """A spinner line on stderr while something slow runs (terminals only; thread-based)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._label: str | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+
+    def set(self, label: str | None) -> None:
+        """Show ``label`` (None: clear the line)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._label = label
+            if label is None:
+                sys.stderr.write(render.SPINNER_CLEAR)
+                sys.stderr.flush()
+        if label is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._spin, name="thalovant-progress", daemon=True)
+            self._thread.start()
+
+    def _spin(self) -> None:
+        frame = 0
+        while not self._done.wait(0.1):
+            with self._lock:
+                if self._label is not None:
+                    sys.stderr.write(render.spinner_line(frame, self._label))
+                    sys.stderr.flush()
+            frame += 1
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self.set(None)
+        self.enabled = False
+
+
+def load_identity(args: argparse.Namespace) -> ThalovantIdentity:
+    """``--identity``, else ``$THALOVANT_IDENTITY``, else the ``THALOVANT_*`` variables."""
+    from thalovant.shell.identity_io import ThalovantIdentity
+
+    path = args.identity or os.environ.get(IDENTITY_ENV)
+    return ThalovantIdentity.from_file(path) if path else ThalovantIdentity.from_env()
+
+
+class Context:
+    """What a command gets: parsed args, the identity, the progress line and client factory."""
+
+    def __init__(self, args: argparse.Namespace, progress: Progress) -> None:
+        self.args = args
+        self.progress = progress
+        self.trace: Any = None  # a recording.TraceWriter under `record`
+        self._identity: ThalovantIdentity | None = None
+        self.secrets: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> ThalovantIdentity:
+        if self._identity is None:
+            self._identity = load_identity(self.args)
+            self.secrets = identity_secrets(self._identity)
+        return self._identity
+
+    def client(self, **kwargs: Any) -> AsyncThalovantClient:
+        from thalovant.shell.client import AsyncThalovantClient
+
+        if self.args.timeout is not None:
+            kwargs.setdefault("connect_timeout", max(0.1, min(self.args.timeout, 30.0)))
+        if self.trace is not None:
+            kwargs["trace"] = self.trace
+        if self.args.ca_file:
+            kwargs["ca_file"] = self.args.ca_file
+        if self.args.insecure:
+            kwargs["insecure"] = True
+        return AsyncThalovantClient(self.identity, protocol=self.args.protocol, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncThalovantClient]:
+        """A connected client (the spinner says "connecting" meanwhile), closed on the way out."""
+        client = self.client()
+        try:
+            with self.busy("connecting"):
+                await client.connect()
+            yield client
+        finally:
+            await client.close()
+
+    @contextlib.contextmanager
+    def busy(self, label: str) -> Iterator[None]:
+        """``with ctx.busy(label):`` shows ``label`` on the spinner line while the block runs."""
+        self.progress.set(label)
+        try:
+            yield
+        finally:
+            self.progress.set(None)
+
+
+async def cmd_health(ctx: Context) -> int:
+    client = ctx.client()
+    try:
+        with ctx.busy("connecting"):
+            await client.connect()
+        health = await client.healthcheck()
+    except ThalovantError as exc:  # a failed connect is an unhealthy report, not a crash
+        if exit_code(exc) == render.EXIT_USAGE:
+            raise
+        health = render.unhealthy(scrub(str(exc), ctx.secrets), client.protocol)
+    finally:
+        await client.close()
+    out(render.json_text(health.as_dict()) if ctx.args.json else render.health_text(health))
+    return EXIT_OK if health.ok else EXIT_REMOTE
+
+
+async def cmd_ask(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.session() as client:
+        with ctx.busy("waiting for the answer"):
+            reply = await client.ask(args.text, lang=args.lang, session_id=args.session_id, timeout=args.timeout)
+    text = render.json_text(reply.as_dict()) if args.json else render.reply_text(reply)
+    if text is not None:
+        out(text)
+    if reply.ok:
+        return EXIT_OK
+    raise RemoteFailure(render.ask_failure(reply))
+
+
+async def cmd_utter(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.session() as client:
+        rid = await client.send_utterance(args.text, lang=args.lang, session_id=args.session_id)
+    out(render.sent_text(as_json=args.json, request_id=rid))
+    return EXIT_OK
+
+
+async def cmd_emit(ctx: Context) -> int:
+    args = ctx.args
+    parsed = render.emit_arguments(args.event, data=args.data, context=args.context)
+    if isinstance(parsed, Failure):
+        raise UsageError(parsed.failure())
+    data, context = parsed.unwrap()
+    async with ctx.session() as client:
+        await client.emit(args.event, data, context)
+    out(render.sent_text(as_json=args.json, type=args.event))
+    return EXIT_OK
+
+
+async def cmd_listen(ctx: Context) -> int:
+    args = ctx.args
+    if args.max_events is not None and args.max_events < 1:
+        raise UsageError("--max-events must be at least 1")
+    label = f"listening for {args.event}"
+    async with ctx.session() as client:
+        events = client.listen(args.event, timeout=args.timeout, max_events=args.max_events, session_id=args.session_id)
+        with ctx.busy(label):
+            async for event in events:
+                ctx.progress.set(None)
+                out(render.event_line(event, as_json=args.json))
+                ctx.progress.set(label)
+    return EXIT_OK
+
+
+async def cmd_doctor(ctx: Context) -> int:
+    from thalovant.shell.doctor import run_doctor
+
+    args = ctx.args
+    timeout = args.timeout if args.timeout is not None else 10.0
+    with ctx.busy("running checks"):
+        try:
+            client = ctx.client()
+        except ThalovantError:  # e.g. the protocol is not configured: the doctor says which check fails
+            report = await run_doctor(
+                ctx.identity, protocol=args.protocol, timeout=timeout, ca_file=args.ca_file, insecure=args.insecure
+            )
+        else:
+            report = await client.doctor(timeout=timeout)
+    out(render.json_text(report.as_dict()) if args.json else report.format())
+    return EXIT_OK if report.ok else EXIT_REMOTE
+
+
+def cmd_identity_check(ctx: Context) -> int:
+    from thalovant.shell.identity_io import ThalovantIdentity
+
+    try:
+        identity = ThalovantIdentity.from_file(ctx.args.file)
+    except ThalovantIdentityError as exc:
+        if ctx.args.json:
+            out(render.json_text(render.identity_invalid(exc.origin, exc.problems)))
+        else:
+            sys.stderr.write(render.identity_problems_text(exc.origin, exc.problems))
+        return render.EXIT_USAGE
+    out(render.identity_valid_text(identity.enabled_protocols(), identity.as_dict(), as_json=ctx.args.json))
+    return EXIT_OK
+
+
+async def cmd_record(ctx: Context, parser: argparse.ArgumentParser) -> int:
+    from thalovant.shell.recording import TraceWriter
+
+    argv = list(ctx.args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("record needs a command after the file: thalovant record FILE -- ask TEXT")
+    outer = {k: v for k, v in vars(ctx.args).items() if k in GLOBAL_DEFAULTS and v is not None}
+    inner = parse(parser, argv, namespace=argparse.Namespace(**outer))
+    if inner.command in NESTED_FORBIDDEN:
+        raise UsageError(f"record cannot run {inner.command!r}")
+    writer = TraceWriter(ctx.args.file)
+    inner_ctx = Context(inner, ctx.progress)
+    inner_ctx.trace = writer
+    inner_ctx.identity  # noqa: B018  (load it now: its secrets are scrubbed from logs and errors)
+    ctx.secrets = inner_ctx.secrets
+    try:
+        code = await COMMANDS[inner.command](inner_ctx)
+    finally:
+        writer.close()
+        ctx.secrets = inner_ctx.secrets
+        if sys.stderr.isatty() and not inner.json:
+            sys.stderr.write(f"recorded {writer.steps} step(s) to {writer.path} (it holds credentials)\n")
+    return int(code)
+
+
+def cmd_replay(ctx: Context) -> int:
+    from thalovant.shell.recording import replay_file
+
+    try:
+        report, secrets = replay_file(ctx.args.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {ctx.args.file}: {exc.strerror or exc}") from None
+    result = render.replay_result(report, secrets)
+    text = render.json_text(result) if ctx.args.json else render.replay_text(result)
+    if text:
+        out(text)
+    return EXIT_OK if report.ok else EXIT_REMOTE
+
+
+def cmd_version(ctx: Context) -> int:
+    from thalovant._version import __version__
+
+    out(render.version_text(__version__, as_json=ctx.args.json))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Context], Any]] = {
+    "health": cmd_health,
+    "ask": cmd_ask,
+    "utter": cmd_utter,
+    "emit": cmd_emit,
+    "listen": cmd_listen,
+    "doctor": cmd_doctor,
+}
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, ctx: Context) -> int:
+    local = {"version": cmd_version, "identity": cmd_identity_check, "replay": cmd_replay}
+    if args.command in local:
+        return local[args.command](ctx)
+    import anyio
+
+    if args.command == "record":
+        return int(anyio.run(cmd_record, ctx, parser))
+    ctx.identity  # noqa: B018  (identity errors surface before any connect)
+    return int(anyio.run(COMMANDS[args.command], ctx))
+
+
+def _divert_output(ctx: Context, verbose: int) -> Callable[[], None]:
+    """Scrubbed stderr lines for warnings, and for logging under -v (INFO) / -vv (DEBUG); returns the undo."""
+    import logging
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        text = str(message).replace("\n", " ")
+        sys.stderr.write(f"thalovant: warning: {scrub(text, ctx.secrets)}\n")
+
+    class ScrubbingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return scrub(super().format(record), ctx.secrets)
+
+    previous, root = warnings.showwarning, logging.getLogger()
+    warnings.showwarning = show
+    handler = logging.StreamHandler(sys.stderr) if verbose > 0 else None
+    if handler is not None:
+        handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+
+    def undo() -> None:
+        warnings.showwarning = previous
+        if handler is not None:
+            root.removeHandler(handler)
+
+    return undo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``thalovant`` command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parse(parser, sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+        return int(exc.code or 0) if not isinstance(exc.code, str) else render.EXIT_USAGE
+    progress = Progress(enabled=sys.stderr.isatty() and not args.json)
+    ctx = Context(args, progress)
+    undo = _divert_output(ctx, args.verbose)
+    try:
+        return _run(args, parser, ctx)
+    except KeyboardInterrupt:
+        progress.close()
+        sys.stderr.write("thalovant: interrupted\n")
+        return render.EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `thalovant listen speak | head -1`: the reader has what it wanted
+        with contextlib.suppress(OSError, ValueError):  # ValueError: stdout is not a real file (tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except SystemExit as exc:  # a nested usage error under `record`
+        return int(exc.code) if isinstance(exc.code, int) else render.EXIT_USAGE
+    except Exception as exc:
+        progress.close()
+        if args.verbose:
+            import traceback
+
+            sys.stderr.write(scrub("".join(traceback.format_exception(exc)), ctx.secrets))
+        sys.stderr.write(f"thalovant: {scrub(render.error_text(exc), ctx.secrets)}\n")
+        sys.stderr.flush()
+        return exit_code(exc)
+    finally:
+        progress.close()
+        undo()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
