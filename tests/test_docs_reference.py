@@ -8,8 +8,9 @@ docstrings (Python handler; griffe follows the imports of ``thalovant/__init__.p
   of the public classes; every constructor and method parameter is named in its docstring. The gaps
   that exist today are listed in ``_KNOWN_GAPS``: a new gap fails, and so does a listed gap that
   was fixed (delete its line), so the list only shrinks;
-* every ``thalovant.x.y`` path and every ``core/…`` / ``shell/…`` folder written in README.md and
-  docs/ exists, and the Architecture page names every folder of the core, the shell and testing;
+* every ``thalovant.x.y`` path and every ``thalovant/…``, ``core/…`` or ``shell/…`` file or folder
+  written in README.md and docs/ exists, and the Architecture page names every folder of the core,
+  the shell and testing;
 * the site builds with ``mkdocs build --strict`` and has an entry (an anchor) for every public name.
 """
 
@@ -35,7 +36,7 @@ REFERENCE = DOCS / "reference"
 
 _DIRECTIVE = re.compile(r"^:::[ \t]+(\S+)[ \t]*$", re.M)
 _DOTTED = re.compile(r"(?<![\w./-])thalovant(?:\.[A-Za-z_]\w*)+")
-_FOLDER = re.compile(r"`((?:core|shell)/[\w/]*)`")
+_FOLDER = re.compile(r"`(?:thalovant/|(?=core/|shell/))([\w/.]*)`")
 
 # Objects the client builds and hands out: users never call their constructors.
 _BUILT_BY_THE_CLIENT = {"ThalovantListener", "ThalovantSubscription", "BootstrapIdentityResult"}
@@ -294,6 +295,9 @@ def test_the_checks_catch_missing_docs(tmp_path: Path) -> None:
     assert directives([page]) == {"thalovant.ThalovantClient": "ref.md"}
     assert resolve("thalovant.ThalovantClient.ask") and not resolve("thalovant.ThalovantClient.nope")
     assert not resolve("thalovant.no_such_module.Thing")
+    text = "`core/wire/` and `thalovant/cli.py`, not `corelike/`, `x/core/` or api.thalovant.com"
+    assert [m.group(1) for m in _FOLDER.finditer(text)] == ["core/wire/", "cli.py"]
+    assert [m.group(0) for m in _DOTTED.finditer(text + " thalovant.core.wire")] == ["thalovant.core.wire"]
 
 
 # ---- paths written in the docs ------------------------------------------------------------------------
