@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def _own_doc(obj: Any) -> str:
     return doc
 
 
-def _named_parameters(func: Callable[..., Any]) -> list[str]:
+def _named_parameters(func: Any) -> list[str]:
     try:
         params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
