@@ -25,7 +25,7 @@ Every exception from anyio, h11, ``ssl`` or the OS leaves through
 the query string, which may carry ``authorization=``.
 
 The stream comes from a ``connector`` callable, so tests can feed scripted
-byte chunks without sockets; the default dials with ``anyio.connect_tcp``.
+byte chunks without sockets; the default dials through :mod:`~thalovant.shell.links.dial`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ import anyio.abc
 import h11
 
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError, ThalovantTimeoutError
+from thalovant.shell.links import dial
+from thalovant.shell.tls import make_ssl_context
 
 Connector = Callable[[], Awaitable[anyio.abc.ByteStream]]
 Headers = Sequence[tuple[str, str]]
@@ -242,14 +244,10 @@ class HttpConnection:
 
     async def _dial(self) -> anyio.abc.ByteStream:
         if not self.tls:
-            return await anyio.connect_tcp(self.host, self.port)
+            return await dial.open_stream(self.host, self.port)
         if self._ssl_context is None:
-            from thalovant.shell.tls import make_ssl_context
-
             self._ssl_context = make_ssl_context()
-        return await anyio.connect_tcp(
-            self.host, self.port, tls=True, ssl_context=self._ssl_context, tls_standard_compatible=False
-        )
+        return await dial.open_stream(self.host, self.port, tls=self._ssl_context, tls_standard_compatible=False)
 
     async def aclose(self) -> None:
         """Close the kept stream, if any. Safe to call twice."""

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :class:`WsConnection` is an IO-only object. It knows nothing about HiveMind:
-it opens a TCP (optionally TLS) stream with ``anyio.connect_tcp``, runs the
+it opens a TCP (optionally TLS) stream through :mod:`~thalovant.shell.links.dial`, runs the
 RFC 6455 upgrade with ``wsproto``, and then moves whole messages:
 
 * ``send_text`` / ``send_bytes`` write one message (one frame).
@@ -64,6 +64,7 @@ from thalovant.errors import (
     ThalovantHandshakeError,
     ThalovantTimeoutError,
 )
+from thalovant.shell.links import dial
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WsClosed", "WsConnection", "WsUpgradeRejected"]
 
@@ -187,7 +188,7 @@ class WsConnection:
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - bounds DNS+TCP+TLS+upgrade as one typed ThalovantTimeoutError
+        timeout: float = 10.0,  # bounds DNS+TCP+TLS+upgrade as one typed ThalovantTimeoutError
         extra_headers: Sequence[tuple[str, str]] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> WsConnection:
@@ -217,12 +218,7 @@ class WsConnection:
         stream: anyio.abc.ByteStream | None = None
         try:
             with _mapped_errors("connect"), anyio.fail_after(timeout):
-                if tls is None:
-                    stream = await anyio.connect_tcp(host, port)
-                else:
-                    stream = await anyio.connect_tcp(
-                        host, port, tls=True, ssl_context=tls, tls_hostname=server_hostname or host
-                    )
+                stream = await dial.open_stream(host, port, tls=tls, tls_hostname=server_hostname or host)
                 ws = WSConnection(ConnectionType.CLIENT)
                 conn = cls(stream, ws, peer=peer, max_message_size=max_message_size)
                 headers = [(k.encode(), v.encode()) for k, v in extra_headers]

@@ -1,0 +1,73 @@
+"""What a transport driver sees of the runtime: the endpoint, the IO timeouts, and its link epoch.
+
+The runtime (:mod:`thalovant.shell.runtime`) gives every link epoch one
+driver per transport it uses (:mod:`~thalovant.shell.links.ws_driver`,
+:mod:`~thalovant.shell.links.http_driver`, :mod:`~thalovant.shell.links.mqtt_driver`).
+A driver carries out the machine's transport orders for that epoch and reports
+what happened as transport facts. It reaches the runtime only through the
+:class:`LinkEpoch` protocol below, so the drivers know nothing of the runtime
+or of clients:
+
+* ``spawn(fn, *args)`` runs ``fn`` in a task that is cancelled when the epoch
+  is dropped (a task spawned after the drop never starts);
+* ``fact(inp)`` hands one transport fact to the machine, tagged with the
+  epoch; it never blocks and never raises.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from thalovant.core.machine import Input, Output
+
+__all__ = ["Endpoint", "LinkDriver", "LinkEpoch", "Timeouts"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where the transport connects (from the identity). Holds the broker password: no repr."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
+    server_hostname: str | None = None
+    mqtt_username: str | None = field(default=None, repr=False)
+    mqtt_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: float = 10.0
+    send: float = 10.0
+    http_request: float = 10.0
+
+
+class LinkEpoch(Protocol):
+    """One link epoch, as the runtime lends it to its drivers."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    @property
+    def timeouts(self) -> Timeouts: ...
+
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn(*args)`` in a task of this epoch (cancelled when the epoch is dropped)."""
+
+    def fact(self, fact: Input) -> None:
+        """Report a transport fact of this epoch to the machine (dropped once the runtime stopped)."""
+
+
+class LinkDriver(Protocol):
+    """One transport's work for one epoch: carries out the orders listed in ``ORDERS``."""
+
+    ORDERS: ClassVar[tuple[type[Output], ...]]
+
+    async def execute(self, order: Output) -> None:
+        """Carry out one order, on the runtime's driver task (slow work goes to ``epoch.spawn``)."""

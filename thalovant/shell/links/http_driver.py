@@ -1,0 +1,98 @@
+"""The HTTP driver: carries out one link epoch's requests on two keep-alive :class:`HttpConnection`\\ s.
+
+Theory of operation
+-------------------
+* Polls (``GET``) and sends never share a connection: each kind has its own
+  keep-alive :class:`HttpConnection`, opened on first use, so a long poll
+  never holds a send back.
+* Each ``StartRequest`` runs in its own task and reports
+  ``ResponseReceived``, or ``RequestFailed`` with a kind the poll machine
+  sorts: ``not_sent`` (no byte left), ``tls_failed`` (certificate
+  verification, not worth retrying), ``timeout`` or ``connect``.
+* ``CancelRequest`` cancels that request's task; a cancelled request closes
+  its connection, because a half-read response leaves it unusable.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import anyio
+
+from thalovant.core.errors import ThalovantError
+from thalovant.core.links.http_wire import (
+    NOT_SENT,
+    TLS_FAILED,
+    CancelRequest,
+    RequestFailed,
+    ResponseReceived,
+    StartRequest,
+)
+from thalovant.core.machine import Output
+from thalovant.shell.links.epoch import LinkEpoch
+from thalovant.shell.links.http import HttpConnection, HttpNotSentError, HttpTimeouts
+
+__all__ = ["HttpDriver"]
+
+
+class HttpDriver:
+    """The HTTP requests of one link epoch."""
+
+    ORDERS: ClassVar[tuple[type[Output], ...]] = (StartRequest, CancelRequest)
+
+    def __init__(self, epoch: LinkEpoch) -> None:
+        self.epoch = epoch
+        self.poll: HttpConnection | None = None
+        self.send: HttpConnection | None = None
+        self.requests: dict[int, anyio.CancelScope] = {}
+
+    def __repr__(self) -> str:
+        return f"<HttpDriver epoch={self.epoch.number} requests={len(self.requests)}>"
+
+    async def execute(self, order: Output) -> None:
+        if isinstance(order, StartRequest):
+            conn = self._connection(poll=order.method == "GET")
+            scope = anyio.CancelScope()
+            self.requests[order.req_id] = scope
+            self.epoch.spawn(self._request, conn, order, scope)
+        elif isinstance(order, CancelRequest):
+            cancelled = self.requests.pop(order.req_id, None)
+            if cancelled is not None:
+                cancelled.cancel()
+
+    def _connection(self, *, poll: bool) -> HttpConnection:
+        conn = self.poll if poll else self.send
+        if conn is None:
+            ep = self.epoch.endpoint
+            conn = HttpConnection(
+                ep.host,
+                ep.port,
+                tls=ep.tls is not None,
+                ssl_context=ep.tls,
+                timeouts=HttpTimeouts.uniform(self.epoch.timeouts.http_request),
+            )
+            if poll:
+                self.poll = conn
+            else:
+                self.send = conn
+        return conn
+
+    async def _request(self, conn: HttpConnection, order: StartRequest, scope: anyio.CancelScope) -> None:
+        fact = self.epoch.fact
+        with scope:
+            try:
+                resp = await conn.request(order.method, order.target, order.headers, order.body)
+            except HttpNotSentError as exc:  # not retryable here means TLS verification failed
+                kind = NOT_SENT if exc.retryable else TLS_FAILED
+                fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
+            except TimeoutError as exc:
+                fact(RequestFailed(req_id=order.req_id, kind="timeout", detail=str(exc)))
+            except ThalovantError as exc:
+                fact(RequestFailed(req_id=order.req_id, kind="connect", detail=str(exc)))
+            else:
+                headers = tuple((k, v) for k, v in resp.headers)
+                fact(ResponseReceived(req_id=order.req_id, status=resp.status, headers=headers, body=resp.body))
+            finally:
+                self.requests.pop(order.req_id, None)
+        if scope.cancelled_caught:
+            await conn.aclose()  # a half-read response leaves the connection unusable

@@ -1,0 +1,146 @@
+"""The MQTT driver: carries out one link epoch's MQTT orders over an :class:`MqttConnection`.
+
+Theory of operation
+-------------------
+* ``SetWill`` is kept for the connect that follows it.
+* ``ConnectMqtt`` spawns the epoch's main task: it connects (reporting
+  ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
+  credentials and 3 otherwise), then reports every received message as
+  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``).
+* ``Subscribe`` and ``Publish`` go into a bounded queue that one worker task
+  carries out in order, reporting ``MqttSubscribed`` (0x80 when refused),
+  ``MqttPublished`` or ``MqttPublishFailed``. A publish that cannot be queued
+  (no connect yet, queue full or closed) fails at once, so the machine's
+  accounting stays exact.
+* ``DisconnectMqtt`` runs on the runtime's driver task, so the DISCONNECT
+  leaves before a finished machine stops the driver; then it reports
+  ``MqttDisconnected(rc=0)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from thalovant.core.errors import ThalovantError
+from thalovant.core.links.mqtt import (
+    ConnectMqtt,
+    DisconnectMqtt,
+    MqttConnected,
+    MqttDisconnected,
+    MqttMessage,
+    MqttPublished,
+    MqttPublishFailed,
+    MqttSubscribed,
+    Publish,
+    SetWill,
+    Subscribe,
+)
+from thalovant.core.machine import Output
+from thalovant.shell.links.epoch import LinkEpoch
+from thalovant.shell.links.mqtt import MqttConnection
+
+__all__ = ["MqttDriver"]
+
+log = logging.getLogger("thalovant")
+
+_JOB_QUEUE = 256
+
+
+class MqttDriver:
+    """The MQTT connection of one link epoch."""
+
+    ORDERS: ClassVar[tuple[type[Output], ...]] = (SetWill, ConnectMqtt, DisconnectMqtt, Subscribe, Publish)
+
+    def __init__(self, epoch: LinkEpoch) -> None:
+        self.epoch = epoch
+        self.mqtt: MqttConnection | None = None
+        self.will: SetWill | None = None
+        self.jobs: MemoryObjectSendStream[Output] | None = None
+
+    def __repr__(self) -> str:
+        return f"<MqttDriver epoch={self.epoch.number} {self.mqtt!r}>"
+
+    async def execute(self, order: Output) -> None:
+        if isinstance(order, SetWill):
+            self.will = order
+        elif isinstance(order, ConnectMqtt):
+            self.epoch.spawn(self._main, order)
+        elif isinstance(order, DisconnectMqtt):
+            if self.mqtt is not None:
+                with anyio.move_on_after(self.epoch.timeouts.send):
+                    await self.mqtt.disconnect()
+            self.epoch.fact(MqttDisconnected(rc=0))
+        elif isinstance(order, Subscribe | Publish):
+            self._queue(order)
+
+    async def _main(self, order: ConnectMqtt) -> None:
+        epoch, ep = self.epoch, self.epoch.endpoint
+        send, receive = anyio.create_memory_object_stream[Output](_JOB_QUEUE)
+        self.jobs = send
+        will = self.will
+        try:
+            async with MqttConnection(ack_timeout=epoch.timeouts.send) as mqtt:
+                try:
+                    present = await mqtt.connect(
+                        ep.host,
+                        ep.port,
+                        client_id=order.client_id,
+                        username=ep.mqtt_username,
+                        password=ep.mqtt_password,
+                        tls=ep.tls,
+                        will=(will.topic, will.payload, will.qos, will.retain) if will else None,
+                        keepalive=order.keepalive,
+                        timeout=epoch.timeouts.connect,
+                    )
+                except ThalovantError as exc:
+                    log.debug("mqtt connect failed: %s", exc)
+                    epoch.fact(MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
+                    return
+                self.mqtt = mqtt
+                epoch.fact(MqttConnected(session_present=bool(present)))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._work, mqtt, receive)
+                    try:
+                        while True:
+                            topic, payload, qos = await mqtt.receive()
+                            epoch.fact(MqttMessage(topic=topic, payload=payload, qos=qos))
+                    except ThalovantError as exc:
+                        log.debug("mqtt link lost: %s", exc)
+                        epoch.fact(MqttDisconnected(rc=7))
+                    tg.cancel_scope.cancel()
+        finally:
+            send.close()
+
+    def _queue(self, order: Subscribe | Publish) -> None:
+        jobs = self.jobs
+        if jobs is None:
+            # connect has not started yet: answer failures so the machine's accounting stays exact
+            if isinstance(order, Publish):
+                self.epoch.fact(MqttPublishFailed(pub_id=order.pub_id, reason="not connected"))
+            return
+        try:
+            jobs.send_nowait(order)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if isinstance(order, Publish):
+                self.epoch.fact(MqttPublishFailed(pub_id=order.pub_id, reason="publish queue unavailable"))
+
+    async def _work(self, mqtt: MqttConnection, jobs: MemoryObjectReceiveStream[Output]) -> None:
+        fact = self.epoch.fact
+        async for job in jobs:
+            if isinstance(job, Subscribe):
+                try:
+                    granted = await mqtt.subscribe(job.topic, job.qos)
+                except ThalovantError:
+                    granted = 0x80
+                fact(MqttSubscribed(granted_qos=granted))
+            elif isinstance(job, Publish):
+                try:
+                    await mqtt.publish(job.topic, job.payload, job.qos, job.retain)
+                except ThalovantError as exc:
+                    fact(MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
+                else:
+                    fact(MqttPublished(pub_id=job.pub_id))

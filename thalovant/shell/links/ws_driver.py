@@ -1,0 +1,114 @@
+"""The WebSocket driver: carries out one link epoch's WebSocket orders over a :class:`WsConnection`.
+
+Theory of operation
+-------------------
+* ``OpenWebSocket`` spawns the epoch's reader task: it dials and upgrades
+  (:meth:`WsConnection.connect`), reports ``WsOpened``, then reports every
+  complete message as ``WsMessage`` until the connection ends, which it
+  reports as ``WsClosed``. A refused upgrade is ``WsRejected(status)`` (an
+  authentication refusal counts as 403); a failed dial is ``WsClosed(1006)``,
+  or ``WsClosed(1015)`` when TLS verification failed (not worth retrying).
+* ``SendWs`` writes on the runtime's driver task, so frames leave in order,
+  bounded by the send timeout; a failed or slow write aborts the stream and
+  the reader reports the loss.
+* ``CloseWs`` sends a close frame from a task of its own; the reader task
+  receives the hub's reply and reports ``WsClosed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import anyio
+
+from thalovant.core.client.connection_events import OpenWebSocket
+from thalovant.core.errors import ThalovantAuthenticationError, ThalovantConnectionError, ThalovantError
+from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
+from thalovant.core.machine import Output
+from thalovant.shell.links.epoch import LinkEpoch
+from thalovant.shell.links.ws import WsClosed as ShellWsClosed
+from thalovant.shell.links.ws import WsConnection, WsUpgradeRejected
+
+__all__ = ["WsDriver"]
+
+log = logging.getLogger("thalovant")
+
+
+class WsDriver:
+    """The WebSocket of one link epoch."""
+
+    ORDERS: ClassVar[tuple[type[Output], ...]] = (OpenWebSocket, SendWs, CloseWs)
+
+    def __init__(self, epoch: LinkEpoch) -> None:
+        self.epoch = epoch
+        self.ws: WsConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"<WsDriver epoch={self.epoch.number} {self.ws!r}>"
+
+    async def execute(self, order: Output) -> None:
+        if isinstance(order, OpenWebSocket):
+            self.epoch.spawn(self._read, order)
+        elif isinstance(order, SendWs):
+            await self._send(order)
+        elif isinstance(order, CloseWs):
+            self.epoch.spawn(self._close, order)
+
+    async def _read(self, order: OpenWebSocket) -> None:
+        epoch, ep = self.epoch, self.epoch.endpoint
+        try:
+            ws = await WsConnection.connect(
+                ep.host,
+                ep.port,
+                order.target,
+                tls=ep.tls,
+                server_hostname=ep.server_hostname,
+                timeout=epoch.timeouts.connect,
+                extra_headers=order.headers,
+            )
+        except WsUpgradeRejected as exc:
+            epoch.fact(WsRejected(status=getattr(exc, "status_code", 0)))
+            return
+        except ThalovantAuthenticationError:
+            epoch.fact(WsRejected(status=403))
+            return
+        except ThalovantConnectionError as exc:  # not retryable here means TLS verification failed
+            epoch.fact(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
+            return
+        except ThalovantError as exc:
+            epoch.fact(WsClosed(code=1006, reason=str(exc)))
+            return
+        self.ws = ws
+        epoch.fact(WsOpened())
+        try:
+            while True:
+                item = await ws.receive()
+                if isinstance(item, ShellWsClosed):
+                    epoch.fact(WsClosed(code=item.code, reason=item.reason))
+                    return
+                epoch.fact(WsMessage(data=item))
+        except ThalovantError as exc:
+            epoch.fact(WsClosed(code=1006, reason=str(exc)))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await ws.abort()
+
+    async def _send(self, order: SendWs) -> None:
+        ws = self.ws
+        if ws is None:
+            return  # the reader reports the failure; the machine accounts for the frame
+        try:
+            with anyio.fail_after(self.epoch.timeouts.send):
+                if isinstance(order.data, str):
+                    await ws.send_text(order.data)
+                else:
+                    await ws.send_bytes(order.data)
+        except (ThalovantError, TimeoutError) as exc:
+            log.debug("websocket send failed: %s", type(exc).__name__)
+            await ws.abort()
+
+    async def _close(self, order: CloseWs) -> None:
+        if self.ws is not None:
+            with anyio.move_on_after(self.epoch.timeouts.send):
+                await self.ws.send_close(order.code, order.reason)  # the reader task gets the reply
