@@ -16,21 +16,19 @@ Noise) and, once that succeeds, its ``SecureChannel``::
     any live    --UserClose-------------------------------> CLOSED       (CloseLink 1000)
                 --LinkClosed------------------------------> FAILED       (SessionFailed, classified)
 
-Frame classification (spec §2): a text frame (or MQTT bytes that parse as a
-JSON object) with ``ciphertext`` is sealed; any other JSON object is a
-cleartext envelope; other bytes are sealed once a channel exists, else a
-plain bitstring. Cleartext HELLO/HANDSHAKE go to the handshake; cleartext
-anything else is dropped with a Note (before keys: unexpected; after keys: a
-downgrade). Sealed frames that arrive while handshaking are stale (HTTP
-re-connect, spec §8.2) and dropped; after READY a frame that does not open
-is fatal. With a v3 channel any cleartext frame after READY is fatal
-(spec §7.7).
+Helpers: :mod:`.classify` sorts frames into clear, sealed or bad (spec §2) and
+says what a link close means; :mod:`.handshakes` builds the handshake that runs;
+:mod:`.outbound` encodes what is sent for the wire.
+
+Cleartext HELLO/HANDSHAKE go to the handshake; cleartext anything else is
+dropped with a Note (before keys: unexpected; after keys: a downgrade).
+Sealed frames that arrive while handshaking are stale (HTTP re-connect,
+spec §8.2) and dropped; after READY a frame that does not open is fatal.
+With a v3 channel any cleartext frame after READY is fatal (spec §7.7).
 
 Outbound messages queue (bounded) until READY and then go out once, in
-order, right after the HELLO. ``wire="bitstring"`` (MQTT on hub 4.x, spec
-§8.3) encodes every client frame, cleartext or sealed, as a bitstring;
-``wire="text"`` sends JSON text and only BINARY as binary frames
-(``binary_ok=False`` refuses those, for HTTP on hub 4.x).
+order, right after the HELLO (``binary_ok=False`` refuses BINARY messages,
+for HTTP on hub 4.x).
 
 Remote data never raises; caller misuse (``UserSend`` after close, a second
 ``LinkOpened``, unserializable messages) raises ``LocalProtocolError`` and
@@ -40,7 +38,6 @@ changes nothing. Secrets never reach an output, a Note or a repr.
 from __future__ import annotations
 
 import enum
-import importlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -56,8 +53,9 @@ from thalovant.core.handshake.contract import (
     SendHandshake,
 )
 from thalovant.core.handshake.v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
-from thalovant.core.handshake.v1_crypto import Cipher, Encoding, LegacyChannel, preshared_key
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+from thalovant.core.session import events
+from thalovant.core.session.classify import Verdict, classify_close, classify_frame, shown_peer
 from thalovant.core.session.events import (
     CloseLink,
     Deliver,
@@ -72,33 +70,14 @@ from thalovant.core.session.events import (
     UserSend,
     Wire,
 )
-from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
-from thalovant.core.wire.codec import (
-    bus_message,
-    encode_json,
-    hello_message,
-    is_default_session,
-    message_from_dict,
-    parse_json_object,
-)
+from thalovant.core.session.handshakes import HandshakePlan
+from thalovant.core.session.outbound import Outbound
+from thalovant.core.wire.codec import is_default_session
 from thalovant.core.wire.frame import Frame, FrameProblem
-from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
+from thalovant.core.wire.message import HiveMessage, MsgType
 
-__all__ = [
-    "CloseLink",
-    "Deliver",
-    "FrameReceived",
-    "LinkClosed",
-    "LinkOpened",
-    "SendFailed",
-    "SendFrame",
-    "Session",
-    "SessionFailed",
-    "SessionReady",
-    "SessionState",
-    "UserClose",
-    "UserSend",
-]
+__all__ = ["Session", "SessionState"]
+__all__ += events.__all__  # the inputs and outputs, re-exported
 
 
 class SessionState(enum.Enum):
@@ -138,12 +117,9 @@ class Session:
         trigger_hello: send a cleartext HELLO on link-up (MQTT: the hub greets only after a frame).
         handshake_timeout: seconds from link-up to a finished handshake.
         max_queue: user sends held while handshaking; more fail with ``SendFailed``.
-        prefer: ``"password"`` or ``"psk"`` when the hub offers both.
-        binarize: ask the hub for binarized hub→client frames.
-        encodings: wrapper encodings offered on the password path, best first (spec §4.8).
-        ciphers: ciphers offered on the password path, best first.
-        v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``,
-            ``pinned_hub_key``, ``psk``, ...).
+        prefer, binarize, encodings, ciphers: the handshake's offer (see :class:`.handshakes.HandshakePlan`;
+            encodings and ciphers best first, spec §4.8).
+        v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``, ``pinned_hub_key``, ``psk``...).
 
     Raises:
         LocalProtocolError: a default/empty session id, no credentials, or bad options.
@@ -178,33 +154,26 @@ class Session:
             raise LocalProtocolError("a session needs a password or a crypto_key")
         if handshake_timeout <= 0 or max_queue < 0:
             raise LocalProtocolError("handshake_timeout must be positive and max_queue >= 0")
-        # Build one throw-away handshake so that bad credentials or options raise here, not at link-up.
-        Handshake(
+        self._plan = HandshakePlan(
             entropy=entropy,
-            started_at=0.0,
-            password=password,
-            crypto_key=crypto_key,
-            encodings=encodings,
-            ciphers=ciphers,
+            timeout=handshake_timeout,
+            password=password or None,
+            crypto_key=crypto_key or None,
+            access_key=access_key,
+            useragent=useragent,
             prefer=prefer,
+            binarize=binarize,
+            encodings=tuple(encodings),
+            ciphers=tuple(ciphers),
+            bitstring=wire == "bitstring",
+            v3_options=dict(v3_options or {}),
         )
-        self._encodings = tuple(encodings)
-        self._ciphers = tuple(ciphers)
-        self._session_id = session_id
-        self._site_id = site_id
-        self._useragent = useragent
-        self._access_key = access_key
-        self._password = password or None
-        self._crypto_key = crypto_key or None
+        self._plan.legacy(started_at=0.0)  # a throw-away: bad credentials or options raise here, not at link-up
+        self._out = Outbound(session_id=session_id, site_id=site_id, useragent=useragent, wire=wire)
         self._entropy = entropy
-        self._wire: Wire = wire
         self._binary_ok = binary_ok
         self._trigger_hello = trigger_hello
-        self._timeout = handshake_timeout
         self._max_queue = max_queue
-        self._prefer = prefer
-        self._binarize = binarize
-        self._v3_options = dict(v3_options or {})
         self._state = _S.IDLE
         self._queue: deque[tuple[HiveMessage, int]] = deque()
         self._handshake: Any = None  # Handshake or NoiseHandshake
@@ -216,14 +185,18 @@ class Session:
         self._hub_peer: str | None = None
 
     def __repr__(self) -> str:
-        gen = self._channel.generation if self._channel is not None else None
-        return f"Session(state={self._state.name}, generation={gen}, queued={len(self._queue)})"
+        return f"Session(state={self._state.name}, generation={self.generation}, queued={len(self._queue)})"
 
     # ---- read-only views --------------------------------------------------------------------------
 
     @property
     def state(self) -> SessionState:
         return self._state
+
+    @property
+    def finished(self) -> bool:
+        """The session is over (CLOSED or FAILED): it takes no more sends and produces no frames."""
+        return self._state not in _LIVE
 
     @property
     def deadline(self) -> float | None:
@@ -264,100 +237,39 @@ class Session:
     # ---- link events ------------------------------------------------------------------------------
 
     def _on_link_opened(self, _inp: LinkOpened, now: float) -> list[Output]:
-        self._handshake = Handshake(
-            entropy=self._entropy,
-            started_at=now,
-            timeout=self._timeout,
-            password=self._password,
-            crypto_key=self._crypto_key,
-            access_key=self._access_key,
-            useragent=self._useragent,
-            binarize=self._binarize,
-            prefer=self._prefer,
-            encodings=self._encodings,
-            ciphers=self._ciphers,
-            bitstring=self._wire == "bitstring",
-        )
+        self._handshake = self._plan.legacy(started_at=now)
         self._state = _S.HANDSHAKING
         if not self._trigger_hello:
             return []
-        hello = hello_message(session_id=self._session_id, site_id=self._site_id)
-        if self._wire == "bitstring" and self._crypto_key:
-            # A hub holding our crypto_key decrypts every binary frame with it (spec §8.3 step 4);
-            # a hub without one drops this undecodable trigger, which still opens the connection.
-            psk = LegacyChannel(
-                key=preshared_key(self._crypto_key),
-                cipher=Cipher.AES_GCM,
-                encoding=Encoding.JSON_HEX,
-                entropy=self._entropy,
-            )
-            return [SendFrame(data=psk.seal(hello, binary=True)[0])]
-        return [SendFrame(data=self._clear(hello))]
+        return [SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy))]
 
     def _on_link_opened_again(self, _inp: LinkOpened, _now: float) -> list[Output]:
         raise LocalProtocolError("LinkOpened twice: a Session serves exactly one link")
 
     def _on_link_closed(self, inp: LinkClosed, now: float) -> list[Output]:
-        code, detail, retryable, auth = self._classify_close(inp, now)
-        return self._fail(code, detail, retryable=retryable, auth=auth, close=False)
-
-    def _classify_close(self, inp: LinkClosed, now: float) -> tuple[str, str, bool, bool]:
-        said = f"close {inp.code if inp.code is not None else 'without status'}"
-        reason = inp.reason.lower()
-        if inp.reason:
-            said += f" ({inp.reason[:120]})"
-        if inp.code == 4003:
-            return "refused", f"the hub refused this request type: {said}", False, False
-        if inp.code == 1008 and ("key" in reason or "authoriz" in reason):
-            return "refused", f"the hub refused the credentials: {said}", False, True
-        if inp.code == 1008 and ("v3" in reason or "noise" in reason):
-            return "v3-required", f"the hub requires protocol v3: {said}", False, False
-        if self._state is not _S.READY:
-            if not self._greeted and inp.code in (1005, 1008):
-                detail = f"the hub closed before greeting ({said}): unknown access key?"
-                return "refused", detail, False, True
-            return "link-closed", f"link closed during the handshake: {said}", True, False
         quick = self._ready_at is not None and now - self._ready_at < _REFUSAL_WINDOW
-        if quick and self._inbound_since_ready == 0:
-            if self._path == "psk" or (self.generation == 3 and inp.code in (1000, 1005, 1008)):
-                detail = f"the hub dropped the link right after the handshake ({said}): credentials refused?"
-                return "refused-after-handshake", detail, False, True
-        return "link-closed", f"link closed: {said}", True, False
-
-    def _on_link_closed_terminal(self, _inp: LinkClosed, _now: float) -> list[Output]:
-        return []
+        verdict = classify_close(
+            inp,
+            ready=self._state is _S.READY,
+            greeted=self._greeted,
+            silent_start=quick and self._inbound_since_ready == 0,
+            path=self._path,
+            generation=self.generation,
+        )
+        return self._fail(**verdict._asdict(), close=False)
 
     # ---- user events ------------------------------------------------------------------------------
 
-    def _prepare(self, inp: UserSend) -> HiveMessage:
-        raw = inp.message
-        if isinstance(raw, BusMessage):
-            message = bus_message(raw, session_id=self._session_id, site_id=self._site_id, useragent=self._useragent)
-        elif isinstance(raw, HiveMessage):
-            message = raw
-        else:
-            raise LocalProtocolError("UserSend.message must be a BusMessage or a HiveMessage")
-        # Validate now, so that a queued message cannot fail later while handling network input.
-        if self._wire == "bitstring" or message.msg_type is MsgType.BINARY:
-            encode_bitstring(message)
-        else:
-            encode_json(message)
-        return message
-
-    def _on_user_send_queue(self, inp: UserSend, _now: float) -> list[Output]:
-        message = self._prepare(inp)
+    def _on_user_send(self, inp: UserSend, _now: float) -> list[Output]:
+        message = self._out.message(inp.message)
         if message.msg_type is MsgType.BINARY and not self._binary_ok:
             return [SendFailed(ref=inp.ref, reason="this transport cannot carry binary frames")]
+        if self._state is _S.READY:
+            return self._seal(message, (inp.ref,))
         if len(self._queue) >= self._max_queue:
             return [SendFailed(ref=inp.ref, reason=f"send queue full ({self._max_queue} while connecting)")]
         self._queue.append((message, inp.ref))
         return []
-
-    def _on_user_send_ready(self, inp: UserSend, _now: float) -> list[Output]:
-        message = self._prepare(inp)
-        if message.msg_type is MsgType.BINARY and not self._binary_ok:
-            return [SendFailed(ref=inp.ref, reason="this transport cannot carry binary frames")]
-        return self._seal(message, (inp.ref,))
 
     def _on_user_send_closed(self, inp: UserSend, _now: float) -> list[Output]:
         raise LocalProtocolError(f"UserSend after the session ended ({self._state.name})")
@@ -368,7 +280,7 @@ class Session:
         outputs.append(CloseLink(code=1000, reason="client closed"))
         return outputs
 
-    def _on_user_close_terminal(self, _inp: UserClose, _now: float) -> list[Output]:
+    def _on_nothing(self, _inp: Input, _now: float) -> list[Output]:
         return []
 
     def _on_tick(self, inp: Tick, now: float) -> list[Output]:
@@ -379,55 +291,21 @@ class Session:
     # ---- frames -----------------------------------------------------------------------------------
 
     def _on_frame(self, inp: FrameReceived, now: float) -> list[Output]:
-        kind, value = self._classify(inp.data)
-        if kind == "bad":
-            assert isinstance(value, FrameProblem)
-            return self._fail(
-                value.code, f"unreadable frame from the hub: {value.detail}", retryable=True, close_code=1002
-            )
-        if kind == "clear":
-            assert isinstance(value, HiveMessage)
+        value = classify_frame(inp.data, keyed=self._channel is not None, handshaking=self._state is _S.HANDSHAKING)
+        if isinstance(value, FrameProblem):
+            return self._broken(value.code, f"unreadable frame from the hub: {value.detail}")
+        if isinstance(value, HiveMessage):
             return self._on_clear(value, now)
-        assert isinstance(value, str | bytes)
         return self._on_sealed(value, now)
 
     def _on_frame_idle(self, _inp: FrameReceived, _now: float) -> list[Output]:
         return [_note("frame before LinkOpened dropped", NoteLevel.WARNING)]
 
-    def _on_frame_terminal(self, _inp: FrameReceived, _now: float) -> list[Output]:
-        return []
-
-    def _classify(self, data: str | bytes) -> tuple[str, HiveMessage | Frame | FrameProblem]:
-        if isinstance(data, str) or data[:1] == b"{":
-            parsed = parse_json_object(data)
-            if isinstance(parsed, Success):
-                obj = parsed.unwrap()
-                if "ciphertext" in obj:
-                    return "sealed", data if isinstance(data, str) else bytes(data).decode("utf-8")
-                built = message_from_dict(obj)
-                if isinstance(built, Success):
-                    return "clear", built.unwrap()
-                return "bad", built.failure()
-            if isinstance(data, str):
-                return "bad", parsed.failure()
-        if self._channel is not None:
-            return "sealed", bytes(data)
-        plain = decode_bitstring(bytes(data))
-        if isinstance(plain, Success):
-            return "clear", plain.unwrap()
-        if self._state is _S.HANDSHAKING:
-            # Before keys exist, bytes that are no plain bitstring are most likely a frame sealed
-            # under an older key (HTTP re-connect, spec §8.2): drop rather than fail.
-            return "sealed", bytes(data)
-        return "bad", plain.failure()
-
     def _on_clear(self, message: HiveMessage, now: float) -> list[Output]:
         greeting = message.msg_type in (MsgType.HELLO, MsgType.HANDSHAKE)
         if self._state is _S.READY:
             if self.generation == 3:
-                return self._fail(
-                    "downgrade", "cleartext frame after the Noise handshake", retryable=True, close_code=1002
-                )
+                return self._broken("downgrade", "cleartext frame after the Noise handshake")
             self._inbound_since_ready += 1
             settled = self._ready_at is not None and now - self._ready_at > _REGREET_GRACE
             if message.msg_type is MsgType.HELLO and settled:
@@ -453,9 +331,7 @@ class Session:
         opened = self._channel.open(frame)
         if not isinstance(opened, Success):
             problem = opened.failure()
-            return self._fail(
-                problem.code, f"cannot open a hub frame: {problem.detail}", retryable=True, close_code=1002
-            )
+            return self._broken(problem.code, f"cannot open a hub frame: {problem.detail}")
         message = opened.unwrap()
         return [] if message is None else [Deliver(message=message)]
 
@@ -465,7 +341,7 @@ class Session:
         result: list[Output] = []
         for out in outputs:
             if isinstance(out, SendHandshake):
-                result.append(SendFrame(data=self._clear(out.message, v3=self._handshake_generation() == 3)))
+                result.append(SendFrame(data=self._out.clear(out.message, v3=self._handshake_generation() == 3)))
             elif isinstance(out, HandshakeDone):
                 result.extend(self._on_done(out, now))
             elif isinstance(out, HandshakeFailed):
@@ -480,29 +356,10 @@ class Session:
         return 1 if isinstance(self._handshake, Handshake) else 3
 
     def _switch_to_v3(self, offered: NoiseOffered, now: float) -> list[Output]:
-        if not self._password:
-            return self._fail(
-                "no-credentials", "the hub requires protocol v3, which needs a password", retryable=False, auth=True
-            )
-        try:
-            module = importlib.import_module("thalovant.core.handshake.v3")
-            factory = module.NoiseHandshake
-        except (ImportError, AttributeError):
-            return self._fail(
-                "v3-unsupported", "the hub speaks protocol v3 (Noise), not available here", retryable=False
-            )
-        self._handshake = factory(
-            password=self._password,
-            access_key=self._access_key,
-            useragent=self._useragent,
-            entropy=self._entropy,
-            started_at=now,
-            timeout=self._timeout,
-            offer=offered.offer,
-            hello=offered.hello,
-            binarize=self._binarize,
-            **self._v3_options,
-        )
+        handshake = self._plan.noise(offered, started_at=now)
+        if isinstance(handshake, Verdict):
+            return self._fail(**handshake._asdict())
+        self._handshake = handshake
         return [
             _note("hub offers protocol v3: running the Noise handshake", NoteLevel.INFO),
             *self._absorb(self._handshake.start(now=now), now),
@@ -513,15 +370,9 @@ class Session:
         self._state = _S.READY
         self._ready_at = now
         self._path = getattr(self._handshake, "path", None)
-        peer = done.hub_peer
-        if peer is not None and peer.endswith("::default"):
-            peer = peer[: -len("default")] + self._session_id  # the hub renames us after HELLO
-        if peer is not None and self._access_key and self._access_key in peer:
-            # MQTT 0.1.0a2 uses the access key as the user agent: never let it into an output.
-            peer = peer.replace(self._access_key, "<access-key>")
+        peer = shown_peer(done.hub_peer, session_id=self._out.session_id, access_key=self._plan.access_key)
         self._hub_peer = peer
-        hello = hello_message(session_id=self._session_id, site_id=self._site_id)
-        outputs = self._seal(hello, ())
+        outputs = self._seal(self._out.hello(), ())
         while self._queue:
             message, ref = self._queue.popleft()
             outputs.extend(self._seal(message, (ref,)))
@@ -530,19 +381,9 @@ class Session:
 
     # ---- helpers ----------------------------------------------------------------------------------
 
-    def _clear(self, message: HiveMessage, *, v3: bool = False) -> str | bytes:
-        if self._wire == "bitstring" and not v3:
-            return encode_bitstring(message)
-        return encode_json(message)
-
     def _seal(self, message: HiveMessage, refs: tuple[int, ...]) -> list[Output]:
         assert self._channel is not None
-        try:
-            frames = self._channel.seal(message, binary=self._wire == "bitstring")
-        except LocalProtocolError as exc:
-            return [SendFailed(ref=ref, reason=str(exc)) for ref in refs]
-        last = len(frames) - 1
-        return [SendFrame(data=frame, refs=refs if i == last else ()) for i, frame in enumerate(frames)]
+        return self._out.seal(self._channel, message, refs)
 
     def _drain_queue(self, reason: str) -> list[Output]:
         failed: list[Output] = [SendFailed(ref=ref, reason=reason) for _, ref in self._queue]
@@ -559,36 +400,40 @@ class Session:
             outputs.append(CloseLink(code=close_code, reason=code))
         return outputs
 
+    def _broken(self, code: str, detail: str) -> list[Output]:
+        """The hub broke the protocol: fail (a new link may do better) and close with 1002."""
+        return self._fail(code, detail, retryable=True, close_code=1002)
+
 
 _TRANSITIONS: dict[tuple[SessionState, type[Input]], _Handler] = {
     (_S.IDLE, LinkOpened): Session._on_link_opened,  # start the handshake (MQTT: trigger HELLO)
     (_S.IDLE, FrameReceived): Session._on_frame_idle,  # driver bug or race: drop with a Note
     (_S.IDLE, LinkClosed): Session._on_link_closed,  # never came up
-    (_S.IDLE, UserSend): Session._on_user_send_queue,  # hold until READY
+    (_S.IDLE, UserSend): Session._on_user_send,  # hold until READY
     (_S.IDLE, UserClose): Session._on_user_close,  # give up before starting
     (_S.IDLE, Tick): Session._on_tick,  # no timers yet
     (_S.HANDSHAKING, LinkOpened): Session._on_link_opened_again,  # misuse
     (_S.HANDSHAKING, FrameReceived): Session._on_frame,  # greeting -> handshake; stale sealed: drop
     (_S.HANDSHAKING, LinkClosed): Session._on_link_closed,  # refused or lost
-    (_S.HANDSHAKING, UserSend): Session._on_user_send_queue,  # hold until READY
+    (_S.HANDSHAKING, UserSend): Session._on_user_send,  # hold until READY
     (_S.HANDSHAKING, UserClose): Session._on_user_close,  # abandon
     (_S.HANDSHAKING, Tick): Session._on_tick,  # handshake timeout
     (_S.READY, LinkOpened): Session._on_link_opened_again,  # misuse
     (_S.READY, FrameReceived): Session._on_frame,  # open and deliver
     (_S.READY, LinkClosed): Session._on_link_closed,  # lost (or refused right after the handshake)
-    (_S.READY, UserSend): Session._on_user_send_ready,  # seal and send
+    (_S.READY, UserSend): Session._on_user_send,  # seal and send
     (_S.READY, UserClose): Session._on_user_close,  # close 1000
     (_S.READY, Tick): Session._on_tick,  # no timers
     (_S.CLOSED, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.CLOSED, FrameReceived): Session._on_frame_terminal,  # late frames: drop
-    (_S.CLOSED, LinkClosed): Session._on_link_closed_terminal,  # expected after CloseLink
+    (_S.CLOSED, FrameReceived): Session._on_nothing,  # late frames: drop
+    (_S.CLOSED, LinkClosed): Session._on_nothing,  # expected after CloseLink
     (_S.CLOSED, UserSend): Session._on_user_send_closed,  # misuse
-    (_S.CLOSED, UserClose): Session._on_user_close_terminal,  # idempotent
+    (_S.CLOSED, UserClose): Session._on_nothing,  # idempotent
     (_S.CLOSED, Tick): Session._on_tick,  # nothing
     (_S.FAILED, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.FAILED, FrameReceived): Session._on_frame_terminal,  # late frames: drop
-    (_S.FAILED, LinkClosed): Session._on_link_closed_terminal,  # expected after CloseLink
+    (_S.FAILED, FrameReceived): Session._on_nothing,  # late frames: drop
+    (_S.FAILED, LinkClosed): Session._on_nothing,  # expected after CloseLink
     (_S.FAILED, UserSend): Session._on_user_send_closed,  # misuse
-    (_S.FAILED, UserClose): Session._on_user_close_terminal,  # idempotent
+    (_S.FAILED, UserClose): Session._on_nothing,  # idempotent
     (_S.FAILED, Tick): Session._on_tick,  # nothing
 }
