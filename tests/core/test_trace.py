@@ -235,7 +235,7 @@ def test_replay_of_an_empty_or_broken_trace_is_a_problem_not_an_exception() -> N
 
 from thalovant.core.client.reconnect import TRACE_TYPES as RECONNECT_TYPES  # noqa: E402
 from thalovant.core.client.reconnect import LinkLost, LinkUp, OpenRequested, Reconnect, UserClose  # noqa: E402
-from thalovant.core.links import mqtt as mqtt_map  # noqa: E402
+from thalovant.core.links import mqtt_map  # noqa: E402
 from thalovant.core.links import ws as ws_link  # noqa: E402
 from thalovant.core.links.base import OutboundFrame, Started, StopRequested  # noqa: E402
 from thalovant.core.links.http_poll import TRACE_TYPES as HTTP_TYPES  # noqa: E402

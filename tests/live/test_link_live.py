@@ -229,7 +229,6 @@ async def drive_mqtt(hub: TestHub, kind: str, limit: float = 20.0) -> dict[str, 
         DisconnectMqtt,
         MqttConnected,
         MqttDisconnected,
-        MqttMap,
         MqttMessage,
         MqttPublished,
         MqttPublishFailed,
@@ -238,6 +237,7 @@ async def drive_mqtt(hub: TestHub, kind: str, limit: float = 20.0) -> dict[str, 
         SetWill,
         Subscribe,
     )
+    from thalovant.core.links.mqtt_map import MqttMap
     from thalovant.shell.links.mqtt import MqttConnection
 
     ident = hub.identity(kind)

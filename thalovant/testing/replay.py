@@ -85,6 +85,10 @@ class RecordingConnection:
     def deadline(self) -> float | None:
         return self.connection.deadline
 
+    @property
+    def finished(self) -> bool:
+        return self.connection.finished
+
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed the connection and record the step (a raising call is not recorded)."""
         try:

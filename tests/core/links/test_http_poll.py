@@ -22,7 +22,7 @@ from thalovant.core.links.base import (
     percent_encode,
 )
 from thalovant.core.links.http_poll import (
-    _TABLE,
+    TABLE,
     CancelRequest,
     HttpPoll,
     HttpPollConfig,
@@ -343,9 +343,10 @@ def test_bad_config_is_misuse() -> None:
 
 
 def test_transition_table_handlers_exist() -> None:
-    for (state, kind), name in _TABLE.items():
+    for (state, kind), row in TABLE.items():
         assert isinstance(state, HttpState) and issubclass(kind, Input)
-        assert callable(getattr(HttpPoll, name)), name
+        assert getattr(HttpPoll, row.act.__name__) is row.act, row.act
+        assert all(isinstance(end, HttpState) for end in row.ends)
 
 
 # ---- hypothesis: garbage never raises -----------------------------------------------------------

@@ -10,9 +10,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from thalovant.core.links.base import FrameNotSent, FrameSent, LinkDown, OutboundFrame, StopRequested
 from thalovant.core.links.http_poll import (
+    TABLE,
     CancelRequest,
     HttpPoll,
     HttpPollConfig,
+    HttpState,
     RequestFailed,
     ResponseReceived,
     Started,
@@ -35,6 +37,16 @@ ANSWERS = [
 ]
 
 
+def table_ends(state: HttpState, kind: type) -> set[HttpState]:
+    """Where one ``handle`` may leave the machine: the row's ends, then a request timeout's row."""
+    row = TABLE.get((state, kind))
+    ends = set(row.ends) if row else {state}
+    for end in list(ends):
+        timeout = TABLE.get((end, RequestFailed))
+        ends |= set(timeout.ends) if timeout else set()
+    return ends
+
+
 class HttpPollModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -52,10 +64,13 @@ class HttpPollModel(RuleBasedStateMachine):
         self.resolved: set[int] = set()
         self.next_ref = 1
         self.link_downs = 0
+        self.before = self.m.state
         self.feed(Started())
 
     def feed(self, inp: object) -> list[Output]:
         outs = self.m.handle(inp, now=self.now)  # type: ignore[arg-type]
+        assert self.m.state in table_ends(self.before, type(inp)), "the step left the table's states"
+        self.before = self.m.state
         for o in outs:
             assert isinstance(o, Output)
             if isinstance(o, StartRequest):

@@ -22,17 +22,14 @@ from thalovant.core.links.base import (
     StopRequested,
 )
 from thalovant.core.links.mqtt import (
-    _TABLE,
     ConnectMqtt,
     DisconnectMqtt,
     MqttConnected,
     MqttDisconnected,
     MqttLayout,
-    MqttMap,
     MqttMessage,
     MqttPublished,
     MqttPublishFailed,
-    MqttState,
     MqttSubscribed,
     Publish,
     SessionEstablished,
@@ -43,6 +40,7 @@ from thalovant.core.links.mqtt import (
     mqtt_topics,
     validate_topic,
 )
+from thalovant.core.links.mqtt_map import TABLE, MqttMap, MqttState
 from thalovant.core.links.mqtt_topics import classify_rc
 from thalovant.core.machine import Input, Note, Output, Tick
 
@@ -241,9 +239,10 @@ def test_misuse_raises_and_table_is_consistent() -> None:
         make(qos=3)
     with pytest.raises(LocalProtocolError):
         make().handle(Input(), now=0.0)
-    for (state, kind), name in _TABLE.items():
+    for (state, kind), row in TABLE.items():
         assert isinstance(state, MqttState) and issubclass(kind, Input)
-        assert callable(getattr(MqttMap, name))
+        assert getattr(MqttMap, row.act.__name__) is row.act
+        assert all(isinstance(end, MqttState) for end in row.ends)
 
 
 @settings(max_examples=200, deadline=None)

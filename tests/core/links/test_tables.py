@@ -1,7 +1,9 @@
-"""Table tests: every row of each link machine's transition table, with the state it must lead to.
+"""Table tests: every row of each link machine's transition table, driven for real.
 
-The expectation tables below must list exactly the rows of the machines' ``_TABLE`` dicts, so a new
-row cannot be added without saying here where it goes.
+The destinations are read from the machines' ``TABLE`` (the one place a transition is written):
+for each row, the machine is put in the row's state, fed the row's input type, and must end in
+the row's ``to``. Every ``exits`` state a row declares is reached by a scenario below, and every
+scenario ends in one of its row's declared exits, so neither side can drift.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from thalovant.core.links import http_poll as hp
-from thalovant.core.links import mqtt as mm
+from thalovant.core.links import mqtt_map as mm
 from thalovant.core.links import ws as wl
 from thalovant.core.links.base import OutboundFrame, Started, StopRequested
 from thalovant.core.machine import Input, Output, Tick
@@ -25,8 +27,9 @@ M = mm.MqttState
 # ---- HttpPoll -------------------------------------------------------------------------------------
 
 
-def _http() -> tuple[hp.HttpPoll, list[int]]:
-    return hp.HttpPoll(authorization="dTprZXk=", useragent="t", entropy=lambda n: bytes(n)), []
+def _http(**config: Any) -> tuple[hp.HttpPoll, list[int]]:
+    cfg = hp.HttpPollConfig(**config)
+    return hp.HttpPoll(authorization="dTprZXk=", useragent="t", entropy=lambda n: bytes(n), config=cfg), []
 
 
 def _http_feed(m: hp.HttpPoll, ids: list[int], inp: Input) -> list[Output]:
@@ -35,12 +38,13 @@ def _http_feed(m: hp.HttpPoll, ids: list[int], inp: Input) -> list[Output]:
     return outs
 
 
-def _ok(req_id: int, obj: object) -> hp.ResponseReceived:
-    return hp.ResponseReceived(req_id=req_id, status=200, body=json.dumps(obj).encode())
+def _ok(req_id: int, obj: object, status: int = 200) -> hp.ResponseReceived:
+    return hp.ResponseReceived(req_id=req_id, status=status, body=json.dumps(obj).encode())
 
 
-def http_in(state: hp.HttpState) -> tuple[hp.HttpPoll, list[int]]:
-    m, ids = _http()
+def http_in(state: hp.HttpState, *, sending: bool = False, **config: Any) -> tuple[hp.HttpPoll, list[int]]:
+    """A machine in ``state``; ``sending`` leaves a send in flight (UP, and STOPPING reached from UP)."""
+    m, ids = _http(**config)
     if state is H.IDLE:
         return m, ids
     _http_feed(m, ids, Started())
@@ -52,10 +56,14 @@ def http_in(state: hp.HttpState) -> tuple[hp.HttpPoll, list[int]]:
     _http_feed(m, ids, _ok(ids[-1], {"status": "Disconnected"}))
     if state is H.CONNECTING:
         return m, ids
-    if state is H.STOPPING:
+    if state is H.STOPPING and not sending:
         _http_feed(m, ids, StopRequested())
         return m, ids
     _http_feed(m, ids, _ok(ids[-1], {"status": "Connected"}))
+    if sending:
+        _http_feed(m, ids, OutboundFrame(data="x", refs=(9,)))  # ids[-1] is now the send
+        if state is H.STOPPING:
+            _http_feed(m, ids, StopRequested())  # the send stays in flight
     if state is H.CLOSED:
         _http_feed(m, ids, StopRequested())
         _http_feed(m, ids, _ok(ids[-1], {"status": "Disconnected"}))
@@ -71,50 +79,71 @@ HTTP_INPUTS: dict[type, Callable[[list[int]], Input]] = {
     hp.RequestFailed: lambda ids: hp.RequestFailed(req_id=ids[-1], kind="reset"),
 }
 
-HTTP_EXPECT: dict[tuple[hp.HttpState, type], hp.HttpState] = {
-    (H.IDLE, Started): H.RESETTING,
-    (H.IDLE, OutboundFrame): H.IDLE,
-    (H.IDLE, StopRequested): H.CLOSED,
-    (H.IDLE, Tick): H.IDLE,
-    (H.RESETTING, hp.ResponseReceived): H.CONNECTING,
-    (H.RESETTING, hp.RequestFailed): H.FAILED,
-    (H.RESETTING, OutboundFrame): H.RESETTING,
-    (H.RESETTING, StopRequested): H.STOPPING,
-    (H.RESETTING, Tick): H.RESETTING,
-    (H.CONNECTING, hp.ResponseReceived): H.UP,
-    (H.CONNECTING, hp.RequestFailed): H.FAILED,
-    (H.CONNECTING, OutboundFrame): H.CONNECTING,
-    (H.CONNECTING, StopRequested): H.STOPPING,
-    (H.CONNECTING, Tick): H.CONNECTING,
-    (H.UP, hp.ResponseReceived): H.UP,
-    (H.UP, hp.RequestFailed): H.UP,  # one error: back off, stay up
-    (H.UP, OutboundFrame): H.UP,
-    (H.UP, StopRequested): H.STOPPING,
-    (H.UP, Tick): H.UP,
-    (H.STOPPING, hp.ResponseReceived): H.CLOSED,
-    (H.STOPPING, hp.RequestFailed): H.CLOSED,
-    (H.STOPPING, OutboundFrame): H.STOPPING,
-    (H.STOPPING, StopRequested): H.STOPPING,
-    (H.STOPPING, Tick): H.STOPPING,
-    (H.CLOSED, OutboundFrame): H.CLOSED,
-    (H.CLOSED, StopRequested): H.CLOSED,
-    (H.FAILED, OutboundFrame): H.FAILED,
-    (H.FAILED, StopRequested): H.FAILED,
-}
+
+def test_http_inputs_cover_the_table() -> None:
+    assert {kind for _, kind in hp.TABLE} == set(HTTP_INPUTS)
+    assert {state for state, _ in hp.TABLE} == set(H)
 
 
-def test_http_expectations_cover_the_table_exactly() -> None:
-    assert set(HTTP_EXPECT) == set(hp._TABLE)
-
-
-@pytest.mark.parametrize(("row", "after"), list(HTTP_EXPECT.items()), ids=lambda v: str(v))
-def test_http_row(row: tuple[hp.HttpState, type], after: hp.HttpState) -> None:
+@pytest.mark.parametrize("row", list(hp.TABLE), ids=str)
+def test_http_row(row: tuple[hp.HttpState, type]) -> None:
     state, kind = row
     m, ids = http_in(state)
     assert m.state is state
     outs = _http_feed(m, ids, HTTP_INPUTS[kind](ids))
     assert all(isinstance(o, Output) for o in outs)
-    assert m.state is after
+    assert m.state is hp.TABLE[row].to
+
+
+UNKNOWN = 99  # a request id the machine never started: its answer changes nothing
+
+
+def _ok_unknown(ids: list[int]) -> Input:
+    return _ok(UNKNOWN, {})
+
+
+def _failed_unknown(ids: list[int]) -> Input:
+    return hp.RequestFailed(req_id=UNKNOWN, kind="x")
+
+
+#: (row, a machine in the row's state, the input) -> the machine must end in one of the row's exits.
+HttpScenario = tuple[
+    tuple[hp.HttpState, type], Callable[[], tuple[hp.HttpPoll, list[int]]], Callable[[list[int]], Input]
+]
+HTTP_EXITS: list[HttpScenario] = [
+    ((H.IDLE, Started), lambda: http_in(H.IDLE, reset_on_start=False), HTTP_INPUTS[Started]),
+    ((H.RESETTING, hp.ResponseReceived), lambda: http_in(H.RESETTING), _ok_unknown),
+    ((H.RESETTING, hp.RequestFailed), lambda: http_in(H.RESETTING), _failed_unknown),
+    ((H.CONNECTING, hp.ResponseReceived), lambda: http_in(H.CONNECTING), lambda ids: _ok(ids[-1], {}, status=403)),
+    ((H.CONNECTING, hp.ResponseReceived), lambda: http_in(H.CONNECTING), _ok_unknown),
+    ((H.CONNECTING, hp.RequestFailed), lambda: http_in(H.CONNECTING), _failed_unknown),
+    ((H.UP, hp.ResponseReceived), lambda: http_in(H.UP), lambda ids: _ok(ids[-1], {}, status=409)),
+    ((H.UP, hp.RequestFailed), lambda: http_in(H.UP, max_errors=1), HTTP_INPUTS[hp.RequestFailed]),
+    ((H.STOPPING, hp.ResponseReceived), lambda: http_in(H.STOPPING), _ok_unknown),
+    ((H.STOPPING, hp.ResponseReceived), lambda: http_in(H.STOPPING, sending=True), lambda ids: _ok(ids[-1], {})),
+    (
+        (H.STOPPING, hp.ResponseReceived),
+        lambda: http_in(H.STOPPING, sending=True),
+        lambda ids: _ok(ids[-1], {}, status=409),
+    ),
+    ((H.STOPPING, hp.RequestFailed), lambda: http_in(H.STOPPING), _failed_unknown),
+    (
+        (H.STOPPING, hp.RequestFailed),
+        lambda: http_in(H.STOPPING, sending=True, max_errors=1),
+        HTTP_INPUTS[hp.RequestFailed],
+    ),
+]
+
+
+def test_http_every_declared_exit_is_reached() -> None:
+    reached: set[tuple[Any, Any]] = set()
+    for row, build, make in HTTP_EXITS:
+        m, ids = build()
+        assert m.state is row[0]
+        _http_feed(m, ids, make(ids))
+        assert m.state in hp.TABLE[row].exits, (row, m.state)
+        reached.add((row, m.state))
+    assert reached == {(row, end) for row, r in hp.TABLE.items() for end in r.exits}
 
 
 # ---- WsLink ---------------------------------------------------------------------------------------
@@ -141,34 +170,26 @@ WS_INPUTS: dict[type, Input] = {
     Tick: Tick(),
 }
 
-WS_EXPECT: dict[tuple[wl.WsState, type], wl.WsState] = {
-    (W.CONNECTING, wl.WsOpened): W.OPEN,
-    (W.CONNECTING, wl.WsRejected): W.CLOSED,
-    (W.CONNECTING, wl.WsClosed): W.CLOSED,
-    (W.CONNECTING, OutboundFrame): W.CONNECTING,
-    (W.CONNECTING, StopRequested): W.CLOSED,
-    (W.OPEN, wl.WsMessage): W.OPEN,
-    (W.OPEN, OutboundFrame): W.OPEN,
-    (W.OPEN, wl.WsClosed): W.CLOSED,
-    (W.OPEN, StopRequested): W.CLOSING,
-    (W.CLOSING, wl.WsClosed): W.CLOSED,
-    (W.CLOSING, Tick): W.CLOSING,  # before the close timeout
-    (W.CLOSING, OutboundFrame): W.CLOSING,
-    (W.CLOSED, OutboundFrame): W.CLOSED,
-}
+
+def test_ws_inputs_cover_the_table() -> None:
+    assert {kind for _, kind in wl.TABLE} <= set(WS_INPUTS)
+    assert {state for state, _ in wl.TABLE} == set(W)
 
 
-def test_ws_expectations_cover_the_table_exactly() -> None:
-    assert set(WS_EXPECT) == set(wl._TABLE)
-
-
-@pytest.mark.parametrize(("row", "after"), list(WS_EXPECT.items()), ids=lambda v: str(v))
-def test_ws_row(row: tuple[wl.WsState, type], after: wl.WsState) -> None:
+@pytest.mark.parametrize("row", list(wl.TABLE), ids=str)
+def test_ws_row(row: tuple[wl.WsState, type]) -> None:
     state, kind = row
     m = ws_in(state)
     assert m.state is state
-    m.handle(WS_INPUTS[kind], now=0.0)
-    assert m.state is after
+    m.handle(WS_INPUTS[kind], now=m.deadline if m.deadline is not None else 0.0)  # a Tick comes at the deadline
+    assert m.state is wl.TABLE[row].to
+
+
+def test_ws_every_declared_exit_is_reached() -> None:
+    m = ws_in(W.CLOSING)
+    m.handle(Tick(), now=0.0)  # before the close timeout: an early Tick changes nothing
+    assert m.state is W.CLOSING and m.state in wl.TABLE[(W.CLOSING, Tick)].exits
+    assert {(row, end) for row, r in wl.TABLE.items() for end in r.exits} == {((W.CLOSING, Tick), W.CLOSING)}
 
 
 # ---- MqttMap --------------------------------------------------------------------------------------
@@ -176,8 +197,8 @@ def test_ws_row(row: tuple[wl.WsState, type], after: wl.WsState) -> None:
 S2C = "hm/hub/s2c/k"
 
 
-def mqtt_in(state: mm.MqttState) -> tuple[mm.MqttMap, dict[str, Any]]:
-    m = mm.MqttMap(access_key="k", topic_prefix="hm/hub", entropy=lambda n: bytes(n))
+def mqtt_in(state: mm.MqttState, **kw: Any) -> tuple[mm.MqttMap, dict[str, Any]]:
+    m = mm.MqttMap(access_key="k", topic_prefix="hm/hub", entropy=lambda n: bytes(n), **kw)
     ctx: dict[str, Any] = {"pub": 1}
     steps: list[Input] = []
     order = [M.IDLE, M.CONNECTING, M.SUBSCRIBING, M.RESETTING, M.UP]
@@ -214,42 +235,40 @@ def mqtt_input(kind: type, ctx: dict[str, Any]) -> Input:
     }[kind]
 
 
-MQTT_EXPECT: dict[tuple[mm.MqttState, type], mm.MqttState] = {
-    (M.IDLE, Started): M.CONNECTING,
-    (M.IDLE, OutboundFrame): M.IDLE,
-    (M.IDLE, StopRequested): M.CLOSED,
-    (M.CONNECTING, mm.MqttConnected): M.SUBSCRIBING,
-    (M.SUBSCRIBING, mm.MqttSubscribed): M.RESETTING,
-    (M.RESETTING, mm.MqttPublished): M.UP,
-    (M.RESETTING, mm.MqttPublishFailed): M.UP,
-    (M.UP, OutboundFrame): M.UP,
-    (M.UP, mm.MqttPublished): M.UP,
-    (M.UP, mm.MqttPublishFailed): M.UP,
-    (M.UP, mm.SessionEstablished): M.UP,
-    (M.UP, StopRequested): M.CLOSING,
-    (M.CLOSING, mm.MqttPublished): M.CLOSED,
-    (M.CLOSING, mm.MqttPublishFailed): M.CLOSED,
-    (M.CLOSING, Tick): M.CLOSING,
-    (M.CLOSED, OutboundFrame): M.CLOSED,
-    (M.CLOSING, OutboundFrame): M.CLOSING,
-}
-for _s in (M.CONNECTING, M.SUBSCRIBING, M.RESETTING):
-    MQTT_EXPECT[(_s, OutboundFrame)] = _s
-    MQTT_EXPECT[(_s, StopRequested)] = M.CLOSED
-for _s in (M.CONNECTING, M.SUBSCRIBING, M.RESETTING, M.UP, M.CLOSING):
-    MQTT_EXPECT[(_s, mm.MqttDisconnected)] = M.CLOSED
-for _s in (M.SUBSCRIBING, M.RESETTING, M.UP, M.CLOSING):
-    MQTT_EXPECT[(_s, mm.MqttMessage)] = _s
+def test_mqtt_table_states_are_all_covered() -> None:
+    assert {state for state, _ in mm.TABLE} == set(M)
 
 
-def test_mqtt_expectations_cover_the_table_exactly() -> None:
-    assert set(MQTT_EXPECT) == set(mm._TABLE)
-
-
-@pytest.mark.parametrize(("row", "after"), list(MQTT_EXPECT.items()), ids=lambda v: str(v))
-def test_mqtt_row(row: tuple[mm.MqttState, type], after: mm.MqttState) -> None:
+@pytest.mark.parametrize("row", list(mm.TABLE), ids=str)
+def test_mqtt_row(row: tuple[mm.MqttState, type]) -> None:
     state, kind = row
     m, ctx = mqtt_in(state)
     assert m.state is state
-    m.handle(mqtt_input(kind, ctx), now=0.0)
-    assert m.state is after
+    m.handle(mqtt_input(kind, ctx), now=m.deadline if m.deadline is not None else 0.0)  # a Tick comes at the deadline
+    assert m.state is mm.TABLE[row].to
+
+
+#: (row, keyword arguments of the machine, the input, now) -> the machine must end in one of the row's exits.
+MQTT_EXITS: list[tuple[tuple[mm.MqttState, type], dict[str, Any], Input, float]] = [
+    ((M.SUBSCRIBING, mm.MqttSubscribed), {"reset_on_connect": False}, mm.MqttSubscribed(granted_qos=1), 0.0),
+    ((M.SUBSCRIBING, mm.MqttSubscribed), {}, mm.MqttSubscribed(granted_qos=128), 0.0),  # refused
+    ((M.RESETTING, mm.MqttPublished), {}, mm.MqttPublished(pub_id=UNKNOWN), 0.0),  # not the reset publish
+    ((M.RESETTING, mm.MqttPublishFailed), {}, mm.MqttPublishFailed(pub_id=UNKNOWN), 0.0),
+    ((M.CLOSING, mm.MqttPublished), {}, mm.MqttPublished(pub_id=UNKNOWN), 0.0),  # not the offline publish
+    ((M.CLOSING, mm.MqttPublishFailed), {}, mm.MqttPublishFailed(pub_id=UNKNOWN), 0.0),
+    ((M.CLOSING, Tick), {}, Tick(), 0.0),  # before the close timeout: an early Tick changes nothing
+]
+
+
+def test_mqtt_every_declared_exit_is_reached() -> None:
+    reached: set[tuple[Any, Any]] = set()
+    for row, kw, inp, now in MQTT_EXITS:
+        m, _ = mqtt_in(row[0], **kw)
+        assert m.state is row[0]
+        m.handle(inp, now=now)
+        assert m.state in mm.TABLE[row].exits, (row, m.state)
+        reached.add((row, m.state))
+    assert reached == {(row, end) for row, r in mm.TABLE.items() for end in r.exits}
+    m, _ = mqtt_in(M.CLOSING)
+    m.handle(Tick(), now=0.0)
+    assert m.state is M.CLOSING  # the early Tick left it where it was

@@ -17,7 +17,7 @@ from thalovant.core.links.base import (
     StopRequested,
 )
 from thalovant.core.links.ws import (
-    _TABLE,
+    TABLE,
     CloseWs,
     SendWs,
     WsClosed,
@@ -163,9 +163,10 @@ def test_misuse_raises() -> None:
 
 
 def test_transition_table_is_consistent() -> None:
-    for (state, kind), name in _TABLE.items():
+    for (state, kind), row in TABLE.items():
         assert isinstance(state, WsState) and issubclass(kind, Input)
-        assert callable(getattr(WsLink, name))
+        assert getattr(WsLink, row.act.__name__) is row.act
+        assert all(isinstance(end, WsState) for end in row.ends)
 
 
 ws_inputs = st.one_of(

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
 
 __all__ = [
     "TRACE_TYPES",
@@ -46,6 +46,7 @@ __all__ = [
     "LinkUp",
     "OpenLink",
     "OpenRequested",
+    "TABLE",
     "Reconnect",
     "ReconnectConfig",
     "ReconnectState",
@@ -144,31 +145,15 @@ class ReconnectConfig:
             raise LocalProtocolError("ReconnectConfig: max_attempts must be None or >= 1")
 
 
-_S = ReconnectState
-#: (state, input type) -> handler. Unlisted pairs are ignored (late link facts) or misuse (OpenRequested).
-_TABLE: dict[tuple[ReconnectState, type[Input]], str] = {
-    (_S.IDLE, OpenRequested): "_on_open",  # first OpenLink, attempt 1
-    (_S.IDLE, UserClose): "_on_close",
-    (_S.CONNECTING, LinkUp): "_on_up",  # remember when it came up
-    (_S.CONNECTING, LinkLost): "_on_lost",  # backoff, or give up
-    (_S.CONNECTING, UserClose): "_on_close",
-    (_S.UP, LinkLost): "_on_lost",  # stable links reset the attempt count
-    (_S.UP, UserClose): "_on_close",
-    (_S.WAITING, Tick): "_on_tick",  # next OpenLink when the wait is over
-    (_S.WAITING, UserClose): "_on_close",
-    (_S.CLOSED, UserClose): "_on_nothing",
-    (_S.GAVE_UP, UserClose): "_on_nothing",
-}
-_TERMINAL = frozenset({ReconnectState.CLOSED, ReconnectState.GAVE_UP})
-
-
-class Reconnect:
-    """Decides when to (re)open links. See the module docstring.
+class Reconnect(TableMachine[ReconnectState]):
+    """Decides when to (re)open links. See the module docstring; its transitions are :data:`TABLE`.
 
     Args:
         entropy: random bytes for jitter (4 per wait).
         config: backoff policy.
     """
+
+    _TERMINAL = frozenset({ReconnectState.CLOSED, ReconnectState.GAVE_UP})
 
     def __init__(self, *, entropy: Entropy, config: ReconnectConfig | None = None) -> None:
         self._entropy = entropy
@@ -183,15 +168,6 @@ class Reconnect:
         return f"<Reconnect state={self._state.value} attempt={self._attempt} retry_at={self._retry_at}>"
 
     @property
-    def state(self) -> ReconnectState:
-        return self._state
-
-    @property
-    def finished(self) -> bool:
-        """True once CLOSED or GAVE_UP."""
-        return self._state in _TERMINAL
-
-    @property
     def attempt(self) -> int:
         """The attempt number of the last ``OpenLink`` (0 before the first)."""
         return self._attempt
@@ -202,13 +178,12 @@ class Reconnect:
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed one input; returns ``OpenLink`` / ``GiveUp`` / ``Note`` orders."""
-        name = _TABLE.get((self._state, type(inp)))
-        if name is None:
+        row = TABLE.get((self._state, type(inp)))
+        if row is None:
             if isinstance(inp, OpenRequested):
                 raise LocalProtocolError(f"Reconnect: OpenRequested in state {self._state.value}")
             return []  # a late LinkUp/LinkLost or an early Tick: nothing to do
-        out: list[Output] = getattr(self, name)(inp, now)
-        return out
+        return self._fire(row, inp, now)
 
     # ---- handlers -------------------------------------------------------------------------------
 
@@ -216,7 +191,6 @@ class Reconnect:
         return [self._open()]
 
     def _on_up(self, inp: LinkUp, now: float) -> list[Output]:
-        self._state = ReconnectState.UP
         self._up_since = now
         return []
 
@@ -234,17 +208,16 @@ class Reconnect:
             return self._give_up(f"gave up after {self._attempt} attempt(s); last error: {inp.reason}")
         wait = self._wait(max(self._attempt, 1))
         self._retry_at = now + wait
-        self._state = ReconnectState.WAITING
         text = f"link lost ({inp.reason}); retrying in {wait:.2f}s"
         return [Note(level=NoteLevel.INFO, text=text)]
 
     def _on_tick(self, inp: Tick, now: float) -> list[Output]:
         if self._retry_at is None or now < self._retry_at:
+            self._exit(ReconnectState.WAITING)  # an early Tick changes nothing
             return []
         return [self._open()]
 
     def _on_close(self, inp: UserClose, now: float) -> list[Output]:
-        self._state = ReconnectState.CLOSED
         self._retry_at = None
         return []
 
@@ -256,11 +229,10 @@ class Reconnect:
     def _open(self) -> OpenLink:
         self._attempt += 1
         self._retry_at = None
-        self._state = ReconnectState.CONNECTING
         return OpenLink(attempt=self._attempt)
 
     def _give_up(self, reason: str, *, auth: bool = False) -> list[Output]:
-        self._state = ReconnectState.GAVE_UP
+        self._exit(ReconnectState.GAVE_UP)
         self._retry_at = None
         return [GiveUp(reason=reason, auth=auth)]
 
@@ -277,6 +249,26 @@ class Reconnect:
         if cfg.jitter is Jitter.EQUAL:
             return span / 2 + u * span / 2
         return u * span
+
+
+_S = ReconnectState
+_GAVE_UP, _STILL_WAITING = frozenset({_S.GAVE_UP}), frozenset({_S.WAITING})
+_R = Row  # each row is typed by the table annotation
+#: (state, input type) -> Row(next state, handler, other possible ends). Unlisted pairs are ignored
+#: (late link facts, early ticks) or misuse (OpenRequested).
+TABLE: Table[ReconnectState, Reconnect] = {
+    (_S.IDLE, OpenRequested): _R(_S.CONNECTING, Reconnect._on_open),  # first OpenLink, attempt 1
+    (_S.IDLE, UserClose): _R(_S.CLOSED, Reconnect._on_close),
+    (_S.CONNECTING, LinkUp): _R(_S.UP, Reconnect._on_up),  # remember when it came up
+    (_S.CONNECTING, LinkLost): _R(_S.WAITING, Reconnect._on_lost, _GAVE_UP),  # backoff, or give up
+    (_S.CONNECTING, UserClose): _R(_S.CLOSED, Reconnect._on_close),
+    (_S.UP, LinkLost): _R(_S.WAITING, Reconnect._on_lost, _GAVE_UP),  # stable links reset the attempt count
+    (_S.UP, UserClose): _R(_S.CLOSED, Reconnect._on_close),
+    (_S.WAITING, Tick): _R(_S.CONNECTING, Reconnect._on_tick, _STILL_WAITING),  # OpenLink when the wait is over
+    (_S.WAITING, UserClose): _R(_S.CLOSED, Reconnect._on_close),
+    (_S.CLOSED, UserClose): _R(_S.CLOSED, Reconnect._on_nothing),
+    (_S.GAVE_UP, UserClose): _R(_S.GAVE_UP, Reconnect._on_nothing),
+}
 
 
 def _unit(entropy: Entropy) -> float:

@@ -6,7 +6,7 @@ frames and reports whether the transport is usable. There is one machine per
 transport:
 
 * :mod:`.http_poll` -- ``HttpPoll``: hub HTTP endpoints, polling (spec §8.2);
-* :mod:`.ws_link` -- ``WsLink``: WebSocket upgrade target, close codes (§8.1, §3.3);
+* :mod:`.ws` -- ``WsLink``: WebSocket upgrade target, close codes (§8.1, §3.3);
 * :mod:`.mqtt_map` -- ``MqttMap``: HiveMind <-> MQTT topic scheme (§8.3).
 
 The vocabulary shared by all three lives here. Every link:
@@ -25,14 +25,19 @@ The vocabulary shared by all three lives here. Every link:
 link passes them back untouched so the session can account for delivery.
 
 This module also has the pure helpers every link needs to put the
-``authorization`` token (spec §3.1, built by the session module) into a URL.
+``authorization`` token (spec §3.1, built by the session module) into a URL,
+and :class:`LinkMachine`, the table-run base that holds the frames waiting for
+the link to come up.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from thalovant.core.machine import Input, Output
+from thalovant.core.errors import LocalProtocolError
+from thalovant.core.machine import Input, Output, StateT, Table, TableMachine
 from thalovant.core.wire.frame import Frame
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "FrameSent",
     "InboundFrame",
     "LinkDown",
+    "LinkMachine",
     "LinkUp",
     "OutboundFrame",
     "Refs",
@@ -48,6 +54,7 @@ __all__ = [
     "StopRequested",
     "form_encode",
     "percent_encode",
+    "printable",
 ]
 
 #: The session's references for the messages inside one frame.
@@ -76,6 +83,15 @@ def form_encode(fields: tuple[tuple[str, str], ...]) -> bytes:
     b'message=%7B%22a%22%3A%201%7D&binary=1'
     """
     return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in fields).encode("ascii")
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """The first ``limit`` characters of ``text``, with every unprintable one replaced by ``?``.
+
+    >>> printable("bad\\nkey", 5)
+    'bad?k'
+    """
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 # ---- shared inputs ------------------------------------------------------------------------------
@@ -147,3 +163,48 @@ class LinkDown(Output):
     reason: str
     retryable: bool
     auth: bool = field(default=False)
+
+
+# ---- the shared machine base ------------------------------------------------------------------
+
+
+class LinkMachine(TableMachine[StateT]):
+    """Base of the link machines: table dispatch, and the frames held until the link is up.
+
+    ``_QUIET`` lists the input types that are ignored (late or repeated facts, early ticks) in a
+    state whose table has no row for them; any other unlisted input is misuse.
+    """
+
+    _QUIET: ClassVar[tuple[type[Input], ...]] = ()
+    _queue: deque[OutboundFrame]
+    _max_queue: int
+
+    def _step(self, table: Table[StateT, Any], inp: Input, now: float) -> list[Output]:
+        """Run the row of ``table`` for this state and ``inp``: ignore or refuse an unlisted input."""
+        row = table.get((self._state, type(inp)))
+        if row is None:
+            if self._is_quiet(inp):
+                return []
+            raise LocalProtocolError(
+                f"{type(self).__name__}: {type(inp).__name__} not allowed in state {self._state.value}"
+            )
+        return self._fire(row, inp, now)
+
+    def _is_quiet(self, inp: Input) -> bool:
+        return isinstance(inp, self._QUIET)
+
+    def _on_queue(self, inp: OutboundFrame, now: float) -> list[Output]:
+        """Hold a frame until the link is up (``FrameNotSent`` when the queue is full)."""
+        if len(self._queue) >= self._max_queue:
+            return [FrameNotSent(refs=inp.refs, reason="send queue full")]
+        self._queue.append(inp)
+        return []
+
+    def _on_refuse(self, inp: OutboundFrame, now: float) -> list[Output]:
+        return [FrameNotSent(refs=inp.refs, reason="link closed")]
+
+    def _fail_queue(self, reason: str) -> list[Output]:
+        """``FrameNotSent(reason)`` for every held frame; the queue is empty afterwards."""
+        out: list[Output] = [FrameNotSent(refs=f.refs, reason=reason) for f in self._queue]
+        self._queue.clear()
+        return out

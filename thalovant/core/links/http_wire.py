@@ -1,14 +1,16 @@
 """Wire details of the hub HTTP transport (spec §8.2), used by :mod:`.http_poll`.
 
 The HTTP-specific inputs and outputs (re-exported by :mod:`.http_poll`) and
-pure helpers: JSON answer parsing (``Result`` at this boundary), form bodies,
-request headers, the hub 5.x replica cookie, and the tuning knobs.
+pure helpers: the five hub requests (:class:`RequestKind`, :func:`start_request`),
+JSON answer parsing (``Result`` at this boundary), form bodies, request headers,
+the hub 5.x replica cookie, and the tuning knobs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links.base import form_encode
+from thalovant.core.links.base import form_encode, printable
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.wire.frame import Frame
 
@@ -28,12 +30,14 @@ __all__ = [
     "Headers",
     "HttpPollConfig",
     "HttpProblem",
+    "RequestKind",
     "error_text",
     "parse_body",
     "poll_frames",
     "replica_cookie",
     "request_headers",
     "send_body",
+    "start_request",
     "unit_interval",
 ]
 
@@ -167,7 +171,7 @@ def error_text(value: dict[str, Any]) -> str | None:
         return None
     if not isinstance(err, str):
         return f"<{type(err).__name__} error>"
-    return "".join(c if c.isprintable() else "?" for c in err[:200])
+    return printable(err, 200)
 
 
 def poll_frames(value: dict[str, Any], *, binary: bool) -> Result[tuple[list[str | bytes], int], HttpProblem]:
@@ -210,6 +214,50 @@ def request_headers(*, useragent: str, cookie: str | None, method: str) -> Heade
     if method == "POST":
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
     return tuple(headers)
+
+
+class RequestKind(enum.Enum):
+    """The hub requests a link makes (``RESET`` is the ``/disconnect`` sent before ``/connect``)."""
+
+    RESET = "reset"
+    CONNECT = "connect"
+    POLL_TEXT = "poll-text"
+    POLL_BINARY = "poll-binary"
+    SEND = "send"
+    DISCONNECT = "disconnect"
+
+
+_PATHS = {
+    RequestKind.RESET: "/disconnect",
+    RequestKind.CONNECT: "/connect",
+    RequestKind.POLL_TEXT: "/get_messages",
+    RequestKind.POLL_BINARY: "/get_binary_messages",
+    RequestKind.SEND: "/send_message",
+    RequestKind.DISCONNECT: "/disconnect",
+}
+#: The kinds that read a queue (GET); the others are POSTs.
+POLLS = frozenset({RequestKind.POLL_TEXT, RequestKind.POLL_BINARY})
+
+
+def start_request(
+    req_id: int,
+    kind: RequestKind,
+    *,
+    base_path: str,
+    query: str,
+    useragent: str,
+    cookie: str | None,
+    data: Frame | None,
+) -> StartRequest:
+    """The ``StartRequest`` for one hub request; ``data`` is the frame of a send (else None)."""
+    method = "GET" if kind in POLLS else "POST"
+    return StartRequest(
+        req_id=req_id,
+        method=method,
+        target=f"{base_path}{_PATHS[kind]}{query}",
+        headers=request_headers(useragent=useragent, cookie=cookie, method=method),
+        body=send_body(data) if data is not None else b"",
+    )
 
 
 def replica_cookie(headers: Headers) -> str | None:

@@ -58,15 +58,18 @@ from thalovant.core.links.base import (
     FrameSent,
     InboundFrame,
     LinkDown,
+    LinkMachine,
     LinkUp,
     OutboundFrame,
     Refs,
     StopRequested,
     percent_encode,
+    printable,
 )
-from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Input, Note, NoteLevel, Output, Row, Table, Tick
 
 __all__ = [
+    "TABLE",
     "TRACE_TYPES",
     "CloseWs",
     "SendWs",
@@ -166,13 +169,9 @@ _RETRY_CODES = {1000: "normal closure", 1001: "going away", 1011: "internal erro
 _RETRY_CODES |= {1013: "try again later", 1014: "bad gateway", 4003: "request not allowed"}
 
 
-def _clean(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text[:120])
-
-
 def classify_close(code: int | None, reason: str, *, greeted: bool) -> LinkDown:
     """Sort a hub-initiated close into a ``LinkDown`` (see the module docstring)."""
-    why = _clean(reason)
+    why = printable(reason)
     label = f"close {code if code is not None else 1005}" + (f" {why!r}" if why else "")
     if code == 1008:
         auth = "api key" in why.lower() or "authorization" in why.lower()
@@ -194,27 +193,8 @@ def classify_close(code: int | None, reason: str, *, greeted: bool) -> LinkDown:
     return LinkDown(reason=f"hub closed the connection ({label})", retryable=True)
 
 
-_S = WsState
-#: (state, input type) -> handler. Unlisted: late socket facts are ignored; Started-like misuse raises.
-_TABLE: dict[tuple[WsState, type[Input]], str] = {
-    (_S.CONNECTING, WsOpened): "_on_opened",  # LinkUp, flush queue
-    (_S.CONNECTING, WsRejected): "_on_rejected",  # 401/403 auth, 5xx retryable
-    (_S.CONNECTING, WsClosed): "_on_closed",  # connect failed
-    (_S.CONNECTING, OutboundFrame): "_on_queue",  # held until open
-    (_S.CONNECTING, StopRequested): "_on_stop_early",  # CloseWs + LinkDown at once
-    (_S.OPEN, WsMessage): "_on_message",  # InboundFrame
-    (_S.OPEN, OutboundFrame): "_on_send",  # SendWs + FrameSent
-    (_S.OPEN, WsClosed): "_on_closed",  # classify_close
-    (_S.OPEN, StopRequested): "_on_stop",  # CloseWs(1000), wait for the echo
-    (_S.CLOSING, WsClosed): "_on_close_done",
-    (_S.CLOSING, Tick): "_on_close_timeout",
-    (_S.CLOSING, OutboundFrame): "_on_refuse",
-    (_S.CLOSED, OutboundFrame): "_on_refuse",
-}
-
-
-class WsLink:
-    """The WebSocket link machine.
+class WsLink(LinkMachine[WsState]):
+    """The WebSocket link machine; its transitions are :data:`TABLE`.
 
     Args:
         authorization: the §3.1 token. Secret: only :attr:`target` holds it.
@@ -223,6 +203,9 @@ class WsLink:
         close_timeout: how long to wait for the hub's close echo (seconds).
         max_queue: frames held while connecting.
     """
+
+    _TERMINAL = frozenset({WsState.CLOSED})
+    _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsClosed)
 
     def __init__(
         self,
@@ -262,31 +245,20 @@ class WsLink:
         return (("User-Agent", self._useragent),) if self._useragent else ()
 
     @property
-    def state(self) -> WsState:
-        return self._state
-
-    @property
-    def finished(self) -> bool:
-        return self._state is WsState.CLOSED
-
-    @property
     def deadline(self) -> float | None:
         return self._close_by if self._state is WsState.CLOSING else None
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
-        """Feed one input; returns the orders for the shell."""
-        name = _TABLE.get((self._state, type(inp)))
-        if name is None:
-            if isinstance(inp, OutboundFrame | StopRequested | Tick | WsOpened | WsRejected | WsMessage | WsClosed):
-                return []  # late or repeated facts, early ticks, repeated stops
-            raise LocalProtocolError(f"WsLink: {type(inp).__name__} not allowed in state {self._state.value}")
-        out: list[Output] = getattr(self, name)(inp, now)
-        return out
+        """Feed one input; returns the orders for the shell.
+
+        Unlisted pairs: late or repeated socket facts, early ticks and repeated stops are
+        ignored; any other input is misuse.
+        """
+        return self._step(TABLE, inp, now)
 
     # ---- handlers -------------------------------------------------------------------------------
 
     def _on_opened(self, inp: WsOpened, now: float) -> list[Output]:
-        self._state = WsState.OPEN
         out: list[Output] = [LinkUp()]
         while self._queue:
             out.extend(self._on_send(self._queue.popleft(), now))
@@ -301,18 +273,13 @@ class WsLink:
             down = LinkDown(reason=f"upgrade refused (HTTP {inp.status}); is this a HiveMind hub?", retryable=False)
         return self._down(down)
 
-    def _on_closed(self, inp: WsClosed, now: float) -> list[Output]:
-        if self._state is WsState.CONNECTING:
-            text = f"could not connect ({_clean(inp.reason) or 'no reason'})"
-            # 1015: the TLS handshake failed (e.g. the certificate is not trusted): retrying cannot help
-            return self._down(LinkDown(reason=text, retryable=inp.code != 1015))
-        return self._down(classify_close(inp.code, inp.reason, greeted=self._greeted))
+    def _on_connect_failed(self, inp: WsClosed, now: float) -> list[Output]:
+        text = f"could not connect ({printable(inp.reason) or 'no reason'})"
+        # 1015: the TLS handshake failed (e.g. the certificate is not trusted): retrying cannot help
+        return self._down(LinkDown(reason=text, retryable=inp.code != 1015))
 
-    def _on_queue(self, inp: OutboundFrame, now: float) -> list[Output]:
-        if len(self._queue) >= self._max_queue:
-            return [FrameNotSent(refs=inp.refs, reason="send queue full")]
-        self._queue.append(inp)
-        return []
+    def _on_closed(self, inp: WsClosed, now: float) -> list[Output]:
+        return self._down(classify_close(inp.code, inp.reason, greeted=self._greeted))
 
     def _on_stop_early(self, inp: StopRequested, now: float) -> list[Output]:
         return [CloseWs(code=1000, reason=""), *self._down(LinkDown(reason="closed by the client", retryable=False))]
@@ -325,7 +292,6 @@ class WsLink:
         return [SendWs(data=inp.data, refs=inp.refs), FrameSent(refs=inp.refs)]
 
     def _on_stop(self, inp: StopRequested, now: float) -> list[Output]:
-        self._state = WsState.CLOSING
         self._close_by = now + self._close_timeout
         return [CloseWs(code=1000, reason="")]
 
@@ -334,20 +300,38 @@ class WsLink:
 
     def _on_close_timeout(self, inp: Tick, now: float) -> list[Output]:
         if self._close_by is None or now < self._close_by:
+            self._exit(WsState.CLOSING)  # an early Tick changes nothing
             return []
         note = Note(level=NoteLevel.DEBUG, text="ws: the hub did not answer our close; dropping the socket")
         return [note, *self._down(LinkDown(reason="closed by the client", retryable=False))]
 
-    def _on_refuse(self, inp: OutboundFrame, now: float) -> list[Output]:
-        return [FrameNotSent(refs=inp.refs, reason="link closed")]
-
     def _down(self, down: LinkDown) -> list[Output]:
-        out: list[Output] = [FrameNotSent(refs=f.refs, reason="link down") for f in self._queue]
-        self._queue.clear()
-        self._state = WsState.CLOSED
+        out = self._fail_queue("link down")
+        self._exit(WsState.CLOSED)
         self._close_by = None
         out.append(down)
         return out
+
+
+_S = WsState
+_R = Row  # each row is typed by the table annotation
+#: (state, input type) -> Row(next state, handler, other possible ends). Unlisted pairs: late socket
+#: facts are ignored; other inputs raise.
+TABLE: Table[WsState, WsLink] = {
+    (_S.CONNECTING, WsOpened): _R(_S.OPEN, WsLink._on_opened),  # LinkUp, flush queue
+    (_S.CONNECTING, WsRejected): _R(_S.CLOSED, WsLink._on_rejected),  # 401/403 auth, 5xx retryable
+    (_S.CONNECTING, WsClosed): _R(_S.CLOSED, WsLink._on_connect_failed),
+    (_S.CONNECTING, OutboundFrame): _R(_S.CONNECTING, WsLink._on_queue),  # held until open
+    (_S.CONNECTING, StopRequested): _R(_S.CLOSED, WsLink._on_stop_early),  # CloseWs + LinkDown at once
+    (_S.OPEN, WsMessage): _R(_S.OPEN, WsLink._on_message),  # InboundFrame
+    (_S.OPEN, OutboundFrame): _R(_S.OPEN, WsLink._on_send),  # SendWs + FrameSent
+    (_S.OPEN, WsClosed): _R(_S.CLOSED, WsLink._on_closed),  # classify_close
+    (_S.OPEN, StopRequested): _R(_S.CLOSING, WsLink._on_stop),  # CloseWs(1000), wait for the echo
+    (_S.CLOSING, WsClosed): _R(_S.CLOSED, WsLink._on_close_done),
+    (_S.CLOSING, Tick): _R(_S.CLOSED, WsLink._on_close_timeout, frozenset({_S.CLOSING})),  # at close_timeout
+    (_S.CLOSING, OutboundFrame): _R(_S.CLOSING, WsLink._on_refuse),
+    (_S.CLOSED, OutboundFrame): _R(_S.CLOSED, WsLink._on_refuse),
+}
 
 
 #: Every class a WsLink trace may contain (for ``trace.TypeRegistry``).
