@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from thalovant.core.bus.events import ThalovantEvent, normalize
 from thalovant.core.bus.reply import build_reply
+from thalovant.core.client.conversation_state import ConversationState
 from thalovant.core.client.correlate import (
     _TRANSITIONS,
     AskCancelled,
@@ -17,7 +18,6 @@ from thalovant.core.client.correlate import (
     AskFinished,
     AskProgress,
     AskStarted,
-    ConversationState,
     Correlator,
     CorrelatorState,
     EventArrived,

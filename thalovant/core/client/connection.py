@@ -55,9 +55,6 @@ from returns.result import Success
 from thalovant.core.bus.events import normalize
 from thalovant.core.client import correlate as corr
 from thalovant.core.client import reconnect as rc
-from thalovant.core.client.asks import ask_failed as _ask_failed
-from thalovant.core.client.asks import request_id as _request_id
-from thalovant.core.client.asks import scrub as _scrub
 from thalovant.core.client.connection_events import (
     CancelAsk,
     Connect,
@@ -75,6 +72,9 @@ from thalovant.core.client.connection_events import (
     SendRequested,
     StatusChanged,
 )
+from thalovant.core.client.correlate import ask_failed as _ask_failed
+from thalovant.core.client.correlate import request_id_of as _request_id
+from thalovant.core.client.redact import scrub_message
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import (
     FrameNotSent,
@@ -518,11 +518,7 @@ class Connection:
         if self._cfg.access_key:
             # MQTT on hub 4.x uses the access key as the user agent, so peer ids in
             # contexts carry it: scrub it before anything reaches users or logs.
-            bus = BusMessage(
-                type=bus.type,
-                data=_scrub(bus.data, self._cfg.access_key),
-                context=_scrub(bus.context, self._cfg.access_key),
-            )
+            bus = scrub_message(bus, self._cfg.access_key)
         result = normalize(bus)
         if not isinstance(result, Success):
             return [Note(level=NoteLevel.DEBUG, text="ignored a malformed bus message")]

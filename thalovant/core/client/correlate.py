@@ -48,12 +48,10 @@ and those must not be swallowed.
 
 from __future__ import annotations
 
-import copy
 import enum
-import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,6 +60,7 @@ from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
 from thalovant.core.bus.reply import ThalovantReply, build_reply
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Input, Output, Tick
+from thalovant.core.wire.message import BusMessage
 
 FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
 
@@ -382,66 +381,21 @@ _TRANSITIONS: dict[tuple[CorrelatorState, type[Input]], _Handler] = {
 }
 
 
-# ------------------------------------------------------------------ conversation carry
-
-#: Session keys the client owns; never copied back from the hub.
-_NOT_CARRIED = frozenset({"session_id", "request_id", "site_id", "lang", "blacklisted_skills", "blacklisted_intents"})
-_MAX_CARRY_KEYS = 64
-_MAX_CARRY_CHARS = 64_000
+# ------------------------------------------------------------------ helpers for the Connection
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationState:
-    """The conversation state a stateless hub (5.x) hands back, to send with the next turn.
-
-    Hub 5.x keeps no session between messages: OVOS's ``active_skills``,
-    ``converse_handlers``, ``utterance_states``, ``context`` … come back in
-    the reply's ``context.session`` and must be sent again with the next
-    utterance of the same conversation. Hub 4.x rewrites the session to the
-    connection's own id (P13); such a session is not ours and is not carried.
-
-    Attributes:
-        session_id: the conversation's (user-side) session id.
-        carried: the session fields to send with the next turn.
-    """
-
-    session_id: str
-    carried: Mapping[str, Any] = field(default_factory=dict)
-
-    def update_from_reply(self, reply: ThalovantReply) -> ConversationState:
-        """The state after a reply: the latest session of this conversation the hub sent back.
-
-        The ``ovos.utterance.handled`` event wins; otherwise the last event
-        whose session id is ours. Oversized or odd sessions leave the state as it was.
-        """
-        ordered = sorted(reply.events, key=lambda e: e.is_handled)  # stable: handled events last
-        for event in reversed(ordered):
-            session = event.session
-            if session.get("session_id") != self.session_id:
-                continue
-            carried = {k: v for k, v in session.items() if isinstance(k, str) and k not in _NOT_CARRIED}
-            if len(carried) > _MAX_CARRY_KEYS or not _small_json(carried):
-                return self
-            return ConversationState(self.session_id, carried)
-        return self
-
-    def context_for_next_turn(self, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """A new context for the next turn: the carried session under the caller's own session fields."""
-        ctx = dict(context) if context else {}
-        own = ctx.get("session")
-        ctx["session"] = {
-            **copy.deepcopy(dict(self.carried)),
-            **(dict(own) if isinstance(own, Mapping) else {}),
-            "session_id": self.session_id,
-        }
-        return ctx
+def ask_failed(ask: AskStarted | None, kind: FailKind, reason: str) -> list[Output]:
+    """The end of an ask whose message never reached the correlator (none for a plain send)."""
+    if ask is None:
+        return []
+    reply = ThalovantReply(session_id=ask.session_id, request_id=ask.request_id)
+    return [AskFailed(ask_id=ask.ask_id, kind=kind, reason=reason, reply=reply)]
 
 
-def _small_json(value: Any) -> bool:
-    try:
-        return len(json.dumps(value)) <= _MAX_CARRY_CHARS
-    except (TypeError, ValueError, RecursionError):
-        return False
+def request_id_of(message: BusMessage) -> str | None:
+    """The correlation id a message carries in ``context.request_id``, if it is a string."""
+    rid = message.context.get("request_id")
+    return rid if isinstance(rid, str) else None
 
 
 __all__ = [
@@ -450,7 +404,6 @@ __all__ = [
     "AskFinished",
     "AskProgress",
     "AskStarted",
-    "ConversationState",
     "Correlator",
     "CorrelatorState",
     "EventArrived",
@@ -458,4 +411,6 @@ __all__ = [
     "LinkLost",
     "MessageSent",
     "UnattributedDenial",
+    "ask_failed",
+    "request_id_of",
 ]

@@ -54,7 +54,6 @@ from thalovant.core.handshake.contract import (
 )
 from thalovant.core.handshake.v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
-from thalovant.core.session import events
 from thalovant.core.session.classify import Verdict, classify_close, classify_frame, shown_peer
 from thalovant.core.session.events import (
     CloseLink,
@@ -76,8 +75,10 @@ from thalovant.core.wire.codec import is_default_session
 from thalovant.core.wire.frame import Frame, FrameProblem
 from thalovant.core.wire.message import HiveMessage, MsgType
 
-__all__ = ["Session", "SessionState"]
-__all__ += events.__all__  # the inputs and outputs, re-exported
+__all__ = [  # the machine, then its inputs and outputs (defined in .events)
+    "Session", "SessionState", "CloseLink", "Deliver", "FrameReceived", "LinkClosed", "LinkOpened", "SendFailed",
+    "SendFrame", "SessionFailed", "SessionReady", "UserClose", "UserSend",
+]  # fmt: skip
 
 
 class SessionState(enum.Enum):
