@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Input, Output, StateT, Table, TableMachine
+from thalovant.core.machine import Input, Note, NoteLevel, Output, StateT, Table, TableMachine, Tick
 from thalovant.core.wire.frame import Frame
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "FrameNotSent",
     "FrameSent",
     "InboundFrame",
+    "LINK_TRACE_TYPES",
     "LinkDown",
     "LinkMachine",
     "LinkUp",
@@ -165,6 +166,11 @@ class LinkDown(Output):
     auth: bool = field(default=False)
 
 
+#: The shared vocabulary every link trace may contain; each link's ``TRACE_TYPES`` adds its own.
+LINK_TRACE_TYPES: tuple[type, ...] = (OutboundFrame, StopRequested, Tick, InboundFrame, FrameSent, FrameNotSent)
+LINK_TRACE_TYPES += (LinkUp, LinkDown, Note, NoteLevel)
+
+
 # ---- the shared machine base ------------------------------------------------------------------
 
 
@@ -176,8 +182,10 @@ class LinkMachine(TableMachine[StateT]):
     """
 
     _QUIET: ClassVar[tuple[type[Input], ...]] = ()
+    _CLOSED: StateT  # where a link with a polite close (ws, mqtt) ends
     _queue: deque[OutboundFrame]
     _max_queue: int
+    _close_by: float | None = None  # when a polite close gives up waiting
 
     def _step(self, table: Table[StateT, Any], inp: Input, now: float) -> list[Output]:
         """Run the row of ``table`` for this state and ``inp``: ignore or refuse an unlisted input."""
@@ -202,6 +210,28 @@ class LinkMachine(TableMachine[StateT]):
 
     def _on_refuse(self, inp: OutboundFrame, now: float) -> list[Output]:
         return [FrameNotSent(refs=inp.refs, reason="link closed")]
+
+    def _down(self, down: LinkDown) -> list[Output]:
+        """Fail every frame not answered yet, end in ``_CLOSED`` and report ``down`` (the only one)."""
+        out = self._fail_unanswered("link down")
+        self._exit(self._CLOSED)
+        self._close_by = None
+        out.append(down)
+        return out
+
+    def _closed_by_client(self) -> list[Output]:
+        return self._down(LinkDown(reason="closed by the client", retryable=False))
+
+    def _close_overdue(self, now: float) -> bool:
+        """Whether the polite close waited long enough; if not, this Tick changes nothing."""
+        if self._close_by is None or now < self._close_by:
+            self._exit(self._state)
+            return False
+        return True
+
+    def _fail_unanswered(self, reason: str) -> list[Output]:
+        """``FrameNotSent(reason)`` for every frame still waiting for an answer (the queue, here)."""
+        return self._fail_queue(reason)
 
     def _fail_queue(self, reason: str) -> list[Output]:
         """``FrameNotSent(reason)`` for every held frame; the queue is empty afterwards."""

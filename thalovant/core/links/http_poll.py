@@ -58,6 +58,7 @@ from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import (
+    LINK_TRACE_TYPES,
     FrameNotSent,
     FrameSent,
     InboundFrame,
@@ -426,20 +427,5 @@ TABLE: Table[HttpState, HttpPoll] = {
 
 
 #: Every class an HttpPoll trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (
-    Started,
-    ResponseReceived,
-    RequestFailed,
-    OutboundFrame,
-    StopRequested,
-    Tick,
-    StartRequest,
-    CancelRequest,
-    InboundFrame,
-    FrameSent,
-    FrameNotSent,
-    LinkUp,
-    LinkDown,
-    Note,
-    NoteLevel,
-)
+TRACE_TYPES: tuple[type, ...] = (Started, ResponseReceived, RequestFailed, StartRequest, CancelRequest)
+TRACE_TYPES += LINK_TRACE_TYPES

@@ -30,14 +30,8 @@ import enum
 from dataclasses import dataclass
 
 from thalovant.core.links.base import (
-    FrameNotSent,
-    FrameSent,
-    InboundFrame,
-    LinkDown,
-    LinkUp,
-    OutboundFrame,
+    LINK_TRACE_TYPES,
     Started,
-    StopRequested,
 )
 from thalovant.core.links.mqtt_topics import (
     MqttLayout,
@@ -48,7 +42,7 @@ from thalovant.core.links.mqtt_topics import (
     mqtt_topics,
     validate_topic,
 )
-from thalovant.core.machine import Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Input, Output
 
 __all__ = [
     "TRACE_TYPES",
@@ -200,28 +194,6 @@ class DisconnectMqtt(Output):
 
 
 #: Every class an MqttMap trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (
-    Started,
-    MqttConnected,
-    MqttSubscribed,
-    MqttPublished,
-    MqttPublishFailed,
-    MqttMessage,
-    MqttDisconnected,
-    SessionEstablished,
-    OutboundFrame,
-    StopRequested,
-    Tick,
-    SetWill,
-    ConnectMqtt,
-    Subscribe,
-    Publish,
-    DisconnectMqtt,
-    InboundFrame,
-    FrameSent,
-    FrameNotSent,
-    LinkUp,
-    LinkDown,
-    Note,
-    NoteLevel,
-)
+TRACE_TYPES: tuple[type, ...] = (Started, MqttConnected, MqttSubscribed, MqttPublished, MqttPublishFailed, MqttMessage)
+TRACE_TYPES += (MqttDisconnected, SessionEstablished, SetWill, ConnectMqtt, Subscribe, Publish, DisconnectMqtt)
+TRACE_TYPES += LINK_TRACE_TYPES

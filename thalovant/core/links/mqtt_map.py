@@ -105,6 +105,7 @@ class MqttMap(LinkMachine[MqttState]):
     """
 
     _TERMINAL = frozenset({MqttState.CLOSED})
+    _CLOSED = MqttState.CLOSED
     _QUIET: ClassVar[tuple[type[Input], ...]] = (Started, StopRequested, OutboundFrame, Tick, SessionEstablished)
     _QUIET += (MqttConnected, MqttSubscribed, MqttPublished, MqttPublishFailed, MqttMessage, MqttDisconnected)
 
@@ -142,7 +143,6 @@ class MqttMap(LinkMachine[MqttState]):
         self._pending: dict[int, Refs] = {}  # pub_id -> refs of frames in flight
         self._control: set[int] = set()  # pub_ids of status publishes
         self._next_pub = 1
-        self._close_by: float | None = None
 
     def __repr__(self) -> str:
         return f"<MqttMap state={self._state.value} pending={len(self._pending)} queued={len(self._queue)}>"
@@ -238,7 +238,7 @@ class MqttMap(LinkMachine[MqttState]):
         return self._fail_all("link closed")
 
     def _on_stop_early(self, inp: StopRequested, now: float) -> list[Output]:
-        return [DisconnectMqtt(), *self._down(LinkDown(reason="closed by the client", retryable=False))]
+        return [DisconnectMqtt(), *self._closed_by_client()]
 
     def _on_stop(self, inp: StopRequested, now: float) -> list[Output]:
         self._close_by = now + self._close_timeout
@@ -248,17 +248,16 @@ class MqttMap(LinkMachine[MqttState]):
         if inp.pub_id not in self._control:  # a frame's publish: still waiting for the offline one
             self._exit(MqttState.CLOSING)
             return self._on_published(inp, now) if isinstance(inp, MqttPublished) else self._on_publish_failed(inp, now)
-        return [DisconnectMqtt(), *self._down(LinkDown(reason="closed by the client", retryable=False))]
+        return [DisconnectMqtt(), *self._closed_by_client()]
 
     def _on_close_timeout(self, inp: Tick, now: float) -> list[Output]:
-        if self._close_by is None or now < self._close_by:
-            self._exit(MqttState.CLOSING)  # an early Tick changes nothing
+        if not self._close_overdue(now):
             return []
-        return [DisconnectMqtt(), *self._down(LinkDown(reason="closed by the client", retryable=False))]
+        return [DisconnectMqtt(), *self._closed_by_client()]
 
     def _on_disconnected(self, inp: MqttDisconnected, now: float) -> list[Output]:
         if self._state is MqttState.CLOSING:
-            return self._down(LinkDown(reason="closed by the client", retryable=False))
+            return self._closed_by_client()
         down = classify_rc(inp.rc)
         if self._state is MqttState.CONNECTING and inp.rc in (0, 7):
             down = LinkDown(reason=f"could not connect to the broker (rc {inp.rc})", retryable=True)
@@ -281,18 +280,13 @@ class MqttMap(LinkMachine[MqttState]):
         self._pending.clear()
         return out + self._fail_queue(reason)
 
-    def _down(self, down: LinkDown) -> list[Output]:
-        out = self._fail_all("link down")
+    def _fail_unanswered(self, reason: str) -> list[Output]:
         self._control.clear()
-        self._exit(MqttState.CLOSED)
-        self._close_by = None
-        out.append(down)
-        return out
+        return self._fail_all(reason)
 
 
 _S = MqttState
 _R = Row  # each row is typed by the table annotation
-_CLOSED = frozenset({_S.CLOSED})
 _EARLY = (_S.CONNECTING, _S.SUBSCRIBING, _S.RESETTING)
 #: (state, input type) -> Row(next state, handler, other possible ends). Unlisted: late broker facts
 #: are ignored; unknown inputs raise.

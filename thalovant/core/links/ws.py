@@ -53,8 +53,8 @@ from typing import Literal
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import (
+    LINK_TRACE_TYPES,
     Frame,
-    FrameNotSent,
     FrameSent,
     InboundFrame,
     LinkDown,
@@ -205,6 +205,7 @@ class WsLink(LinkMachine[WsState]):
     """
 
     _TERMINAL = frozenset({WsState.CLOSED})
+    _CLOSED = WsState.CLOSED
     _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsClosed)
 
     def __init__(
@@ -225,7 +226,6 @@ class WsLink(LinkMachine[WsState]):
         self._state = WsState.CONNECTING
         self._queue: deque[OutboundFrame] = deque()
         self._greeted = False
-        self._close_by: float | None = None
 
     def __repr__(self) -> str:
         return f"<WsLink state={self._state.value} greeted={self._greeted}>"
@@ -282,7 +282,7 @@ class WsLink(LinkMachine[WsState]):
         return self._down(classify_close(inp.code, inp.reason, greeted=self._greeted))
 
     def _on_stop_early(self, inp: StopRequested, now: float) -> list[Output]:
-        return [CloseWs(code=1000, reason=""), *self._down(LinkDown(reason="closed by the client", retryable=False))]
+        return [CloseWs(code=1000, reason=""), *self._closed_by_client()]
 
     def _on_message(self, inp: WsMessage, now: float) -> list[Output]:
         self._greeted = True
@@ -296,21 +296,13 @@ class WsLink(LinkMachine[WsState]):
         return [CloseWs(code=1000, reason="")]
 
     def _on_close_done(self, inp: WsClosed, now: float) -> list[Output]:
-        return self._down(LinkDown(reason="closed by the client", retryable=False))
+        return self._closed_by_client()
 
     def _on_close_timeout(self, inp: Tick, now: float) -> list[Output]:
-        if self._close_by is None or now < self._close_by:
-            self._exit(WsState.CLOSING)  # an early Tick changes nothing
+        if not self._close_overdue(now):
             return []
         note = Note(level=NoteLevel.DEBUG, text="ws: the hub did not answer our close; dropping the socket")
-        return [note, *self._down(LinkDown(reason="closed by the client", retryable=False))]
-
-    def _down(self, down: LinkDown) -> list[Output]:
-        out = self._fail_queue("link down")
-        self._exit(WsState.CLOSED)
-        self._close_by = None
-        out.append(down)
-        return out
+        return [note, *self._closed_by_client()]
 
 
 _S = WsState
@@ -335,21 +327,4 @@ TABLE: Table[WsState, WsLink] = {
 
 
 #: Every class a WsLink trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (
-    WsOpened,
-    WsRejected,
-    WsMessage,
-    WsClosed,
-    OutboundFrame,
-    StopRequested,
-    Tick,
-    SendWs,
-    CloseWs,
-    InboundFrame,
-    FrameSent,
-    FrameNotSent,
-    LinkUp,
-    LinkDown,
-    Note,
-    NoteLevel,
-)
+TRACE_TYPES: tuple[type, ...] = (WsOpened, WsRejected, WsMessage, WsClosed, SendWs, CloseWs, *LINK_TRACE_TYPES)
