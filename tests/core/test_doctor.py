@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from thalovant.core.doctor import (
     CHECK_ORDER,
+    TABLE,
     CheckStatus,
     Doctor,
     DoctorSettings,
@@ -28,7 +29,7 @@ from thalovant.core.doctor import (
     settings_from_identity,
 )
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Note, Tick
+from thalovant.core.machine import Note, NoteLevel, Tick
 from thalovant.shell.identity_io import ThalovantIdentity
 
 OK, FAILED, WARNING = CheckStatus.OK, CheckStatus.FAILED, CheckStatus.WARNING
@@ -342,3 +343,65 @@ def test_no_secret_ever_reaches_the_report(
         text = report.format() + json.dumps(report.as_dict()) + repr(s) + repr(report)
         for value in (key, password, crypto, broker, token):
             assert value not in text
+
+
+# ---- the transition table ----------------------------------------------------------------------
+
+INPUTS = {Start, ProbeFinished, Tick}
+
+
+def in_state(state: DoctorState, now: float = 0.0) -> Doctor:
+    """A doctor in ``state``: IDLE fresh, PROBING with the dns probe out, DONE after a failed identity."""
+    doc = Doctor()
+    if state is DoctorState.PROBING:
+        doc.handle(Start(settings=settings_from_identity(ident())), now=now)
+    elif state is DoctorState.DONE:
+        doc.handle(Start(settings=DoctorSettings(protocol="https", identity_problems=("bad",))), now=now)
+    assert doc.state is state and doc.finished is (state is DoctorState.DONE)
+    return doc
+
+
+def example(kind: type, doc: Doctor, *, ends: bool) -> Any:
+    """An input of ``kind`` for ``doc``; ``ends`` picks one that decides the last check, if there is one."""
+    if kind is Start:
+        s = DoctorSettings(protocol="https", identity_problems=("bad",)) if ends else settings_from_identity(ident())
+        return Start(settings=s)
+    if kind is ProbeFinished:
+        status = FAILED if ends else OK  # a failure skips everything after it
+        return ProbeFinished(probe_id=doc._next_id, outcome=ProbeOutcome(status=status, detail="x"))
+    return Tick()
+
+
+def test_the_table_covers_every_state_and_only_doctor_inputs() -> None:
+    assert {state for state, _ in TABLE} == set(DoctorState)
+    assert {kind for _, kind in TABLE} == INPUTS
+    for row in TABLE.values():
+        assert all(isinstance(end, DoctorState) for end in row.ends)
+    assert not any(TABLE[(DoctorState.DONE, kind)].ends - {DoctorState.DONE} for kind in (ProbeFinished, Tick))
+
+
+@pytest.mark.parametrize("key", list(TABLE), ids=lambda k: f"{k[0].name}-{k[1].__name__}")
+def test_each_row_ends_in_its_to_or_one_of_its_exits(key: tuple[DoctorState, type]) -> None:
+    state, kind = key
+    row = TABLE[key]
+    reached = set()
+    for ends in (False, True):
+        doc = in_state(state)
+        now = 0.0 if kind is not Tick or not ends else 100.0  # a Tick past the deadline fails the probe
+        doc.handle(example(kind, doc, ends=ends), now=now)
+        assert doc.state in row.ends, (key, doc.state)
+        assert doc.finished is (doc.state is DoctorState.DONE)
+        reached.add(doc.state)
+    assert reached == row.ends, (key, reached)
+
+
+@pytest.mark.parametrize("state", list(DoctorState))
+def test_pairs_missing_from_the_table_are_misuse_and_change_nothing(state: DoctorState) -> None:
+    missing = [kind for kind in INPUTS if (state, kind) not in TABLE]
+    for kind in missing:
+        doc = in_state(state)
+        with pytest.raises(LocalProtocolError):
+            doc.handle(example(kind, doc, ends=False), now=0.0)
+        assert doc.state is state
+    with pytest.raises(LocalProtocolError, match="does not take"):
+        in_state(state).handle(Note(level=NoteLevel.INFO, text="x"), now=0.0)  # an order, not an input

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from thalovant.core.doctor import CheckStatus, ThalovantDoctorReport
 from thalovant.core.errors import ThalovantAuthenticationError
-from thalovant.shell.doctor import _judge_connect, run_doctor
+from thalovant.shell.doctor import run_doctor
+from thalovant.shell.doctor_admission import judge_connect
 from thalovant.shell.identity_io import ThalovantIdentity
 
 KEY = "f00dfeedf00dfeedf00dfeedf00dfeed"
@@ -335,7 +336,7 @@ def test_plain_server_on_a_tls_endpoint_fails_tls() -> None:
     ),
 )
 def test_any_connect_answer_is_judged_without_raising(status: int, body: bytes) -> None:
-    verdict = _judge_connect(status, body, "POST /connect")
+    verdict = judge_connect(status, body, "POST /connect")
     assert verdict.status in (CheckStatus.OK, CheckStatus.FAILED)
     assert (verdict.status is CheckStatus.OK) == (
         status == 200 and isinstance(parsed := _json_or_none(body), dict) and parsed.get("error") is None

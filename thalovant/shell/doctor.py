@@ -18,7 +18,6 @@ and of the ``authorization`` token before they reach the report.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import ssl
@@ -28,7 +27,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 import anyio
-import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
 from thalovant.core.client.plan import DEFAULT_USERAGENT
@@ -48,6 +46,7 @@ from thalovant.core.doctor import (
     scrub_text,
     settings_from_identity,
 )
+from thalovant.core.doctor_report import scrub_report, secret_texts
 from thalovant.core.errors import (
     ThalovantAuthenticationError,
     ThalovantError,
@@ -55,11 +54,9 @@ from thalovant.core.errors import (
     ThalovantIdentityError,
     ThalovantTimeoutError,
 )
-from thalovant.core.links.base import percent_encode
-from thalovant.core.links.ws import ws_target
 from thalovant.core.wire.auth import authorization_token
+from thalovant.shell.doctor_admission import AUTH_HINT, admission, host_port
 from thalovant.shell.identity_io import ThalovantIdentity
-from thalovant.shell.links.http import HttpConnection, HttpTimeouts
 from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
 
 __all__ = ["Probe", "Resolver", "ThalovantDoctorCheck", "ThalovantDoctorReport", "run_doctor"]
@@ -74,8 +71,6 @@ _REFUSED_HINT = (
     "nothing listens on {where}: start the hub or fix the port (hub defaults: WebSocket 5678, HTTP 5679, "
     "MQTT 1883 / 8883 with TLS)"
 )
-_AUTH_HINT = "the hub does not accept this access key: ask the hub admin to check the client entry"
-_GREETING_WAIT = 3.0
 _TIMEOUT_HINTS = {
     ProbeKind.DNS: "the DNS server does not answer; check this machine's network settings",
     ProbeKind.TCP: "a firewall may drop the packets, or the host / port is wrong",
@@ -127,7 +122,7 @@ async def run_doctor(
     """
     if useragent is None:
         useragent = DEFAULT_USERAGENT
-    secrets = _secrets(identity, useragent)
+    secrets = secret_texts(identity, useragent)
     problems: tuple[str, ...] = ()
     if isinstance(identity, Mapping):
         try:
@@ -143,7 +138,7 @@ async def run_doctor(
     )
     if problems:
         settings = replace(settings, identity_problems=problems)
-    secrets = sorted({*secrets, *_secrets(identity, useragent)}, key=len, reverse=True)
+    secrets = sorted({*secrets, *secret_texts(identity, useragent)}, key=len, reverse=True)
     # the planner only asks for probes after the identity check passed, i.e. when this is an identity
     ident = cast(ThalovantIdentity, identity)
     runner = _Runner(
@@ -154,13 +149,13 @@ async def run_doctor(
     for _ in range(len(CHECK_ORDER) + 1):
         for order in out:
             if isinstance(order, Done):
-                return _scrubbed(order.report, secrets)
+                return scrub_report(order.report, secrets)
         probe = next((o for o in out if isinstance(o, RunProbe)), None)
         if probe is None:
             break
         outcome = await runner.run(probe.kind, probe.params)
         out = doctor.handle(ProbeFinished(probe_id=probe.probe_id, outcome=outcome), now=anyio.current_time())
-    return _scrubbed(  # unreachable unless the planner misbehaves; still never raise
+    return scrub_report(  # unreachable unless the planner misbehaves; still never raise
         ThalovantDoctorReport({}, doctor.checks, settings.protocol), secrets
     )
 
@@ -199,7 +194,7 @@ class _Runner:
         step = steps.get(kind)
         if step is None:
             return ProbeOutcome(status=_FAILED, detail=f"no probe for {kind.value}")
-        where = _where(p.host, p.port)
+        where = host_port(p.host, p.port)
         try:
             if kind in (ProbeKind.HANDSHAKE, ProbeKind.LINK):
                 # The client's callbacks open long-lived task groups (the link's tasks) in this task, so they
@@ -219,12 +214,12 @@ class _Runner:
                 return ProbeOutcome(status=_FAILED, detail=detail, hint=_REFUSED_HINT.format(where=where))
             return _failure(kind, where, exc)
 
-    def _ssl(self) -> ssl.SSLContext:
+    def tls_context(self) -> ssl.SSLContext:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureTLSWarning)  # reported as the tls check's warning instead
             return make_ssl_context(ca_file=self.ca_file, insecure=self.insecure)
 
-    def _token(self) -> str:
+    def token(self) -> str:
         return authorization_token(self.useragent, self.identity.access_key)
 
     async def dns(self, p: ProbeParams) -> ProbeOutcome:
@@ -242,11 +237,11 @@ class _Runner:
         address = self.address or p.host
         stream = await anyio.connect_tcp(address, p.port)
         await stream.aclose()
-        return ProbeOutcome(status=_OK, detail=f"connected to {_where(address, p.port)}")
+        return ProbeOutcome(status=_OK, detail=f"connected to {host_port(address, p.port)}")
 
     async def tls(self, p: ProbeParams) -> ProbeOutcome:
         try:
-            context = self._ssl()
+            context = self.tls_context()
         except (OSError, ssl.SSLError) as exc:
             detail = f"cannot load the CA file: {getattr(exc, 'strerror', None) or type(exc).__name__}"
             return ProbeOutcome(status=_FAILED, detail=detail, hint="check the ca_file path and that it holds PEM")
@@ -274,90 +269,7 @@ class _Runner:
         return ProbeOutcome(status=_OK, detail=f"{version}, certificate verified for {p.host}")
 
     async def admission(self, p: ProbeParams) -> ProbeOutcome:
-        if p.protocol == "wss":
-            return await self._ws_admission(p)
-        if p.protocol == "mqtt":
-            return await self._mqtt_admission(p)
-        return await self._http_admission(p)
-
-    async def _http_admission(self, p: ProbeParams) -> ProbeOutcome:
-        context = self._ssl() if p.tls else None
-        address = self.address or p.host
-
-        async def dial() -> anyio.abc.ByteStream:
-            if context is None:
-                return await anyio.connect_tcp(address, p.port)
-            return await anyio.connect_tcp(
-                address, p.port, tls=True, ssl_context=context, tls_hostname=p.host, tls_standard_compatible=False
-            )
-
-        base = p.path.rstrip("/")
-        query = "?authorization=" + percent_encode(self._token())
-        async with HttpConnection(
-            p.host, p.port, tls=p.tls, ssl_context=context, timeouts=HttpTimeouts.uniform(p.timeout), connector=dial
-        ) as conn:
-            answer = await conn.request("POST", f"{base}/connect{query}")
-            verdict = _judge_connect(answer.status, answer.body, f"POST {base}/connect")
-            if verdict.status is _OK:
-                with anyio.move_on_after(min(p.timeout, 2.0)):
-                    try:
-                        await conn.request("POST", f"{base}/disconnect{query}")
-                    except ThalovantError:
-                        pass  # only tidying up; the admission answer is what counts
-        return verdict
-
-    async def _ws_admission(self, p: ProbeParams) -> ProbeOutcome:
-        from thalovant.shell.links.ws import WsClosed, WsConnection, WsUpgradeRejected
-
-        context = self._ssl() if p.tls else None
-        try:
-            ws = await WsConnection.connect(
-                self.address or p.host,
-                p.port,
-                ws_target(self._token(), self.auth_encoding),
-                tls=context,
-                server_hostname=p.host,
-                timeout=p.timeout,
-                extra_headers=[("User-Agent", self.useragent)],
-            )
-        except WsUpgradeRejected as exc:
-            hint = "this port is not the hub's WebSocket listener (default 5678)" if exc.status_code == 404 else ""
-            return ProbeOutcome(
-                status=_FAILED, detail=f"the upgrade was refused with HTTP {exc.status_code}", hint=hint
-            )
-        try:
-            first: object = None
-            with anyio.move_on_after(min(p.timeout, _GREETING_WAIT)):
-                first = await ws.receive()
-        finally:
-            await ws.abort()
-        if isinstance(first, WsClosed):
-            detail = (
-                f"the hub closed the link right after the upgrade (code {first.code}: {first.reason or 'no reason'})"
-            )
-            return ProbeOutcome(status=_FAILED, detail=detail, hint=_AUTH_HINT)
-        if first is None:
-            detail = f"upgrade accepted (101), but the hub sent nothing within {min(p.timeout, _GREETING_WAIT):g} s"
-            return ProbeOutcome(status=_WARNING, detail=detail, hint="a HiveMind hub greets at once; is this the hub?")
-        return ProbeOutcome(status=_OK, detail="upgrade accepted (101) and the hub sent its greeting")
-
-    async def _mqtt_admission(self, p: ProbeParams) -> ProbeOutcome:
-        from thalovant.shell.links.mqtt import MqttConnection
-
-        creds = self.identity.mqtt
-        context = self._ssl() if p.tls else None
-        async with MqttConnection(ack_timeout=p.timeout) as mqtt:
-            await mqtt.connect(
-                p.host,
-                p.port,
-                client_id=f"thalovant-doctor-{os.urandom(4).hex()}",
-                username=creds.username if creds else None,
-                password=creds.password if creds else None,
-                tls=context,
-                timeout=p.timeout,
-            )
-            await mqtt.disconnect()
-        return ProbeOutcome(status=_OK, detail=f"the broker at {_where(p.host, p.port)} accepted the login (CONNACK)")
+        return await admission(self, p)
 
     async def handshake(self, p: ProbeParams) -> ProbeOutcome:
         assert self.handshake_probe is not None  # the planner only asks when one was given
@@ -368,32 +280,12 @@ class _Runner:
         return ProbeOutcome(status=_OK, detail=str(await self.link_probe()))
 
 
-def _judge_connect(status: int, body: bytes, what: str) -> ProbeOutcome:
-    try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    if status == 200 and isinstance(data, dict) and error is None:
-        return ProbeOutcome(status=_OK, detail=f"{what} answered 200 ({scrub_text(data.get('status', 'ok'))})")
-    if status == 404:
-        hint = "check the port and default_path: the hub's HTTP listener (default port 5679) answers POST /connect"
-        return ProbeOutcome(status=_FAILED, detail=f"{what} answered 404: not a HiveMind HTTP hub here", hint=hint)
-    reason = f"HTTP {status}" + (f": {scrub_text(error)}" if error is not None else "")
-    if status in (400, 401, 403) or (status == 500 and error == "Connection failed"):
-        return ProbeOutcome(status=_FAILED, detail=f"the hub refused the access key ({reason})", hint=_AUTH_HINT)
-    if data is None:
-        hint = "this server does not answer like a HiveMind hub; check the port and default_path"
-        return ProbeOutcome(status=_FAILED, detail=f"{what} answered {reason} without a JSON body", hint=hint)
-    return ProbeOutcome(status=_FAILED, detail=f"{what} answered {reason}")
-
-
 def _failure(kind: ProbeKind, where: str, exc: Exception) -> ProbeOutcome:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, ThalovantTimeoutError):
         return ProbeOutcome(status=_FAILED, detail=f"{where}: {text}", hint="the hub is slow or this is the wrong port")
     if isinstance(exc, ThalovantAuthenticationError):
-        hint = "check the MQTT username / password" if "MQTT" in text else _AUTH_HINT
+        hint = "check the MQTT username / password" if "MQTT" in text else AUTH_HINT
         if kind is ProbeKind.HANDSHAKE:
             hint = "the hub refused this client: check access_key and password with the hub admin"
         return ProbeOutcome(status=_FAILED, detail=text, hint=hint)
@@ -417,41 +309,3 @@ def _refused(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _secrets(identity: object, useragent: str) -> list[str]:
-    """Every secret text of ``identity`` (an identity or a raw mapping), longest first."""
-    values: list[object] = []
-    if isinstance(identity, ThalovantIdentity):
-        values += [identity.access_key, identity.password, identity.crypto_key]
-        if identity.mqtt is not None:
-            values += [identity.mqtt.password, identity.mqtt.username]
-    elif isinstance(identity, Mapping):
-        values += [identity.get(k) for k in ("access_key", "key", "api_key", "accessKey", "apiKey", "password")]
-        values += [identity.get(k) for k in ("crypto_key", "cryptoKey")]
-        mqtt = identity.get("mqtt")
-        if isinstance(mqtt, Mapping):
-            values += [mqtt.get("password"), mqtt.get("username")]
-    texts = {v for v in values if isinstance(v, str) and len(v) >= 4}
-    for key in list(texts):
-        try:
-            token = authorization_token(useragent, key)
-        except ThalovantError:
-            continue
-        texts |= {token, percent_encode(token)}
-    return sorted(texts, key=len, reverse=True)
-
-
-def _scrubbed(report: ThalovantDoctorReport, secrets: list[str]) -> ThalovantDoctorReport:
-    def clean(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    checks = tuple(replace(c, detail=clean(c.detail), hint=clean(c.hint)) for c in report.checks)
-    identity = json.loads(clean(json.dumps(report.identity, default=str)))
-    return ThalovantDoctorReport(identity, checks, report.protocol)
