@@ -118,6 +118,13 @@ class Listener:
         self.close()
 
 
+def event_filter(event: str | EventFilter, session_id: str | None, request_id: str | None) -> EventFilter:
+    """``event`` as a filter: a filter as it is, a type name (``"*"``: all) narrowed by the ids given."""
+    if isinstance(event, EventFilter):
+        return event
+    return EventFilter(types=(event,), session_id=session_id, request_id=request_id)
+
+
 class ListenerRegistry:
     """All listeners of one client."""
 

@@ -1,9 +1,11 @@
-"""``ThalovantHealth``: a snapshot of a client's connection, as a plain value."""
+"""``ThalovantHealth``: a snapshot of a client's connection, as a plain value, and how a client makes one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from thalovant.core.client.connection_events import ConnectionState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,3 +46,20 @@ class ThalovantHealth:
             "generation": self.generation,
             "reconnects": self.reconnects,
         }
+
+
+def health_snapshot(
+    *, state: ConnectionState, detail: str, running: bool, protocol: str, generation: int | None, epoch: int
+) -> ThalovantHealth:
+    """The health a client reports from the machine's last ``StatusChanged`` (``running``: its runtime exists)."""
+    ready = state is ConnectionState.READY
+    alive = running and state not in (ConnectionState.GAVE_UP, ConnectionState.CLOSED)
+    return ThalovantHealth(
+        connected=ready,
+        handshake_complete=ready,
+        transport_alive=alive,
+        last_error=None if ready else (detail or None),
+        protocol=protocol,
+        generation=generation,
+        reconnects=max(0, epoch - 1),
+    )

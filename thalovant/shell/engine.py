@@ -1,0 +1,238 @@
+"""The running half of a client: one runtime, the status its machine reports, and the waits for answers.
+
+``AsyncThalovantClient`` builds messages and raises exceptions; a :class:`ClientEngine`
+does everything in between. It starts a :class:`~thalovant.shell.runtime.ConnectionRuntime`
+for the client's :class:`~thalovant.core.client.connection.Connection` machine (recording it
+when the client was given a trace), keeps what the machine's ``StatusChanged`` outputs say,
+posts sends and asks, and waits for the machine's answers through
+:class:`~thalovant.shell.results.Results`. It maps no answer to an exception: the client hands
+what it returns to :func:`thalovant.shell.outcomes.raise_for`.
+
+Deadlines. A send or an ask gets one absolute deadline, computed once here and given to the
+core with the request; the core ends the request by then. The only clock of the engine's own
+is :meth:`ClientEngine.settle`, which bounds ``connect()`` (the core has no connect deadline).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from thalovant.core.client import connection as cx
+from thalovant.core.client import correlate as corr
+from thalovant.core.client.health import ThalovantHealth, health_snapshot
+from thalovant.core.client.plan import ClientPlan, MqttPlan
+from thalovant.core.errors import ThalovantConnectionError
+from thalovant.core.machine import Entropy, Output
+from thalovant.core.trace import RecordingEntropy
+from thalovant.core.wire.message import BusMessage
+from thalovant.shell.links.epoch import Endpoint, Timeouts
+from thalovant.shell.links.http import split_url
+from thalovant.shell.listeners import ListenerRegistry
+from thalovant.shell.outcomes import ConnectEnded, error_for
+from thalovant.shell.recording import TraceSink
+from thalovant.shell.results import Bell, Results, Slot, ask_settled
+from thalovant.shell.runtime import ConnectionRuntime
+
+__all__ = ["CLOSE_GRACE", "ClientEngine", "endpoint_for"]
+
+log = logging.getLogger("thalovant")
+
+#: Seconds ``stop()`` waits for the machine to close its link politely.
+CLOSE_GRACE = 2.0
+
+
+def endpoint_for(plan: ClientPlan, tls: Callable[[], ssl.SSLContext]) -> Endpoint:
+    """Where the runtime dials for ``plan``; ``tls()`` makes the TLS context when the plan needs one.
+
+    Raises:
+        LocalProtocolError: the plan's URL is not a usable ``http(s)``/``ws(s)`` URL.
+    """
+    if isinstance(plan, MqttPlan):
+        context = tls() if plan.tls else None
+        return Endpoint(
+            host=plan.host, port=plan.port, tls=context, mqtt_username=plan.username, mqtt_password=plan.password
+        )
+    parts = split_url(plan.url)
+    return Endpoint(host=parts.host, port=parts.port, tls=tls() if parts.tls else None)
+
+
+class ClientEngine:
+    """Runs one client's machine (see the module docstring).
+
+    Args:
+        config: the machine's config (from the client's plan).
+        endpoint: where the runtime dials.
+        timeouts: the runtime's IO timeouts (``timeouts.connect`` also bounds :meth:`settle`).
+        listeners: the client's listeners (events go there; they fail when the client gives up).
+        entropy: random bytes for the machine.
+        trace: records the machine's steps, if given.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: cx.ConnectionConfig,
+        endpoint: Endpoint,
+        timeouts: Timeouts,
+        listeners: ListenerRegistry,
+        entropy: Entropy,
+        trace: TraceSink | None = None,
+    ) -> None:
+        self.config = config
+        self._endpoint = endpoint
+        self._timeouts = timeouts
+        self._listeners = listeners
+        self._entropy = entropy
+        self._trace = trace
+        self.results = Results(listeners, self._on_status)
+        self.status = cx.ConnectionState.IDLE
+        self.detail = ""
+        self.generation: int | None = None
+        self.epoch = 0
+        self.gave_up: cx.StatusChanged | None = None
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.runtime: ConnectionRuntime | None = None
+        self._ready: anyio.Event | None = None  # created on the event loop by start()
+        self._settled: anyio.Event | None = None
+        self._stack: AsyncExitStack | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.config.protocol
+
+    # ---- life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the runtime and ask the machine to connect (no-op when running)."""
+        if self.runtime is not None:
+            return
+        self._ready = anyio.Event()
+        self._settled = anyio.Event()
+        self.gave_up = None
+        entropy: Any = self._entropy
+        recorder = None
+        if self._trace is not None:  # record the machine's steps (thalovant.shell.recording)
+            entropy = RecordingEntropy(self._entropy)
+            recorder = self._trace.begin(self.config)
+        machine = cx.Connection(config=self.config, entropy=entropy)
+        self.runtime = ConnectionRuntime(
+            machine,
+            endpoint=self._endpoint,
+            outcomes=self.results,
+            timeouts=self._timeouts,
+            recorder=recorder,
+            entropy=entropy if recorder is not None else None,
+        )
+        stack = AsyncExitStack()
+        self.task_group = await stack.enter_async_context(anyio.create_task_group())
+        self._stack = stack
+        self.task_group.start_soon(self.runtime.run)
+        await self.runtime.post(cx.Connect())
+
+    async def settle(self) -> ConnectEnded | None:
+        """Wait until the machine is ready (None) or gave up, at most ``timeouts.connect``: why not ready."""
+        assert self._settled is not None, "start() first"
+        with anyio.move_on_after(self._timeouts.connect):
+            await self._settled.wait()
+        return None if self.status is cx.ConnectionState.READY else self.not_connected()
+
+    def not_connected(self) -> ConnectEnded:
+        return ConnectEnded(
+            protocol=self.protocol, timeout=self._timeouts.connect, gave_up=self.gave_up, detail=self.detail
+        )
+
+    async def stop(self, reason: str) -> None:
+        """Close the link (politely where the transport allows) and end every wait with ``reason``. Idempotent."""
+        runtime, stack = self.runtime, self._stack
+        if runtime is None or stack is None:
+            return
+        self.runtime = self._stack = None
+        with anyio.CancelScope(shield=True):
+            if await runtime.post(cx.Disconnect()):
+                with anyio.move_on_after(CLOSE_GRACE):
+                    await runtime.done.wait()
+        runtime.stop()
+        assert self.task_group is not None
+        self.task_group.cancel_scope.cancel()
+        await stack.aclose()  # the task group must be exited outside any scope opened here
+        self.task_group = None
+        self.status = cx.ConnectionState.CLOSED
+        self._listeners.fail_all(ThalovantConnectionError(reason))
+        self.results.fail_pending(reason)
+
+    def _on_status(self, status: cx.StatusChanged) -> None:
+        self.status = status.state
+        self.detail = status.detail
+        self.epoch = status.epoch
+        if status.generation is not None:
+            self.generation = status.generation
+        assert self._ready is not None and self._settled is not None
+        if status.state is cx.ConnectionState.READY:
+            self._ready.set()
+            self._settled.set()
+            log.info("connected to the hub over %s (protocol v%s)", self.protocol, status.generation)
+        elif status.state is cx.ConnectionState.GAVE_UP:
+            self.gave_up = status
+            self._settled.set()
+            error = error_for(self.not_connected())
+            if error is not None:
+                self._listeners.fail_all(error)
+        elif status.state is cx.ConnectionState.CONNECTING and self._ready.is_set():
+            self._ready = anyio.Event()
+            log.warning("link to the hub lost; reconnecting (%s)", status.detail)
+
+    def health(self) -> ThalovantHealth:
+        return health_snapshot(
+            state=self.status,
+            detail=self.detail,
+            running=self.runtime is not None,
+            protocol=self.protocol,
+            generation=self.generation,
+            epoch=self.epoch,
+        )
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    async def _post(self, message: BusMessage, deadline: float, ask: corr.AskStarted | None, bell: Bell | None) -> Slot:
+        runtime = self.runtime
+        if runtime is None:
+            raise ThalovantConnectionError("the client is not connected: use 'async with client' or connect()")
+        ref, slot = self.results.expect_send(bell)
+        await runtime.post(cx.SendRequested(ref=ref, message=message, deadline=deadline, ask=ask))
+        return slot
+
+    async def send(self, message: BusMessage, wait: float) -> Output | None:
+        """Send ``message``; the core's ``SendDone``/``SendError``, or None if the guard ran out first."""
+        slot = await self._post(message, anyio.current_time() + wait, None, None)
+        await Results.wait_send(slot, wait)
+        return slot.value
+
+    async def ask(
+        self, message: BusMessage, *, ask_id: str, session_id: str | None, wait: float
+    ) -> tuple[Output | None, Output | None]:
+        """Send an ask's message and wait until the core settled it.
+
+        Returns:
+            What the core said of the send and of the ask (either None if the guard ran out first;
+            the ask is then cancelled in the core).
+        """
+        deadline = anyio.current_time() + wait  # the ask's one deadline: the core ends the ask there
+        started = corr.AskStarted(
+            ask_id=ask_id, request_id=ask_id, session_id=session_id, msg_type=message.type, deadline=deadline
+        )
+        bell = Bell()
+        ask_slot = self.results.expect_ask(ask_id, bell)
+        send_slot = await self._post(message, deadline, started, bell)
+        await Results.wait_ask(send_slot, ask_slot, bell, wait)
+        self.results.forget_ask(ask_id)
+        if not ask_settled(send_slot, ask_slot) and ask_slot.value is None and self.runtime is not None:
+            # the guard ran out before the core answered: let the core forget the ask
+            self.runtime.post_nowait(cx.CancelAsk(ask_id=ask_id))
+        return send_slot.value, ask_slot.value

@@ -1,0 +1,76 @@
+"""The messages a client sends, built from its identity: correlated turns and raw bus events.
+
+Every turn (``ask``, ``send_utterance``, ``send_action``, ``send_code``) carries a request id
+(the caller's, or a fresh one) plus the identity's site id and metadata; a raw event
+(``emit``) carries the metadata in its context. The builders are the core's
+(:mod:`thalovant.core.bus.outbound`); this class only feeds them, and draws request ids from
+the client's entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from thalovant.core.bus.outbound import merge_context, new_request_id
+from thalovant.core.machine import Entropy
+from thalovant.core.wire.message import BusMessage
+
+__all__ = ["Outbox", "TurnBuilder"]
+
+#: A turn builder of ``core.bus.outbound`` (``utterance_message``, ``action_message``, ``code_message``).
+TurnBuilder = Callable[..., BusMessage]
+
+
+class Outbox:
+    """Builds one client's messages.
+
+    Args:
+        site_id: the identity's site id.
+        metadata: the identity's metadata (merged into every message's context).
+        entropy: random bytes for request ids.
+    """
+
+    def __init__(self, *, site_id: str, metadata: Mapping[str, Any], entropy: Entropy) -> None:
+        self._site_id = site_id
+        self._metadata = metadata
+        self._entropy = entropy
+
+    def turn(
+        self,
+        builder: TurnBuilder,
+        value: str,
+        lang: str,
+        context: Mapping[str, Any] | None,
+        session_id: str | None,
+        request_id: str | None,
+        **extra: Any,
+    ) -> tuple[BusMessage, str]:
+        """One turn's message and its request id (``extra``: the builder's own fields, e.g. ``title``).
+
+        Raises:
+            ValueError: the builder refused ``value`` (e.g. an empty utterance).
+        """
+        rid = request_id or new_request_id(self._entropy)
+        message = builder(
+            value,
+            request_id=rid,
+            lang=lang,
+            session_id=session_id,
+            site_id=self._site_id,
+            context=context,
+            metadata=self._metadata or None,
+            **extra,
+        )
+        return message, rid
+
+    def event(self, event: str, data: Mapping[str, Any] | None, context: Mapping[str, Any] | None) -> BusMessage:
+        """A raw bus event (no correlation is added).
+
+        Raises:
+            ValueError: ``event`` is not a non-empty string.
+        """
+        if not isinstance(event, str) or not event.strip():
+            raise ValueError("event must be a non-empty string")
+        base = {"metadata": dict(self._metadata)} if self._metadata else None
+        return BusMessage(type=event, data=dict(data or {}), context=merge_context(base, context))

@@ -1,0 +1,145 @@
+"""Routing what the connection machine reports to the callers that wait for it.
+
+The runtime hands every user-facing output of the
+:class:`~thalovant.core.client.connection.Connection` machine to one :class:`Results`
+(on the event loop thread). Results keeps one :class:`Slot` per pending send
+(by ``ref``) and per pending ask (by ask id), fans events out to the listeners,
+and passes status changes to the client.
+
+Deadlines. The core owns them: a send ends by its deadline while queued, an ask
+by its deadline wherever it is (``connection`` Rule 2, ``correlate``). The
+waits here only *wait for the core's answer*. Each has a guard,
+:data:`GUARD_SLACK` seconds after the caller's deadline, so that a caller is
+never stranded if an answer is lost (e.g. two asks given the same request id
+share one slot); the guard is not a second deadline: the core answers first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+
+import anyio
+
+from thalovant.core.client import connection as cx
+from thalovant.core.client import correlate as corr
+from thalovant.core.machine import Output
+from thalovant.shell.listeners import ListenerRegistry
+
+__all__ = ["GUARD_SLACK", "Bell", "Results", "Slot", "ask_settled"]
+
+log = logging.getLogger("thalovant")
+
+#: Seconds after a caller's deadline at which a wait stops even without the core's answer (a guard).
+GUARD_SLACK = 1.0
+
+
+class Bell:
+    """Rings whenever one of the slots sharing it is set (an ask's send and ask slots share one)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Return at the next ring (or at once if one came since the last wait)."""
+        await self._event.wait()
+        self._event = anyio.Event()
+
+
+class Slot:
+    """A one-shot result, set on the event loop thread; the first value wins."""
+
+    def __init__(self, bell: Bell | None = None) -> None:
+        self.event = anyio.Event()
+        self.value: Output | None = None
+        self._bell = bell
+
+    def set(self, value: Output) -> None:
+        if self.value is None:
+            self.value = value
+            self.event.set()
+            if self._bell is not None:
+                self._bell.ring()
+
+
+def ask_settled(send: Slot, ask: Slot) -> bool:
+    """Whether the core has said all an ask's caller needs.
+
+    That is: the send failed for a reason of its own (not the link: a lost link ends the ask
+    as well), or both the send and the ask ended, or the ask's deadline passed (the core's
+    ``timeout``) even though the transport still holds the send.
+    """
+    sent, ended = send.value, ask.value
+    if isinstance(sent, cx.SendError) and sent.kind != "link_lost":
+        return True
+    if sent is not None and ended is not None:
+        return True
+    return isinstance(ended, corr.AskFailed) and ended.kind == "timeout"
+
+
+class Results:
+    """The runtime's outcome sink for one client.
+
+    Args:
+        listeners: where delivered events go.
+        on_status: called with every ``StatusChanged``.
+    """
+
+    def __init__(self, listeners: ListenerRegistry, on_status: Callable[[cx.StatusChanged], None]) -> None:
+        self._listeners = listeners
+        self._on_status = on_status
+        self._refs = itertools.count(1)
+        self._sends: dict[int, Slot] = {}
+        self._asks: dict[str, Slot] = {}
+
+    def __call__(self, output: Output) -> None:
+        if isinstance(output, cx.EventDelivered):
+            self._listeners.publish(output.event)
+        elif isinstance(output, cx.SendDone | cx.SendError):
+            slot = self._sends.pop(output.ref, None)
+            if slot is not None:
+                slot.set(output)
+        elif isinstance(output, corr.AskFinished | corr.AskFailed):
+            slot = self._asks.pop(output.ask_id, None)
+            if slot is not None:
+                slot.set(output)
+        elif isinstance(output, cx.StatusChanged):
+            self._on_status(output)
+        elif isinstance(output, corr.UnattributedDenial):
+            log.warning("the hub refused a message: %s", output.denial.message())
+
+    def expect_send(self, bell: Bell | None = None) -> tuple[int, Slot]:
+        """A fresh send ref and the slot its ``SendDone``/``SendError`` will fill."""
+        ref = next(self._refs)
+        slot = self._sends[ref] = Slot(bell)
+        return ref, slot
+
+    def expect_ask(self, ask_id: str, bell: Bell) -> Slot:
+        """The slot the ask's ``AskFinished``/``AskFailed`` will fill."""
+        slot = self._asks[ask_id] = Slot(bell)
+        return slot
+
+    def forget_ask(self, ask_id: str) -> None:
+        self._asks.pop(ask_id, None)
+
+    def fail_pending(self, reason: str) -> None:
+        """End every wait still open (the client was closed)."""
+        for slot in [*self._sends.values(), *self._asks.values()]:
+            slot.set(cx.SendError(ref=0, reason=reason, kind="closed"))
+
+    @staticmethod
+    async def wait_send(slot: Slot, wait: float) -> None:
+        """Wait for the core to end a send (guarded, see the module docstring)."""
+        with anyio.move_on_after(wait + GUARD_SLACK):
+            await slot.event.wait()
+
+    @staticmethod
+    async def wait_ask(send: Slot, ask: Slot, bell: Bell, wait: float) -> None:
+        """Wait until :func:`ask_settled` (guarded, see the module docstring)."""
+        with anyio.move_on_after(wait + GUARD_SLACK):
+            while not ask_settled(send, ask):
+                await bell.wait()
