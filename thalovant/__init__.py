@@ -16,9 +16,9 @@ _EXPORTS: dict[str, str] = {
     "ThalovantDoctorReport": "thalovant.core.doctor",
     "ThalovantDoctorCheck": "thalovant.core.doctor",
     "run_doctor": "thalovant.shell.doctor",
-    "ThalovantAgent": "thalovant.shell.agent",
+    "ThalovantAgent": "thalovant.shell.sync.agent",
     "AsyncThalovantAgent": "thalovant.shell.agent",
-    "ThalovantConversation": "thalovant.shell.conversation",
+    "ThalovantConversation": "thalovant.shell.sync.conversation",
     "AsyncThalovantConversation": "thalovant.shell.conversation",
     "AsyncThalovantClient": "thalovant.shell.client",
     "ThalovantClient": "thalovant.shell.sync.client",
@@ -60,7 +60,7 @@ _EXPORTS: dict[str, str] = {
     "EVENT_INTENT_FAILURE": "thalovant.core.bus.events",
     "EVENT_INTENT_UNMATCHED": "thalovant.core.bus.events",
     "EVENT_POLICY_DENIED": "thalovant.core.bus.events",
-    "ThalovantControlPlane": "thalovant.shell.control_plane",
+    "ThalovantControlPlane": "thalovant.shell.sync.control_plane",
     "AsyncThalovantControlPlane": "thalovant.shell.control_plane",
     "BootstrapIdentityResult": "thalovant.shell.control_plane",
 }
@@ -105,15 +105,18 @@ if TYPE_CHECKING:
         ThalovantTimeoutError,
         ThalovantUnsupportedProtocolError,
     )
-    from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+    from thalovant.shell.agent import AsyncThalovantAgent
     from thalovant.shell.client import AsyncThalovantClient
-    from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
-    from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
+    from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult
+    from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.doctor import run_doctor
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
+    from thalovant.shell.sync.agent import ThalovantAgent
     from thalovant.shell.sync.client import ThalovantClient
+    from thalovant.shell.sync.control_plane import ThalovantControlPlane
+    from thalovant.shell.sync.conversation import ThalovantConversation
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,8 @@ import pytest
 
 from tests.paths import ROOT
 from thalovant import ThalovantEvent
-from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+from thalovant.shell.agent import AsyncThalovantAgent
+from thalovant.shell.sync.agent import ThalovantAgent
 
 
 def _reconnect_kwargs() -> dict[str, Any]:
@@ -159,7 +160,8 @@ async def test_async_agent_handles_each_event_once_across_two_hub_restarts(real_
 AGENT_SCRIPT = """
 import sys
 import anyio
-from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+from thalovant.shell.agent import AsyncThalovantAgent
+from thalovant.shell.sync.agent import ThalovantAgent
 
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "async":

@@ -13,7 +13,8 @@ import pytest
 
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.errors import ThalovantConnectionError
-from thalovant.shell.agent import AsyncThalovantAgent, ThalovantAgent
+from thalovant.shell.agent import AsyncThalovantAgent
+from thalovant.shell.sync.agent import ThalovantAgent
 
 IDENTITY = {
     "access_key": "unit-access-key",

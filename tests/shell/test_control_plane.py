@@ -20,13 +20,9 @@ from thalovant.errors import (
     ThalovantAPIError,
     ThalovantUnsupportedProtocolError,
 )
-from thalovant.shell.control_plane import (
-    USER_AGENT,
-    AsyncThalovantControlPlane,
-    BootstrapIdentityResult,
-    ThalovantControlPlane,
-)
+from thalovant.shell.control_plane import USER_AGENT, AsyncThalovantControlPlane, BootstrapIdentityResult
 from thalovant.shell.identity_io import ThalovantIdentity
+from thalovant.shell.sync.control_plane import ThalovantControlPlane
 
 EMAIL, PASSWORD = "dev@example.test", "correct horse battery"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -184,7 +180,10 @@ def test_create_client_identity_generates_and_sends_secrets_once(
     assert len(post) == 1 and UUID4.fullmatch(post[0].headers["idempotency-key"])
     ident = mapping_of(result)
     assert (ident["access_key"], ident["password"], ident["crypto_key"]) == (
-        spec["apiKey"], spec["password"], spec["cryptoKey"])
+        spec["apiKey"],
+        spec["password"],
+        spec["cryptoKey"],
+    )
     assert ident["default_master"] == "https://jokes.example.test" and ident["default_port"] == 443
     assert ident["protocols"]["http"] == {"enabled": True} and "mqtt" not in ident
     assert result.endpoint == ("https", "https://jokes.example.test")
@@ -220,8 +219,9 @@ def test_answer_that_makes_no_valid_identity_is_an_api_error(cp: ThalovantContro
 def test_spec_from_caller_is_kept_but_cannot_override_secrets(
     cp: ThalovantControlPlane, srv: FakeControlServer
 ) -> None:
-    cp.create_client_identity("hub-1", name="n", spec={"apiKey": "mine", "lang": "de-de"}, site_id="lab 1",
-                              owner_id="u-1", active=False)
+    cp.create_client_identity(
+        "hub-1", name="n", spec={"apiKey": "mine", "lang": "de-de"}, site_id="lab 1", owner_id="u-1", active=False
+    )
     body = json.loads([r for r in srv.requests if r.path == "/v1/clients"][-1].body)
     assert body["spec"]["lang"] == "de-de" and body["spec"]["apiKey"] != "mine" and body["spec"]["siteId"] == "lab-1"
     assert body["owner_id"] == "u-1" and body["active"] is False and body["hub_id"] == "hub-1"
@@ -329,16 +329,27 @@ def test_result_repr_and_safe_dict_hold_no_secret(cp: ThalovantControlPlane, srv
     ],
 )
 def test_error_statuses_become_structured_api_errors(
-    cp: ThalovantControlPlane, srv: FakeControlServer, status: int, headers: dict[str, str],
-    retry_after: float | None, hint: str,
+    cp: ThalovantControlPlane,
+    srv: FakeControlServer,
+    status: int,
+    headers: dict[str, str],
+    retry_after: float | None,
+    hint: str,
 ) -> None:
-    srv.script("GET", "/v1/hubs", Reply(status=status, headers=headers,
-                                        body={"code": f"e{status}", "detail": f"went\nwrong {status}"}))
+    srv.script(
+        "GET",
+        "/v1/hubs",
+        Reply(status=status, headers=headers, body={"code": f"e{status}", "detail": f"went\nwrong {status}"}),
+    )
     with pytest.raises(ThalovantAPIError) as info:
         cp.list_hubs()
     err = info.value
-    assert (err.status_code, err.code, err.detail, err.retry_after) == (status, f"e{status}", f"went wrong {status}",
-                                                                         retry_after)
+    assert (err.status_code, err.code, err.detail, err.retry_after) == (
+        status,
+        f"e{status}",
+        f"went wrong {status}",
+        retry_after,
+    )
     assert hint in str(err) and "\n" not in str(err)
 
 
@@ -367,8 +378,9 @@ def test_long_detail_is_cut_to_200_characters(cp: ThalovantControlPlane, srv: Fa
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe"])
-def test_success_status_with_bad_body_is_invalid_response(cp: ThalovantControlPlane, srv: FakeControlServer,
-                                                          body: bytes) -> None:
+def test_success_status_with_bad_body_is_invalid_response(
+    cp: ThalovantControlPlane, srv: FakeControlServer, body: bytes
+) -> None:
     srv.script("GET", "/v1/hubs", Reply(status=200, body=body))
     with pytest.raises(ThalovantAPIError) as info:
         cp.list_hubs()
@@ -453,8 +465,11 @@ def test_no_secret_is_logged_raised_or_printed_in_any_scenario(
             attempt(plane.create_client_identity, hub, name="leak test")
         attempt(plane.create_client_identity, "hub-1", name="leak test")  # 409
         for status in (400, 401, 403, 404, 409, 412, 429, 500):
-            srv.script("GET", "/v1/hubs", Reply(status=status, headers={"Retry-After": "1"},
-                                                body={"detail": "bad", "code": "c"}))
+            srv.script(
+                "GET",
+                "/v1/hubs",
+                Reply(status=status, headers={"Retry-After": "1"}, body={"detail": "bad", "code": "c"}),
+            )
             attempt(plane.list_hubs)
         srv.script("GET", "/v1/hubs", Reply(delay=1.0))
         attempt(plane.list_hubs)

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from tests.fakes.control_server import FakeControlServer
 from thalovant.errors import ThalovantAPIError, ThalovantConnectionError
-from thalovant.shell.control_plane import ThalovantControlPlane
 from thalovant.shell.links.http import HttpConnection, HttpTimeouts
+from thalovant.shell.sync.control_plane import ThalovantControlPlane
 from thalovant.shell.tls import InsecureTLSWarning, make_ssl_context
 
 FAST = HttpTimeouts(connect=3, read=3, write=3, total=5)

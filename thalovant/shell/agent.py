@@ -8,9 +8,10 @@ event is handled once, whatever the number of hub restarts).
 
 * :class:`AsyncThalovantAgent` runs on anyio (asyncio or trio); handlers may
   be plain functions or coroutine functions.
-* :class:`ThalovantAgent` is the blocking twin over
+* :class:`~thalovant.shell.sync.agent.ThalovantAgent` is the blocking twin over
   :class:`~thalovant.shell.sync.client.ThalovantClient`; its handlers are plain
-  functions run in a worker thread, so they may call ``agent.client``.
+  functions run in a worker thread, so they may call ``agent.client``. Both
+  share their handler book, :class:`AgentBase` (here).
 
 A handler that raises is logged and the agent keeps running. When the
 client gives up reconnecting, ``run_forever`` ends with the client's error.
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -35,18 +36,32 @@ from thalovant.core.bus.events import EVENT_SPEAK, EventFilter
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.errors import ThalovantConnectionError, ThalovantError
 from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
-from thalovant.shell.sync.client import ThalovantClient
 
-if TYPE_CHECKING:
-    from thalovant.shell.conversation import AsyncThalovantConversation, ThalovantConversation
-
-__all__ = ["AsyncThalovantAgent", "ThalovantAgent"]
+__all__ = ["STOP_SIGNALS", "AgentBase", "AsyncThalovantAgent", "gave_up"]
 
 log = logging.getLogger("thalovant")
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Subscriber(Protocol):
+    """The one client call the handler book makes (both clients have it)."""
+
+    def on(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler,
+        *,
+        predicate: EventPredicate | None = ...,
+        session_id: str | None = ...,
+        request_id: str | None = ...,
+    ) -> Subscription: ...
+
+
+C = TypeVar("C", bound=_Subscriber)
 
 
 @dataclass(slots=True)
@@ -64,61 +79,40 @@ class _Handlers:
     def __init__(self) -> None:
         self.pending: list[_Handler] = []
 
-    def add(
-        self,
-        event: str | EventFilter,
-        handler: EventHandler,
-        predicate: EventPredicate | None,
-        session_id: str | None,
-        request_id: str | None,
-    ) -> _Handler:
+    def add(self, event: str | EventFilter, handler: EventHandler, options: dict[str, Any]) -> _Handler:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        entry = _Handler(event, handler, {"predicate": predicate, "session_id": session_id, "request_id": request_id})
+        entry = _Handler(event, handler, options)
         self.pending.append(entry)
         return entry
 
 
-def _decorator_or_call(
-    register: Callable[[EventHandler], object], handler: EventHandler | None
-) -> Callable[[EventHandler], EventHandler] | EventHandler:
-    if handler is None:
-
-        def decorate(fn: EventHandler) -> EventHandler:
-            register(fn)
-            return fn
-
-        return decorate
-    register(handler)
-    return handler
+def gave_up(last_error: str | None) -> ThalovantConnectionError:
+    """The error ``run_forever`` ends with when the client gave up reconnecting."""
+    return ThalovantConnectionError(f"the agent's client gave up reconnecting: {last_error or 'link lost'}")
 
 
-class AsyncThalovantAgent:
-    """An async agent: ``@agent.on("speak")`` handlers, then ``await agent.run_forever()``.
+class AgentBase(Generic[C]):
+    """What both agents share: the client, the handler book and the subscriptions (no IO, no protocol).
 
-    Args:
-        identity: a :class:`~thalovant.ThalovantIdentity` (or its mapping form).
-        **client_kwargs: passed to :class:`~thalovant.AsyncThalovantClient`.
-
-    Attributes:
-        client: the agent's client; handlers may use it (``await agent.client.emit(...)``).
-        subscriptions: the live subscriptions while running.
-        stopped_by: the signal number that stopped the last run, if any.
+    ``on()`` before a run keeps the handler pending; while the agent runs
+    (``_live``) it subscribes at once. A lock guards the book, since the
+    blocking agent's handlers run in worker threads.
     """
 
+    _client_class: Callable[..., C]
+
     def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
-        self.client = AsyncThalovantClient(identity, **client_kwargs)
+        self.client: C = self._client_class(identity, **client_kwargs)
         self._handlers = _Handlers()
         self.subscriptions: list[Subscription] = []
         self.stopped_by: int | None = None
         self._running = False
         self._live = False  # handlers attached: later on() calls attach at once
-        self._stop: anyio.Event | None = None
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._loop_thread: int | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<AsyncThalovantAgent handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
+        return f"<{type(self).__name__} handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
 
     @classmethod
     def from_identity_file(cls, path: str | os.PathLike[str], **client_kwargs: Any) -> Self:
@@ -132,10 +126,8 @@ class AsyncThalovantAgent:
 
     @property
     def running(self) -> bool:
-        """True between the start of :meth:`run_forever` and its end."""
+        """True between the start of ``run_forever`` and its end."""
         return self._running
-
-    # ---- handlers -------------------------------------------------------------------------------
 
     def on(
         self,
@@ -146,19 +138,22 @@ class AsyncThalovantAgent:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> Any:
-        """Handle ``event`` with ``handler`` (a function or coroutine function taking the event).
+        """Handle ``event`` with ``handler`` (a function taking the event; async agents: or a coroutine function).
 
         Works as ``agent.on("speak", fn)`` and as the decorator ``@agent.on("speak")``;
-        returns the handler. Before :meth:`run_forever` the handler waits; while the
+        returns the handler. Before ``run_forever`` the handler waits; while the
         agent runs it is subscribed at once (``subscriptions`` grows).
         """
 
-        def register(fn: EventHandler) -> None:
-            entry = self._handlers.add(event, fn, predicate, session_id, request_id)
-            if self._live:  # the client keeps subscriptions across reconnects
-                self._attach(entry)
+        def register(fn: EventHandler) -> EventHandler:
+            with self._lock:
+                options = {"predicate": predicate, "session_id": session_id, "request_id": request_id}
+                entry = self._handlers.add(event, fn, options)
+                if self._live:  # the client keeps subscriptions across reconnects
+                    self._attach(entry)
+            return fn
 
-        return _decorator_or_call(register, handler)
+        return register if handler is None else register(handler)
 
     def on_speak(self, handler: EventHandler | None = None) -> Any:
         """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
@@ -169,15 +164,40 @@ class AsyncThalovantAgent:
         self.subscriptions.append(sub)
         return sub
 
+    def _attach_pending(self) -> None:
+        """Attach every pending handler and go live (the start of a run)."""
+        with self._lock:
+            for entry in list(self._handlers.pending):
+                self._attach(entry)
+            self._live = True
+        log.info("agent running with %d handler(s)", len(self.subscriptions))
+
     def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
-        """Subscribe ``handler`` now (the client must be connected: inside ``async with agent`` or a run).
+        """Subscribe ``handler`` now; unlike :meth:`on`, a later ``run_forever`` does not re-attach it."""
+        with self._lock:
+            return self._attach(_Handler(event, handler, dict(options)))
 
-        Unlike :meth:`on`, the handler is not re-attached by a later :meth:`run_forever`.
 
-        Raises:
-            LocalProtocolError: the client is not connected.
-        """
-        return self._attach(_Handler(event, handler, dict(options)))
+class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):
+    """An async agent: ``@agent.on("speak")`` handlers, then ``await agent.run_forever()``.
+
+    Args:
+        identity: a :class:`~thalovant.ThalovantIdentity` (or its mapping form).
+        **client_kwargs: passed to :class:`~thalovant.AsyncThalovantClient`.
+
+    Attributes:
+        client: the agent's client; handlers may use it (``await agent.client.emit(...)``).
+        subscriptions: the live subscriptions while running.
+        stopped_by: the signal number that stopped the last run, if any.
+    """
+
+    _client_class = AsyncThalovantClient
+
+    def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
+        super().__init__(identity, **client_kwargs)
+        self._stop: anyio.Event | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._loop_thread: int | None = None
 
     # ---- pass-throughs --------------------------------------------------------------------------
 
@@ -215,10 +235,7 @@ class AsyncThalovantAgent:
         self._loop_thread = threading.get_ident()
         try:
             async with self.client:
-                for entry in list(self._handlers.pending):
-                    self._attach(entry)
-                self._live = True
-                log.info("agent running with %d handler(s)", len(self.subscriptions))
+                self._attach_pending()
                 error: ThalovantError | None = None
                 async with anyio.create_task_group() as tg:
                     if handle_signals and threading.current_thread() is threading.main_thread():
@@ -247,13 +264,11 @@ class AsyncThalovantAgent:
                 return
             health = await self.client.healthcheck()
             if not health.transport_alive:
-                raise ThalovantConnectionError(
-                    f"the agent's client gave up reconnecting: {health.last_error or 'link lost'}"
-                )
+                raise gave_up(health.last_error)
 
     async def _watch_signals(self) -> None:
         try:
-            with anyio.open_signal_receiver(*_SIGNALS) as signals:
+            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
                 async for signum in signals:
                     log.info("agent stopping on signal %d", int(signum))
                     self.stopped_by = int(signum)
@@ -294,152 +309,3 @@ class AsyncThalovantAgent:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-class ThalovantAgent:
-    """A blocking agent over :class:`~thalovant.ThalovantClient`.
-
-    Handlers are plain functions; each runs in a worker thread (one event at
-    a time per handler), so it may call ``agent.client`` without deadlock.
-
-    Args:
-        identity: a :class:`~thalovant.ThalovantIdentity` (or its mapping form).
-        **client_kwargs: passed to :class:`~thalovant.ThalovantClient`.
-    """
-
-    def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
-        self.client = ThalovantClient(identity, **client_kwargs)
-        self._handlers = _Handlers()
-        self.subscriptions: list[Subscription] = []
-        self.stopped_by: int | None = None
-        self._stop = threading.Event()
-        self._running = False
-        self._live = False
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<ThalovantAgent handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
-
-    @classmethod
-    def from_identity_file(cls, path: str | os.PathLike[str], **client_kwargs: Any) -> Self:
-        """Load an identity file and build an agent."""
-        return cls(ThalovantIdentity.from_file(path), **client_kwargs)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", **client_kwargs: Any) -> Self:
-        """Build an agent from ``THALOVANT_*`` environment variables."""
-        return cls(ThalovantIdentity.from_env(prefix), **client_kwargs)
-
-    @property
-    def running(self) -> bool:
-        return self._running
-
-    def on(
-        self,
-        event: str | EventFilter,
-        handler: EventHandler | None = None,
-        *,
-        predicate: EventPredicate | None = None,
-        session_id: str | None = None,
-        request_id: str | None = None,
-    ) -> Any:
-        """Handle ``event`` with ``handler(event)`` (see :meth:`AsyncThalovantAgent.on`); returns the handler."""
-
-        def register(fn: EventHandler) -> None:
-            with self._lock:
-                entry = self._handlers.add(event, fn, predicate, session_id, request_id)
-                if self._live:
-                    self._attach(entry)
-
-        return _decorator_or_call(register, handler)
-
-    def on_speak(self, handler: EventHandler | None = None) -> Any:
-        """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
-        return self.on(EVENT_SPEAK, handler)
-
-    def _attach(self, entry: _Handler) -> Subscription:
-        sub = self.client.on(entry.event, entry.handler, **entry.options)
-        self.subscriptions.append(sub)
-        return sub
-
-    def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
-        """Subscribe ``handler`` now (connecting if needed); not re-attached by a later :meth:`run_forever`."""
-        with self._lock:
-            return self._attach(_Handler(event, handler, dict(options)))
-
-    def conversation(self, **kwargs: Any) -> ThalovantConversation:
-        """See :meth:`ThalovantClient.conversation`."""
-        return self.client.conversation(**kwargs)
-
-    def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
-        """See :meth:`ThalovantClient.ask`."""
-        return self.client.ask(text, **kwargs)
-
-    def send_utterance(self, text: str, **kwargs: Any) -> str:
-        """See :meth:`ThalovantClient.send_utterance`."""
-        return self.client.send_utterance(text, **kwargs)
-
-    def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
-        """Connect, attach the handlers and block until :meth:`stop`, SIGINT/SIGTERM or Ctrl-C.
-
-        Signal handlers are installed only when called from the main thread and
-        are restored afterwards.
-
-        Raises:
-            ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.
-        """
-        with self._lock:
-            if self._running:
-                raise RuntimeError("run_forever is already running")
-            self._running = True
-            self._stop.clear()
-            self.stopped_by = None
-        previous: dict[int, Any] = {}
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in _SIGNALS:
-                previous[signum] = signal.signal(signum, self._on_signal)
-        try:
-            self.client.connect()
-            with self._lock:
-                for entry in list(self._handlers.pending):
-                    self._attach(entry)
-                self._live = True
-            log.info("agent running with %d handler(s)", len(self.subscriptions))
-            while not self._stop.wait(check_interval):
-                health = self.client.healthcheck()
-                if not health.transport_alive:
-                    raise ThalovantConnectionError(
-                        f"the agent's client gave up reconnecting: {health.last_error or 'link lost'}"
-                    )
-        except KeyboardInterrupt:
-            self.stopped_by = int(signal.SIGINT)
-        finally:
-            for prev_signum, handler in previous.items():
-                signal.signal(prev_signum, handler)
-            with self._lock:
-                self._running = self._live = False
-            self.close()
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        log.info("agent stopping on signal %d", signum)
-        self.stopped_by = signum
-        self._stop.set()
-
-    def stop(self) -> None:
-        """End :meth:`run_forever`. Thread-safe (also from inside a handler)."""
-        self._stop.set()
-
-    def close(self) -> None:
-        """Close the client and with it every subscription."""
-        with self._lock:
-            self.subscriptions = []  # closing the client ends them on its own loop
-        self.client.close()
-
-    def __enter__(self) -> Self:
-        self.client.connect()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -6,9 +6,9 @@ Theory of operation
 ``thalovant.core.control.api`` for each request, sends it over one keep-alive
 :class:`~thalovant.shell.links.http.HttpConnection`, and turns every failure into
 ``ThalovantAPIError`` in :meth:`AsyncThalovantControlPlane._send` (the single
-place). :class:`ThalovantControlPlane` is a blocking facade: each call runs the
-async method through an anyio ``BlockingPortal``; there is no second copy of
-the logic.
+place). Its blocking twin, :class:`~thalovant.shell.sync.control_plane.ThalovantControlPlane`,
+runs each async method through the one blocking portal; there is no second copy
+of the logic.
 
 Secrets. ``create_client_identity`` draws the client's ``apiKey`` and
 ``password`` (32 lowercase hex characters each, 128 bits) and ``cryptoKey``
@@ -31,12 +31,9 @@ import logging
 import os
 import secrets as _secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from functools import partial
-from typing import Any, NoReturn, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
-import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from returns.pipeline import is_successful
 
 from thalovant._version import __version__
@@ -61,7 +58,6 @@ from thalovant.shell.links.http import (
 from thalovant.shell.tls import make_ssl_context
 
 log = logging.getLogger("thalovant.control")
-T = TypeVar("T")
 
 DEFAULT_API_URL = "https://api.thalovant.com"
 USER_AGENT = f"ThalovantPythonSDK/{__version__}"
@@ -341,147 +337,9 @@ class AsyncThalovantControlPlane:
         )
 
 
-class ThalovantControlPlane:
-    """Blocking facade over :class:`AsyncThalovantControlPlane` (same arguments, same methods).
-
-    Use it as a context manager to keep one connection and one portal thread for many
-    calls; without ``with``, each call starts a short-lived portal and closes its
-    connection afterwards. Do not call it from async code: use the async class there.
-    """
-
-    def __init__(
-        self,
-        base_url: str = DEFAULT_API_URL,
-        access_token: str | None = None,
-        timeout: float = 10.0,
-        *,
-        user_agent: str = USER_AGENT,
-        ca_file: str | os.PathLike[str] | None = None,
-        insecure: bool = False,
-        allow_http: bool = False,
-        max_body: int = 4 * 1024 * 1024,
-        connector: Connector | None = None,
-    ) -> None:
-        self._async = AsyncThalovantControlPlane(
-            base_url,
-            access_token,
-            timeout=timeout,
-            user_agent=user_agent,
-            ca_file=ca_file,
-            insecure=insecure,
-            allow_http=allow_http,
-            max_body=max_body,
-            connector=connector,
-        )
-        self._portal: BlockingPortal | None = None
-        self._portal_cm: Any = None
-
-    def __repr__(self) -> str:
-        return f"ThalovantControlPlane({self._async.base_url!r}, authenticated={self._async.authenticated})"
-
-    @property
-    def base_url(self) -> str:
-        return self._async.base_url
-
-    @property
-    def authenticated(self) -> bool:
-        return self._async.authenticated
-
-    def __enter__(self) -> ThalovantControlPlane:
-        _refuse_in_event_loop()
-        self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection and stop the portal thread (safe to call twice)."""
-        portal, cm, self._portal, self._portal_cm = self._portal, self._portal_cm, None, None
-        if portal is not None:
-            try:
-                portal.call(self._async.aclose)
-            finally:
-                cm.__exit__(None, None, None)
-
-    def _run(self, func: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
-        _refuse_in_event_loop()
-        call: Callable[[], Coroutine[Any, Any, T]] = partial(func, *args, **kwargs)
-        if self._portal is not None:
-            return cast(T, self._portal.call(call))
-        with start_blocking_portal() as portal:
-            try:
-                return cast(T, portal.call(call))
-            finally:
-                portal.call(self._async.aclose)
-
-    def login(
-        self,
-        email: str,
-        password: str,
-        otp_code: str | None = None,
-        recovery_code: str | None = None,
-        *,
-        scope: str | None = None,
-    ) -> dict[str, Any]:
-        """See :meth:`AsyncThalovantControlPlane.login`."""
-        return self._run(self._async.login, email, password, otp_code, recovery_code, scope=scope)
-
-    def list_hubs(self, *, limit: int = 100, cursor: str | None = None, owner_id: str | None = None) -> dict[str, Any]:
-        """See :meth:`AsyncThalovantControlPlane.list_hubs`."""
-        return self._run(self._async.list_hubs, limit=limit, cursor=cursor, owner_id=owner_id)
-
-    def get_hub(self, hub_id: str) -> dict[str, Any]:
-        """See :meth:`AsyncThalovantControlPlane.get_hub`."""
-        return self._run(self._async.get_hub, hub_id)
-
-    def create_client(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
-        """See :meth:`AsyncThalovantControlPlane.create_client`."""
-        return self._run(self._async.create_client, payload, idempotency_key=idempotency_key)
-
-    def create_client_identity(
-        self,
-        hub: str | Mapping[str, Any],
-        *,
-        name: str,
-        site_id: str | None = None,
-        spec: Mapping[str, Any] | None = None,
-        owner_id: str | None = None,
-        active: bool = True,
-        preferred_protocols: Sequence[str] = DEFAULT_PREFERENCE,
-        idempotency_key: str | None = None,
-    ) -> BootstrapIdentityResult:
-        """See :meth:`AsyncThalovantControlPlane.create_client_identity`."""
-        return self._run(
-            self._async.create_client_identity,
-            hub,
-            name=name,
-            site_id=site_id,
-            spec=spec,
-            owner_id=owner_id,
-            active=active,
-            preferred_protocols=preferred_protocols,
-            idempotency_key=idempotency_key,
-        )
-
-    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
-        """See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`."""
-        return self._async.require_runtime_protocol(result, protocol=protocol)
-
-
-def _refuse_in_event_loop() -> None:
-    try:
-        anyio.get_current_task()
-    except RuntimeError:  # anyio's NoEventLoopError: not inside an event loop, blocking is fine
-        return
-    raise LocalProtocolError("ThalovantControlPlane blocks; use AsyncThalovantControlPlane in async code")
-
-
 __all__ = [
     "DEFAULT_API_URL",
     "USER_AGENT",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
-    "ThalovantControlPlane",
 ]

@@ -1,14 +1,17 @@
 """Conversations: several turns that share one user-side session.
 
 ``client.conversation()`` returns an :class:`AsyncThalovantConversation`
-(``ThalovantClient.conversation()`` a :class:`ThalovantConversation`). Every
-turn carries the conversation's session id and a fresh request id.
+(``ThalovantClient.conversation()`` its blocking twin, a
+:class:`~thalovant.shell.sync.conversation.ThalovantConversation`). Every turn
+carries the conversation's session id and a fresh request id. A conversation
+needs only what :class:`ConversationClient` names from its client, so this
+module imports no client.
 
 Hub 4.x rewrites ``context.session`` to the connection's own session
 (harness P13), so replies are matched by request id, never by session id;
 the user's session id keeps working. Hub 5.x is stateless: the session it
 sends back with a reply is carried into the next turn of the same
-conversation (``ConversationState``, pure, in ``core.correlate``).
+conversation (``ConversationState``, pure, in ``core.client.conversation_state``).
 
 Listeners of a conversation see only its own events: those carrying one of
 its request ids, or (hub 5.x) its session id.
@@ -16,19 +19,41 @@ its request ids, or (hub 5.x) its session id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
-from thalovant.core.bus.outbound import merge_context, new_session_id
+from thalovant.core.bus.outbound import merge_context, new_request_id, new_session_id
 from thalovant.core.bus.reply import ThalovantReply
-from thalovant.core.client.correlate import ConversationState
+from thalovant.core.client.conversation_state import ConversationState
 from thalovant.shell.listeners import EventPredicate, Listener
 
-if TYPE_CHECKING:
-    from thalovant.shell.client import AsyncThalovantClient
-    from thalovant.shell.sync.client import ThalovantClient
+T = TypeVar("T")
+
+
+class ConversationClient(Protocol):
+    """What a conversation needs from its client (:class:`~thalovant.AsyncThalovantClient` is one).
+
+    The calls take the keyword arguments of the client's methods of the same name.
+    """
+
+    @property
+    def _entropy(self) -> Callable[[int], bytes]: ...
+
+    async def ask(self, *args: Any, **kwargs: Any) -> ThalovantReply: ...
+
+    async def send_utterance(self, *args: Any, **kwargs: Any) -> str: ...
+
+    async def send_action(self, *args: Any, **kwargs: Any) -> str: ...
+
+    async def send_code(self, *args: Any, **kwargs: Any) -> str: ...
+
+    async def emit(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def listen(self, *args: Any, **kwargs: Any) -> Listener: ...
+
+    async def wait_for_event(self, *args: Any, **kwargs: Any) -> ThalovantEvent: ...
 
 
 class AsyncThalovantConversation:
@@ -43,7 +68,7 @@ class AsyncThalovantConversation:
 
     def __init__(
         self,
-        client: AsyncThalovantClient,
+        client: ConversationClient,
         *,
         session_id: str | None = None,
         lang: str = "en-us",
@@ -89,9 +114,33 @@ class AsyncThalovantConversation:
         return event.session_id == self.session_id
 
     def _new_request_id(self) -> str:
-        from thalovant.core.bus.outbound import new_request_id
-
         return self._remember(new_request_id(self.client._entropy))
+
+    def _mine(self, predicate: EventPredicate | None) -> EventPredicate:
+        """A predicate: this conversation's events that ``predicate`` (if any) accepts."""
+
+        def mine(ev: ThalovantEvent) -> bool:
+            return self.owns(ev) and (predicate is None or predicate(ev))
+
+        return mine
+
+    async def _turn(
+        self,
+        send: Callable[..., Awaitable[T]],
+        first: str,
+        lang: str | None,
+        context: Mapping[str, Any] | None,
+        **extra: Any,
+    ) -> T:
+        """``send(first, ...)`` as one turn: the conversation's session and language, a fresh request id."""
+        return await send(
+            first,
+            lang=lang or self.lang,
+            context=self._turn_context(context),
+            session_id=self.session_id,
+            request_id=self._new_request_id(),
+            **extra,
+        )
 
     # ---- turns ----------------------------------------------------------------------------------
 
@@ -104,14 +153,7 @@ class AsyncThalovantConversation:
         timeout: float | None = None,
     ) -> ThalovantReply:
         """One turn: see :meth:`AsyncThalovantClient.ask`."""
-        reply = await self.client.ask(
-            text,
-            lang=lang or self.lang,
-            context=self._turn_context(context),
-            session_id=self.session_id,
-            request_id=self._new_request_id(),
-            timeout=timeout,
-        )
+        reply = await self._turn(self.client.ask, text, lang, context, timeout=timeout)
         self._state = self._state.update_from_reply(reply)
         return reply
 
@@ -119,13 +161,7 @@ class AsyncThalovantConversation:
         self, text: str, *, lang: str | None = None, context: Mapping[str, Any] | None = None
     ) -> str:
         """Send a turn without waiting; returns its request id."""
-        return await self.client.send_utterance(
-            text,
-            lang=lang or self.lang,
-            context=self._turn_context(context),
-            session_id=self.session_id,
-            request_id=self._new_request_id(),
-        )
+        return await self._turn(self.client.send_utterance, text, lang, context)
 
     async def send_action(
         self,
@@ -136,14 +172,7 @@ class AsyncThalovantConversation:
         context: Mapping[str, Any] | None = None,
     ) -> str:
         """A button press in this conversation; returns its request id."""
-        return await self.client.send_action(
-            payload,
-            title=title,
-            lang=lang or self.lang,
-            context=self._turn_context(context),
-            session_id=self.session_id,
-            request_id=self._new_request_id(),
-        )
+        return await self._turn(self.client.send_action, payload, lang, context, title=title)
 
     async def send_code(
         self,
@@ -155,15 +184,7 @@ class AsyncThalovantConversation:
         context: Mapping[str, Any] | None = None,
     ) -> str:
         """A scanned or typed code in this conversation; returns its request id."""
-        return await self.client.send_code(
-            value,
-            kind=kind,
-            label=label,
-            lang=lang or self.lang,
-            context=self._turn_context(context),
-            session_id=self.session_id,
-            request_id=self._new_request_id(),
-        )
+        return await self._turn(self.client.send_code, value, lang, context, kind=kind, label=label)
 
     async def emit(
         self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
@@ -182,81 +203,10 @@ class AsyncThalovantConversation:
         predicate: EventPredicate | None = None,
     ) -> Listener:
         """Iterate over this conversation's events only."""
-
-        def mine(ev: ThalovantEvent) -> bool:
-            return self.owns(ev) and (predicate is None or predicate(ev))
-
-        return self.client.listen(event, timeout=timeout, max_events=max_events, predicate=mine)
+        return self.client.listen(event, timeout=timeout, max_events=max_events, predicate=self._mine(predicate))
 
     async def wait_for_event(
         self, event: str | EventFilter, *, timeout: float | None = None, predicate: EventPredicate | None = None
     ) -> ThalovantEvent:
         """The next event of this conversation matching ``event``."""
-
-        def mine(ev: ThalovantEvent) -> bool:
-            return self.owns(ev) and (predicate is None or predicate(ev))
-
-        return await self.client.wait_for_event(event, timeout=timeout, predicate=mine)
-
-
-class ThalovantConversation:
-    """A conversation on a blocking client (forwards to :class:`AsyncThalovantConversation`)."""
-
-    def __init__(self, client: ThalovantClient, **kwargs: Any) -> None:
-        self.client = client
-        self._async = AsyncThalovantConversation(client.async_client, **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self._async).replace("AsyncThalovantConversation", "ThalovantConversation", 1)
-
-    @property
-    def session_id(self) -> str:
-        return self._async.session_id
-
-    @property
-    def lang(self) -> str:
-        return self._async.lang
-
-    @property
-    def request_ids(self) -> list[str]:
-        return self._async.request_ids
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def owns(self, event: ThalovantEvent) -> bool:
-        return self._async.owns(event)
-
-    def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
-        reply: ThalovantReply = self.client._call(self._async.ask, text, **kwargs)
-        return reply
-
-    def send_utterance(self, text: str, **kwargs: Any) -> str:
-        rid: str = self.client._call(self._async.send_utterance, text, **kwargs)
-        return rid
-
-    def send_action(self, payload: str, **kwargs: Any) -> str:
-        rid: str = self.client._call(self._async.send_action, payload, **kwargs)
-        return rid
-
-    def send_code(self, value: str, **kwargs: Any) -> str:
-        rid: str = self.client._call(self._async.send_code, value, **kwargs)
-        return rid
-
-    def emit(self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
-        self.client._call(self._async.emit, event, data, context)
-
-    def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
-        found: ThalovantEvent = self.client._call(self._async.wait_for_event, event, **kwargs)
-        return found
-
-    def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
-        predicate = kwargs.pop("predicate", None)
-
-        def mine(ev: ThalovantEvent) -> bool:
-            return self._async.owns(ev) and (predicate is None or predicate(ev))
-
-        return self.client.listen(event, predicate=mine, **kwargs)
+        return await self.client.wait_for_event(event, timeout=timeout, predicate=self._mine(predicate))

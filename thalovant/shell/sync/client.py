@@ -1,9 +1,9 @@
 """``ThalovantClient``: the blocking facade over ``AsyncThalovantClient``.
 
 There is no protocol logic here: every call is forwarded to the async client
-running in an anyio ``BlockingPortal`` (an event loop on a background
-thread). One long-lived task on that loop owns the async client's task
-group, so ``connect()`` and ``close()`` may come from any thread.
+running on a :class:`~thalovant.shell.sync.portal.Portal` (an event loop on a
+background thread). One long-lived task on that loop owns the async client's
+task group, so ``connect()`` and ``close()`` may come from any thread.
 
 Handlers given to :meth:`ThalovantClient.on` are plain functions; they run
 in a worker thread, one event at a time, so they may call the client
@@ -12,27 +12,21 @@ themselves without deadlocking the event loop.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
-
-import anyio
-import anyio.to_thread
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing import Any, ParamSpec, Self, TypeVar
 
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.identity_io import ThalovantIdentity
-from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, Subscription
-
-if TYPE_CHECKING:
-    from thalovant.core.doctor import ThalovantDoctorReport
-    from thalovant.shell.conversation import ThalovantConversation
+from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
+from thalovant.shell.sync.conversation import ThalovantConversation
+from thalovant.shell.sync.portal import Portal, in_worker_thread
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,9 +42,7 @@ class ThalovantClient:
 
     def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **kwargs: Any) -> None:
         self._async = AsyncThalovantClient(identity, **kwargs)
-        self._stack: ExitStack | None = None
-        self._portal: BlockingPortal | None = None
-        self._stop: anyio.Event | None = None
+        self._portal = Portal(autostart=self.connect)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncThalovantClient", "ThalovantClient", 1)
@@ -95,51 +87,20 @@ class ThalovantClient:
 
     def connect(self) -> None:
         """Connect (see :meth:`AsyncThalovantClient.connect`)."""
-        if self._portal is not None:
-            self._call(self._async.connect)
-            return
-        stack = ExitStack()
-        portal = stack.enter_context(start_blocking_portal())
-        try:
-            self._stop = portal.call(anyio.Event)
-            future, _ = portal.start_task(self._serve)
-            stack.callback(future.result)
-        except BaseException:
-            stack.close()
-            self._stop = None
-            raise
-        self._stack, self._portal = stack, portal
-
-    async def _serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Own the async client's task group for the whole connection."""
-        assert self._stop is not None
-        async with self._async:
-            task_status.started()
-            await self._stop.wait()
+        if self._portal.is_open:
+            self._portal.call(self._async.connect)
+        else:
+            self._portal.open(serve=self._async)
 
     def close(self) -> None:
         """Close the connection and stop the background event loop. Idempotent."""
-        portal, stack, stop = self._portal, self._stack, self._stop
-        self._portal = self._stack = self._stop = None
-        if portal is None or stack is None:
-            return
-        if stop is not None:
-            portal.call(stop.set)
-        stack.close()
+        self._portal.close()
 
     disconnect = close
 
-    def _call(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
-        portal = self._portal
-        if portal is None:
-            self.connect()
-            portal = self._portal
-            assert portal is not None
-
-        async def run() -> Any:
-            return await fn(*args, **kwargs)
-
-        return portal.call(run)
+    def _call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``await fn(...)`` on the client's loop (connecting first if needed)."""
+        return self._portal.call(fn, *args, **kwargs)
 
     # ---- forwarded calls (no logic of their own) ------------------------------------------------
 
@@ -147,14 +108,11 @@ class ThalovantClient:
         self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None
     ) -> ThalovantConversation:
         """A conversation: turns that share a session id (``with client.conversation() as convo``)."""
-        from thalovant.shell.conversation import ThalovantConversation
-
         return ThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
         """See :meth:`AsyncThalovantClient.ask`."""
-        reply: ThalovantReply = self._call(self._async.ask, text, **kwargs)
-        return reply
+        return self._call(self._async.ask, text, **kwargs)
 
     def emit(self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
         """See :meth:`AsyncThalovantClient.emit`."""
@@ -162,37 +120,30 @@ class ThalovantClient:
 
     def send_utterance(self, text: str, **kwargs: Any) -> str:
         """See :meth:`AsyncThalovantClient.send_utterance`."""
-        rid: str = self._call(self._async.send_utterance, text, **kwargs)
-        return rid
+        return self._call(self._async.send_utterance, text, **kwargs)
 
     def send_action(self, payload: str, **kwargs: Any) -> str:
         """See :meth:`AsyncThalovantClient.send_action`."""
-        rid: str = self._call(self._async.send_action, payload, **kwargs)
-        return rid
+        return self._call(self._async.send_action, payload, **kwargs)
 
     def send_code(self, value: str, **kwargs: Any) -> str:
         """See :meth:`AsyncThalovantClient.send_code`."""
-        rid: str = self._call(self._async.send_code, value, **kwargs)
-        return rid
+        return self._call(self._async.send_code, value, **kwargs)
 
     def doctor(self, **kwargs: Any) -> ThalovantDoctorReport:
-        """See :meth:`AsyncThalovantClient.doctor`."""
-        if self._portal is not None:
-            report: ThalovantDoctorReport = self._call(self._async.doctor, **kwargs)
-            return report
-        # not connected: run it on a short-lived event loop, without connecting first
-        with start_blocking_portal() as portal:
-            return portal.call(functools.partial(self._async.doctor, **kwargs))
+        """See :meth:`AsyncThalovantClient.doctor`.
+
+        Not connected: it runs on a short-lived event loop, without connecting first.
+        """
+        return self._portal.run(partial(self._async.doctor, **kwargs))
 
     def healthcheck(self) -> ThalovantHealth:
         """See :meth:`AsyncThalovantClient.healthcheck`."""
-        health: ThalovantHealth = self._call(self._async.healthcheck)
-        return health
+        return self._call(self._async.healthcheck)
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
         """See :meth:`AsyncThalovantClient.wait_for_event`."""
-        found: ThalovantEvent = self._call(self._async.wait_for_event, event, **kwargs)
-        return found
+        return self._call(self._async.wait_for_event, event, **kwargs)
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
         """Iterate over matching events, blocking (see :meth:`AsyncThalovantClient.listen`).
@@ -200,27 +151,7 @@ class ThalovantClient:
         The listener is registered before this returns, so no event that
         arrives after the call is missed.
         """
-        if self._portal is None:
-            self.connect()
-        portal = self._portal
-        assert portal is not None
-
-        async def register() -> Listener:
-            return self._async.listen(event, **kwargs)
-
-        listener: Listener = portal.call(register)
-        return self._iterate(portal, listener)
-
-    @staticmethod
-    def _iterate(portal: BlockingPortal, listener: Listener) -> Iterator[ThalovantEvent]:
-        try:
-            while True:
-                try:
-                    yield portal.call(listener.__anext__)
-                except StopAsyncIteration:
-                    return
-        finally:
-            portal.call(listener.aclose)
+        return self._portal.iterate(self._portal.call_sync(self._async.listen, event, **kwargs))
 
     def on(
         self,
@@ -232,17 +163,12 @@ class ThalovantClient:
         request_id: str | None = None,
     ) -> Subscription:
         """Call ``handler(event)`` (in a worker thread) for each matching event."""
-
-        async def in_thread(fn: EventHandler, ev: ThalovantEvent) -> None:
-            await anyio.to_thread.run_sync(fn, ev)
-
-        async def subscribe() -> Subscription:
-            return self._async.on(
-                event, handler, predicate=predicate, session_id=session_id, request_id=request_id, _call=in_thread
-            )
-
-        if self._portal is None:
-            self.connect()
-        assert self._portal is not None
-        subscription: Subscription = self._portal.call(subscribe)
-        return subscription
+        return self._portal.call_sync(
+            self._async.on,
+            event,
+            handler,
+            predicate=predicate,
+            session_id=session_id,
+            request_id=request_id,
+            _call=in_worker_thread,
+        )

@@ -1,0 +1,91 @@
+"""``ThalovantControlPlane``: the blocking twin of ``AsyncThalovantControlPlane``.
+
+No logic of its own: each method runs the async method of the same name through
+a :class:`~thalovant.shell.sync.portal.Portal`. Inside ``with`` the portal stays
+open (one connection and one loop thread for many calls); without it each call
+runs on a short-lived loop and closes its connection afterwards. Calling it from
+async code is refused (it would block the event loop).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from thalovant.shell.control_plane import DEFAULT_API_URL, AsyncThalovantControlPlane, BootstrapIdentityResult
+from thalovant.shell.sync.portal import Portal, refuse_in_event_loop
+
+__all__ = ["ThalovantControlPlane"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncThalovantControlPlane, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[ThalovantControlPlane, P], T]:
+    """The blocking twin of an async method (same signature and docstring)."""
+
+    def run(self: ThalovantControlPlane, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        refuse_in_event_loop("ThalovantControlPlane blocks; use AsyncThalovantControlPlane in async code")
+        return self._portal.run(partial(method, self._async, *args, **kwargs), after=self._async.aclose)
+
+    functools.update_wrapper(run, method)
+    return run
+
+
+class ThalovantControlPlane:
+    """Blocking facade over :class:`AsyncThalovantControlPlane` (same arguments, same methods).
+
+    Use it as a context manager to keep one connection and one portal thread for many
+    calls; without ``with``, each call starts a short-lived portal and closes its
+    connection afterwards. Do not call it from async code: use the async class there.
+
+    Args:
+        base_url: API root.
+        access_token: bearer token; :meth:`login` sets it too.
+        timeout: seconds allowed for each whole request.
+        **options: the other keyword arguments of :class:`AsyncThalovantControlPlane`
+            (``user_agent``, ``ca_file``, ``insecure``, ``allow_http``, ``max_body``, ``connector``).
+    """
+
+    def __init__(
+        self, base_url: str = DEFAULT_API_URL, access_token: str | None = None, timeout: float = 10.0, **options: Any
+    ) -> None:
+        self._async = AsyncThalovantControlPlane(base_url, access_token, timeout=timeout, **options)
+        self._portal = Portal()
+
+    def __repr__(self) -> str:
+        return f"ThalovantControlPlane({self._async.base_url!r}, authenticated={self._async.authenticated})"
+
+    @property
+    def base_url(self) -> str:
+        return self._async.base_url
+
+    @property
+    def authenticated(self) -> bool:
+        return self._async.authenticated
+
+    def __enter__(self) -> ThalovantControlPlane:
+        refuse_in_event_loop("ThalovantControlPlane blocks; use AsyncThalovantControlPlane in async code")
+        self._portal.open()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection and stop the portal thread (safe to call twice)."""
+        self._portal.close(before=self._async.aclose)
+
+    login = _blocking(AsyncThalovantControlPlane.login)
+    list_hubs = _blocking(AsyncThalovantControlPlane.list_hubs)
+    get_hub = _blocking(AsyncThalovantControlPlane.get_hub)
+    create_client = _blocking(AsyncThalovantControlPlane.create_client)
+    create_client_identity = _blocking(AsyncThalovantControlPlane.create_client_identity)
+
+    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
+        """See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`."""
+        return self._async.require_runtime_protocol(result, protocol=protocol)
