@@ -28,7 +28,7 @@ from typing import Any
 from thalovant.core.doctor_report import scrub_text
 from thalovant.core.identity.fields import split_url
 from thalovant.core.identity.model import Identity
-from thalovant.core.identity.protocols import normalize_protocol
+from thalovant.core.identity.protocols import DEFAULT_PORTS, normalize_protocol
 
 __all__ = ["DoctorSettings", "settings_from_identity"]
 
@@ -117,13 +117,13 @@ def _with_endpoint(base: DoctorSettings, identity: Identity, protocol: str) -> D
     if protocol == "mqtt":
         creds = identity.mqtt
         tls = bool(creds is not None and (creds.tls or split.scheme in ("mqtts", "ssl")))
-        port = split.port or (8883 if tls else 1883)
+        port = split.port or DEFAULT_PORTS["mqtts" if tls else "mqtt"]
         allowed: tuple[str, ...] = ("mqtt", "mqtts", "ssl", "tcp", "ws", "wss")
     else:
         want = ("http", "https") if protocol == "https" else ("ws", "wss")
         allowed = want
         tls = split.scheme in ("https", "wss")
-        port = split.port or (443 if tls else 80)
+        port = split.port or DEFAULT_PORTS["https" if tls else "http"]
     if split.scheme not in allowed:
         problem = f"{shown}: a {protocol} endpoint must use {' or '.join(s + '://' for s in allowed)}"
         return replace(base, endpoint=shown, endpoint_problem=problem)

@@ -38,6 +38,7 @@ from returns.result import Failure, Result, Success
 
 from thalovant.core.control.api import ApiProblem, ClientSecrets, redact
 from thalovant.core.identity.mqtt import MQTT_KEYS
+from thalovant.core.identity.protocols import DEFAULT_PORTS
 
 #: Protocol order used when the caller gives none (reference 0.4.7 ``DEFAULT_PROTOCOL_PREFERENCE``).
 DEFAULT_PREFERENCE: tuple[str, ...] = ("https", "wss", "mqtt")
@@ -226,7 +227,7 @@ def assemble_identity(
             )
         mapping.update(
             default_master=master.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
-            default_port=443 if master.startswith(("https://", "wss://")) else 80,
+            default_port=DEFAULT_PORTS["https" if master.startswith(("https://", "wss://")) else "http"],
             default_path="",
         )
     mapping["data_plane_endpoints"] = dict(endpoints)

@@ -50,6 +50,7 @@ from thalovant.core.identity.fields import (
     split_url,
     without_userinfo,
 )
+from thalovant.core.identity.protocols import DEFAULT_PORTS
 
 _TLS_SCHEMES = ("mqtts", "ssl")
 #: Field name -> accepted keys of an ``mqtt`` block (canonical first), in field order.
@@ -96,7 +97,7 @@ class MqttBrokerCredentials:
         split = split_url(self.endpoint)
         if not isinstance(split, str) and split.port is not None:
             return split.port
-        return 8883 if self.tls else 1883
+        return DEFAULT_PORTS["mqtts" if self.tls else "mqtt"]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MqttBrokerCredentials | None:

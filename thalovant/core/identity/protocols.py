@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
@@ -66,6 +67,11 @@ PROTOCOL_DISPLAY_ORDER: tuple[HubProtocol, ...] = ("wss", "https", "mqtt")
 
 #: 0.4.7's preference when several protocols are usable.
 DEFAULT_PROTOCOL_PREFERENCE: tuple[HubProtocol, ...] = ("https", "wss", "mqtt")
+
+#: The port each URL scheme implies when a URL names none: the one table of default ports.
+DEFAULT_PORTS: Mapping[str, int] = MappingProxyType(
+    {"http": 80, "https": 443, "ws": 80, "wss": 443, "mqtt": 1883, "mqtts": 8883, "tcp": 1883, "ssl": 8883}
+)
 
 _SPELLINGS: dict[str, HubProtocol] = {
     "wss": "wss",
@@ -341,7 +347,7 @@ def master_url(master: str, port: int | None) -> SplitUrl | str:
         if isinstance(split, str):
             return split
         effective = split.port if split.port is not None else port
-        scheme = "https" if effective == 443 else "http"
+        scheme = "https" if effective == DEFAULT_PORTS["https"] else "http"
     if split.query:
         return "must not contain a ?query"
     return SplitUrl(scheme, split.host, split.port, split.path, "", split.userinfo)

@@ -40,6 +40,7 @@ import anyio
 import anyio.abc
 import h11
 
+from thalovant.core.identity.protocols import DEFAULT_PORTS
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError, ThalovantTimeoutError
 from thalovant.shell.links import dial
 from thalovant.shell.tls import make_ssl_context
@@ -51,7 +52,7 @@ Headers = Sequence[tuple[str, str]]
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _READ_SIZE = 65536
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_SCHEMES = ("http", "https", "ws", "wss")
 
 
 class HttpBodyTooLargeError(ThalovantConnectionError):
@@ -108,7 +109,7 @@ class SplitUrl:
     @property
     def origin(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        default = _DEFAULT_PORTS[self.scheme]
+        default = DEFAULT_PORTS[self.scheme]
         return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
 
     @property
@@ -131,7 +132,7 @@ def split_url(url: str) -> SplitUrl:
     """
     scheme, sep, rest = url.strip().partition("://")
     scheme = scheme.lower()
-    if not sep or scheme not in _DEFAULT_PORTS:
+    if not sep or scheme not in _SCHEMES:
         raise LocalProtocolError("URL must start with http://, https://, ws:// or wss://")
     authority, slash, tail = rest.partition("/")
     authority, q, query = authority.partition("?")
@@ -149,7 +150,7 @@ def split_url(url: str) -> SplitUrl:
         raise LocalProtocolError(f"URL has no host: {scheme}://...{safe_target(path)}")
     if port_text and (not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536):
         raise LocalProtocolError(f"URL has a bad port: {scheme}://{host}:{port_text[:8]}")
-    port = int(port_text) if port_text else _DEFAULT_PORTS[scheme]
+    port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
     return SplitUrl(scheme=scheme, host=host, port=port, path=path)
 
 
@@ -308,7 +309,7 @@ class HttpConnection:
 
     def _host_header(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.tls else 80
+        default = DEFAULT_PORTS["https" if self.tls else "http"]
         return host if self.port == default else f"{host}:{self.port}"
 
     async def _attempt(
