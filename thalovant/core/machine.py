@@ -97,6 +97,15 @@ def earliest(*deadlines: float | None) -> float | None:
     return min(present) if present else None
 
 
+def unit_interval(entropy: Entropy) -> float:
+    """A number in [0, 1) from four entropy bytes (for jitter).
+
+    >>> unit_interval(lambda n: bytes([128]) + bytes(n - 1))
+    0.5
+    """
+    return int.from_bytes(entropy(4)[:4].ljust(4, b"\0"), "big") / 2**32
+
+
 # ---- transition tables --------------------------------------------------------------------------
 
 StateT = TypeVar("StateT", bound=enum.Enum)

@@ -36,7 +36,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
+from thalovant.core.machine import (
+    Entropy,
+    Input,
+    Note,
+    NoteLevel,
+    Output,
+    Row,
+    Table,
+    TableMachine,
+    Tick,
+    unit_interval,
+)
 
 __all__ = [
     "TRACE_TYPES",
@@ -239,7 +250,7 @@ class Reconnect(TableMachine[ReconnectState]):
     def _wait(self, failures: int) -> float:
         """The jittered wait before the next attempt, after ``failures`` consecutive failures."""
         cfg = self._cfg
-        u = _unit(self._entropy)
+        u = unit_interval(self._entropy)
         if cfg.jitter is Jitter.DECORRELATED:
             hi = min(cfg.cap, self._prev_wait * 3)
             wait = cfg.base + u * max(0.0, hi - cfg.base)
@@ -269,11 +280,6 @@ TABLE: Table[ReconnectState, Reconnect] = {
     (_S.CLOSED, UserClose): _R(_S.CLOSED, Reconnect._on_nothing),
     (_S.GAVE_UP, UserClose): _R(_S.GAVE_UP, Reconnect._on_nothing),
 }
-
-
-def _unit(entropy: Entropy) -> float:
-    """A number in [0, 1) from four entropy bytes."""
-    return int.from_bytes(entropy(4)[:4].ljust(4, b"\0"), "big") / 2**32
 
 
 #: Every class a Reconnect trace may contain (for ``trace.TypeRegistry``).

@@ -17,8 +17,8 @@ Polls alternate between the text and the binary queue (when ``poll_binary`` is o
 
 from __future__ import annotations
 
-from thalovant.core.links.http_wire import HttpPollConfig, unit_interval
-from thalovant.core.machine import Entropy
+from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.machine import Entropy, unit_interval
 
 __all__ = ["PollSchedule"]
 

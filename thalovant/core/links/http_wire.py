@@ -19,7 +19,7 @@ from returns.result import Failure, Result, Success
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import form_encode, printable
-from thalovant.core.machine import Entropy, Input, Output
+from thalovant.core.machine import Input, Output
 from thalovant.core.wire.frame import Frame
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "request_headers",
     "send_body",
     "start_request",
-    "unit_interval",
 ]
 
 Headers = tuple[tuple[str, str], ...]
@@ -271,9 +270,3 @@ def replica_cookie(headers: Headers) -> str | None:
         if sep and key.strip() == REPLICA_COOKIE and val and all(32 < ord(c) < 127 and c != ";" for c in val):
             found = val
     return found
-
-
-def unit_interval(entropy: Entropy) -> float:
-    """A number in [0, 1) from four entropy bytes."""
-    raw = entropy(4)
-    return int.from_bytes(raw[:4].ljust(4, b"\0"), "big") / 2**32
