@@ -279,7 +279,9 @@ def test_garbage_sequences_never_raise_and_frames_are_answered_once(inputs: list
     for i, inp in enumerate(inputs):
         if isinstance(inp, Started) and m.state is not MqttState.IDLE:
             continue
+        before, row = m.state, TABLE.get((m.state, type(inp)))
         outs = m.handle(inp, now=float(i))
+        assert m.state in (row.ends if row else {before})  # every step stays within its table row
         assert all(isinstance(o, Output) for o in outs)
         sent += isinstance(inp, OutboundFrame)
         answered += sum(isinstance(o, FrameSent | FrameNotSent) for o in outs)

@@ -186,7 +186,9 @@ def test_garbage_sequences_never_raise_and_end_consistently(inputs: list[Input])
     link = WsLink(authorization=TOKEN)
     downs, answered, sent = 0, 0, 0
     for i, inp in enumerate(inputs):
+        before, row = link.state, TABLE.get((link.state, type(inp)))
         outs = link.handle(inp, now=float(i))
+        assert link.state in (row.ends if row else {before})  # every step stays within its table row
         assert all(isinstance(o, Output) for o in outs)
         downs += sum(isinstance(o, LinkDown) for o in outs)
         answered += sum(isinstance(o, FrameSent | FrameNotSent) for o in outs)
