@@ -25,10 +25,11 @@ from thalovant.core.handshake.noise import (
 )
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 from thalovant.core.handshake.v3 import (
-    _TRANSITIONS,
+    TABLE,
     NoiseChannel,
     NoiseHandshake,
     NoiseHandshakeState,
+    StartHandshake,
     negotiate,
     offer_generation,
 )
@@ -291,7 +292,26 @@ def test_misuse_raises_local_protocol_error_and_changes_nothing() -> None:
 
 
 def test_transition_table_covers_every_state_and_input() -> None:
-    assert set(_TRANSITIONS) == {(s, i) for s in NoiseHandshakeState for i in (GreetingReceived, Tick)}
+    every = {(s, i) for s in NoiseHandshakeState for i in (GreetingReceived, Tick)}
+    assert set(TABLE) == every | {(S.CREATED, StartHandshake)}
+    for (state, _kind), row in TABLE.items():
+        if state in (S.DONE, S.FAILED):
+            assert row.ends == {state}, "a terminal state is never left"
+        else:
+            assert S.FAILED in row.ends or row.to is S.CREATED or state is S.CREATED
+
+
+def test_start_row_ends_where_the_table_says() -> None:
+    row = TABLE[(S.CREATED, StartHandshake)]
+    with_hello = machine()
+    with_hello.start(now=100.0)
+    without_hello = machine(hello=None)
+    without_hello.start(now=100.0)
+    late = machine()
+    late.start(now=10_000.0)
+    assert with_hello.state is row.to
+    assert {without_hello.state, late.state} == row.exits
+    assert late.finished and not with_hello.finished and not without_hello.finished
 
 
 def test_secrets_never_show_in_reprs_or_outputs() -> None:

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import binascii
 import enum
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
 
 from returns.result import Failure, Result, Success
 
@@ -59,13 +60,15 @@ from thalovant.core.handshake.noise import (
 )
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
 from thalovant.core.handshake.v3_channel import NoiseChannel
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
 from thalovant.core.wire.message import HiveMessage, MsgType
 
 __all__ = [
     "NoiseChannel",  # re-exported for the session: the channel HandshakeDone carries
     "NoiseHandshake",
     "NoiseHandshakeState",
+    "StartHandshake",
+    "TABLE",
     "negotiate",
     "offer_generation",
 ]
@@ -131,11 +134,15 @@ class NoiseHandshakeState(enum.Enum):
 
 
 _S = NoiseHandshakeState
-_Handler = Callable[["NoiseHandshake", Any, float], list[Output]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartHandshake(Input):
+    """Begin the handshake (what :meth:`NoiseHandshake.start` feeds the table)."""
 _MSG1_ENCODINGS: Final[list[str]] = []  # thalovant sends none; the hub then answers JSON-HEX (§7.5)
 
 
-class NoiseHandshake:
+class NoiseHandshake(TableMachine[NoiseHandshakeState]):
     """Client side of the hub 5.x Noise handshake (XXpsk2 first contact, KKpsk0 when pinned).
 
     Args:
@@ -204,15 +211,13 @@ class NoiseHandshake:
         self._hub_static: bytes | None = None
         self._state = _S.CREATED
 
+    _TERMINAL = frozenset({NoiseHandshakeState.DONE, NoiseHandshakeState.FAILED})
+
     def __repr__(self) -> str:
         pattern = self._noise.pattern if self._noise else None
         return f"NoiseHandshake(state={self._state.name}, pattern={pattern!r}, pinned={self._pin is not None})"
 
     # ---- read-only views --------------------------------------------------------------------------
-
-    @property
-    def state(self) -> NoiseHandshakeState:
-        return self._state
 
     @property
     def deadline(self) -> float | None:
@@ -256,12 +261,7 @@ class NoiseHandshake:
         """
         if self._state is not _S.CREATED:
             raise LocalProtocolError(f"start() called in state {self._state.name}")
-        if now >= self._deadline:
-            return self._fail("timeout", f"no Noise handshake within {self._timeout:g} s")
-        if self._hello is None:
-            self._state = _S.WAIT_HELLO
-            return [Note(level=NoteLevel.DEBUG, text="Noise: waiting for the hub HELLO before message 1")]
-        return self._send_first(self._hello)
+        return self.handle(StartHandshake(), now=now)
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed one input (``GreetingReceived`` or ``Tick``).
@@ -269,12 +269,20 @@ class NoiseHandshake:
         Raises:
             LocalProtocolError: an input type this machine does not take.
         """
-        handler = _TRANSITIONS.get((self._state, type(inp)))
-        if handler is None:
-            raise LocalProtocolError(f"NoiseHandshake does not take {type(inp).__name__}")
-        return handler(self, inp, now)
+        row = TABLE.get((self._state, type(inp)))
+        if row is None:
+            raise LocalProtocolError(f"NoiseHandshake does not take {type(inp).__name__} in {self._state.name}")
+        return self._fire(row, inp, now)
 
     # ---- transitions ------------------------------------------------------------------------------
+
+    def _on_start(self, _inp: StartHandshake, now: float) -> list[Output]:
+        if now >= self._deadline:
+            return self._fail("timeout", f"no Noise handshake within {self._timeout:g} s")
+        if self._hello is None:
+            self._exit(_S.WAIT_HELLO)
+            return [Note(level=NoteLevel.DEBUG, text="Noise: waiting for the hub HELLO before message 1")]
+        return self._send_first(self._hello)
 
     def _on_tick(self, _inp: Tick, now: float) -> list[Output]:
         if now >= self._deadline:
@@ -294,12 +302,14 @@ class NoiseHandshake:
         if inp.message.msg_type is MsgType.HELLO:
             self._hello = inp.message
             return self._send_first(inp.message)
+        self._exit(_S.WAIT_HELLO)
         return [_ignored(inp.message, "while waiting for the hub HELLO")]
 
     def _on_greeting_wait_reply(self, inp: GreetingReceived, _now: float) -> list[Output]:
         msg = inp.message
         noise = msg.payload.get("noise") if isinstance(msg.payload, dict) else None
         if msg.msg_type is not MsgType.HANDSHAKE or not isinstance(noise, dict) or "msg" not in noise:
+            self._exit(_S.WAIT_REPLY)
             return [_ignored(msg, "while waiting for Noise message 2")]  # e.g. a repeated offer (§10.1)
         raw = _unhex(noise["msg"])
         if raw is None:
@@ -334,7 +344,6 @@ class NoiseHandshake:
             remote_static=self._pin if pattern == PATTERN_KK else None,
         )
         msg1 = self._noise.write_message(canonical_json({"binarize": self._binarize, "encodings": _MSG1_ENCODINGS}))
-        self._state = _S.WAIT_REPLY
         frame = HiveMessage(
             msg_type=MsgType.HANDSHAKE,
             payload={"noise": {"pattern": pattern, "suite": suite, "msg": msg1.hex()}},
@@ -374,7 +383,6 @@ class NoiseHandshake:
             remote_static=hub_static,
         )
         self._hub_static = hub_static
-        self._state = _S.DONE
         hello_payload = self._hello.payload if self._hello is not None else None
         peer = hello_payload.get("peer") if isinstance(hello_payload, dict) else None
         node_id = hello_payload.get("node_id") if isinstance(hello_payload, dict) else None
@@ -388,7 +396,7 @@ class NoiseHandshake:
         return out
 
     def _fail(self, code: str, detail: str, *, auth: bool = False) -> list[Output]:
-        self._state = _S.FAILED
+        self._exit(_S.FAILED)
         return [HandshakeFailed(code=code, detail=detail, auth=auth)]
 
 
@@ -405,16 +413,26 @@ def _ignored(message: HiveMessage, when: str) -> Note:
     return Note(level=NoteLevel.DEBUG, text=f"Noise: ignored a cleartext {message.msg_type.value} frame {when}")
 
 
-#: (state, input type) -> handler. Terminal states swallow everything quietly.
-_TRANSITIONS: Final[dict[tuple[NoiseHandshakeState, type[Input]], _Handler]] = {
-    (_S.CREATED, GreetingReceived): NoiseHandshake._on_greeting_early,  # keep an early HELLO
-    (_S.CREATED, Tick): NoiseHandshake._on_tick,  # the deadline runs from started_at
-    (_S.WAIT_HELLO, GreetingReceived): NoiseHandshake._on_greeting_wait_hello,  # HELLO -> message 1
-    (_S.WAIT_HELLO, Tick): NoiseHandshake._on_tick,  # timeout
-    (_S.WAIT_REPLY, GreetingReceived): NoiseHandshake._on_greeting_wait_reply,  # message 2 -> done/failed
-    (_S.WAIT_REPLY, Tick): NoiseHandshake._on_tick,  # timeout
-    (_S.DONE, GreetingReceived): NoiseHandshake._on_greeting_terminal,  # late cleartext: ignore
-    (_S.DONE, Tick): NoiseHandshake._on_tick_terminal,  # no timers left
-    (_S.FAILED, GreetingReceived): NoiseHandshake._on_greeting_terminal,  # ignore
-    (_S.FAILED, Tick): NoiseHandshake._on_tick_terminal,  # no timers left
+_LIVE_EXITS = frozenset({_S.FAILED})
+
+#: ``(state, input type) -> Row(to, handler, exits)``: the one place a transition is written.
+#: Terminal states swallow everything quietly.
+TABLE: Final[Table[NoiseHandshakeState, NoiseHandshake]] = {
+    (_S.CREATED, StartHandshake): Row(_S.WAIT_REPLY, NoiseHandshake._on_start, frozenset({_S.WAIT_HELLO, _S.FAILED})),
+    (_S.CREATED, GreetingReceived): Row(_S.CREATED, NoiseHandshake._on_greeting_early),  # keep an early HELLO
+    (_S.CREATED, Tick): Row(_S.CREATED, NoiseHandshake._on_tick, _LIVE_EXITS),  # the deadline runs from started_at
+    # HELLO -> message 1 (anything else is ignored)
+    (_S.WAIT_HELLO, GreetingReceived): Row(
+        _S.WAIT_REPLY, NoiseHandshake._on_greeting_wait_hello, frozenset({_S.WAIT_HELLO, _S.FAILED})
+    ),
+    (_S.WAIT_HELLO, Tick): Row(_S.WAIT_HELLO, NoiseHandshake._on_tick, _LIVE_EXITS),  # timeout
+    # message 2 -> done (or failed; a repeated offer is ignored)
+    (_S.WAIT_REPLY, GreetingReceived): Row(
+        _S.DONE, NoiseHandshake._on_greeting_wait_reply, frozenset({_S.WAIT_REPLY, _S.FAILED})
+    ),
+    (_S.WAIT_REPLY, Tick): Row(_S.WAIT_REPLY, NoiseHandshake._on_tick, _LIVE_EXITS),  # timeout
+    (_S.DONE, GreetingReceived): Row(_S.DONE, NoiseHandshake._on_greeting_terminal),  # late cleartext: ignore
+    (_S.DONE, Tick): Row(_S.DONE, NoiseHandshake._on_tick_terminal),  # no timers left
+    (_S.FAILED, GreetingReceived): Row(_S.FAILED, NoiseHandshake._on_greeting_terminal),  # ignore
+    (_S.FAILED, Tick): Row(_S.FAILED, NoiseHandshake._on_tick_terminal),  # no timers left
 }
