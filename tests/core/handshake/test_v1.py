@@ -204,21 +204,36 @@ def test_random_greetings_never_raise(inputs: list[Input], with_pw: bool, with_p
         password="pw" if with_pw or not with_psk else None,
         crypto_key="a1b2c3d4e5f60718" if with_psk else None,
     )
+    from thalovant.core.handshake.v1 import TABLE, _kind
+
     for i, inp in enumerate(inputs):
+        before = hs.state
+        row = TABLE.get((before, _kind(inp.message))) if isinstance(inp, GreetingReceived) else None
+        expired = i >= 5.0 and not hs.finished
         outs: list[Output] = hs.handle(inp, now=float(i))
         for out in outs:
             assert isinstance(out, SendHandshake | HandshakeDone | HandshakeFailed | NoiseOffered | Note)
+        if expired:
+            assert hs.state is HandshakeState.FAILED
+        elif row is not None:
+            assert hs.state in row.ends, f"{before.name} + {inp} ended in {hs.state.name}, not in its row"
+        else:
+            assert hs.state is before, "an input with no row changes nothing"
+        assert hs.finished == (hs.state in {HandshakeState.READY, HandshakeState.HANDED_OVER, HandshakeState.FAILED})
     assert isinstance(hs.state, HandshakeState)
 
 
 def test_transition_table_rows_are_all_live_states() -> None:
-    from thalovant.core.handshake.v1 import _TRANSITIONS
+    from thalovant.core.handshake.v1 import TABLE
 
-    assert {state for state, _ in _TRANSITIONS} == {
+    assert {state for state, _ in TABLE} == {
         HandshakeState.WAIT_HELLO,
         HandshakeState.WAIT_OFFER,
         HandshakeState.WAIT_ENVELOPE,
     }
+    terminal = {HandshakeState.READY, HandshakeState.HANDED_OVER, HandshakeState.FAILED}
+    reached = {end for row in TABLE.values() for end in row.ends}
+    assert terminal <= reached, "every terminal state is the end of some row"
     assert isinstance(decode_json(L7["hub_hello"]), Success)
 
 

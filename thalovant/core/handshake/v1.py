@@ -37,9 +37,9 @@ a repr, a Note or a failure detail.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from returns.result import Success
 
@@ -54,7 +54,7 @@ from thalovant.core.handshake.v1_crypto import (
     preshared_key,
     verify_envelope,
 )
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, TableMachine, Tick
 from thalovant.core.wire.message import HiveMessage, MsgType
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "Handshake",
     "HandshakeState",
     "NoiseOffered",
+    "TABLE",
     "is_noise_offer",
 ]
 
@@ -103,7 +104,6 @@ def is_noise_offer(payload: object) -> bool:
 
 _S = HandshakeState
 _LIVE = (_S.WAIT_HELLO, _S.WAIT_OFFER, _S.WAIT_ENVELOPE)
-_Handler = Callable[["Handshake", HiveMessage, float], list[Output]]
 
 
 def _kind(message: HiveMessage) -> str:
@@ -118,7 +118,7 @@ def _note(text: str, level: NoteLevel = NoteLevel.DEBUG) -> Note:
     return Note(level=level, text=text)
 
 
-class Handshake:
+class Handshake(TableMachine[HandshakeState]):
     """Client side of the hub 4.x handshake (password or pre-shared key).
 
     Args:
@@ -185,12 +185,10 @@ class Handshake:
         self._offered: tuple[tuple[Encoding, ...], tuple[Cipher, ...]] = (self._encodings, self._ciphers)
         self.path: str | None = None  # "password" or "psk" once chosen
 
+    _TERMINAL = frozenset({HandshakeState.READY, HandshakeState.HANDED_OVER, HandshakeState.FAILED})
+
     def __repr__(self) -> str:
         return f"Handshake(state={self._state.name}, path={self.path!r})"
-
-    @property
-    def state(self) -> HandshakeState:
-        return self._state
 
     @property
     def deadline(self) -> float | None:
@@ -224,38 +222,38 @@ class Handshake:
         Raises:
             LocalProtocolError: any other input type.
         """
-        if isinstance(inp, Tick):
-            if self._state in _LIVE and now >= self._deadline:
-                return self._fail("timeout", f"no handshake within {self._timeout:g} s")
-            return []
-        if not isinstance(inp, GreetingReceived):
+        if not isinstance(inp, Tick | GreetingReceived):
             raise LocalProtocolError(f"Handshake does not accept {type(inp).__name__}")
         if self._state in _LIVE and now >= self._deadline:
-            return self._fail("timeout", f"no handshake within {self._timeout:g} s")
-        handler = _TRANSITIONS.get((self._state, _kind(inp.message)))
-        if handler is None:
+            return self._fire(_TIMED_OUT, inp, now)
+        if isinstance(inp, Tick):
+            return []
+        row = TABLE.get((self._state, _kind(inp.message)))
+        if row is None:
             if self._state in _LIVE:
                 return [_note(f"handshake: ignored {inp.message.msg_type.value} in {self._state.name}")]
             return []
-        return handler(self, inp.message, now)
+        return self._fire(row, inp, now)
 
     # ---- transitions ------------------------------------------------------------------------------
 
-    def _on_hello(self, message: HiveMessage, _now: float) -> list[Output]:
+    def _on_timeout(self, _inp: Input, _now: float) -> list[Output]:
+        return self._fail("timeout", f"no handshake within {self._timeout:g} s")
+
+    def _on_hello(self, inp: GreetingReceived, _now: float) -> list[Output]:
         if self._hello is not None:
             return [_note("handshake: duplicate hub HELLO ignored")]
-        self._hello = message
-        if self._state is _S.WAIT_HELLO:
-            self._state = _S.WAIT_OFFER
+        self._hello = inp.message
         return []
 
-    def _on_duplicate_offer(self, _message: HiveMessage, _now: float) -> list[Output]:
+    def _on_duplicate_offer(self, _inp: GreetingReceived, _now: float) -> list[Output]:
         return [_note("handshake: duplicate offer ignored (one handshake per connection)", NoteLevel.INFO)]
 
-    def _on_offer(self, message: HiveMessage, _now: float) -> list[Output]:
+    def _on_offer(self, inp: GreetingReceived, _now: float) -> list[Output]:
+        message = inp.message
         payload: dict[str, Any] = message.payload if isinstance(message.payload, dict) else {}
         if is_noise_offer(payload):
-            self._state = _S.HANDED_OVER
+            self._exit(_S.HANDED_OVER)
             return [NoiseOffered(offer=message, hello=self._hello)]
         use_password = self._password is not None and payload.get("password") is True
         use_psk = self._psk is not None and payload.get("preshared_key") is True
@@ -284,7 +282,6 @@ class Handshake:
         self._iv = iv
         self._offered = (encodings, ciphers)
         self.path = "password"
-        self._state = _S.WAIT_ENVELOPE
         shake = {
             "binarize": self._binarize,
             "encodings": [e.value for e in encodings],
@@ -293,7 +290,8 @@ class Handshake:
         }
         return [SendHandshake(message=HiveMessage(msg_type=MsgType.HANDSHAKE, payload=shake))]
 
-    def _on_envelope(self, message: HiveMessage, _now: float) -> list[Output]:
+    def _on_envelope(self, inp: GreetingReceived, _now: float) -> list[Output]:
+        message = inp.message
         payload: dict[str, Any] = message.payload if isinstance(message.payload, dict) else {}
         assert self._iv is not None and self._password is not None  # WAIT_ENVELOPE implies both
         verified = verify_envelope(payload.get("envelope"), self._password, own_iv=self._iv)
@@ -320,14 +318,14 @@ class Handshake:
         return self._done(channel)
 
     def _done(self, channel: LegacyChannel) -> list[Output]:
-        self._state = _S.READY
+        self._exit(_S.READY)
         return [
             _note(f"handshake: {self.path} path, {channel.cipher.value}/{channel.encoding.value}", NoteLevel.INFO),
             HandshakeDone(channel=channel, hub_peer=self.hub_peer, node_id=self.node_id),
         ]
 
     def _fail(self, code: str, detail: str, *, auth: bool = False) -> list[Output]:
-        self._state = _S.FAILED
+        self._exit(_S.FAILED)
         return [HandshakeFailed(code=code, detail=detail, auth=auth)]
 
 
@@ -338,13 +336,18 @@ def _allowed(ours: Sequence[Any], theirs: object) -> tuple[Any, ...]:
     return tuple(item for item in ours if item.value in theirs)
 
 
-# Transition table: (state, greeting kind) -> handler. Missing rows: Note (live) or nothing (terminal).
-_TRANSITIONS: dict[tuple[HandshakeState, str], _Handler] = {
-    (_S.WAIT_HELLO, "hello"): Handshake._on_hello,  # store peer/node_id, wait for the offer
-    (_S.WAIT_HELLO, "offer"): Handshake._on_offer,  # offer first is accepted too (robustness)
-    (_S.WAIT_OFFER, "hello"): Handshake._on_hello,  # duplicate HELLO: Note
-    (_S.WAIT_OFFER, "offer"): Handshake._on_offer,  # choose the path
-    (_S.WAIT_ENVELOPE, "hello"): Handshake._on_hello,  # late HELLO (offer came first): store it
-    (_S.WAIT_ENVELOPE, "offer"): Handshake._on_duplicate_offer,  # never a second handshake
-    (_S.WAIT_ENVELOPE, "envelope"): Handshake._on_envelope,  # verify, derive, done
+_OFFER_ENDS = frozenset({_S.READY, _S.HANDED_OVER, _S.FAILED})
+
+#: ``(state, greeting kind) -> Row(to, handler, exits)``: the one place a transition is written.
+#: Missing rows: a Note (live states) or nothing (terminal states).
+TABLE: Final[Mapping[tuple[HandshakeState, str], Row[Handshake, HandshakeState]]] = {
+    (_S.WAIT_HELLO, "hello"): Row(_S.WAIT_OFFER, Handshake._on_hello),  # store peer/node_id, wait for the offer
+    (_S.WAIT_HELLO, "offer"): Row(_S.WAIT_ENVELOPE, Handshake._on_offer, _OFFER_ENDS),  # offer first is accepted too
+    (_S.WAIT_OFFER, "hello"): Row(_S.WAIT_OFFER, Handshake._on_hello),  # duplicate HELLO: Note
+    (_S.WAIT_OFFER, "offer"): Row(_S.WAIT_ENVELOPE, Handshake._on_offer, _OFFER_ENDS),  # choose the path
+    (_S.WAIT_ENVELOPE, "hello"): Row(_S.WAIT_ENVELOPE, Handshake._on_hello),  # late HELLO (offer came first)
+    (_S.WAIT_ENVELOPE, "offer"): Row(_S.WAIT_ENVELOPE, Handshake._on_duplicate_offer),  # never a second handshake
+    (_S.WAIT_ENVELOPE, "envelope"): Row(_S.READY, Handshake._on_envelope, frozenset({_S.FAILED})),  # verify, derive
 }
+#: Any live state past the deadline, on any input.
+_TIMED_OUT: Final[Row[Handshake, HandshakeState]] = Row(_S.FAILED, Handshake._on_timeout)
