@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,7 +243,7 @@ class MemoryHubNet:
         self._ws: dict[int, _WsPeer] = {}
         self._epochs = 0
         self._requests = 0
-        self._dialled: anyio.Event | None = None
+        self._activity: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<MemoryHubNet {self.transport.protocol} dials={len(self.dials)} {self.hub!r}>"
@@ -259,20 +260,27 @@ class MemoryHubNet:
         """The dial seam's signature: a fresh in-memory stream to the hub."""
         await anyio.lowlevel.checkpoint()
         self.dials.append(Dial(host, port, tls is not None, tls_hostname, tls_standard_compatible))
-        if self._dialled is not None:
-            self._dialled.set()
+        self._wake()
         if self.fail_dial is not None:
             raise self.fail_dial
         peer: _Peer = _WsPeer(self) if self.transport.protocol == "wss" else _HttpPeer(self)
         self.streams.append(peer.stream)
         return peer.stream
 
-    async def wait_dials(self, count: int, *, within: float = 5.0) -> None:
-        """Wait until the shell dialled ``count`` times in all (bounded by ``within`` seconds)."""
+    async def wait_until(self, condition: Callable[[], bool], *, within: float = 5.0) -> None:
+        """Wait until ``condition()`` holds, checked after every dial and every request or frame the hub gets.
+
+        Raises:
+            TimeoutError: it did not hold within ``within`` seconds.
+        """
         with anyio.fail_after(within):
-            while len(self.dials) < count:
-                self._dialled = anyio.Event()
-                await self._dialled.wait()
+            while not condition():
+                self._activity = anyio.Event()
+                await self._activity.wait()
+
+    def _wake(self) -> None:
+        if self._activity is not None:
+            self._activity.set()
 
     # -- between the peers and the FakeTransport ----------------------------------------------------
 
@@ -284,11 +292,13 @@ class MemoryHubNet:
     def order(self, epoch: int, order: Output) -> None:
         self.transport.execute(LinkOrder(epoch=epoch, order=order))
         self._flush()
+        self._wake()
 
     def forget(self, epoch: int) -> None:
         """The client's end of ``epoch`` went away: the hub forgets that connection."""
         self.transport.execute(DropLink(epoch=epoch))
         self._flush()
+        self._wake()
 
     def http(self, method: str, target: str, body: bytes) -> ResponseReceived:
         self._requests += 1
@@ -302,6 +312,7 @@ class MemoryHubNet:
         assert len(answers) == 1, f"no single answer to {method} {target.split('?')[0]}"
         answer = answers[0].fact
         assert isinstance(answer, ResponseReceived)
+        self._wake()
         return answer
 
     def _flush(self) -> None:

@@ -226,7 +226,7 @@ async def test_refused_dials_are_retried_until_the_hub_answers(
 ) -> None:
     refused = ConnectionRefusedError(111, "Connection refused")
     async with running(monkeypatch, protocol, fail_dial=refused) as (_runtime, net, seen):
-        await net.wait_dials(3)
+        await net.wait_until(lambda: len(net.dials) >= 3)
         net.fail_dial = None
         await seen.first(is_state(cx.ConnectionState.READY))
         assert len(net.dials) >= 4 and net.hub.connections == 1
