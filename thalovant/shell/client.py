@@ -211,7 +211,7 @@ class AsyncThalovantClient:
             ThalovantConnectionError: the hub cannot be reached.
         """
         await self._engine.start()
-        failed = await self._engine.settle()
+        failed = await self._engine.settle(self.connect_timeout)
         if failed is not None:
             await self.close()
             raise_for(failed)

@@ -8,9 +8,12 @@ posts sends and asks, and waits for the machine's answers through
 :class:`~thalovant.shell.results.Results`. It maps no answer to an exception: the client hands
 what it returns to :func:`thalovant.shell.outcomes.raise_for`.
 
-Deadlines. A send or an ask gets one absolute deadline, computed once here and given to the
-core with the request; the core ends the request by then. The only clock of the engine's own
-is :meth:`ClientEngine.settle`, which bounds ``connect()`` (the core has no connect deadline).
+Deadlines. A send or an ask gets one absolute deadline, computed once here and handed to the
+core with the request (for an ask, the same value in ``SendRequested`` and ``AskStarted``). The
+core ends an ask by then wherever it is, and a send that is still queued; a send the transport
+holds ends when the transport says so. The waits only carry a guard (``shell.results``). The
+engine's one clock of its own is :meth:`ClientEngine.settle`, which bounds ``connect()``: the
+core has no connect deadline.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class ClientEngine:
     Args:
         config: the machine's config (from the client's plan).
         endpoint: where the runtime dials.
-        timeouts: the runtime's IO timeouts (``timeouts.connect`` also bounds :meth:`settle`).
+        timeouts: the runtime's IO timeouts.
         listeners: the client's listeners (events go there; they fail when the client gives up).
         entropy: random bytes for the machine.
         trace: records the machine's steps, if given.
@@ -136,17 +139,16 @@ class ClientEngine:
         self.task_group.start_soon(self.runtime.run)
         await self.runtime.post(cx.Connect())
 
-    async def settle(self) -> ConnectEnded | None:
-        """Wait until the machine is ready (None) or gave up, at most ``timeouts.connect``: why not ready."""
+    async def settle(self, timeout: float) -> ConnectEnded | None:
+        """Wait until the machine is ready (None) or gave up, at most ``timeout`` seconds: why not ready."""
         assert self._settled is not None, "start() first"
-        with anyio.move_on_after(self._timeouts.connect):
+        with anyio.move_on_after(timeout):
             await self._settled.wait()
-        return None if self.status is cx.ConnectionState.READY else self.not_connected()
+        return None if self.status is cx.ConnectionState.READY else self.not_connected(timeout)
 
-    def not_connected(self) -> ConnectEnded:
-        return ConnectEnded(
-            protocol=self.protocol, timeout=self._timeouts.connect, gave_up=self.gave_up, detail=self.detail
-        )
+    def not_connected(self, timeout: float) -> ConnectEnded:
+        """Why the machine is not ready (``timeout``: the seconds waited, for the message when it did not give up)."""
+        return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=self.gave_up, detail=self.detail)
 
     async def stop(self, reason: str) -> None:
         """Close the link (politely where the transport allows) and end every wait with ``reason``. Idempotent."""
@@ -181,7 +183,7 @@ class ClientEngine:
         elif status.state is cx.ConnectionState.GAVE_UP:
             self.gave_up = status
             self._settled.set()
-            error = error_for(self.not_connected())
+            error = error_for(self.not_connected(self._timeouts.connect))
             if error is not None:
                 self._listeners.fail_all(error)
         elif status.state is cx.ConnectionState.CONNECTING and self._ready.is_set():
@@ -209,7 +211,11 @@ class ClientEngine:
         return slot
 
     async def send(self, message: BusMessage, wait: float) -> Output | None:
-        """Send ``message``; the core's ``SendDone``/``SendError``, or None if the guard ran out first."""
+        """Send ``message``; the core's ``SendDone``/``SendError``, or None if the guard ran out first.
+
+        Raises:
+            ThalovantConnectionError: the engine is not running (the client is not connected).
+        """
         slot = await self._post(message, anyio.current_time() + wait, None, None)
         await Results.wait_send(slot, wait)
         return slot.value
@@ -222,6 +228,9 @@ class ClientEngine:
         Returns:
             What the core said of the send and of the ask (either None if the guard ran out first;
             the ask is then cancelled in the core).
+
+        Raises:
+            ThalovantConnectionError: the engine is not running (the client is not connected).
         """
         deadline = anyio.current_time() + wait  # the ask's one deadline: the core ends the ask there
         started = corr.AskStarted(
