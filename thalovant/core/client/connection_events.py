@@ -20,6 +20,8 @@ from thalovant.core.machine import Input, Output
 from thalovant.core.wire.message import BusMessage
 
 Protocol = Literal["wss", "https", "mqtt"]
+#: Why a send failed (``SendError.kind``).
+SendErrorKind = Literal["queue_full", "timeout", "link_lost", "closed", "gave_up", "refused"]
 
 
 class ConnectionState(enum.Enum):
@@ -162,7 +164,7 @@ class SendError(Output):
 
     ref: int
     reason: str
-    kind: Literal["queue_full", "timeout", "link_lost", "closed", "gave_up", "refused"]
+    kind: SendErrorKind
     maybe_sent: bool = False
 
 

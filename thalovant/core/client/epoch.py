@@ -1,0 +1,83 @@
+"""What one epoch of a :class:`~thalovant.core.client.connection.Connection` is made of.
+
+Each link attempt (an *epoch*) starts from nothing: a new :class:`Epoch` with a fresh session
+(:func:`new_session`, set up for the transport's wire) and a fresh link machine
+(:func:`new_link`). The connection routes between the two; facts from an older epoch's link
+are ignored, so nothing of a dead link can leak into the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from thalovant.core.client.connection_events import ConnectionConfig
+from thalovant.core.links.http_poll import HttpPoll
+from thalovant.core.links.mqtt_map import MqttMap
+from thalovant.core.links.ws import WsLink
+from thalovant.core.machine import Entropy
+from thalovant.core.session.machine import Session
+
+__all__ = ["Epoch", "Link", "new_link", "new_session"]
+
+#: The link machine of one epoch, by transport.
+Link = WsLink | HttpPoll | MqttMap
+
+
+@dataclass(slots=True)
+class Epoch:
+    """One link attempt of a connection and what it has seen so far.
+
+    Attributes:
+        number: counts from 1 (0: no attempt yet); transport facts and orders carry it.
+        session: the session of this attempt (kept after the link is gone, for its generation).
+        link: the link machine, until it is finished and dropped.
+        ready: the session is ready: sends go straight to it.
+        lost: the loss of this link was already handled (a session failure, then the socket close).
+        close_code: the WebSocket close code the link reported, if any.
+    """
+
+    number: int = 0
+    session: Session | None = None
+    link: Link | None = None
+    ready: bool = False
+    lost: bool = False
+    close_code: int | None = None
+
+
+def new_session(cfg: ConnectionConfig, entropy: Entropy) -> Session:
+    """A session for ``cfg``'s transport: MQTT speaks bitstrings and must send the first HELLO;
+    HTTP (hub 4.x) cannot carry binary frames."""
+    return Session(
+        session_id=cfg.session_id,
+        useragent=cfg.useragent,
+        entropy=entropy,
+        site_id=cfg.site_id,
+        access_key=cfg.access_key,
+        password=cfg.password,
+        crypto_key=cfg.crypto_key,
+        wire="bitstring" if cfg.protocol == "mqtt" else "text",
+        binary_ok=cfg.protocol != "https",
+        trigger_hello=cfg.protocol == "mqtt",
+        handshake_timeout=cfg.handshake_timeout,
+        v3_options=dict(cfg.v3_options),
+    )
+
+
+def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy) -> Link:
+    """The link machine for ``cfg``'s transport; ``token`` is the ``authorization`` value (a secret)."""
+    if cfg.protocol == "wss":
+        return WsLink(authorization=token, auth_encoding=cfg.auth_encoding, useragent=cfg.useragent)
+    if cfg.protocol == "https":
+        http_cfg = cfg.http if not cfg.http_base_path else replace(cfg.http, base_path=cfg.http_base_path)
+        # v1 sessions never produce binary frames over HTTP (binary_ok=False); v3 Noise frames are
+        # always binary and only hub 5.x offers v3, which takes ``binary=1`` uploads.
+        http_cfg = replace(http_cfg, binary_uploads=True)
+        return HttpPoll(authorization=token, useragent=cfg.useragent, entropy=entropy, config=http_cfg)
+    return MqttMap(
+        access_key=cfg.access_key,
+        topic_prefix=cfg.mqtt_topic_prefix,
+        entropy=entropy,
+        layout=cfg.mqtt_layout,
+        overrides=cfg.mqtt_overrides,
+        qos=cfg.mqtt_qos,
+    )
