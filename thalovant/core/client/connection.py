@@ -85,20 +85,8 @@ from thalovant.core.links.mqtt import SessionEstablished as MqttSessionReady
 from thalovant.core.links.mqtt_map import MqttMap
 from thalovant.core.links.ws import WsClosed, WsLink
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
-from thalovant.core.session.machine import (
-    CloseLink,
-    Deliver,
-    FrameReceived,
-    LinkClosed,
-    LinkOpened,
-    SendFailed,
-    SendFrame,
-    SessionFailed,
-    SessionReady,
-    SessionState,
-    UserSend,
-)
-from thalovant.core.session.machine import UserClose as SessionClose
+from thalovant.core.session import events as session_io
+from thalovant.core.session.machine import SessionState
 from thalovant.core.wire.auth import authorization_token
 from thalovant.core.wire.message import HiveMessage, MsgType
 
@@ -209,7 +197,7 @@ class Connection:
         out += self._outbox.fail_waiting("the client was closed", "closed")
         out += self._correlator_do(corr.LinkLost(reason="the client was closed"), now)
         if self._ep.session is not None and not self._ep.session.finished:
-            out += self._session_do(SessionClose(), now)
+            out += self._session_do(session_io.UserClose(), now)
         out += self._stop_link(now)
         out += self._outbox.fail_inflight("the client was closed before the hub confirmed it", "closed")
         out.append(StatusChanged(state=self.state, detail="closed by the client", epoch=self._ep.number))
@@ -245,7 +233,7 @@ class Connection:
         if ping_at is not None and now >= ping_at and self._ep.session is not None:
             self._last_sent = now
             ping = HiveMessage(msg_type=MsgType.PING, payload={"keepalive": True})
-            out += self._session_do(UserSend(message=ping, ref=0), now)
+            out += self._session_do(session_io.UserSend(message=ping, ref=0), now)
         return out
 
     # ---- reconnect ------------------------------------------------------------------------------
@@ -311,10 +299,10 @@ class Connection:
         if session is None:
             return []
         if isinstance(o, LinkUp):
-            return self._session_do(LinkOpened(), now)
+            return self._session_do(session_io.LinkOpened(), now)
         if isinstance(o, InboundFrame):
             live = session.state in (SessionState.HANDSHAKING, SessionState.READY)
-            return self._session_do(FrameReceived(data=o.data), now) if live else []
+            return self._session_do(session_io.FrameReceived(data=o.data), now) if live else []
         if isinstance(o, FrameSent):
             return self._outbox.confirmed(o.refs)
         if isinstance(o, FrameNotSent):
@@ -347,12 +335,12 @@ class Connection:
         self._ep.lost = True
         session = self._ep.session
         if session is not None and not session.finished:
-            for so in session.handle(LinkClosed(code=self._ep.close_code, reason=reason), now=now):
-                if isinstance(so, SessionFailed):
+            for so in session.handle(session_io.LinkClosed(code=self._ep.close_code, reason=reason), now=now):
+                if isinstance(so, session_io.SessionFailed):
                     reason = reason if auth else (so.detail or reason)  # a link's refusal says it best
                     auth = auth or so.auth
                     retryable = retryable and so.retryable
-                elif isinstance(so, SendFailed):
+                elif isinstance(so, session_io.SendFailed):
                     out += self._route_session_output(so, now)
         self._ep.ready = False
         self._last_error = reason
@@ -375,29 +363,29 @@ class Connection:
         return out
 
     def _route_session_output(self, o: Output, now: float) -> list[Output]:
-        if isinstance(o, SendFrame):
+        if isinstance(o, session_io.SendFrame):
             return self._link_do(OutboundFrame(data=o.data, refs=tuple(o.refs)), now)
-        if isinstance(o, Deliver):
+        if isinstance(o, session_io.Deliver):
             return self._deliver(o.message, now)
-        if isinstance(o, SessionReady):
+        if isinstance(o, session_io.SessionReady):
             return self._on_ready(o, now)
-        if isinstance(o, SendFailed):
+        if isinstance(o, session_io.SendFailed):
             return self._outbox.refused(o.ref, o.reason)
-        if isinstance(o, SessionFailed):
+        if isinstance(o, session_io.SessionFailed):
             out: list[Output] = [Note(level=NoteLevel.WARNING, text=f"session failed: {o.detail}")]
             out += self._stop_link(now)
             out += self._link_lost(o.detail, o.retryable, o.auth, now)
             return out
-        if isinstance(o, CloseLink):
+        if isinstance(o, session_io.CloseLink):
             return self._stop_link(now) if self.state is not _S.CLOSED else []
         if isinstance(o, Note):
             return [o]
         return []
 
-    def _on_ready(self, o: SessionReady, now: float) -> list[Output]:
+    def _on_ready(self, o: session_io.SessionReady, now: float) -> list[Output]:
         self._ep.ready = True
         self._last_sent = now
-        self._life.move(SessionReady)
+        self._life.move(session_io.SessionReady)
         out: list[Output] = [
             StatusChanged(state=self.state, detail="ready", generation=o.generation, epoch=self._ep.number)
         ]
@@ -419,7 +407,7 @@ class Connection:
         else:
             sent = corr.MessageSent(msg_type=item.message.type, request_id=corr.request_id_of(item.message))
             out += self._correlator_do(sent, now)
-        out += self._session_do(UserSend(message=item.message, ref=item.ref), now)
+        out += self._session_do(session_io.UserSend(message=item.message, ref=item.ref), now)
         return out
 
     def _deliver(self, message: HiveMessage, now: float) -> list[Output]:
