@@ -1,7 +1,9 @@
-"""Inputs, outputs and configuration of :class:`thalovant.core.client.connection.Connection`.
+"""The vocabulary of :class:`thalovant.core.client.connection.Connection`: its configuration,
+its states, the inputs the shell feeds it and the orders it gives back.
 
-Kept apart from the machine so each module stays small; ``connection``
-re-exports every name here.
+This is what the shell and recorded traces speak; the machine's logic is elsewhere (the
+connection, its life-cycle table, outbox and epochs), so these values import nothing of it.
+``connection`` re-exports every name here, and traces name them by that module.
 """
 
 from __future__ import annotations
