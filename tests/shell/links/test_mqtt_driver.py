@@ -16,19 +16,7 @@ import anyio.abc
 import pytest
 
 from tests.shell.links.test_mqtt import ALICE_PW, Broker, cid, start_broker
-from thalovant.core.links.mqtt import (
-    ConnectMqtt,
-    DisconnectMqtt,
-    MqttConnected,
-    MqttDisconnected,
-    MqttMessage,
-    MqttPublished,
-    MqttPublishFailed,
-    MqttSubscribed,
-    Publish,
-    SetWill,
-    Subscribe,
-)
+from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Input
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.mqtt import MqttConnection
@@ -98,39 +86,39 @@ async def driver_for(broker: Broker, password: str = ALICE_PW) -> AsyncIterator[
 async def test_connect_subscribe_publish_receive_disconnect(broker: Broker) -> None:
     topic = f"test/driver/{cid('loop')}"
     async with driver_for(broker) as (driver, epoch):
-        await driver.execute(ConnectMqtt(client_id=cid("driver"), keepalive=30))
-        assert (await epoch.first(MqttConnected)).session_present is False
-        await driver.execute(Subscribe(topic=topic, qos=1))
-        assert (await epoch.first(MqttSubscribed)).granted_qos == 1
-        await driver.execute(Publish(pub_id=7, topic=topic, payload=b"round trip", qos=1, retain=False))
-        await epoch.first(MqttPublished, pub_id=7)
-        message = await epoch.first(MqttMessage, topic=topic)
+        await driver.execute(mq.ConnectMqtt(client_id=cid("driver"), keepalive=30))
+        assert (await epoch.first(mq.MqttConnected)).session_present is False
+        await driver.execute(mq.Subscribe(topic=topic, qos=1))
+        assert (await epoch.first(mq.MqttSubscribed)).granted_qos == 1
+        await driver.execute(mq.Publish(pub_id=7, topic=topic, payload=b"round trip", qos=1, retain=False))
+        await epoch.first(mq.MqttPublished, pub_id=7)
+        message = await epoch.first(mq.MqttMessage, topic=topic)
         assert (message.payload, message.qos) == (b"round trip", 1)
-        await driver.execute(DisconnectMqtt())
-        await epoch.first(MqttDisconnected, rc=0)
+        await driver.execute(mq.DisconnectMqtt())
+        await epoch.first(mq.MqttDisconnected, rc=0)
         assert driver.mqtt is not None and not driver.mqtt.connected
 
 
 async def test_a_failed_subscription_is_reported_as_0x80(broker: Broker) -> None:
     async with driver_for(broker) as (driver, epoch):
-        await driver.execute(ConnectMqtt(client_id=cid("driver")))
-        await epoch.first(MqttConnected)
-        await driver.execute(Subscribe(topic="$SYS/#/bad/#", qos=1))
-        assert (await epoch.first(MqttSubscribed)).granted_qos == 0x80
+        await driver.execute(mq.ConnectMqtt(client_id=cid("driver")))
+        await epoch.first(mq.MqttConnected)
+        await driver.execute(mq.Subscribe(topic="$SYS/#/bad/#", qos=1))
+        assert (await epoch.first(mq.MqttSubscribed)).granted_qos == 0x80
 
 
 async def test_bad_password_is_rc_5(broker: Broker) -> None:
     async with driver_for(broker, password="wrong-password-456") as (driver, epoch):
-        await driver.execute(ConnectMqtt(client_id=cid("driver")))
-        await epoch.first(MqttDisconnected, rc=5)
-        assert not any(isinstance(f, MqttConnected) for f in epoch.facts)
+        await driver.execute(mq.ConnectMqtt(client_id=cid("driver")))
+        await epoch.first(mq.MqttDisconnected, rc=5)
+        assert not any(isinstance(f, mq.MqttConnected) for f in epoch.facts)
 
 
 async def test_publish_before_connect_fails_at_once(broker: Broker) -> None:
     async with driver_for(broker) as (driver, epoch):
-        await driver.execute(Publish(pub_id=1, topic="test/x", payload=b"early", qos=1, retain=False))
-        assert epoch.facts == [MqttPublishFailed(pub_id=1, reason="not connected")]
-        await driver.execute(Subscribe(topic="test/x", qos=1))  # no fact: the machine resubscribes after connect
+        await driver.execute(mq.Publish(pub_id=1, topic="test/x", payload=b"early", qos=1, retain=False))
+        assert epoch.facts == [mq.MqttPublishFailed(pub_id=1, reason="not connected")]
+        await driver.execute(mq.Subscribe(topic="test/x", qos=1))  # no fact: the machine resubscribes after connect
         assert len(epoch.facts) == 1
 
 
@@ -139,11 +127,11 @@ async def test_dropping_the_epoch_aborts_and_the_broker_publishes_the_will(broke
     async with MqttConnection() as watcher, driver_for(broker) as (driver, epoch):
         await watcher.connect("127.0.0.1", broker.port, client_id=cid("watch"), username="alice", password=ALICE_PW)
         await watcher.subscribe(will_topic, 1)
-        await driver.execute(SetWill(topic=will_topic, payload=b"offline", qos=1, retain=False))
-        await driver.execute(ConnectMqtt(client_id=cid("driver"), keepalive=30))
-        await epoch.first(MqttConnected)
+        await driver.execute(mq.SetWill(topic=will_topic, payload=b"offline", qos=1, retain=False))
+        await driver.execute(mq.ConnectMqtt(client_id=cid("driver"), keepalive=30))
+        await epoch.first(mq.MqttConnected)
         epoch.scope.cancel()  # what the runtime does to a dropped epoch
         with anyio.fail_after(WAIT):
             topic, payload, _qos = await watcher.receive()
         assert (topic, payload) == (will_topic, b"offline")
-        assert not any(isinstance(f, MqttDisconnected) for f in epoch.facts)  # a dropped epoch reports nothing
+        assert not any(isinstance(f, mq.MqttDisconnected) for f in epoch.facts)  # a dropped epoch reports nothing

@@ -26,19 +26,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from thalovant.core.errors import ThalovantError
-from thalovant.core.links.mqtt import (
-    ConnectMqtt,
-    DisconnectMqtt,
-    MqttConnected,
-    MqttDisconnected,
-    MqttMessage,
-    MqttPublished,
-    MqttPublishFailed,
-    MqttSubscribed,
-    Publish,
-    SetWill,
-    Subscribe,
-)
+from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.mqtt import MqttConnection
@@ -53,31 +41,37 @@ _JOB_QUEUE = 256
 class MqttDriver:
     """The MQTT connection of one link epoch."""
 
-    ORDERS: ClassVar[tuple[type[Output], ...]] = (SetWill, ConnectMqtt, DisconnectMqtt, Subscribe, Publish)
+    ORDERS: ClassVar[tuple[type[Output], ...]] = (
+        mq.SetWill,
+        mq.ConnectMqtt,
+        mq.DisconnectMqtt,
+        mq.Subscribe,
+        mq.Publish,
+    )
 
     def __init__(self, epoch: LinkEpoch) -> None:
         self.epoch = epoch
         self.mqtt: MqttConnection | None = None
-        self.will: SetWill | None = None
+        self.will: mq.SetWill | None = None
         self.jobs: MemoryObjectSendStream[Output] | None = None
 
     def __repr__(self) -> str:
         return f"<MqttDriver epoch={self.epoch.number} {self.mqtt!r}>"
 
     async def execute(self, order: Output) -> None:
-        if isinstance(order, SetWill):
+        if isinstance(order, mq.SetWill):
             self.will = order
-        elif isinstance(order, ConnectMqtt):
+        elif isinstance(order, mq.ConnectMqtt):
             self.epoch.spawn(self._main, order)
-        elif isinstance(order, DisconnectMqtt):
+        elif isinstance(order, mq.DisconnectMqtt):
             if self.mqtt is not None:
                 with anyio.move_on_after(self.epoch.timeouts.send):
                     await self.mqtt.disconnect()
-            self.epoch.fact(MqttDisconnected(rc=0))
-        elif isinstance(order, Subscribe | Publish):
+            self.epoch.fact(mq.MqttDisconnected(rc=0))
+        elif isinstance(order, mq.Subscribe | mq.Publish):
             self._queue(order)
 
-    async def _main(self, order: ConnectMqtt) -> None:
+    async def _main(self, order: mq.ConnectMqtt) -> None:
         epoch, ep = self.epoch, self.epoch.endpoint
         send, receive = anyio.create_memory_object_stream[Output](_JOB_QUEUE)
         self.jobs = send
@@ -98,49 +92,49 @@ class MqttDriver:
                     )
                 except ThalovantError as exc:
                     log.debug("mqtt connect failed: %s", exc)
-                    epoch.fact(MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
+                    epoch.fact(mq.MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
                     return
                 self.mqtt = mqtt
-                epoch.fact(MqttConnected(session_present=bool(present)))
+                epoch.fact(mq.MqttConnected(session_present=bool(present)))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._work, mqtt, receive)
                     try:
                         while True:
                             topic, payload, qos = await mqtt.receive()
-                            epoch.fact(MqttMessage(topic=topic, payload=payload, qos=qos))
+                            epoch.fact(mq.MqttMessage(topic=topic, payload=payload, qos=qos))
                     except ThalovantError as exc:
                         log.debug("mqtt link lost: %s", exc)
-                        epoch.fact(MqttDisconnected(rc=7))
+                        epoch.fact(mq.MqttDisconnected(rc=7))
                     tg.cancel_scope.cancel()
         finally:
             send.close()
 
-    def _queue(self, order: Subscribe | Publish) -> None:
+    def _queue(self, order: mq.Subscribe | mq.Publish) -> None:
         jobs = self.jobs
         if jobs is None:
             # connect has not started yet: answer failures so the machine's accounting stays exact
-            if isinstance(order, Publish):
-                self.epoch.fact(MqttPublishFailed(pub_id=order.pub_id, reason="not connected"))
+            if isinstance(order, mq.Publish):
+                self.epoch.fact(mq.MqttPublishFailed(pub_id=order.pub_id, reason="not connected"))
             return
         try:
             jobs.send_nowait(order)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            if isinstance(order, Publish):
-                self.epoch.fact(MqttPublishFailed(pub_id=order.pub_id, reason="publish queue unavailable"))
+            if isinstance(order, mq.Publish):
+                self.epoch.fact(mq.MqttPublishFailed(pub_id=order.pub_id, reason="publish queue unavailable"))
 
     async def _work(self, mqtt: MqttConnection, jobs: MemoryObjectReceiveStream[Output]) -> None:
         fact = self.epoch.fact
         async for job in jobs:
-            if isinstance(job, Subscribe):
+            if isinstance(job, mq.Subscribe):
                 try:
                     granted = await mqtt.subscribe(job.topic, job.qos)
                 except ThalovantError:
                     granted = 0x80
-                fact(MqttSubscribed(granted_qos=granted))
-            elif isinstance(job, Publish):
+                fact(mq.MqttSubscribed(granted_qos=granted))
+            elif isinstance(job, mq.Publish):
                 try:
                     await mqtt.publish(job.topic, job.payload, job.qos, job.retain)
                 except ThalovantError as exc:
-                    fact(MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
+                    fact(mq.MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
                 else:
-                    fact(MqttPublished(pub_id=job.pub_id))
+                    fact(mq.MqttPublished(pub_id=job.pub_id))
