@@ -236,3 +236,11 @@ async def test_upgrade_refused_with_403_is_an_authentication_failure(monkeypatch
     async with running(monkeypatch, "wss", reject_status=403) as (_runtime, net, seen):
         gave_up = await seen.first(is_state(cx.ConnectionState.GAVE_UP))
         assert gave_up.auth and len(net.dials) == 1
+
+
+async def test_upgrade_refused_with_503_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running(monkeypatch, "wss", reject_status=503) as (_runtime, net, seen):
+        await net.wait_until(lambda: len(net.dials) >= 2)
+        net.reject_status = None
+        ready = await seen.first(is_state(cx.ConnectionState.READY))
+        assert ready.epoch == len(net.dials) >= 2 and cx.ConnectionState.GAVE_UP not in seen.states()
