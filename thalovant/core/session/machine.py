@@ -30,6 +30,9 @@ Outbound messages queue (bounded) until READY and then go out once, in
 order, right after the HELLO (``binary_ok=False`` refuses BINARY messages,
 for HTTP on hub 4.x).
 
+Every transition is a row of :data:`TABLE`: ``(state, input type) -> Row(next
+state, handler, other possible ends)``; handlers never assign the state.
+
 Remote data never raises; caller misuse (``UserSend`` after close, a second
 ``LinkOpened``, unserializable messages) raises ``LocalProtocolError`` and
 changes nothing. Secrets never reach an output, a Note or a repr.
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from returns.result import Success
@@ -53,7 +56,7 @@ from thalovant.core.handshake.contract import (
     SendHandshake,
 )
 from thalovant.core.handshake.v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
 from thalovant.core.session.classify import Verdict, classify_close, classify_frame, shown_peer
 from thalovant.core.session.events import (
     CloseLink,
@@ -75,9 +78,9 @@ from thalovant.core.wire.codec import is_default_session
 from thalovant.core.wire.frame import Frame, FrameProblem
 from thalovant.core.wire.message import HiveMessage, MsgType
 
-__all__ = [  # the machine, then its inputs and outputs (defined in .events)
-    "Session", "SessionState", "CloseLink", "Deliver", "FrameReceived", "LinkClosed", "LinkOpened", "SendFailed",
-    "SendFrame", "SessionFailed", "SessionReady", "UserClose", "UserSend",
+__all__ = [  # the machine and its table, then its inputs and outputs (defined in .events)
+    "TABLE", "Session", "SessionState", "CloseLink", "Deliver", "FrameReceived", "LinkClosed", "LinkOpened",
+    "SendFailed", "SendFrame", "SessionFailed", "SessionReady", "UserClose", "UserSend",
 ]  # fmt: skip
 
 
@@ -90,8 +93,6 @@ class SessionState(enum.Enum):
 
 
 _S = SessionState
-_LIVE = (_S.IDLE, _S.HANDSHAKING, _S.READY)
-_Handler = Callable[["Session", Any, float], list[Output]]
 _REFUSAL_WINDOW = 2.0  # s after READY in which a silent close means "credentials refused"
 # s after READY in which a repeated hub HELLO is a late duplicate of the greeting just answered
 # (MQTT: a greeting triggered on the previous link can land on the new subscription), not a reset
@@ -102,7 +103,7 @@ def _note(text: str, level: NoteLevel = NoteLevel.DEBUG) -> Note:
     return Note(level=level, text=text)
 
 
-class Session:
+class Session(TableMachine[SessionState]):
     """One HiveMind session (spec §10.1), transport-independent.
 
     Args:
@@ -125,6 +126,8 @@ class Session:
     Raises:
         LocalProtocolError: a default/empty session id, no credentials, or bad options.
     """
+
+    _TERMINAL = frozenset({_S.CLOSED, _S.FAILED})
 
     def __init__(
         self,
@@ -175,7 +178,7 @@ class Session:
         self._binary_ok = binary_ok
         self._trigger_hello = trigger_hello
         self._max_queue = max_queue
-        self._state = _S.IDLE
+        self._state: SessionState = _S.IDLE
         self._queue: deque[tuple[HiveMessage, int]] = deque()
         self._handshake: Any = None  # Handshake or NoiseHandshake
         self._channel: SecureChannel | None = None
@@ -189,15 +192,6 @@ class Session:
         return f"Session(state={self._state.name}, generation={self.generation}, queued={len(self._queue)})"
 
     # ---- read-only views --------------------------------------------------------------------------
-
-    @property
-    def state(self) -> SessionState:
-        return self._state
-
-    @property
-    def finished(self) -> bool:
-        """The session is over (CLOSED or FAILED): it takes no more sends and produces no frames."""
-        return self._state not in _LIVE
 
     @property
     def deadline(self) -> float | None:
@@ -230,16 +224,15 @@ class Session:
         Raises:
             LocalProtocolError: misuse (see the class docstring); the state is unchanged.
         """
-        handler = _TRANSITIONS.get((self._state, type(inp)))
-        if handler is None:
+        row = TABLE.get((self._state, type(inp)))
+        if row is None:
             raise LocalProtocolError(f"Session cannot take {type(inp).__name__} in state {self._state.name}")
-        return handler(self, inp, now)
+        return self._fire(row, inp, now)
 
     # ---- link events ------------------------------------------------------------------------------
 
     def _on_link_opened(self, _inp: LinkOpened, now: float) -> list[Output]:
         self._handshake = self._plan.legacy(started_at=now)
-        self._state = _S.HANDSHAKING
         if not self._trigger_hello:
             return []
         return [SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy))]
@@ -277,7 +270,6 @@ class Session:
 
     def _on_user_close(self, _inp: UserClose, _now: float) -> list[Output]:
         outputs = self._drain_queue("session closed by the user")
-        self._state = _S.CLOSED
         outputs.append(CloseLink(code=1000, reason="client closed"))
         return outputs
 
@@ -368,7 +360,7 @@ class Session:
 
     def _on_done(self, done: HandshakeDone, now: float) -> list[Output]:
         self._channel = done.channel
-        self._state = _S.READY
+        self._exit(_S.READY)
         self._ready_at = now
         self._path = getattr(self._handshake, "path", None)
         peer = shown_peer(done.hub_peer, session_id=self._out.session_id, access_key=self._plan.access_key)
@@ -395,7 +387,7 @@ class Session:
         self, code: str, detail: str, *, retryable: bool, auth: bool = False, close: bool = True, close_code: int = 1000
     ) -> list[Output]:
         outputs = self._drain_queue(f"session failed: {code}")
-        self._state = _S.FAILED
+        self._exit(_S.FAILED)
         outputs.append(SessionFailed(code=code, detail=detail, retryable=retryable, auth=auth))
         if close:
             outputs.append(CloseLink(code=close_code, reason=code))
@@ -406,35 +398,40 @@ class Session:
         return self._fail(code, detail, retryable=True, close_code=1002)
 
 
-_TRANSITIONS: dict[tuple[SessionState, type[Input]], _Handler] = {
-    (_S.IDLE, LinkOpened): Session._on_link_opened,  # start the handshake (MQTT: trigger HELLO)
-    (_S.IDLE, FrameReceived): Session._on_frame_idle,  # driver bug or race: drop with a Note
-    (_S.IDLE, LinkClosed): Session._on_link_closed,  # never came up
-    (_S.IDLE, UserSend): Session._on_user_send,  # hold until READY
-    (_S.IDLE, UserClose): Session._on_user_close,  # give up before starting
-    (_S.IDLE, Tick): Session._on_tick,  # no timers yet
-    (_S.HANDSHAKING, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.HANDSHAKING, FrameReceived): Session._on_frame,  # greeting -> handshake; stale sealed: drop
-    (_S.HANDSHAKING, LinkClosed): Session._on_link_closed,  # refused or lost
-    (_S.HANDSHAKING, UserSend): Session._on_user_send,  # hold until READY
-    (_S.HANDSHAKING, UserClose): Session._on_user_close,  # abandon
-    (_S.HANDSHAKING, Tick): Session._on_tick,  # handshake timeout
-    (_S.READY, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.READY, FrameReceived): Session._on_frame,  # open and deliver
-    (_S.READY, LinkClosed): Session._on_link_closed,  # lost (or refused right after the handshake)
-    (_S.READY, UserSend): Session._on_user_send,  # seal and send
-    (_S.READY, UserClose): Session._on_user_close,  # close 1000
-    (_S.READY, Tick): Session._on_tick,  # no timers
-    (_S.CLOSED, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.CLOSED, FrameReceived): Session._on_nothing,  # late frames: drop
-    (_S.CLOSED, LinkClosed): Session._on_nothing,  # expected after CloseLink
-    (_S.CLOSED, UserSend): Session._on_user_send_closed,  # misuse
-    (_S.CLOSED, UserClose): Session._on_nothing,  # idempotent
-    (_S.CLOSED, Tick): Session._on_tick,  # nothing
-    (_S.FAILED, LinkOpened): Session._on_link_opened_again,  # misuse
-    (_S.FAILED, FrameReceived): Session._on_nothing,  # late frames: drop
-    (_S.FAILED, LinkClosed): Session._on_nothing,  # expected after CloseLink
-    (_S.FAILED, UserSend): Session._on_user_send_closed,  # misuse
-    (_S.FAILED, UserClose): Session._on_nothing,  # idempotent
-    (_S.FAILED, Tick): Session._on_tick,  # nothing
+_R = Row  # each row is typed by the table annotation
+_FAILS, _READY_OR_FAILS = frozenset({_S.FAILED}), frozenset({_S.READY, _S.FAILED})
+#: (state, input type) -> Row(next state, handler, other possible ends): every transition, written once.
+#: An unlisted pair cannot happen: every state lists every input.
+TABLE: Table[SessionState, Session] = {
+    (_S.IDLE, LinkOpened): _R(_S.HANDSHAKING, Session._on_link_opened),  # start the handshake (MQTT: trigger HELLO)
+    (_S.IDLE, FrameReceived): _R(_S.IDLE, Session._on_frame_idle),  # driver bug or race: drop with a Note
+    (_S.IDLE, LinkClosed): _R(_S.FAILED, Session._on_link_closed),  # never came up
+    (_S.IDLE, UserSend): _R(_S.IDLE, Session._on_user_send),  # hold until READY
+    (_S.IDLE, UserClose): _R(_S.CLOSED, Session._on_user_close),  # give up before starting
+    (_S.IDLE, Tick): _R(_S.IDLE, Session._on_tick),  # no timers yet
+    (_S.HANDSHAKING, LinkOpened): _R(_S.HANDSHAKING, Session._on_link_opened_again),  # misuse
+    # greeting -> handshake (done: READY; refused or unreadable: FAILED); stale sealed: drop
+    (_S.HANDSHAKING, FrameReceived): _R(_S.HANDSHAKING, Session._on_frame, _READY_OR_FAILS),
+    (_S.HANDSHAKING, LinkClosed): _R(_S.FAILED, Session._on_link_closed),  # refused or lost
+    (_S.HANDSHAKING, UserSend): _R(_S.HANDSHAKING, Session._on_user_send),  # hold until READY
+    (_S.HANDSHAKING, UserClose): _R(_S.CLOSED, Session._on_user_close),  # abandon
+    (_S.HANDSHAKING, Tick): _R(_S.HANDSHAKING, Session._on_tick, _FAILS),  # handshake timeout
+    (_S.READY, LinkOpened): _R(_S.READY, Session._on_link_opened_again),  # misuse
+    (_S.READY, FrameReceived): _R(_S.READY, Session._on_frame, _FAILS),  # open and deliver (or fail)
+    (_S.READY, LinkClosed): _R(_S.FAILED, Session._on_link_closed),  # lost (or refused right after the handshake)
+    (_S.READY, UserSend): _R(_S.READY, Session._on_user_send),  # seal and send
+    (_S.READY, UserClose): _R(_S.CLOSED, Session._on_user_close),  # close 1000
+    (_S.READY, Tick): _R(_S.READY, Session._on_tick),  # no timers
+    (_S.CLOSED, LinkOpened): _R(_S.CLOSED, Session._on_link_opened_again),  # misuse
+    (_S.CLOSED, FrameReceived): _R(_S.CLOSED, Session._on_nothing),  # late frames: drop
+    (_S.CLOSED, LinkClosed): _R(_S.CLOSED, Session._on_nothing),  # expected after CloseLink
+    (_S.CLOSED, UserSend): _R(_S.CLOSED, Session._on_user_send_closed),  # misuse
+    (_S.CLOSED, UserClose): _R(_S.CLOSED, Session._on_nothing),  # idempotent
+    (_S.CLOSED, Tick): _R(_S.CLOSED, Session._on_tick),  # nothing
+    (_S.FAILED, LinkOpened): _R(_S.FAILED, Session._on_link_opened_again),  # misuse
+    (_S.FAILED, FrameReceived): _R(_S.FAILED, Session._on_nothing),  # late frames: drop
+    (_S.FAILED, LinkClosed): _R(_S.FAILED, Session._on_nothing),  # expected after CloseLink
+    (_S.FAILED, UserSend): _R(_S.FAILED, Session._on_user_send_closed),  # misuse
+    (_S.FAILED, UserClose): _R(_S.FAILED, Session._on_nothing),  # idempotent
+    (_S.FAILED, Tick): _R(_S.FAILED, Session._on_tick),  # nothing
 }
