@@ -143,7 +143,7 @@ async def test_the_guard_ends_a_wait_only_after_the_callers_deadline() -> None:
     bell = Bell()
     send, ask = Slot(bell), Slot(bell)
     started = anyio.current_time()
-    await Results.wait_ask(send, ask, bell, 0.05)
+    await Results.wait_ask(send, ask, bell, started + 0.05)
     assert anyio.current_time() - started >= 0.05 + GUARD_SLACK
     assert send.value is None and ask.value is None
 
@@ -153,7 +153,7 @@ async def test_an_ask_wait_wakes_on_each_answer() -> None:
     send, ask = Slot(bell), Slot(bell)
     with anyio.fail_after(1.0):  # far before the guard (10 s): the answers end the wait
         async with anyio.create_task_group() as tg:
-            tg.start_soon(Results.wait_ask, send, ask, bell, 10.0)
+            tg.start_soon(Results.wait_ask, send, ask, bell, anyio.current_time() + 10.0)
             await anyio.sleep(0.01)
             send.set(cx.SendDone(ref=1))
             await anyio.sleep(0.01)

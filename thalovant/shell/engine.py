@@ -216,8 +216,9 @@ class ClientEngine:
         Raises:
             ThalovantConnectionError: the engine is not running (the client is not connected).
         """
-        slot = await self._post(message, anyio.current_time() + wait, None, None)
-        await Results.wait_send(slot, wait)
+        deadline = anyio.current_time() + wait
+        slot = await self._post(message, deadline, None, None)
+        await Results.wait_send(slot, deadline)
         return slot.value
 
     async def ask(
@@ -239,7 +240,7 @@ class ClientEngine:
         bell = Bell()
         ask_slot = self.results.expect_ask(ask_id, bell)
         send_slot = await self._post(message, deadline, started, bell)
-        await Results.wait_ask(send_slot, ask_slot, bell, wait)
+        await Results.wait_ask(send_slot, ask_slot, bell, deadline)
         self.results.forget_ask(ask_id)
         if not ask_settled(send_slot, ask_slot) and ask_slot.value is None and self.runtime is not None:
             # the guard ran out before the core answered: let the core forget the ask

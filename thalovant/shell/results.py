@@ -9,7 +9,7 @@ and passes status changes to the client.
 Deadlines. The core owns them: a send ends by its deadline while queued, an ask
 by its deadline wherever it is (``connection`` Rule 2, ``correlate``). The
 waits here only *wait for the core's answer*. Each has a guard,
-:data:`GUARD_SLACK` seconds after the caller's deadline, so that a caller is
+:data:`GUARD_SLACK` seconds after that same deadline, so that a caller is
 never stranded if an answer is lost (e.g. two asks given the same request id
 share one slot); the guard is not a second deadline: the core answers first.
 """
@@ -132,14 +132,14 @@ class Results:
             slot.set(cx.SendError(ref=0, reason=reason, kind="closed"))
 
     @staticmethod
-    async def wait_send(slot: Slot, wait: float) -> None:
-        """Wait for the core to end a send (guarded, see the module docstring)."""
-        with anyio.move_on_after(wait + GUARD_SLACK):
+    async def wait_send(slot: Slot, deadline: float) -> None:
+        """Wait for the core to end a send due at ``deadline`` (guarded, see the module docstring)."""
+        with anyio.CancelScope(deadline=deadline + GUARD_SLACK):
             await slot.event.wait()
 
     @staticmethod
-    async def wait_ask(send: Slot, ask: Slot, bell: Bell, wait: float) -> None:
-        """Wait until :func:`ask_settled` (guarded, see the module docstring)."""
-        with anyio.move_on_after(wait + GUARD_SLACK):
+    async def wait_ask(send: Slot, ask: Slot, bell: Bell, deadline: float) -> None:
+        """Wait until :func:`ask_settled` for an ask due at ``deadline`` (guarded, see the module docstring)."""
+        with anyio.CancelScope(deadline=deadline + GUARD_SLACK):
             while not ask_settled(send, ask):
                 await bell.wait()
