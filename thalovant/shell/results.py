@@ -4,11 +4,12 @@ The runtime hands every user-facing output of the
 :class:`~thalovant.core.client.connection.Connection` machine to one :class:`Results`
 (on the event loop thread). Results keeps one :class:`Slot` per pending send
 (by ``ref``) and per pending ask (by ask id), fans events out to the listeners,
-and passes status changes to the client.
+and passes status changes on (to the client's engine).
 
-Deadlines. The core owns them: a send ends by its deadline while queued, an ask
-by its deadline wherever it is (``connection`` Rule 2, ``correlate``). The
-waits here only *wait for the core's answer*. Each has a guard,
+Deadlines. The core owns them: an ask ends by its deadline wherever it is
+(``connection`` Rule 2, ``correlate``), a send by its deadline while queued; a
+send the transport holds ends by the transport's own timeouts (``send_timeout``
+again). The waits here only *wait for the core's answer*. Each has a guard,
 :data:`GUARD_SLACK` seconds after that same deadline, so that a caller is
 never stranded if an answer is lost (e.g. two asks given the same request id
 share one slot); the guard is not a second deadline: the core answers first.
