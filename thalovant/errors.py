@@ -17,34 +17,6 @@
     └── ThalovantAPIError                         control plane (.status_code, .code, .detail)
 """
 
-from thalovant.core.errors import (
-    LocalProtocolError,
-    RemoteProtocolError,
-    ThalovantAPIError,
-    ThalovantAuthenticationError,
-    ThalovantConnectionError,
-    ThalovantError,
-    ThalovantHandshakeError,
-    ThalovantIdentityError,
-    ThalovantPolicyDenied,
-    ThalovantProtocolError,
-    ThalovantRuntimeError,
-    ThalovantTimeoutError,
-    ThalovantUnsupportedProtocolError,
-)
-
-__all__ = [
-    "LocalProtocolError",
-    "RemoteProtocolError",
-    "ThalovantAPIError",
-    "ThalovantAuthenticationError",
-    "ThalovantConnectionError",
-    "ThalovantError",
-    "ThalovantHandshakeError",
-    "ThalovantIdentityError",
-    "ThalovantPolicyDenied",
-    "ThalovantProtocolError",
-    "ThalovantRuntimeError",
-    "ThalovantTimeoutError",
-    "ThalovantUnsupportedProtocolError",
-]
+# The public tree is the core's, re-exported unchanged (the core raises these very classes).
+from thalovant.core.errors import *  # noqa: F403
+from thalovant.core.errors import __all__ as __all__
