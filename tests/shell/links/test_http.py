@@ -346,7 +346,17 @@ def test_split_url_origin_omits_default_port() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://x", "no-scheme", "https://", "http://user:pw@h/", "http://h:0", "http://h:99999", "http://h:x", "http://h:\u00b9"]
+    "url",
+    [
+        "ftp://x",
+        "no-scheme",
+        "https://",
+        "http://user:pw@h/",
+        "http://h:0",
+        "http://h:99999",
+        "http://h:x",
+        "http://h:\u00b9",
+    ],
 )
 def test_split_url_rejects_bad_urls_without_echoing_credentials(url: str) -> None:
     with pytest.raises(LocalProtocolError) as info:
@@ -486,8 +496,11 @@ def test_loopback_server_closing_an_idle_keep_alive_stream() -> None:
             while not isinstance(event := server.next_event(), h11.EndOfMessage):
                 if event is h11.NEED_DATA:
                     server.receive_data(await stream.receive())
-            await stream.send(server.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
-                              + server.send(h11.Data(data=b"ok")) + server.send(h11.EndOfMessage()))
+            await stream.send(
+                server.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
+                + server.send(h11.Data(data=b"ok"))
+                + server.send(h11.EndOfMessage())
+            )
             await anyio.sleep(0.05)
 
     async def main() -> tuple[list[int], str]:
