@@ -37,6 +37,7 @@ from thalovant.core.errors import LocalProtocolError, ThalovantTimeoutError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.client_doctor import doctor_through
+from thalovant.shell.composer import Composer
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.engine import ClientEngine, endpoint_for
 from thalovant.shell.identity_io import ThalovantIdentity
@@ -50,7 +51,6 @@ from thalovant.shell.listeners import (
     Subscription,
     event_filter,
 )
-from thalovant.shell.outbox import Outbox
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
 from thalovant.shell.tls import make_ssl_context
@@ -157,7 +157,7 @@ class AsyncThalovantClient:
         self._plan = build_plan(identity, options, entropy=self._entropy)
         self.protocol: Literal["wss", "https", "mqtt"] = self._plan.protocol
         self.session_id = self._plan.config.session_id
-        self._outbox = Outbox(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
+        self._composer = Composer(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
         self._listeners = ListenerRegistry()
         self._engine = ClientEngine(
             config=self._plan.config,
@@ -233,7 +233,7 @@ class AsyncThalovantClient:
             ThalovantConnectionError: the message could not be delivered (link lost, closed).
             ThalovantTimeoutError: not handed to the hub within ``send_timeout``.
         """
-        await self._deliver(self._outbox.event(event, data, context))
+        await self._deliver(self._composer.event(event, data, context))
 
     async def _deliver(self, message: BusMessage) -> None:
         """Send ``message`` and wait until the core says the transport took it (or why not)."""
@@ -256,7 +256,7 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send an utterance without waiting for the answer. Returns its request id."""
-        turn = self._outbox.turn(build_utterance, text, lang, context, session_id, request_id)
+        turn = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         return await self._fire(turn)
 
     async def send_action(
@@ -270,7 +270,7 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send a button/quick-reply press (``input.kind == "action"``). Returns its request id."""
-        turn = self._outbox.turn(action_message, payload, lang, context, session_id, request_id, title=title)
+        turn = self._composer.turn(action_message, payload, lang, context, session_id, request_id, title=title)
         return await self._fire(turn)
 
     async def send_code(
@@ -285,7 +285,7 @@ class AsyncThalovantClient:
         request_id: str | None = None,
     ) -> str:
         """Send a scanned or typed code, to be taken verbatim (``input.exact``). Returns its request id."""
-        turn = self._outbox.turn(code_message, value, lang, context, session_id, request_id, kind=kind, label=label)
+        turn = self._composer.turn(code_message, value, lang, context, session_id, request_id, kind=kind, label=label)
         return await self._fire(turn)
 
     async def ask(
@@ -310,7 +310,7 @@ class AsyncThalovantClient:
             ThalovantConnectionError: the link dropped while waiting (raised at once).
         """
         wait = self.reply_timeout if timeout is None else timeout
-        message, rid = self._outbox.turn(build_utterance, text, lang, context, session_id, request_id)
+        message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait)
         if isinstance(sent, cx.SendError) and sent.kind != "link_lost":
             raise_for(SendEnded(result=sent, wait=wait))

@@ -16,13 +16,13 @@ from thalovant.core.bus.outbound import merge_context, new_request_id
 from thalovant.core.machine import Entropy
 from thalovant.core.wire.message import BusMessage
 
-__all__ = ["Outbox", "TurnBuilder"]
+__all__ = ["Composer", "TurnBuilder"]
 
 #: A turn builder of ``core.bus.outbound`` (``utterance_message``, ``action_message``, ``code_message``).
 TurnBuilder = Callable[..., BusMessage]
 
 
-class Outbox:
+class Composer:
     """Builds one client's messages.
 
     Args:
