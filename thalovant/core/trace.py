@@ -57,7 +57,7 @@ import binascii
 import dataclasses
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,12 +358,23 @@ class Recorder:
         header: the trace header.
         entropy: the machine's recording entropy wrapper, whose draws each
             step collects; None if the machine takes no entropy.
+        on_line: called with every line as it is made, the header first (the shell's
+            file writer); the lines are kept in :attr:`lines` as well.
     """
 
-    def __init__(self, header: TraceHeader, *, entropy: RecordingEntropy | None = None) -> None:
+    def __init__(
+        self,
+        header: TraceHeader,
+        *,
+        entropy: RecordingEntropy | None = None,
+        on_line: Callable[[str], object] | None = None,
+    ) -> None:
         self._entropy = entropy
         self._seq = 0
+        self._on_line = on_line
         self.lines: list[str] = [header.to_line()]
+        if on_line is not None:
+            on_line(self.lines[0])
 
     def record_step(
         self,
@@ -389,4 +400,6 @@ class Recorder:
         self._seq += 1
         line = step.to_line()
         self.lines.append(line)
+        if self._on_line is not None:
+            self._on_line(line)
         return line

@@ -38,7 +38,7 @@ from thalovant.core.client.reconnect import Jitter, ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
-from thalovant.core.machine import Entropy, Input, Output
+from thalovant.core.machine import Entropy
 from thalovant.core.replay import ReplayReport, replay
 from thalovant.core.trace import (
     JSON,
@@ -78,28 +78,6 @@ class TraceSink(Protocol):
         """Start a trace for a machine built from ``config``; returns the driver's recorder."""
 
 
-class _FileRecorder:
-    """The driver's recorder: encodes each step (core Recorder) and appends the line to the file."""
-
-    def __init__(self, recorder: Recorder, out: IO[str]) -> None:
-        self._recorder = recorder
-        self._out = out
-
-    def record_step(
-        self,
-        now: float,
-        inp: Input,
-        outputs: Iterable[Output],
-        deadline: float | None,
-        entropy: Iterable[str] | None = None,
-    ) -> str:
-        line = self._recorder.record_step(now, inp, outputs, deadline, entropy)
-        if not self._out.closed:
-            self._out.write(line + "\n")
-            self._out.flush()
-        return line
-
-
 class TraceWriter:
     """Writes one live session of a client to ``path`` (JSON Lines, mode 0600).
 
@@ -137,10 +115,13 @@ class TraceWriter:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.chmod(self.path, 0o600)  # an existing file keeps its mode under O_CREAT
         self._out = os.fdopen(fd, "w", encoding="utf-8")
-        self._recorder = Recorder(header)
-        self._out.write(self._recorder.lines[0] + "\n")
-        self._out.flush()
-        return _FileRecorder(self._recorder, self._out)
+        self._recorder = Recorder(header, on_line=self._write)
+        return self._recorder
+
+    def _write(self, line: str) -> None:
+        if self._out is not None and not self._out.closed:
+            self._out.write(line + "\n")
+            self._out.flush()
 
     def close(self) -> None:
         """Close the file. Idempotent; steps after this are kept in memory only."""
