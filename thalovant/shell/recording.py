@@ -32,12 +32,9 @@ from typing import IO, Any, Protocol
 
 from returns.result import Failure
 
-from thalovant._version import __version__
 from thalovant.core.client import connection as cx
-from thalovant.core.client.reconnect import Jitter, ReconnectConfig
+from thalovant.core.client.recorded import MACHINE_NAME, build_connection, connection_header, connection_registry
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links.http_wire import HttpPollConfig
-from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy
 from thalovant.core.replay import ReplayReport, replay
 from thalovant.core.trace import (
@@ -45,10 +42,6 @@ from thalovant.core.trace import (
     Recorder,
     TraceHeader,
     TraceProblem,
-    TypeRegistry,
-    decode_value,
-    default_registry,
-    encode_value,
     load_header,
 )
 from thalovant.core.wire.auth import authorization_token
@@ -66,8 +59,6 @@ __all__ = [
     "replay_file",
 ]
 
-#: The ``machine`` name in the header of a recorded client session.
-MACHINE_NAME = "connection"
 _SECRET_FIELDS = ("access_key", "password", "crypto_key")
 
 
@@ -109,9 +100,7 @@ class TraceWriter:
         """
         if self._recorder is not None:
             raise LocalProtocolError("a TraceWriter records one session; use a new one per connect")
-        header = TraceHeader(
-            machine=MACHINE_NAME, config={"connection": encode_value(config)}, thalovant=__version__, secrets="inline"
-        )
+        header = connection_header(config, secrets="inline")
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.chmod(self.path, 0o600)  # an existing file keeps its mode under O_CREAT
         self._out = os.fdopen(fd, "w", encoding="utf-8")
@@ -127,28 +116,6 @@ class TraceWriter:
         """Close the file. Idempotent; steps after this are kept in memory only."""
         if self._out is not None and not self._out.closed:
             self._out.close()
-
-
-def connection_registry() -> TypeRegistry:
-    """The classes a recorded client session may name: every machine message plus the config types."""
-    config_types = TypeRegistry(
-        [cx.ConnectionConfig, HttpPollConfig, ReconnectConfig, Jitter, MqttLayout, TopicOverrides]
-    )
-    return default_registry().merged(config_types)
-
-
-def build_connection(header: TraceHeader, entropy: Entropy, registry: TypeRegistry | None = None) -> cx.Connection:
-    """Rebuild the recorded session's machine from its header (for :func:`thalovant.core.replay.replay`).
-
-    Raises:
-        LocalProtocolError: the header is not a recorded client session.
-    """
-    if header.machine != MACHINE_NAME:
-        raise LocalProtocolError(f"not a recorded client session (machine {header.machine!r})")
-    config = decode_value(header.config.get("connection"), registry or connection_registry())
-    if isinstance(config, Failure) or not isinstance(config.unwrap(), cx.ConnectionConfig):
-        raise LocalProtocolError("the trace header holds no valid connection config")
-    return cx.Connection(config=config.unwrap(), entropy=entropy)
 
 
 def read_trace_lines(path: str | os.PathLike[str]) -> list[str]:

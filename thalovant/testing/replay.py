@@ -21,40 +21,23 @@ needs them): record only with throwaway identities.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
-from returns.result import Failure
-
-from thalovant._version import __version__
 from thalovant.core.client import connection as cx
-from thalovant.core.client.reconnect import Jitter, ReconnectConfig
+from thalovant.core.client.recorded import MACHINE_NAME, build_connection, connection_header, connection_registry
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links.http_wire import HttpPollConfig
-from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.replay import ReplayReport, replay
 from thalovant.core.trace import (
     Recorder,
     RecordingEntropy,
-    TraceHeader,
     TraceProblem,
-    TypeRegistry,
-    decode_value,
-    default_registry,
-    encode_value,
 )
 
 __all__ = ["MACHINE_NAME", "RecordingConnection", "ReplayReport", "connection_registry", "replay_connection"]
 
-#: The header's ``machine`` for a recorded client session (same as the shell's recordings).
-MACHINE_NAME = "connection"
-
-
-def connection_registry() -> TypeRegistry:
-    """Every class a recorded client session may name (machine messages and the config's types)."""
-    extra = [cx.ConnectionConfig, HttpPollConfig, ReconnectConfig, Jitter, MqttLayout, TopicOverrides]
-    return default_registry().merged(TypeRegistry(extra))
 
 
 class RecordingConnection:
@@ -69,10 +52,7 @@ class RecordingConnection:
     def __init__(self, *, config: cx.ConnectionConfig, entropy: Entropy, note: str = "inline") -> None:
         self._entropy = RecordingEntropy(entropy)
         self.connection = cx.Connection(config=config, entropy=self._entropy)
-        header = TraceHeader(
-            machine=MACHINE_NAME, config={"connection": encode_value(config)}, thalovant=__version__, secrets=note
-        )
-        self.recorder = Recorder(header, entropy=self._entropy)
+        self.recorder = Recorder(connection_header(config, secrets=note), entropy=self._entropy)
 
     def __repr__(self) -> str:
         return f"<RecordingConnection steps={len(self.recorder.lines) - 1} {self.connection!r}>"
@@ -109,18 +89,6 @@ class RecordingConnection:
         return "".join(line + "\n" for line in self.recorder.lines)
 
 
-def _build(registry: TypeRegistry) -> Any:
-    def build(header: TraceHeader, entropy: Entropy) -> cx.Connection:
-        if header.machine != MACHINE_NAME:
-            raise LocalProtocolError(f"not a recorded client session (machine {header.machine!r})")
-        config = decode_value(header.config.get("connection"), registry)
-        if isinstance(config, Failure) or not isinstance(config.unwrap(), cx.ConnectionConfig):
-            raise LocalProtocolError("the trace header holds no valid connection config")
-        return cx.Connection(config=config.unwrap(), entropy=entropy)
-
-    return build
-
-
 class _Readable(Protocol):
     def read_text(self, encoding: str) -> str: ...
 
@@ -151,6 +119,6 @@ def replay_connection(source: str | Iterable[str] | _Readable) -> ReplayReport:
         lines = list(source)
     registry = connection_registry()
     try:
-        return replay(lines, _build(registry), registry=registry)
+        return replay(lines, functools.partial(build_connection, registry=registry), registry=registry)
     except LocalProtocolError as exc:
         return ReplayReport(False, 0, problem=TraceProblem("bad-header", str(exc)))
