@@ -12,7 +12,7 @@ from thalovant.core.bus.events import ThalovantEvent, normalize
 from thalovant.core.bus.reply import build_reply
 from thalovant.core.client.conversation_state import ConversationState
 from thalovant.core.client.correlate import (
-    _TRANSITIONS,
+    TABLE,
     AskCancelled,
     AskFailed,
     AskFinished,
@@ -363,7 +363,24 @@ def test_bad_constructor_arguments() -> None:
 
 def test_transition_table_covers_every_state_and_input() -> None:
     inputs = {AskStarted, MessageSent, EventArrived, AskCancelled, LinkLost, Tick}
-    assert set(_TRANSITIONS) == {(s, i) for s in CorrelatorState for i in inputs}
+    assert set(TABLE) == {(s, i) for s in CorrelatorState for i in inputs}
+    assert Correlator().finished is False
+
+
+def test_the_table_says_which_steps_can_end_the_last_ask() -> None:
+    c = Correlator()
+    row = TABLE[(CorrelatorState.IDLE, AskStarted)]
+    start(c, "a", deadline=5.0)
+    assert c.state is row.to is CorrelatorState.WAITING
+    row = TABLE[(CorrelatorState.WAITING, EventArrived)]
+    c.handle(speak("req-a", "hi"), now=1.0)
+    assert c.state is row.to
+    c.handle(reply_to("req-a", "ovos.utterance.handled", {}), now=1.1)
+    assert c.state in row.exits
+    lost = TABLE[(CorrelatorState.WAITING, LinkLost)]
+    start(c, "b", deadline=5.0)
+    c.handle(LinkLost(reason="gone"), now=2.0)
+    assert c.state is lost.to is CorrelatorState.IDLE
 
 
 def test_deadline_is_earliest_pending() -> None:

@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from thalovant.core.bus.events import ThalovantEvent, normalize
 from thalovant.core.client.correlate import (
+    TABLE,
     AskCancelled,
     AskFailed,
     AskFinished,
@@ -58,7 +59,9 @@ class CorrelatorModel(RuleBasedStateMachine):
         return self.counter
 
     def feed(self, inp: Any) -> list[Output]:
+        row = TABLE[(self.c.state, type(inp))]
         out = self.c.handle(inp, now=self.now)
+        assert self.c.state in row.ends, f"{type(inp).__name__} left {self.c.state.name}, not in its row"
         for o in out:
             if isinstance(o, AskProgress):
                 assert o.ask_id in self.pending, f"progress for {o.ask_id} which is not pending"

@@ -16,8 +16,8 @@ It answers with ``AskProgress`` for each event of an ask, then exactly one
 refusal it cannot pin on one ask.
 
 States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more). The state
-follows the set of pending asks; the table ``_TRANSITIONS`` lists what each
-input does.
+follows the set of pending asks; the table ``TABLE`` lists what each input does
+and the states it can leave the correlator in.
 
 Deadline: the earliest deadline of the pending asks, or None.
 
@@ -51,15 +51,14 @@ from __future__ import annotations
 import enum
 import math
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Final, Literal
 
 from thalovant.core.bus.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, ThalovantEvent
 from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
 from thalovant.core.bus.reply import ThalovantReply, build_reply
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.machine import Input, Output, Tick
+from thalovant.core.machine import Input, Output, Row, Table, Tick
 from thalovant.core.wire.message import BusMessage
 
 FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
@@ -190,9 +189,6 @@ class _Send:
     at: float
 
 
-_Handler = Callable[["Correlator", Any, float], list[Output]]
-
-
 class Correlator:
     """Matches hub events to pending asks and decides when each ask ends.
 
@@ -220,6 +216,11 @@ class Correlator:
         return CorrelatorState.WAITING if self._pending else CorrelatorState.IDLE
 
     @property
+    def finished(self) -> bool:
+        """Never: a correlator serves for the whole life of its connection."""
+        return False
+
+    @property
     def deadline(self) -> float | None:
         """The earliest deadline of the pending asks."""
         return min((p.deadline for p in self._pending.values()), default=None)
@@ -236,10 +237,10 @@ class Correlator:
             LocalProtocolError: caller misuse (unknown input, duplicate or
                 unknown ask id, duplicate request id); the state is unchanged.
         """
-        handler = _TRANSITIONS.get((self.state, type(inp)))
-        if handler is None:
+        row = TABLE.get((self.state, type(inp)))
+        if row is None:
             raise LocalProtocolError(f"Correlator cannot handle {type(inp).__name__}")
-        return handler(self, inp, now)
+        return row.act(self, inp, now)
 
     # ---------------------------------------------------------- handlers
 
@@ -356,28 +357,23 @@ class Correlator:
 
 
 _S = CorrelatorState
-_TRANSITIONS: dict[tuple[CorrelatorState, type[Input]], _Handler] = {
-    # a new ask: IDLE -> WAITING
-    (_S.IDLE, AskStarted): Correlator._on_ask_started,
-    # another ask alongside the others
-    (_S.WAITING, AskStarted): Correlator._on_ask_started,
-    # a fire-and-forget send: only remembered for denial attribution
-    (_S.IDLE, MessageSent): Correlator._on_sent,
-    (_S.WAITING, MessageSent): Correlator._on_sent,
-    # nothing to match: only a denial matters (reported unattributed)
-    (_S.IDLE, EventArrived): Correlator._on_event,
-    # match, record, and maybe end the owning ask (-> IDLE when the last ends)
-    (_S.WAITING, EventArrived): Correlator._on_event,
-    # cancelling with nothing pending is always misuse (raises)
-    (_S.IDLE, AskCancelled): Correlator._on_cancelled,
-    (_S.WAITING, AskCancelled): Correlator._on_cancelled,
-    # forget recent sends; every pending ask fails with link_lost
-    (_S.IDLE, LinkLost): Correlator._on_link_lost,
-    (_S.WAITING, LinkLost): Correlator._on_link_lost,
-    # nothing can expire when idle
-    (_S.IDLE, Tick): Correlator._on_tick,
-    # expire asks whose deadline has passed
-    (_S.WAITING, Tick): Correlator._on_tick,
+_ENDS = frozenset({_S.IDLE})  # the step ended the last pending ask
+
+#: ``(state, input type) -> Row(to, handler, exits)``. The state follows the pending asks, so ``to``
+#: and ``exits`` say which states the step can leave behind (a test drives every row).
+TABLE: Final[Table[CorrelatorState, Correlator]] = {
+    (_S.IDLE, AskStarted): Row(_S.WAITING, Correlator._on_ask_started),  # a new ask
+    (_S.WAITING, AskStarted): Row(_S.WAITING, Correlator._on_ask_started),  # another ask alongside
+    (_S.IDLE, MessageSent): Row(_S.IDLE, Correlator._on_sent),  # remembered for denial attribution
+    (_S.WAITING, MessageSent): Row(_S.WAITING, Correlator._on_sent),
+    (_S.IDLE, EventArrived): Row(_S.IDLE, Correlator._on_event),  # only a denial matters (unattributed)
+    (_S.WAITING, EventArrived): Row(_S.WAITING, Correlator._on_event, _ENDS),  # match, record, maybe end
+    (_S.IDLE, AskCancelled): Row(_S.IDLE, Correlator._on_cancelled),  # nothing pending: misuse (raises)
+    (_S.WAITING, AskCancelled): Row(_S.WAITING, Correlator._on_cancelled, _ENDS),
+    (_S.IDLE, LinkLost): Row(_S.IDLE, Correlator._on_link_lost),  # forget recent sends
+    (_S.WAITING, LinkLost): Row(_S.IDLE, Correlator._on_link_lost),  # every pending ask fails
+    (_S.IDLE, Tick): Row(_S.IDLE, Correlator._on_tick),  # nothing can expire
+    (_S.WAITING, Tick): Row(_S.WAITING, Correlator._on_tick, _ENDS),  # expire asks past their deadline
 }
 
 
@@ -406,6 +402,7 @@ __all__ = [
     "AskStarted",
     "Correlator",
     "CorrelatorState",
+    "TABLE",
     "EventArrived",
     "FailKind",
     "LinkLost",
