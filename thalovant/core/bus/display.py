@@ -260,10 +260,14 @@ def _table_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
     return [ThalovantDisplayItem(KIND_TABLE, data=table, title=title)]
 
 
+def _either(source: Mapping[str, Any], key: str, alias: str) -> Any:
+    """``source[key]``, or ``source[alias]`` when ``key`` is absent or null."""
+    value = source.get(key)
+    return source.get(alias) if value is None else value
+
+
 def _attachment_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
-    raw = source.get("attachments")
-    if raw is None:
-        raw = source.get("attachment")
+    raw = _either(source, "attachments", "attachment")
     items: list[ThalovantDisplayItem] = []
     for entry in _as_list(raw):
         if not isinstance(entry, Mapping):
@@ -294,9 +298,7 @@ def _choice(entry: Any) -> dict[str, Any] | None:
 
 
 def _choice_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
-    raw = source.get("quick_replies")
-    if raw is None:
-        raw = source.get("buttons")
+    raw = _either(source, "quick_replies", "buttons")
     choices = [c for c in (_choice(e) for e in _as_list(raw)) if c is not None]
     if not choices:
         return []
@@ -304,9 +306,7 @@ def _choice_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
 
 
 def _image_items(source: Mapping[str, Any]) -> list[ThalovantDisplayItem]:
-    raw = source.get("images")
-    if raw is None:
-        raw = source.get("image")
+    raw = _either(source, "images", "image")
     items: list[ThalovantDisplayItem] = []
     for entry in _as_list(raw):
         if isinstance(entry, str) and entry.strip():

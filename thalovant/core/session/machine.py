@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from returns.result import Success
@@ -399,6 +399,20 @@ class Session(TableMachine[SessionState]):
 
 
 _R = Row  # each row is typed by the table annotation
+
+
+def _after_the_end(end: SessionState) -> dict[tuple[SessionState, type[Input]], Callable[..., list[Output]]]:
+    """The rows of a terminal state: nothing leaves it."""
+    return {
+        (end, LinkOpened): Session._on_link_opened_again,  # misuse
+        (end, FrameReceived): Session._on_nothing,  # late frames: drop
+        (end, LinkClosed): Session._on_nothing,  # expected after CloseLink
+        (end, UserSend): Session._on_user_send_closed,  # misuse
+        (end, UserClose): Session._on_nothing,  # idempotent
+        (end, Tick): Session._on_tick,  # nothing
+    }
+
+
 _FAILS, _READY_OR_FAILS = frozenset({_S.FAILED}), frozenset({_S.READY, _S.FAILED})
 #: (state, input type) -> Row(next state, handler, other possible ends): every transition, written once.
 #: An unlisted pair cannot happen: every state lists every input.
@@ -422,16 +436,6 @@ TABLE: Table[SessionState, Session] = {
     (_S.READY, UserSend): _R(_S.READY, Session._on_user_send),  # seal and send
     (_S.READY, UserClose): _R(_S.CLOSED, Session._on_user_close),  # close 1000
     (_S.READY, Tick): _R(_S.READY, Session._on_tick),  # no timers
-    (_S.CLOSED, LinkOpened): _R(_S.CLOSED, Session._on_link_opened_again),  # misuse
-    (_S.CLOSED, FrameReceived): _R(_S.CLOSED, Session._on_nothing),  # late frames: drop
-    (_S.CLOSED, LinkClosed): _R(_S.CLOSED, Session._on_nothing),  # expected after CloseLink
-    (_S.CLOSED, UserSend): _R(_S.CLOSED, Session._on_user_send_closed),  # misuse
-    (_S.CLOSED, UserClose): _R(_S.CLOSED, Session._on_nothing),  # idempotent
-    (_S.CLOSED, Tick): _R(_S.CLOSED, Session._on_tick),  # nothing
-    (_S.FAILED, LinkOpened): _R(_S.FAILED, Session._on_link_opened_again),  # misuse
-    (_S.FAILED, FrameReceived): _R(_S.FAILED, Session._on_nothing),  # late frames: drop
-    (_S.FAILED, LinkClosed): _R(_S.FAILED, Session._on_nothing),  # expected after CloseLink
-    (_S.FAILED, UserSend): _R(_S.FAILED, Session._on_user_send_closed),  # misuse
-    (_S.FAILED, UserClose): _R(_S.FAILED, Session._on_nothing),  # idempotent
-    (_S.FAILED, Tick): _R(_S.FAILED, Session._on_tick),  # nothing
+    # after the end (CLOSED or FAILED) the session only drops late input and refuses misuse
+    **{row: _R(end, act) for end in (_S.CLOSED, _S.FAILED) for row, act in _after_the_end(end).items()},
 }
