@@ -206,11 +206,11 @@ class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):
         return self.client.conversation(**kwargs)
 
     async def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
-        """See :meth:`AsyncThalovantClient.ask`."""
+        """Send ``text`` and wait for the reply (see :meth:`AsyncThalovantClient.ask`)."""
         return await self.client.ask(text, **kwargs)
 
     async def send_utterance(self, text: str, **kwargs: Any) -> str:
-        """See :meth:`AsyncThalovantClient.send_utterance`."""
+        """Send ``text`` without waiting (see :meth:`AsyncThalovantClient.send_utterance`)."""
         return await self.client.send_utterance(text, **kwargs)
 
     # ---- running --------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """``AsyncThalovantClient``: the one implementation of the client (anyio; asyncio or trio).
 
-The client plans its connection from an identity (:mod:`thalovant.core.client.plan`),
-runs the pure :class:`~thalovant.core.client.connection.Connection` machine in a
-:class:`~thalovant.shell.runtime.ConnectionRuntime`, waits for the machine's answers
-(:mod:`thalovant.shell.results`) and turns them into return values or exceptions
-(:func:`thalovant.shell.outcomes.raise_for`). The core owns every protocol deadline; the
-client's own clock only bounds ``connect()``. ``ThalovantClient`` (``shell/sync/client.py``)
-is a blocking facade over this class and contains no protocol logic.
+The client plans its connection from an identity (:mod:`thalovant.core.client.plan`), runs the pure
+:class:`~thalovant.core.client.connection.Connection` machine in a :class:`~thalovant.shell.runtime.ConnectionRuntime`,
+waits for the machine's answers (:mod:`thalovant.shell.results`) and turns them into return values or exceptions
+(:func:`thalovant.shell.outcomes.raise_for`). The core owns every protocol deadline; the client's own clock only
+bounds ``connect()``. ``ThalovantClient`` (``shell/sync/client.py``) is a blocking facade over this class and
+contains no protocol logic.
 """
 
 from __future__ import annotations
@@ -83,11 +82,10 @@ class AsyncThalovantClient:
         auth_encoding: ``"raw"`` (hub 4.x WebSocket, default) or ``"percent"`` (hub 5.x).
         session_id: the session id sent in HELLO (default: a fresh random one).
         mqtt_layout: ``"legacy"`` (hub 4.x plugin, default) or ``"modern"`` topics.
-        noise_key_file: where this client's Noise (hub 5.x) static key is kept, created with mode
-            0600 on first use. Hub 5.x pins the key of a client on first contact and refuses any
-            other, so it must survive restarts. Default:
-            ``$XDG_STATE_HOME/thalovant/noise-keys/<hash of the access key>.key``; ``False`` keeps
-            a key in memory for this client object only.
+        noise_key_file: where this client's Noise (hub 5.x) static key is kept, created with mode 0600 on first
+            use. Hub 5.x pins the key of a client on first contact and refuses any other, so it must survive
+            restarts. Default: ``$XDG_STATE_HOME/thalovant/noise-keys/<hash of the access key>.key``; ``False``
+            keeps a key in memory for this client object only.
         keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
@@ -176,12 +174,12 @@ class AsyncThalovantClient:
 
     @classmethod
     def from_identity_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
-        """Load an identity file and build a client (see the class for ``kwargs``)."""
+        """Load the identity file at ``path`` and build a client (see the class for ``kwargs``)."""
         return cls(ThalovantIdentity.from_file(path), **kwargs)
 
     @classmethod
     def from_env(cls, prefix: str = "THALOVANT_", **kwargs: Any) -> Self:
-        """Build a client from ``THALOVANT_*`` environment variables."""
+        """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
         return cls(ThalovantIdentity.from_env(prefix), **kwargs)
 
     def _ssl(self) -> ssl.SSLContext:
@@ -200,6 +198,7 @@ class AsyncThalovantClient:
 
     @property
     def connected(self) -> bool:
+        """Whether the session is ready: the link is open and its handshake is done."""
         return self._engine.status is cx.ConnectionState.READY
 
     async def connect(self) -> None:
@@ -227,7 +226,7 @@ class AsyncThalovantClient:
     async def emit(
         self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
     ) -> None:
-        """Send a raw bus event (no correlation is added).
+        """Send the raw bus event ``event`` with ``data`` (None: ``{}``) and ``context`` (no correlation added).
 
         Raises:
             ThalovantConnectionError: the message could not be delivered (link lost, closed).
@@ -255,7 +254,11 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> str:
-        """Send an utterance without waiting for the answer. Returns its request id."""
+        """Send ``text`` (an utterance) without waiting for the answer. Returns its request id.
+
+        ``lang``: its language tag; ``context``: merged into the message's context; ``session_id``: set as
+        ``context.session.session_id`` (None: not set); ``request_id``: default a fresh one.
+        """
         turn = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         return await self._fire(turn)
 
@@ -269,7 +272,10 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> str:
-        """Send a button/quick-reply press (``input.kind == "action"``). Returns its request id."""
+        """Send the press of a button/quick reply ``payload`` labelled ``title`` (``input.kind == "action"``).
+
+        Returns its request id. ``lang``, ``context``, ``session_id``, ``request_id``: see :meth:`send_utterance`.
+        """
         turn = self._composer.turn(action_message, payload, lang, context, session_id, request_id, title=title)
         return await self._fire(turn)
 
@@ -284,7 +290,10 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> str:
-        """Send a scanned or typed code, to be taken verbatim (``input.exact``). Returns its request id."""
+        """Send a scanned or typed code ``value`` (of ``kind``, labelled ``label``), taken verbatim (``input.exact``).
+
+        Returns its request id. ``lang``, ``context``, ``session_id``, ``request_id``: see :meth:`send_utterance`.
+        """
         turn = self._composer.turn(code_message, value, lang, context, session_id, request_id, kind=kind, label=label)
         return await self._fire(turn)
 
@@ -300,13 +309,15 @@ class AsyncThalovantClient:
     ) -> ThalovantReply:
         """Send an utterance and wait until the hub says the turn is handled.
 
+        ``text``, ``lang``, ``context``, ``session_id``, ``request_id``: see :meth:`send_utterance`.
+
         Returns:
             The reply. ``reply.unanswered`` is True when no skill matched;
             ``reply.timed_out`` when speech arrived but the end signal did not.
 
         Raises:
             ThalovantPolicyDenied: the hub refused the utterance.
-            ThalovantTimeoutError: nothing at all came back within ``timeout``.
+            ThalovantTimeoutError: nothing at all came back within ``timeout`` seconds (None: ``reply_timeout``).
             ThalovantConnectionError: the link dropped while waiting (raised at once).
         """
         wait = self.reply_timeout if timeout is None else timeout
@@ -333,9 +344,9 @@ class AsyncThalovantClient:
     ) -> Listener:
         """Iterate over matching events (``async for event in client.listen("speak")``).
 
-        Listeners survive reconnects. The iteration ends quietly at ``timeout``
-        (seconds, in total) or after ``max_events``; it raises
-        ``ThalovantConnectionError`` if the client gives up reconnecting.
+        Listeners survive reconnects. Iteration ends quietly at ``timeout`` (seconds, in total) or after ``max_events``;
+        it raises ``ThalovantConnectionError`` if the client gives up reconnecting. ``session_id`` and ``request_id``
+        narrow a type name; ``predicate`` filters further; ``buffer`` caps the unread events (the oldest are dropped).
         """
         flt = event_filter(event, session_id, request_id)
         return self._listeners.add(
@@ -351,10 +362,10 @@ class AsyncThalovantClient:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> ThalovantEvent:
-        """The next matching event.
+        """The next matching event (``predicate``, ``session_id``, ``request_id``: see :meth:`listen`).
 
         Raises:
-            ThalovantTimeoutError: none arrived in time.
+            ThalovantTimeoutError: none arrived within ``timeout`` seconds (None: the client's ``reply_timeout``).
         """
         wait = self.reply_timeout if timeout is None else timeout
         async for found in self.listen(
@@ -375,8 +386,8 @@ class AsyncThalovantClient:
     ) -> Subscription:
         """Call ``handler(event)`` for each matching event until the subscription is closed.
 
-        The handler may be a plain function or a coroutine function; it may call
-        the client itself. A handler that raises is logged and kept.
+        The handler may be a plain function or a coroutine function; it may call the client itself. A handler
+        that raises is logged and kept. ``predicate``, ``session_id``, ``request_id``: see :meth:`listen`.
         """
         tg = self._engine.task_group
         if tg is None:
@@ -390,7 +401,10 @@ class AsyncThalovantClient:
     def conversation(
         self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None
     ) -> AsyncThalovantConversation:
-        """A conversation: turns that share a session id (``async with client.conversation() as convo``)."""
+        """A conversation: turns that share a session id (``async with client.conversation() as convo``).
+
+        ``lang`` and ``context`` apply to each of its turns; ``session_id`` defaults to a fresh one.
+        """
         return AsyncThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     # ---- health ---------------------------------------------------------------------------------
@@ -398,9 +412,9 @@ class AsyncThalovantClient:
     async def doctor(self, *, timeout: float = 10.0) -> ThalovantDoctorReport:
         """Check, step by step, why this client can or cannot talk to its hub; never raises for network trouble.
 
-        Checks identity, endpoint, DNS, TCP, TLS, admission, then the handshake and the live link
-        through this client when it is connected, else through a short-lived probe client. A
-        failed check skips the later ones with a hint. No secret appears in the report.
+        Checks identity, endpoint, DNS, TCP, TLS, admission, then the handshake and the live link through this
+        client when it is connected, else through a short-lived probe client. Each check may take ``timeout``
+        seconds. A failed check skips the later ones with a hint. No secret appears in the report.
         Note: the admission check opens (and closes) its own hub connection; on HTTP and MQTT, where
         hub 4.x keeps one connection per access key, a connected client may have to reconnect.
         """

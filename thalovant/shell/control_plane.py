@@ -87,6 +87,8 @@ class AsyncThalovantControlPlane:
         allow_http: permit ``http://`` to a non-loopback host (the password would travel in clear).
         max_body: largest response body accepted, in bytes.
         connector: test seam passed to :class:`HttpConnection`.
+        entropy: ``entropy(n)`` returns ``n`` random bytes; the source of generated client secrets, site
+            ids and idempotency keys (default :func:`secrets.token_bytes`; a test seam).
 
     Raises:
         LocalProtocolError: bad ``base_url`` or plain ``http://`` to a remote host.
@@ -233,11 +235,19 @@ class AsyncThalovantControlPlane:
 
         The returned ``access_token`` is stored and used by later calls.
 
+        Args:
+            email: the account's email address.
+            password: the account's password.
+            otp_code: the current one-time MFA code, if the account uses MFA.
+            recovery_code: an MFA recovery code.
+            scope: the token scope to ask for (None: none is sent).
+
         Returns:
             The token answer (it contains the token: do not log it).
 
         Raises:
             ThalovantAPIError: wrong credentials (401), MFA needed, network failure, bad answer.
+            LocalProtocolError: ``email``, ``password`` or a given code or scope is not a non-empty string.
         """
         req = control.build_login_request(email, password, otp_code=otp_code, recovery_code=recovery_code, scope=scope)
         codes = [c for c in (password, otp_code, recovery_code) if c]
@@ -253,8 +263,14 @@ class AsyncThalovantControlPlane:
     ) -> dict[str, Any]:
         """``GET v1/hubs``: the raw page (``items``, cursor fields as the API sends them).
 
+        Args:
+            limit: the most hubs in one page (a positive integer).
+            cursor: the cursor of the page to fetch, from the previous page (None: the first page).
+            owner_id: only the hubs of this owner (sent as the ``owner_id`` query parameter).
+
         Raises:
             ThalovantAPIError: non-2xx answer, network failure or a body that is not a JSON object.
+            LocalProtocolError: ``limit`` is not a positive integer, or ``cursor``/``owner_id`` is blank.
         """
         return await self._send(control.build_list_hubs_request(limit=limit, cursor=cursor, owner_id=owner_id))
 
@@ -268,6 +284,10 @@ class AsyncThalovantControlPlane:
 
     async def create_client(self, payload: Mapping[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """``POST v1/clients`` with a caller-built payload. Never retried automatically.
+
+        Args:
+            payload: the request body; the values of its secret-looking ``spec`` keys are kept out of errors.
+            idempotency_key: the ``Idempotency-Key`` header; reuse one to retry safely (None: a random one).
 
         Raises:
             ThalovantAPIError: non-2xx answer (409 conflict, 412, 429...), network failure.

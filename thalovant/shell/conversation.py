@@ -152,7 +152,14 @@ class AsyncThalovantConversation:
         context: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> ThalovantReply:
-        """One turn: see :meth:`AsyncThalovantClient.ask`."""
+        """One turn: send ``text`` and wait for the reply (see :meth:`AsyncThalovantClient.ask`).
+
+        Args:
+            text: what the user says.
+            lang: the turn's language (None: the conversation's ``lang``).
+            context: merged over the conversation's context for this turn.
+            timeout: seconds to wait (None: the client's ``reply_timeout``).
+        """
         reply = await self._turn(self.client.ask, text, lang, context, timeout=timeout)
         self._state = self._state.update_from_reply(reply)
         return reply
@@ -160,7 +167,10 @@ class AsyncThalovantConversation:
     async def send_utterance(
         self, text: str, *, lang: str | None = None, context: Mapping[str, Any] | None = None
     ) -> str:
-        """Send a turn without waiting; returns its request id."""
+        """Send ``text`` as a turn without waiting; returns its request id.
+
+        ``lang`` (None: the conversation's) and ``context``: as for :meth:`ask`.
+        """
         return await self._turn(self.client.send_utterance, text, lang, context)
 
     async def send_action(
@@ -171,7 +181,11 @@ class AsyncThalovantConversation:
         lang: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> str:
-        """A button press in this conversation; returns its request id."""
+        """A button press in this conversation; returns its request id.
+
+        ``payload`` and ``title``: see :meth:`AsyncThalovantClient.send_action`; ``lang`` and ``context``: as for
+        :meth:`ask`.
+        """
         return await self._turn(self.client.send_action, payload, lang, context, title=title)
 
     async def send_code(
@@ -183,13 +197,21 @@ class AsyncThalovantConversation:
         lang: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> str:
-        """A scanned or typed code in this conversation; returns its request id."""
+        """A scanned or typed code in this conversation; returns its request id.
+
+        ``value``, ``kind`` and ``label``: see :meth:`AsyncThalovantClient.send_code`; ``lang`` and ``context``: as
+        for :meth:`ask`.
+        """
         return await self._turn(self.client.send_code, value, lang, context, kind=kind, label=label)
 
     async def emit(
         self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
     ) -> None:
-        """A raw bus event with this conversation's session (no request id)."""
+        """A raw bus event with this conversation's session (no request id).
+
+        ``event`` and ``data``: see :meth:`AsyncThalovantClient.emit`; ``context`` is merged over the
+        conversation's context, and the result gets a ``lang`` key (the conversation's) if it has none.
+        """
         ctx = self._turn_context(context)
         ctx.setdefault("lang", self.lang)
         await self.client.emit(event, data, ctx)
@@ -202,11 +224,19 @@ class AsyncThalovantConversation:
         max_events: int | None = None,
         predicate: EventPredicate | None = None,
     ) -> Listener:
-        """Iterate over this conversation's events only."""
+        """Iterate over this conversation's events only.
+
+        ``event``, ``timeout`` (seconds, in total), ``max_events`` and ``predicate``: see
+        :meth:`AsyncThalovantClient.listen`.
+        """
         return self.client.listen(event, timeout=timeout, max_events=max_events, predicate=self._mine(predicate))
 
     async def wait_for_event(
         self, event: str | EventFilter, *, timeout: float | None = None, predicate: EventPredicate | None = None
     ) -> ThalovantEvent:
-        """The next event of this conversation matching ``event``."""
+        """The next event of this conversation matching ``event``.
+
+        ``timeout`` (seconds; None: the client's ``reply_timeout``) and ``predicate``: see
+        :meth:`AsyncThalovantClient.wait_for_event`.
+        """
         return await self.client.wait_for_event(event, timeout=timeout, predicate=self._mine(predicate))

@@ -66,6 +66,19 @@ class ThalovantIdentity(Identity):
 
     Build one with :meth:`from_file`, :meth:`from_env`, :meth:`from_mapping` (or
     ``from_text``, ``from_environ``, ``from_config``).
+
+    Attributes:
+        access_key: the hub's client access key (secret).
+        password: the handshake password (secret), or None for pre-shared-key-only clients.
+        default_master: hub address: ``http(s)://`` or ``ws(s)://`` URL, or a bare host.
+        site_id: the site this client speaks for.
+        default_port: the explicit port, or None when none was given (see ``endpoint_base``).
+        default_path: URL path prefix, ``""`` or ``/a/b``.
+        crypto_key: the legacy pre-shared AES key (secret), or None.
+        data_plane_endpoints: per-protocol URLs (:class:`~thalovant.HubDataPlaneEndpoints`).
+        protocols: per-protocol enable flags (:class:`~thalovant.HubProtocolSettings`).
+        mqtt: MQTT broker credentials (:class:`~thalovant.MqttBrokerCredentials`), or None.
+        metadata: merged into ``context["metadata"]`` of every message sent.
     """
 
     __slots__ = ()
@@ -73,6 +86,10 @@ class ThalovantIdentity(Identity):
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, origin: str = "identity") -> Self:
         """Validate a mapping (the JSON object of an identity file).
+
+        Args:
+            values: the identity's fields (names, aliases and rules in ``thalovant.core.identity.parse``).
+            origin: where the values came from, as error messages name it.
 
         Raises:
             ThalovantIdentityError: listing every problem found (``.problems``).
@@ -83,6 +100,10 @@ class ThalovantIdentity(Identity):
     def from_text(cls, text: str | bytes, *, origin: str = "identity file") -> Self:
         """Validate the contents of an identity file (UTF-8 JSON object).
 
+        Args:
+            text: the file's contents, as text or as UTF-8 bytes.
+            origin: where the text came from, as error messages name it.
+
         Raises:
             ThalovantIdentityError: for bad UTF-8, bad JSON, a non-object or invalid fields.
         """
@@ -91,6 +112,10 @@ class ThalovantIdentity(Identity):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, prefix: str = "THALOVANT_") -> Self:
         """Validate an identity given as environment variables (table in ``thalovant.core.identity.env``).
+
+        Args:
+            environ: the variables to read (e.g. ``os.environ``).
+            prefix: the prefix of the variable names.
 
         Raises:
             ThalovantIdentityError: listing every problem found.
@@ -124,6 +149,9 @@ class ThalovantIdentity(Identity):
         """Load an identity file (UTF-8 JSON object; ``~`` is expanded).
 
         Warns with :class:`ThalovantSecurityWarning` when other users can read it.
+
+        Args:
+            path: the file; a regular file of at most ``MAX_IDENTITY_FILE_BYTES``.
 
         Raises:
             ThalovantIdentityError: the file cannot be read or is invalid (every problem is listed).

@@ -59,6 +59,10 @@ class Listener:
         return f"<Listener types={self.filter.types!r} buffered={len(self._buffer)} dropped={self.dropped}>"
 
     def offer(self, event: ThalovantEvent) -> None:
+        """Buffer ``event`` if the filter and the predicate accept it (a predicate that raises rejects it).
+
+        When the buffer is full the oldest buffered event is dropped and counted in ``dropped``.
+        """
         if self._closed or not self.filter.accepts(event):
             return
         if self._predicate is not None:
@@ -82,6 +86,7 @@ class Listener:
         self._wake.set()
 
     def close(self) -> None:
+        """Stop listening and end the iteration (events still buffered are not delivered). Idempotent."""
         if not self._closed:
             self._closed = True
             self._wake.set()
@@ -115,6 +120,7 @@ class Listener:
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
+        """Same as :meth:`close`, awaitable (for ``contextlib.aclosing``)."""
         self.close()
 
 

@@ -263,7 +263,15 @@ class ThalovantEvent:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
-        """A JSON-ready dict; secret-looking values are redacted."""
+        """A JSON-ready dict; secret-looking values are redacted.
+
+        Args:
+            max_text_chars: split the text of ``display_items`` into chunks of at most this many
+                characters (None: one chunk).
+
+        Raises:
+            ValueError: ``max_text_chars`` is less than 1.
+        """
         return {
             "type": self.type,
             "name": self.type,

@@ -109,7 +109,15 @@ class ThalovantReply:
         return display_items_for("speak", {"utterance": self.display_text}, max_text_chars=max_text_chars)
 
     def as_dict(self, *, max_text_chars: int | None = None) -> dict[str, Any]:
-        """A JSON-ready dict; secret-looking values are redacted."""
+        """A JSON-ready dict; secret-looking values are redacted.
+
+        Args:
+            max_text_chars: split the text of the reply's ``display_items`` into chunks of at most this
+                many characters (None: one chunk); the ``events`` entries are not split.
+
+        Raises:
+            ValueError: ``max_text_chars`` is less than 1.
+        """
         return {
             "text": self.text,
             "display_text": self.display_text,

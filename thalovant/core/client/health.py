@@ -36,6 +36,7 @@ class ThalovantHealth:
         return self.connected and self.handshake_complete and self.transport_alive and not self.last_error
 
     def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: :attr:`ok` and every field."""
         return {
             "ok": self.ok,
             "connected": self.connected,

@@ -71,7 +71,21 @@ MQTT_KEYS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class MqttBrokerCredentials:
-    """How to reach and log in to the MQTT broker. ``username``/``password`` are secrets."""
+    """How to reach and log in to the MQTT broker. ``username``/``password`` are secrets.
+
+    Attributes:
+        endpoint: the broker URL (``mqtt://``, ``mqtts://``, ``tcp://`` or ``ssl://``; host and port only).
+        username: the broker login, or None for an anonymous broker.
+        password: the broker password, or None.
+        topic_prefix: the levels the client's topics start with (no wildcards), or None.
+        hub_id: the hub's id (one topic level), or None; kept as given, topics are not built from it.
+        c2s_topic: the full client-to-hub topic, in place of the derived one, or None.
+        s2c_topic: the full hub-to-client topic, in place of the derived one, or None.
+        status_topic: the full status topic, in place of the derived one, or None.
+        hash_topics: the identity's ``hash_topics`` flag; kept as given, topics are not built from it.
+        qos: the MQTT QoS the client uses, 0 or 1.
+        tls: use TLS (an ``mqtts://`` or ``ssl://`` endpoint uses it in any case).
+    """
 
     endpoint: str
     username: str | None = None
@@ -102,6 +116,9 @@ class MqttBrokerCredentials:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MqttBrokerCredentials | None:
         """Validate an ``mqtt`` block on its own. Returns None for an empty block.
+
+        Args:
+            values: the block's keys, canonical or aliases (table in the module docstring).
 
         Raises:
             ThalovantIdentityError: listing every problem found.

@@ -126,7 +126,13 @@ _FLAG_KEYS: dict[HubProtocol, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class HubProtocolSettings:
-    """Which protocols the identity allows. ``http`` is the HTTP-polling flag (alias ``https``)."""
+    """Which protocols the identity allows. ``http`` is the HTTP-polling flag (alias ``https``).
+
+    Attributes:
+        wss: WebSocket is enabled.
+        http: HTTP polling is enabled.
+        mqtt: MQTT is enabled.
+    """
 
     wss: bool = True
     http: bool = False
@@ -159,6 +165,9 @@ class HubProtocolSettings:
         """Read flags from ``protocols``, ``network`` or ``spec.protocols`` (first one present).
 
         Unspecified flags take the class defaults (wss on, http and mqtt off).
+
+        Args:
+            values: the mapping (e.g. an identity) that holds one of those blocks.
 
         Raises:
             ThalovantIdentityError: listing every malformed flag.
@@ -222,7 +231,13 @@ _ENDPOINT_KEYS: dict[HubProtocol, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class HubDataPlaneEndpoints:
-    """One normalised URL (or None) per protocol. URLs may carry credentials; see ``as_dict``."""
+    """One normalised URL (or None) per protocol. URLs may carry credentials; see ``as_dict``.
+
+    Attributes:
+        https: the HTTP-polling URL (``https://`` or ``http://``), or None.
+        wss: the WebSocket URL (``wss://`` or ``ws://``), or None.
+        mqtt: the MQTT broker URL (``mqtt://``, ``mqtts://``, ``tcp://`` or ``ssl://``), or None.
+    """
 
     https: str | None = None
     wss: str | None = None
@@ -251,7 +266,13 @@ class HubDataPlaneEndpoints:
         return out
 
     def http_base(self, master: str, port: int | None = None, path: str = "") -> str:
-        """The HTTP base URL for these endpoints and a master (see the module docstring)."""
+        """The HTTP base URL for these endpoints and a master (see the module docstring).
+
+        Args:
+            master: ``default_master``: an ``http(s)://`` or ``ws(s)://`` URL, or a bare host.
+            port: the explicit ``default_port``, or None when none was given.
+            path: the normalised ``default_path`` (``""`` or ``/a/b``); not added to an ``https`` endpoint.
+        """
         return compose_http_base(master=master, https_endpoint=self.https, port=port, path=path)
 
     @classmethod
@@ -260,6 +281,9 @@ class HubDataPlaneEndpoints:
 
         Without those blocks, the top-level keys ``https``, ``http``, ``wss``,
         ``ws``, ``mqtt`` (a string only) and ``mqtts`` are used.
+
+        Args:
+            values: the mapping (e.g. an identity) that holds the endpoints.
 
         Raises:
             ThalovantIdentityError: listing every malformed endpoint.
@@ -394,6 +418,11 @@ def select_data_plane_endpoint(
     preferred: tuple[str, ...] = DEFAULT_PROTOCOL_PREFERENCE,
 ) -> SelectedHubEndpoint | None:
     """The first protocol in ``preferred`` that is enabled and has an endpoint, or None.
+
+    Args:
+        endpoints: the URL of each protocol.
+        protocols: which protocols are enabled.
+        preferred: protocol names (any spelling), the most preferred first.
 
     Raises:
         ThalovantUnsupportedProtocolError: if ``preferred`` names an unknown protocol.

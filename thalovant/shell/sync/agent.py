@@ -50,11 +50,11 @@ class ThalovantAgent(AgentBase[ThalovantClient]):
         return self.client.conversation(**kwargs)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
-        """See :meth:`ThalovantClient.ask`."""
+        """Send ``text`` and wait for the reply (see :meth:`ThalovantClient.ask`)."""
         return self.client.ask(text, **kwargs)
 
     def send_utterance(self, text: str, **kwargs: Any) -> str:
-        """See :meth:`ThalovantClient.send_utterance`."""
+        """Send ``text`` without waiting (see :meth:`ThalovantClient.send_utterance`)."""
         return self.client.send_utterance(text, **kwargs)
 
     def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
@@ -62,6 +62,10 @@ class ThalovantAgent(AgentBase[ThalovantClient]):
 
         Signal handlers are installed only when called from the main thread and
         are restored afterwards.
+
+        Args:
+            handle_signals: stop cleanly on SIGINT/SIGTERM (only in the main thread).
+            check_interval: seconds between checks that the client has not given up.
 
         Raises:
             ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.

@@ -49,14 +49,17 @@ class ThalovantClient:
 
     @property
     def identity(self) -> ThalovantIdentity:
+        """The client's identity."""
         return self._async.identity
 
     @property
     def protocol(self) -> str:
+        """The protocol in use: ``"wss"``, ``"https"`` or ``"mqtt"``."""
         return self._async.protocol
 
     @property
     def session_id(self) -> str:
+        """The session id sent in HELLO."""
         return self._async.session_id
 
     @property
@@ -66,12 +69,12 @@ class ThalovantClient:
 
     @classmethod
     def from_identity_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
-        """Load an identity file and build a client."""
+        """Load the identity file at ``path`` and build a client (see the class for ``kwargs``)."""
         return cls(ThalovantIdentity.from_file(path), **kwargs)
 
     @classmethod
     def from_env(cls, prefix: str = "THALOVANT_", **kwargs: Any) -> Self:
-        """Build a client from ``THALOVANT_*`` environment variables."""
+        """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
         return cls(ThalovantIdentity.from_env(prefix), **kwargs)
 
     # ---- life cycle -----------------------------------------------------------------------------
@@ -107,27 +110,30 @@ class ThalovantClient:
     def conversation(
         self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None
     ) -> ThalovantConversation:
-        """A conversation: turns that share a session id (``with client.conversation() as convo``)."""
+        """A conversation: turns that share a session id (``with client.conversation() as convo``).
+
+        ``lang`` and ``context`` apply to each of its turns; ``session_id`` defaults to a fresh one.
+        """
         return ThalovantConversation(self, session_id=session_id, lang=lang, context=context)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
-        """See :meth:`AsyncThalovantClient.ask`."""
+        """Send ``text`` and wait for the reply (see :meth:`AsyncThalovantClient.ask`)."""
         return self._call(self._async.ask, text, **kwargs)
 
     def emit(self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
-        """See :meth:`AsyncThalovantClient.emit`."""
+        """Send the raw bus ``event`` with ``data`` and ``context`` (see :meth:`AsyncThalovantClient.emit`)."""
         self._call(self._async.emit, event, data, context)
 
     def send_utterance(self, text: str, **kwargs: Any) -> str:
-        """See :meth:`AsyncThalovantClient.send_utterance`."""
+        """Send ``text`` without waiting (see :meth:`AsyncThalovantClient.send_utterance`)."""
         return self._call(self._async.send_utterance, text, **kwargs)
 
     def send_action(self, payload: str, **kwargs: Any) -> str:
-        """See :meth:`AsyncThalovantClient.send_action`."""
+        """Send the press of the button ``payload`` (see :meth:`AsyncThalovantClient.send_action`)."""
         return self._call(self._async.send_action, payload, **kwargs)
 
     def send_code(self, value: str, **kwargs: Any) -> str:
-        """See :meth:`AsyncThalovantClient.send_code`."""
+        """Send the code ``value`` (see :meth:`AsyncThalovantClient.send_code`)."""
         return self._call(self._async.send_code, value, **kwargs)
 
     def doctor(self, **kwargs: Any) -> ThalovantDoctorReport:
@@ -142,7 +148,7 @@ class ThalovantClient:
         return self._call(self._async.healthcheck)
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
-        """See :meth:`AsyncThalovantClient.wait_for_event`."""
+        """The next matching ``event`` (see :meth:`AsyncThalovantClient.wait_for_event`)."""
         return self._call(self._async.wait_for_event, event, **kwargs)
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
@@ -162,7 +168,10 @@ class ThalovantClient:
         session_id: str | None = None,
         request_id: str | None = None,
     ) -> Subscription:
-        """Call ``handler(event)`` (in a worker thread) for each matching event."""
+        """Call ``handler(event)`` (in a worker thread) for each matching event.
+
+        ``predicate``, ``session_id`` and ``request_id``: see :meth:`AsyncThalovantClient.listen`.
+        """
         return self._portal.call_sync(
             self._async.on,
             event,

@@ -62,10 +62,12 @@ class ThalovantControlPlane:
 
     @property
     def base_url(self) -> str:
+        """The API root, without a trailing ``/``."""
         return self._async.base_url
 
     @property
     def authenticated(self) -> bool:
+        """Whether an access token is set."""
         return self._async.authenticated
 
     def __enter__(self) -> ThalovantControlPlane:
@@ -87,5 +89,8 @@ class ThalovantControlPlane:
     create_client_identity = _blocking(AsyncThalovantControlPlane.create_client_identity)
 
     def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
-        """See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`."""
+        """``(protocol, url)`` if ``result``'s identity can use ``protocol``.
+
+        See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`.
+        """
         return self._async.require_runtime_protocol(result, protocol=protocol)

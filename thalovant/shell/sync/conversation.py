@@ -44,14 +44,17 @@ class ThalovantConversation:
 
     @property
     def session_id(self) -> str:
+        """The session id shared by every turn of this conversation."""
         return self._async.session_id
 
     @property
     def lang(self) -> str:
+        """The language of every turn unless a call says otherwise."""
         return self._async.lang
 
     @property
     def request_ids(self) -> list[str]:
+        """The request ids of this conversation's turns, oldest first."""
         return self._async.request_ids
 
     def __enter__(self) -> Self:
@@ -61,26 +64,33 @@ class ThalovantConversation:
         return None
 
     def owns(self, event: ThalovantEvent) -> bool:
+        """Whether ``event`` belongs to this conversation (one of its request ids, or its session id)."""
         return self._async.owns(event)
 
     def ask(self, text: str, **kwargs: Any) -> ThalovantReply:
+        """One turn: send ``text`` and wait for the reply (see :meth:`AsyncThalovantConversation.ask`)."""
         return self._portal.call(self._async.ask, text, **kwargs)
 
     def send_utterance(self, text: str, **kwargs: Any) -> str:
+        """Send ``text`` without waiting (see :meth:`AsyncThalovantConversation.send_utterance`)."""
         return self._portal.call(self._async.send_utterance, text, **kwargs)
 
     def send_action(self, payload: str, **kwargs: Any) -> str:
+        """Press the button ``payload`` (see :meth:`AsyncThalovantConversation.send_action`)."""
         return self._portal.call(self._async.send_action, payload, **kwargs)
 
     def send_code(self, value: str, **kwargs: Any) -> str:
+        """Send the code ``value`` (see :meth:`AsyncThalovantConversation.send_code`)."""
         return self._portal.call(self._async.send_code, value, **kwargs)
 
     def emit(self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
+        """Send the raw bus ``event`` with ``data`` and ``context`` (see :meth:`AsyncThalovantConversation.emit`)."""
         self._portal.call(self._async.emit, event, data, context)
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
+        """The next matching ``event`` of this conversation (see :meth:`AsyncThalovantConversation.wait_for_event`)."""
         return self._portal.call(self._async.wait_for_event, event, **kwargs)
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
-        """This conversation's events (the keyword arguments of :meth:`ThalovantClient.listen`)."""
+        """This conversation's events matching ``event`` (the keyword arguments of :meth:`ThalovantClient.listen`)."""
         return self.client.listen(event, predicate=self._async._mine(kwargs.pop("predicate", None)), **kwargs)
