@@ -126,7 +126,7 @@ def test_ws_every_v1_path_gets_an_answer(hub4: TestHub, kind: str, options: dict
     assert seen["ready"] is not None and seen["ready"].generation == 1
     assert seen["types"][:1] == ["speak"] and "ovos.utterance.handled" in seen["types"]
     assert seen["context"]["request_id"] == "live-1"
-    assert seen["context"]["session"]["session_id"] == session._session_id
+    assert seen["context"]["session"]["session_id"] == session.session_id
 
 
 def test_ws_wrong_password_is_detected_by_the_client(hub4: TestHub) -> None:

@@ -194,6 +194,11 @@ class Session(TableMachine[SessionState]):
     # ---- read-only views --------------------------------------------------------------------------
 
     @property
+    def session_id(self) -> str:
+        """The OVOS session id this session announces in HELLO and puts on what it sends."""
+        return self._out.session_id
+
+    @property
     def deadline(self) -> float | None:
         if self._state is _S.HANDSHAKING and self._handshake is not None:
             deadline: float | None = self._handshake.deadline
