@@ -74,6 +74,10 @@ class Toy:
         return self._state
 
     @property
+    def finished(self) -> bool:
+        return self._state is ToyState.DONE
+
+    @property
     def deadline(self) -> float | None:
         return min(self._due) if self._due else None
 

@@ -24,9 +24,8 @@ stops it at the next await; nothing is left behind. ``execute`` must not
 block for long: it runs on the driver's task, so timers wait while it runs.
 Slow effects belong in their own tasks that post a result fact back.
 
-A machine is "finished" when it has a boolean ``finished`` attribute that is
-true, or else when its ``state`` name is one of :data:`TERMINAL_STATE_NAMES`;
-pass ``stop_when`` to decide otherwise.
+The run ends when the machine says it is ``finished`` (every core machine has it:
+:class:`~thalovant.core.machine.Machine`); pass ``stop_when`` to decide otherwise.
 """
 
 from __future__ import annotations
@@ -38,13 +37,11 @@ from typing import Any, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from thalovant.core.machine import Input, Output, Tick
+from thalovant.core.machine import Input, Machine, Output, Tick
 from thalovant.core.trace import RecordingEntropy
 
-__all__ = ["TERMINAL_STATE_NAMES", "Driver", "StepRecorder"]
+__all__ = ["Driver", "StepRecorder"]
 
-#: State names that end a run when the machine has no ``finished`` attribute.
-TERMINAL_STATE_NAMES = frozenset({"CLOSED", "FAILED", "FINISHED", "DONE", "STOPPED"})
 
 _STALE_TICK_LIMIT = 1000
 
@@ -67,7 +64,8 @@ class Driver:
     """Run one machine from one inbox.
 
     Args:
-        machine: any object with ``handle(inp, *, now)``, ``deadline`` and ``state``.
+        machine: a :class:`~thalovant.core.machine.Machine` (``handle(inp, *, now)``, ``deadline``,
+            ``state``, ``finished``).
         clock: the monotonic clock (seconds); ``anyio.current_time`` by default.
         recorder: optional duck-typed :class:`StepRecorder`.
         entropy: the :class:`~thalovant.core.trace.RecordingEntropy` the machine
@@ -79,7 +77,7 @@ class Driver:
 
     def __init__(
         self,
-        machine: Any,
+        machine: Machine[Any],
         *,
         clock: Callable[[], float] = anyio.current_time,
         recorder: StepRecorder | None = None,
@@ -109,11 +107,7 @@ class Driver:
         """True once the machine reports it is done."""
         if self._stop_when is not None:
             return self._stop_when()
-        flag = getattr(self.machine, "finished", None)
-        if isinstance(flag, bool):
-            return flag
-        state = getattr(self.machine, "state", None)
-        return getattr(state, "name", None) in TERMINAL_STATE_NAMES
+        return self.machine.finished
 
     # -- the inbox -------------------------------------------------------------------------------
 
