@@ -44,20 +44,8 @@ class Identity:
     """A validated client identity, as a pure value. ``parse_identity`` builds it.
 
     The public ``thalovant.ThalovantIdentity`` (``thalovant.shell.identity_io``) subclasses this and
-    adds the constructors (``from_mapping``, ``from_text``, ``from_file``, ``from_env`` ...).
-
-    Attributes:
-        access_key: the hub's client access key (secret).
-        password: the handshake password (secret), or None for pre-shared-key-only clients.
-        default_master: hub address: ``http(s)://`` or ``ws(s)://`` URL, or a bare host.
-        site_id: the site this client speaks for.
-        default_port: the explicit port, or None when none was given (see ``endpoint_base``).
-        default_path: URL path prefix, ``""`` or ``/a/b``.
-        crypto_key: the legacy pre-shared AES key (secret), or None.
-        data_plane_endpoints: per-protocol URLs.
-        protocols: per-protocol enable flags.
-        mqtt: MQTT broker credentials, or None.
-        metadata: merged into ``context["metadata"]`` of every message sent.
+    adds the constructors (``from_mapping``, ``from_text``, ``from_file``, ``from_env`` ...); its
+    docstring describes every field.
     """
 
     access_key: str
