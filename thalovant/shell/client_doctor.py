@@ -59,6 +59,8 @@ async def doctor_through(
     async def handshake() -> str:
         if owned:
             await probe.connect()
+        if not probe.connected:  # closed meanwhile: never reconnect it from here
+            raise ThalovantConnectionError("the client was closed during the check")
         generation = (await probe.healthcheck()).generation
         return f"handshake complete over {probe.protocol} (protocol v{generation})"
 

@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 
 from returns.pipeline import is_successful
 
-from thalovant._version import __version__
+from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.control import api as control
 from thalovant.core.control.api import ApiProblem, ApiRequest, ClientSecrets
 from thalovant.core.control.identity import DEFAULT_PREFERENCE, assemble_identity
@@ -60,7 +60,7 @@ from thalovant.shell.tls import make_ssl_context
 log = logging.getLogger("thalovant.control")
 
 DEFAULT_API_URL = "https://api.thalovant.com"
-USER_AGENT = f"ThalovantPythonSDK/{__version__}"
+USER_AGENT = DEFAULT_USERAGENT
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 

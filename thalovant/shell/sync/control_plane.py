@@ -10,11 +10,19 @@ async code is refused (it would block the event loop).
 from __future__ import annotations
 
 import functools
+import os
+import secrets as _secrets
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from thalovant.shell.control_plane import DEFAULT_API_URL, AsyncThalovantControlPlane, BootstrapIdentityResult
+from thalovant.shell.control_plane import (
+    DEFAULT_API_URL,
+    USER_AGENT,
+    AsyncThalovantControlPlane,
+    BootstrapIdentityResult,
+)
+from thalovant.shell.links.http import Connector
 from thalovant.shell.sync.portal import Portal, refuse_in_event_loop
 
 __all__ = ["ThalovantControlPlane"]
@@ -33,6 +41,7 @@ def _blocking(
         return self._portal.run(partial(method, self._async, *args, **kwargs), after=self._async.aclose)
 
     functools.update_wrapper(run, method)
+    run.__qualname__ = f"ThalovantControlPlane.{method.__name__}"
     return run
 
 
@@ -47,14 +56,41 @@ class ThalovantControlPlane:
         base_url: API root.
         access_token: bearer token; :meth:`login` sets it too.
         timeout: seconds allowed for each whole request.
-        **options: the other keyword arguments of :class:`AsyncThalovantControlPlane`
-            (``user_agent``, ``ca_file``, ``insecure``, ``allow_http``, ``max_body``, ``connector``).
+        user_agent: the ``User-Agent`` header.
+        ca_file: PEM bundle to verify the API's certificate with (default: the system's).
+        insecure: skip certificate verification (warns; tests only).
+        allow_http: allow plain ``http://`` to a host that is not loopback.
+        max_body: the largest response body accepted, in bytes.
+        connector: opens the TCP/TLS stream instead of the default (tests).
+        entropy: the random source for the secrets :meth:`create_client_identity` generates.
     """
 
     def __init__(
-        self, base_url: str = DEFAULT_API_URL, access_token: str | None = None, timeout: float = 10.0, **options: Any
+        self,
+        base_url: str = DEFAULT_API_URL,
+        access_token: str | None = None,
+        timeout: float = 10.0,
+        *,
+        user_agent: str = USER_AGENT,
+        ca_file: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
+        allow_http: bool = False,
+        max_body: int = 4 * 1024 * 1024,
+        connector: Connector | None = None,
+        entropy: Callable[[int], bytes] = _secrets.token_bytes,
     ) -> None:
-        self._async = AsyncThalovantControlPlane(base_url, access_token, timeout=timeout, **options)
+        self._async = AsyncThalovantControlPlane(
+            base_url,
+            access_token,
+            timeout=timeout,
+            user_agent=user_agent,
+            ca_file=ca_file,
+            insecure=insecure,
+            allow_http=allow_http,
+            max_body=max_body,
+            connector=connector,
+            entropy=entropy,
+        )
         self._portal = Portal()
 
     def __repr__(self) -> str:
