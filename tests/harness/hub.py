@@ -245,18 +245,25 @@ class TestHub:
         return BusClient(self._ports().bus, timeout=timeout)
 
     def push_event(self, msg_type: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
-                   *, peers: list[str] | None = None, timeout: float = 5.0) -> list[str]:
+                   *, peers: list[str] | None = None, timeout: float = 5.0, wait_for_peer: float = 2.0) -> list[str]:
         """Send a BUS message from the hub to every connected client (or to ``peers``); return the peers reached.
 
         Delivery is what an admin BROADCAST's inner message does, without an admin session.
-        Only clients that completed their HELLO are connected peers.
+        Only clients whose HELLO the hub has handled are connected peers. Over WebSocket nothing
+        acknowledges a HELLO, so a client that has just connected may be a millisecond away from
+        being one: while the push reaches nobody, it is sent again (it reached nobody, so nothing
+        is duplicated) for up to ``wait_for_peer`` seconds. ``wait_for_peer=0`` pushes once.
         """
-        token = secrets.token_hex(8)
+        give_up = time.monotonic() + wait_for_peer
         with self.bus(timeout) as bus:
-            bus.emit(PUSH_TYPE, {"type": msg_type, "data": data or {}, "context": context or {}, "peers": peers,
-                                 "token": token})
-            done = bus.wait_for(PUSH_DONE_TYPE, timeout, token=token)
-        return list(done["data"].get("peers") or [])
+            while True:
+                token = secrets.token_hex(8)
+                bus.emit(PUSH_TYPE, {"type": msg_type, "data": data or {}, "context": context or {}, "peers": peers,
+                                     "token": token})
+                reached = list(bus.wait_for(PUSH_DONE_TYPE, timeout, token=token)["data"].get("peers") or [])
+                if reached or time.monotonic() >= give_up:
+                    return reached
+                time.sleep(0.02)
 
     def agent_emit(self, msg_type: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
                    *, peer: str | None = None) -> None:

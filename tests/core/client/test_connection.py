@@ -422,3 +422,52 @@ def test_hub_denials_without_a_request_id_are_attributed_or_reported() -> None:
     assert isinstance(result, corr.AskFailed) and result.kind == "policy_denied"
     assert result.denial is not None and result.denial.code == "acl_disallowed_type"
     assert [m.type for m in hub.denied] == ["speak", "recognizer_loop:utterance"] and hub.received == []
+
+
+class _WatchReady:
+    """The session's connection, checking at the step that reports READY that the hub already has a HELLO."""
+
+    def __init__(self, s: InMemoryHubSession) -> None:
+        self.s = s
+        self.hellos_at_ready: list[int] = []
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.s.connection.state
+
+    @property
+    def deadline(self) -> float | None:
+        return self.s.connection.deadline
+
+    @property
+    def finished(self) -> bool:
+        return self.s.connection.finished
+
+    def handle(self, inp: Any, *, now: float) -> list[Output]:
+        out = self.s.connection.handle(inp, now=now)
+        if S.READY in statuses(out):
+            self.hellos_at_ready.append(len(self.s.hub.hellos))
+        return out
+
+
+@pytest.mark.parametrize(("protocol", "generation"), [("https", 1), ("https", 3), ("mqtt", 1)])
+def test_ready_is_reported_only_once_the_link_confirmed_the_hello(protocol: Any, generation: int) -> None:
+    # HTTP: the hub answered the POST that carried the HELLO (it registered the client before it answered);
+    # MQTT: the broker acknowledged it. Before, READY came with the order to send the HELLO, and a hub-side
+    # push right after connect() could find no such client (the flaky v3 restart test's root cause).
+    s = InMemoryHubSession(
+        protocol=protocol, password=PASSWORD, crypto_key=None if generation == 3 else CRYPTO_KEY, generation=generation
+    )
+    watch = _WatchReady(s)
+    s.machine = watch
+    assert s.connect() is S.READY
+    assert watch.hellos_at_ready == [len(s.hub.hellos)] != [0]  # MQTT: the cleartext trigger HELLO, then the sealed one
+    assert statuses(s.outputs) == [S.CONNECTING, S.READY]
+
+
+def test_refs_below_one_are_the_connections_own() -> None:
+    s = session("wss")
+    assert s.connect() is S.READY
+    for ref in (0, -1):
+        with pytest.raises(LocalProtocolError, match="reserved"):
+            s.connection.handle(SendRequested(ref=ref, message=BusMessage(type="m"), deadline=9.0), now=0.0)

@@ -23,6 +23,7 @@ from thalovant.core.handshake.v1_crypto import (
     seal_wrapper,
 )
 from thalovant.core.machine import Entropy, Note, Output, Tick
+from thalovant.core.session.events import HELLO_REF
 from thalovant.core.session.machine import (
     CloseLink,
     Deliver,
@@ -190,7 +191,7 @@ def test_password_handshake_reaches_ready_and_flushes_the_queue_once_in_order(wi
     assert [m.bus().type for m in hub.received[2:]] == ["early", "recognizer_loop:utterance"]  # type: ignore[union-attr]
     assert hub.received[2].payload["context"]["session"]["session_id"] == "sess-1"  # type: ignore[index]
     frames = sent(outs)
-    assert [f.refs for f in frames] == [(), (), (7,), (8,)]
+    assert [f.refs for f in frames] == [(), (HELLO_REF,), (7,), (8,)]  # the HELLO frame completes HELLO_REF
     if wire == "bitstring":
         assert all(isinstance(f.data, bytes) for f in frames)
         assert frames[0].data[0] == 0x80  # cleartext HANDSHAKE bitstring (spec §8.3)

@@ -18,7 +18,8 @@ slow reader of a dead socket can never disturb the new link::
 
     IDLE --Connect--> CONNECTING       Reconnect: OpenLink -> new epoch
     CONNECTING: link LinkUp    -> session LinkOpened (handshake starts)
-                session Ready  -> READY; queue flushed; Reconnect LinkUp
+                session Ready  -> queue flushed (after the HELLO)
+                link confirms the HELLO's frame -> READY; Reconnect LinkUp
     READY: link LinkDown / session failed -> CONNECTING; asks in flight fail
                                   at once, unconfirmed sends fail, Reconnect LinkLost
     CONNECTING: Reconnect GiveUp -> GAVE_UP; everything queued fails
@@ -204,6 +205,8 @@ class Connection:
         return out
 
     def _on_send(self, inp: SendRequested, now: float) -> list[Output]:
+        if inp.ref < 1:
+            raise LocalProtocolError(f"send ref {inp.ref} is reserved: refs below 1 are the connection's own")
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
         item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
@@ -304,7 +307,9 @@ class Connection:
             live = session.state in (SessionState.HANDSHAKING, SessionState.READY)
             return self._session_do(session_io.FrameReceived(data=o.data), now) if live else []
         if isinstance(o, FrameSent):
-            return self._outbox.confirmed(o.refs)
+            if session_io.HELLO_REF in o.refs:
+                self._ep.hello_confirmed = True
+            return self._outbox.confirmed(o.refs) + self._announce_ready(now)
         if isinstance(o, FrameNotSent):
             return self._outbox.not_sent(o)
         if isinstance(o, LinkDown):
@@ -383,17 +388,29 @@ class Connection:
         return []
 
     def _on_ready(self, o: session_io.SessionReady, now: float) -> list[Output]:
+        """Keys exist and the HELLO is handed to the link: sends flow (after the HELLO, in order).
+
+        The connection reports READY only when the link confirms the HELLO's frame
+        (:meth:`_announce_ready`): over HTTP the hub has then registered this client, so a
+        ``connect()`` that returned means the hub can address it.
+        """
         self._ep.ready = True
+        self._ep.ready_generation = o.generation
         self._last_sent = now
-        self._life.move(session_io.SessionReady)
-        out: list[Output] = [
-            StatusChanged(state=self.state, detail="ready", generation=o.generation, epoch=self._ep.number)
-        ]
-        out += self._reconnect_do(rc.LinkUp(), now)
+        out: list[Output] = []
         if isinstance(self._ep.link, MqttMap):
             out += self._link_do(MqttSessionReady(), now)
         while self._outbox.waiting and self._ep.ready:
             out += self._hand_over(self._outbox.waiting.popleft(), now)
+        return out + self._announce_ready(now)
+
+    def _announce_ready(self, now: float) -> list[Output]:
+        """READY, once the session is ready and the link confirmed its HELLO (in either order)."""
+        if not (self._ep.ready and self._ep.hello_confirmed) or not self._life.move(session_io.SessionReady):
+            return []
+        gen = self._ep.ready_generation
+        out: list[Output] = [StatusChanged(state=self.state, detail="ready", generation=gen, epoch=self._ep.number)]
+        out += self._reconnect_do(rc.LinkUp(), now)
         return out
 
     def _hand_over(self, item: Queued, now: float) -> list[Output]:

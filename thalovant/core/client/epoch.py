@@ -32,6 +32,9 @@ class Epoch:
         session: the session of this attempt (kept after the link is gone, for its generation).
         link: the link machine, until it is finished and dropped.
         ready: the session is ready: sends go straight to it.
+        ready_generation: the protocol generation the session became ready with (reported once its
+            HELLO is confirmed).
+        hello_confirmed: the link confirmed the frame carrying the session's HELLO.
         lost: the loss of this link was already handled (a session failure, then the socket close).
         close_code: the WebSocket close code the link reported, if any.
     """
@@ -40,6 +43,8 @@ class Epoch:
     session: Session | None = None
     link: Link | None = None
     ready: bool = False
+    ready_generation: int | None = None
+    hello_confirmed: bool = False
     lost: bool = False
     close_code: int | None = None
 

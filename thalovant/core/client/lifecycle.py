@@ -7,14 +7,15 @@ Everything that moves a connection between its five states
 way h11's ``_state.py`` holds HTTP/1.1's::
 
     IDLE       --Connect-----------------------> CONNECTING  (the reconnect policy opens a link)
-    CONNECTING --SessionReady------------------> READY       (the queue is flushed)
+    CONNECTING --SessionReady------------------> READY       (and the link confirmed the HELLO)
     READY      --link lost (rc.LinkLost)-------> CONNECTING  (asks in flight fail; reconnecting)
     CONNECTING --rc.GiveUp---------------------> GAVE_UP     (everything queued fails)
     IDLE, CONNECTING, READY, GAVE_UP --Disconnect--> CLOSED  (links told to stop politely)
 
 A trigger is a user input (``Connect``, ``Disconnect``) or what a child machine said: the
-session is ready (``SessionReady``), the link of the current epoch was lost (``rc.LinkLost``, as
-the reconnect policy is told) or the reconnect policy gave up (``rc.GiveUp``).
+session is ready and the link confirmed its HELLO (``SessionReady``), the link of the current
+epoch was lost (``rc.LinkLost``, as the reconnect policy is told) or the reconnect policy gave
+up (``rc.GiveUp``).
 
 Rule 1. :data:`TRANSITIONS` is the one place a transition is written: the connection never sets
 its state, it asks :meth:`Lifecycle.move` to take the row for a trigger.
@@ -41,7 +42,7 @@ _S = ConnectionState
 TRANSITIONS: Mapping[tuple[ConnectionState, type], ConnectionState] = {
     (_S.IDLE, Connect): _S.CONNECTING,  # the reconnect policy opens the first link
     (_S.IDLE, Disconnect): _S.CLOSED,  # closed before it started
-    (_S.CONNECTING, SessionReady): _S.READY,  # handshake done: the queue is flushed
+    (_S.CONNECTING, SessionReady): _S.READY,  # handshake done and the HELLO confirmed: the hub knows us
     (_S.CONNECTING, rc.GiveUp): _S.GAVE_UP,  # everything queued fails
     (_S.CONNECTING, Disconnect): _S.CLOSED,  # queued and in-flight sends fail
     (_S.READY, rc.LinkLost): _S.CONNECTING,  # asks in flight fail at once; reconnecting

@@ -15,6 +15,7 @@ __all__ = [
     "CloseLink",
     "Deliver",
     "FrameReceived",
+    "HELLO_REF",
     "LinkClosed",
     "LinkOpened",
     "SendFailed",
@@ -76,9 +77,15 @@ class SendFrame(Output):
     refs: tuple[int, ...] = ()
 
 
+#: The ref the frame carrying the client's HELLO completes. When the link confirms that frame
+#: (``FrameSent``: HTTP -- the hub answered; MQTT -- the broker acknowledged; WebSocket -- written in
+#: order), the hub has the HELLO and knows this client as a peer. User refs are never below 1.
+HELLO_REF = -1
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionReady(Output):
-    """Keys exist and HELLO is out: the session is usable."""
+    """Keys exist and HELLO is handed to the link (its frame completes :data:`HELLO_REF`): the session is usable."""
 
     generation: int
     hub_peer: str | None = None

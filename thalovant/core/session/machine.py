@@ -59,6 +59,7 @@ from thalovant.core.handshake.v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Hand
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
 from thalovant.core.session.classify import Verdict, classify_close, classify_frame, shown_peer
 from thalovant.core.session.events import (
+    HELLO_REF,
     CloseLink,
     Deliver,
     FrameReceived,
@@ -370,7 +371,7 @@ class Session(TableMachine[SessionState]):
         self._path = getattr(self._handshake, "path", None)
         peer = shown_peer(done.hub_peer, session_id=self._out.session_id, access_key=self._plan.access_key)
         self._hub_peer = peer
-        outputs = self._seal(self._out.hello(), ())
+        outputs = self._seal(self._out.hello(), (HELLO_REF,))
         while self._queue:
             message, ref = self._queue.popleft()
             outputs.extend(self._seal(message, (ref,)))
