@@ -38,20 +38,18 @@ from thalovant.core.wire.message import BusMessage
 from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.composer import Composer
 from thalovant.shell.conversation import AsyncThalovantConversation
-from thalovant.shell.engine import ClientEngine, endpoint_for
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile, noise_static_key
-from thalovant.shell.links.epoch import Timeouts
 from thalovant.shell.listeners import (
     EventHandler,
     EventPredicate,
     Listener,
-    ListenerRegistry,
     Subscription,
     event_filter,
 )
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
+from thalovant.shell.seam import engine_for, planning_inputs, transport_doctor
 from thalovant.shell.tls import make_ssl_context
 
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
@@ -90,6 +88,8 @@ class AsyncThalovantClient:
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
+        transport: talk through this, not the network: a ``thalovant.testing.MemoryHub`` or an object with 0.4.7's
+            transport methods (``docs/guides/testing.md``); the identity then needs no endpoint for the protocol.
 
     Raises:
         ThalovantUnsupportedProtocolError: the protocol is unknown or not configured.
@@ -120,6 +120,7 @@ class AsyncThalovantClient:
         keepalive: float | None = None,
         noise_key_file: NoiseKeyFile = None,
         trace: TraceSink | None = None,
+        transport: object | None = None,
     ) -> None:
         if not isinstance(identity, ThalovantIdentity):
             identity = ThalovantIdentity.from_mapping(identity)
@@ -133,9 +134,11 @@ class AsyncThalovantClient:
         self._ca_file = ca_file
         self._noise_key_file = noise_key_file
         self._auth_encoding: Literal["raw", "percent"] = auth_encoding
-        chosen = choose_protocol(identity, protocol)  # before the key file: a bad protocol creates no file
+        self._transport = transport
+        planned, key_file = planning_inputs(identity, transport, noise_key_file)  # a transport skips endpoint checks
+        chosen = choose_protocol(planned, protocol)  # before the key file: a bad protocol creates no file
         key = noise_static_key(
-            password=identity.password, access_key=identity.access_key, key_file=noise_key_file, entropy=self._entropy
+            password=identity.password, access_key=identity.access_key, key_file=key_file, entropy=self._entropy
         )
         options = ClientOptions(
             protocol=chosen,
@@ -152,18 +155,12 @@ class AsyncThalovantClient:
             keepalive=keepalive,
             noise_static_key=key,
         )
-        self._plan = build_plan(identity, options, entropy=self._entropy)
+        self._plan = build_plan(planned, options, entropy=self._entropy)
         self.protocol: Literal["wss", "https", "mqtt"] = self._plan.protocol
         self.session_id = self._plan.config.session_id
         self._composer = Composer(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
-        self._listeners = ListenerRegistry()
-        self._engine = ClientEngine(
-            config=self._plan.config,
-            endpoint=endpoint_for(self._plan, self._ssl),
-            timeouts=Timeouts(connect=connect_timeout, send=send_timeout, http_request=send_timeout),
-            listeners=self._listeners,
-            entropy=self._entropy,
-            trace=trace,
+        self._listeners, self._engine = engine_for(
+            transport, self._plan, self._ssl, identity, self._entropy, trace, (connect_timeout, send_timeout)
         )
 
     def __repr__(self) -> str:
@@ -418,6 +415,8 @@ class AsyncThalovantClient:
         Note: the admission check opens (and closes) its own hub connection; on HTTP and MQTT, where
         hub 4.x keeps one connection per access key, a connected client may have to reconnect.
         """
+        if self._transport is not None:
+            return await transport_doctor(self, self._transport, timeout)
         return await doctor_through(
             self,
             lambda: self._probe(timeout),

@@ -22,7 +22,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -32,18 +32,19 @@ from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantConnectionError
-from thalovant.core.machine import Entropy, Output
+from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.trace import RecordingEntropy
 from thalovant.core.wire.message import BusMessage
+from thalovant.shell.driver import StepRecorder
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.http import split_url
 from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.outcomes import ConnectEnded, error_for
 from thalovant.shell.recording import TraceSink
 from thalovant.shell.results import Bell, Results, Slot, ask_settled
-from thalovant.shell.runtime import ConnectionRuntime
+from thalovant.shell.runtime import ConnectionRuntime, Outcomes
 
-__all__ = ["CLOSE_GRACE", "ClientEngine", "endpoint_for"]
+__all__ = ["CLOSE_GRACE", "ClientEngine", "EngineBackend", "EngineRuntime", "endpoint_for"]
 
 log = logging.getLogger("thalovant")
 
@@ -66,27 +67,65 @@ def endpoint_for(plan: ClientPlan, tls: Callable[[], ssl.SSLContext]) -> Endpoin
     return Endpoint(host=parts.host, port=parts.port, tls=tls() if parts.tls else None)
 
 
+class EngineRuntime(Protocol):
+    """What the engine needs of a runtime (:class:`~thalovant.shell.runtime.ConnectionRuntime` is one)."""
+
+    @property
+    def done(self) -> anyio.Event: ...
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def post(self, inp: Input) -> bool: ...
+
+    def post_nowait(self, inp: Input) -> bool: ...
+
+
+class EngineBackend(Protocol):
+    """The seam of ``transport=``: builds the machine and the runtime instead of the network stack.
+
+    The default (no backend) is the :class:`~thalovant.core.client.connection.Connection` machine over
+    real links. A backend's machine speaks the Connection's user-facing vocabulary (``Connect``,
+    ``SendRequested`` ... in; ``StatusChanged``, ``SendDone``, the correlator's answers ... out), so the
+    waits, listeners and exceptions of the client do not change (``thalovant.shell.seam``).
+    """
+
+    def runtime(
+        self,
+        config: cx.ConnectionConfig,
+        *,
+        entropy: Any,
+        outcomes: Outcomes,
+        recorder: StepRecorder | None,
+        recording: RecordingEntropy | None,
+    ) -> EngineRuntime:
+        """A fresh machine for ``config`` (drawing from ``entropy``) in a runtime that reports to ``outcomes``."""
+
+
 class ClientEngine:
     """Runs one client's machine (see the module docstring).
 
     Args:
         config: the machine's config (from the client's plan).
-        endpoint: where the runtime dials.
+        endpoint: where the runtime dials (unused with a ``backend``).
         timeouts: the runtime's IO timeouts.
         listeners: the client's listeners (events go there; they fail when the client gives up).
         entropy: random bytes for the machine.
         trace: records the machine's steps, if given.
+        backend: builds the machine and its runtime instead (``transport=``, :class:`EngineBackend`).
     """
 
     def __init__(
         self,
         *,
         config: cx.ConnectionConfig,
-        endpoint: Endpoint,
+        endpoint: Endpoint | None,
         timeouts: Timeouts,
         listeners: ListenerRegistry,
         entropy: Entropy,
         trace: TraceSink | None = None,
+        backend: EngineBackend | None = None,
     ) -> None:
         self.config = config
         self._endpoint = endpoint
@@ -94,6 +133,7 @@ class ClientEngine:
         self._listeners = listeners
         self._entropy = entropy
         self._trace = trace
+        self._backend = backend
         self.results = Results(listeners, self._on_status)
         self.status = cx.ConnectionState.IDLE
         self.detail = ""
@@ -101,7 +141,7 @@ class ClientEngine:
         self.epoch = 0
         self.gave_up: cx.StatusChanged | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
-        self.runtime: ConnectionRuntime | None = None
+        self.runtime: EngineRuntime | None = None
         self._ready: anyio.Event | None = None  # created on the event loop by start()
         self._settled: anyio.Event | None = None
         self._stack: AsyncExitStack | None = None
@@ -124,15 +164,22 @@ class ClientEngine:
         if self._trace is not None:  # record the machine's steps (thalovant.shell.recording)
             entropy = RecordingEntropy(self._entropy)
             recorder = self._trace.begin(self.config)
-        machine = cx.Connection(config=self.config, entropy=entropy)
-        self.runtime = ConnectionRuntime(
-            machine,
-            endpoint=self._endpoint,
-            outcomes=self.results,
-            timeouts=self._timeouts,
-            recorder=recorder,
-            entropy=entropy if recorder is not None else None,
-        )
+        recording = entropy if recorder is not None else None
+        if self._backend is not None:
+            self.runtime = self._backend.runtime(
+                self.config, entropy=entropy, outcomes=self.results, recorder=recorder, recording=recording
+            )
+        else:
+            assert self._endpoint is not None, "a ClientEngine without a backend needs an endpoint"
+            machine = cx.Connection(config=self.config, entropy=entropy)
+            self.runtime = ConnectionRuntime(
+                machine,
+                endpoint=self._endpoint,
+                outcomes=self.results,
+                timeouts=self._timeouts,
+                recorder=recorder,
+                entropy=recording,
+            )
         stack = AsyncExitStack()
         self.task_group = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack

@@ -17,6 +17,10 @@ for the few-lines version:
 >>> hub.connect(), hub.connection.epoch
 (<ConnectionState.READY: 'ready'>, 2)
 
+To run *your application* (the public clients, agents or the CLI) against the same hub, pass a
+:class:`MemoryHub` as ``transport=``: ``ThalovantClient(identity, transport=MemoryHub())`` runs the
+client's real core in-process, on the event loop's clock (``docs/guides/testing.md``).
+
 The parts: :class:`FakeHub` (the hub's half of the protocol, v1 and v3, with the
 harness echo rules), :class:`FakeTransport` and :func:`pump` (WebSocket, HTTP
 polling and MQTT emulated in memory), :class:`VirtualClock` and
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 from thalovant.testing.echo import Behaviour, counting_entropy, denial_for, echo_replies
 from thalovant.testing.hub import FakeHub, HubFrame
+from thalovant.testing.memory import MemoryHub
 from thalovant.testing.replay import RecordingConnection, ReplayReport, connection_registry, replay_connection
 from thalovant.testing.session import THROWAWAY_ACCESS_KEY, InMemoryHubSession, noise_psk_for
 from thalovant.testing.transport import FakeTransport, VirtualClock, pump, run_until
@@ -38,6 +43,7 @@ __all__ = [
     "FakeTransport",
     "HubFrame",
     "InMemoryHubSession",
+    "MemoryHub",
     "RecordingConnection",
     "ReplayReport",
     "THROWAWAY_ACCESS_KEY",

@@ -1,0 +1,228 @@
+"""The handlers a client registers on a bus-level transport (0.4.7's ``transport=`` duck type).
+
+Theory of operation
+-------------------
+A bus-level transport (:class:`BusTransport`) delivers messages only to handlers registered by name
+(``on_mycroft(name, fn)``). A :class:`HandlerBook` keeps exactly the names the client needs
+registered, each with one bridge function of its own:
+
+* the ask names (:data:`~thalovant.core.client.bus_events.ASK_EVENT_TYPES`) while at least one ask is
+  in flight: registered before the ask's message is posted, removed when its last ask ended and
+  before its caller hears of it (as 0.4.7 did, a fake transport may check that nothing is left);
+* the literal type names of the client's listeners and subscriptions (:class:`WatchedListeners`),
+  from the first listener of a name to the last one's ``close()``. Patterns (``"*"``, ``"ovos.*"``)
+  cannot be registered by name: such listeners see what the other names bring.
+
+Registration runs on the caller's thread, at once, under a lock (0.4.7 registered from the caller's
+thread too); a bridge never blocks: it queues the message (:meth:`HandlerBook.deliver`) and wakes the
+client's event loop. So a transport may call handlers from any thread, including from inside
+``emit_event`` on the thread that called it, while holding its own locks.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from thalovant.core.client.bus_events import ASK_EVENT_TYPES
+from thalovant.core.wire.message import BusMessage
+from thalovant.shell.listeners import Listener, ListenerRegistry
+
+__all__ = ["BusTransport", "HandlerBook", "WatchedListeners", "as_bus_message", "is_bus_transport"]
+
+log = logging.getLogger("thalovant")
+
+_METHODS = (
+    "connect",
+    "disconnect",
+    "on_mycroft",
+    "remove_mycroft",
+    "emit_event",
+    "healthcheck",
+    "is_connected",
+    "last_error",
+)
+
+
+@runtime_checkable
+class BusTransport(Protocol):
+    """The ``transport=`` duck type of thalovant 0.4.7 (all eight methods are plain, blocking calls).
+
+    Handlers receive objects with ``data`` and ``context`` attributes and, optionally, ``msg_type``
+    (the name they were registered for is used when it is missing). Calls from the client come from a
+    worker thread (``connect``, ``disconnect``, ``emit_event``, ``is_connected``, ``last_error``) or
+    from the caller's thread (``on_mycroft``, ``remove_mycroft``); ``healthcheck`` is not called.
+    """
+
+    def connect(self) -> Any: ...
+
+    def disconnect(self) -> Any: ...
+
+    def on_mycroft(self, name: str, fn: Callable[[Any], Any]) -> Any: ...
+
+    def remove_mycroft(self, name: str, fn: Callable[[Any], Any]) -> Any: ...
+
+    def emit_event(self, event_type: str, data: Any, context: Any) -> Any: ...
+
+    def healthcheck(self) -> Any: ...
+
+    def is_connected(self) -> bool: ...
+
+    def last_error(self) -> BaseException | None: ...
+
+
+def is_bus_transport(value: object) -> bool:
+    """Whether ``value`` has the eight callables of :class:`BusTransport`."""
+    return all(callable(getattr(value, name, None)) for name in _METHODS)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return {}
+
+
+def as_bus_message(name: str, raw: Any) -> BusMessage:
+    """The bus message a handler registered for ``name`` was given (a message object or a mapping).
+
+    ``raw.msg_type`` (or ``type``) names it when it is a non-empty string, else ``name`` does; a
+    missing or non-object ``data`` / ``context`` reads as ``{}``. Values are copied: the transport may
+    reuse its objects.
+    """
+    if isinstance(raw, Mapping):
+        kind, data, context = raw.get("msg_type") or raw.get("type"), raw.get("data"), raw.get("context")
+    else:
+        kind = getattr(raw, "msg_type", None) or getattr(raw, "type", None)
+        data, context = getattr(raw, "data", None), getattr(raw, "context", None)
+    msg_type = kind if isinstance(kind, str) and kind.strip() else name
+    return BusMessage(type=msg_type, data=copy.deepcopy(_mapping(data)), context=copy.deepcopy(_mapping(context)))
+
+
+class HandlerBook:
+    """The names registered on one transport and their bridges (see the module docstring).
+
+    Args:
+        transport: the bus-level transport.
+    """
+
+    def __init__(self, transport: BusTransport) -> None:
+        self.transport = transport
+        self._lock = threading.Lock()
+        self._bridges: dict[str, Callable[[Any], None]] = {}
+        self._asks: set[str] = set()
+        self._listened: Counter[str] = Counter()
+        self._sink: Callable[[BusMessage], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<HandlerBook names={sorted(self._bridges)} asks={len(self._asks)}>"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names registered on the transport now, sorted."""
+        return tuple(sorted(self._bridges))
+
+    # ---- where messages go ---------------------------------------------------------------------------
+
+    def attach(self, sink: Callable[[BusMessage], None]) -> None:
+        """Deliver messages to ``sink`` (must not block) and register every name wanted now."""
+        self._sink = sink
+        self._sync()
+
+    def detach(self) -> None:
+        """Remove every handler from the transport and drop later messages (the client stopped)."""
+        self._sink = None
+        with self._lock:
+            self._asks.clear()  # the client failed every ask still waiting
+            for name in list(self._bridges):
+                self._remove(name)
+
+    def deliver(self, name: str, raw: Any) -> None:
+        """The bridge of ``name``: a transport handed it ``raw`` (any thread; never blocks, never raises)."""
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            sink(as_bus_message(name, raw))
+        except Exception:  # a transport's thread must never see our errors
+            log.exception("could not take a message from the transport")
+
+    # ---- what is wanted ------------------------------------------------------------------------------
+
+    def ask_started(self, ask_id: str) -> None:
+        with self._lock:
+            self._asks.add(ask_id)
+        self._sync()
+
+    def ask_ended(self, ask_id: str) -> None:
+        with self._lock:
+            self._asks.discard(ask_id)
+        self._sync()
+
+    def listening(self, types: Iterable[str], delta: int) -> None:
+        """Listeners of ``types`` were added (``delta=1``) or removed (``-1``)."""
+        with self._lock:
+            for name in set(types):
+                if name and "*" not in name:
+                    self._listened[name] += delta
+                    if self._listened[name] <= 0:
+                        del self._listened[name]
+        self._sync()
+
+    def _wanted(self) -> set[str]:
+        wanted = set(self._listened)
+        if self._asks:
+            wanted.update(ASK_EVENT_TYPES)
+        return wanted
+
+    def _sync(self) -> None:
+        if self._sink is None:
+            return
+        with self._lock:
+            wanted = self._wanted()
+            for name in sorted(set(self._bridges) - wanted):
+                self._remove(name)
+            for name in sorted(wanted - set(self._bridges)):
+                bridge = functools.partial(self.deliver, name)
+                try:
+                    self.transport.on_mycroft(name, bridge)
+                except Exception as exc:
+                    log.warning("the transport refused a handler for %r: %s", name, type(exc).__name__)
+                    continue
+                self._bridges[name] = bridge
+
+    def _remove(self, name: str) -> None:
+        bridge = self._bridges.pop(name)
+        try:
+            self.transport.remove_mycroft(name, bridge)
+        except Exception as exc:
+            log.debug("the transport could not remove the handler for %r: %s", name, type(exc).__name__)
+
+
+class WatchedListeners(ListenerRegistry):
+    """A client's listeners that tell a :class:`HandlerBook` which names they need.
+
+    Args:
+        book: the book to tell.
+    """
+
+    def __init__(self, book: HandlerBook) -> None:
+        super().__init__()
+        self._book = book
+        self._watched: set[int] = set()
+
+    def add(self, listener: Listener) -> Listener:
+        added = super().add(listener)
+        self._watched.add(id(listener))
+        self._book.listening(listener.filter.types, +1)
+        return added
+
+    def remove(self, listener: Listener) -> None:
+        super().remove(listener)
+        if id(listener) in self._watched:
+            self._watched.discard(id(listener))
+            self._book.listening(listener.filter.types, -1)

@@ -1,0 +1,245 @@
+"""``transport=``: what a client runs when it is given a transport instead of a network.
+
+Theory of operation
+-------------------
+``AsyncThalovantClient`` (and every class built on it: the blocking client, conversations, agents,
+the CLI) accepts ``transport=``; this module is everything that keyword changes. Two kinds of
+transport are accepted, told apart by their methods (:func:`transport_kind`):
+
+* **link level**, ``thalovant.testing.MemoryHub``: the client keeps its whole core (handshake,
+  encryption, correlation, reconnect, traces) and only the network is in memory
+  (:mod:`thalovant.shell.memory_link`);
+* **bus level**, thalovant 0.4.7's duck type (``connect``, ``disconnect``, ``on_mycroft``,
+  ``remove_mycroft``, ``emit_event``, ``healthcheck``, ``is_connected``, ``last_error``), e.g. a test
+  fake or :mod:`thalovant.transport`'s classes: it replaces the link and the session; the queue,
+  the correlator, listeners and results stay (:mod:`thalovant.shell.bus_transport`).
+
+Either way the client's :class:`~thalovant.shell.engine.ClientEngine` runs with a backend
+(:func:`engine_for`), so waits, listeners and exceptions behave as over a real network. As in 0.4.7,
+a transport skips the identity's endpoint checks: the identity needs no endpoint for the protocol
+(:func:`planning_identity`), and ``client.doctor()`` checks the client through its transport
+(:func:`transport_doctor`) instead of probing DNS, TCP and TLS.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+import anyio
+
+from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.client.plan import ClientPlan, PlannedIdentity
+from thalovant.core.doctor_report import (
+    DEFAULT_HINTS,
+    CheckStatus,
+    ProbeKind,
+    ThalovantDoctorCheck,
+    ThalovantDoctorReport,
+    make_check,
+    scrub_report,
+    scrub_text,
+    secret_texts,
+)
+from thalovant.core.errors import ThalovantUnsupportedProtocolError
+from thalovant.core.identity.mqtt import MqttBrokerCredentials
+from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
+from thalovant.shell.bus_handlers import HandlerBook, WatchedListeners, is_bus_transport
+from thalovant.shell.bus_transport import BusBackend
+from thalovant.shell.client_doctor import DoctorClient
+from thalovant.shell.engine import ClientEngine, EngineBackend, endpoint_for
+from thalovant.shell.identity_io import ThalovantIdentity
+from thalovant.shell.keys import NoiseKeyFile
+from thalovant.shell.links.epoch import Timeouts
+from thalovant.shell.listeners import ListenerRegistry
+from thalovant.shell.memory_link import LinkLevelTransport, MemoryBackend
+from thalovant.shell.recording import TraceSink
+
+__all__ = ["engine_for", "planning_inputs", "transport_doctor", "transport_kind"]
+
+#: Where a transport client "is" when its identity has no endpoint for the protocol (never dialled).
+_STAND_IN = {"wss": "wss://transport.invalid", "https": "https://transport.invalid", "mqtt": "mqtt://transport.invalid"}
+_STAND_IN_BROKER = MqttBrokerCredentials(endpoint="mqtt://transport.invalid", topic_prefix="hivemind/transport")
+
+
+def transport_kind(transport: object) -> Literal["link", "bus"]:
+    """``"link"`` for an in-memory network (``attach`` and ``bind``), ``"bus"`` for 0.4.7's duck type.
+
+    Raises:
+        TypeError: ``transport`` is neither.
+    """
+    if callable(getattr(transport, "attach", None)) and callable(getattr(transport, "bind", None)):
+        return "link"
+    if is_bus_transport(transport):
+        return "bus"
+    raise TypeError(
+        "transport must be a thalovant.testing.MemoryHub or have connect, disconnect, on_mycroft, "
+        "remove_mycroft, emit_event, healthcheck, is_connected and last_error"
+    )
+
+
+class _Unchecked:
+    """An identity planned without endpoint checks: a transport replaces the network."""
+
+    def __init__(self, identity: ThalovantIdentity) -> None:
+        self._identity = identity
+
+    @property
+    def site_id(self) -> str:
+        return self._identity.site_id
+
+    @property
+    def access_key(self) -> str:
+        return self._identity.access_key
+
+    @property
+    def password(self) -> str | None:
+        return self._identity.password
+
+    @property
+    def runtime_crypto_key(self) -> str | None:
+        return self._identity.runtime_crypto_key
+
+    @property
+    def mqtt(self) -> MqttBrokerCredentials | None:
+        return self._identity.mqtt or _STAND_IN_BROKER
+
+    def enabled_protocols(self) -> tuple[HubProtocol, ...]:
+        return self._identity.enabled_protocols()
+
+    def require_protocol(self, protocol: str) -> str:
+        name = normalize_protocol(protocol)
+        if name == "mqtt" and self._identity.mqtt is not None:
+            return self._identity.mqtt.endpoint
+        return self._identity.endpoint_for(name) or _STAND_IN[name]
+
+
+def planning_inputs(
+    identity: ThalovantIdentity, transport: object | None, key_file: NoiseKeyFile
+) -> tuple[PlannedIdentity, NoiseKeyFile]:
+    """The identity a client plans with and where its Noise key lives.
+
+    Without a transport: both unchanged. With one: the identity without endpoint checks, and the key in
+    memory unless a key file was named (a test never writes to ``$XDG_STATE_HOME``).
+
+    Raises:
+        TypeError: ``transport`` is not a transport (see :func:`transport_kind`).
+    """
+    if transport is None:
+        return identity, key_file
+    transport_kind(transport)
+    return _Unchecked(identity), (False if key_file is None else key_file)
+
+
+def engine_for(
+    transport: object | None,
+    plan: ClientPlan,
+    tls: Callable[[], ssl.SSLContext],
+    identity: ThalovantIdentity,
+    entropy: Any,
+    trace: TraceSink | None,
+    waits: tuple[float, float],
+) -> tuple[ListenerRegistry, ClientEngine]:
+    """The listeners and the engine of a client with ``plan`` (over ``transport`` when one is given).
+
+    Args:
+        transport: the client's ``transport=`` (None: the network).
+        plan: the client's plan.
+        tls: makes the TLS context (network only).
+        identity: the client's identity (its secrets are kept out of transport errors).
+        entropy: the machine's random bytes.
+        trace: the client's ``trace=``.
+        waits: the client's ``(connect_timeout, send_timeout)``.
+
+    Raises:
+        TypeError: ``transport`` is not a transport.
+        ThalovantUnsupportedProtocolError: ``trace=`` with a bus-level transport (nothing to record).
+    """
+    connect, send = waits
+    timeouts = Timeouts(connect=connect, send=send, http_request=send)
+    backend: EngineBackend | None = None
+    listeners: ListenerRegistry
+    if transport is None:
+        listeners = ListenerRegistry()
+    elif transport_kind(transport) == "link":
+        listeners, backend = ListenerRegistry(), MemoryBackend(_as_link(transport))
+    else:
+        if trace is not None:
+            raise ThalovantUnsupportedProtocolError(
+                "trace= needs the core connection, which a bus-level transport= replaces"
+            )
+        book = HandlerBook(transport)  # type: ignore[arg-type]  # checked by transport_kind
+        secrets = secret_texts(identity, plan.config.useragent)
+        listeners, backend = WatchedListeners(book), BusBackend(book, timeouts=timeouts, secrets=secrets)
+    engine = ClientEngine(
+        config=plan.config,
+        endpoint=endpoint_for(plan, tls) if backend is None else None,
+        timeouts=timeouts,
+        listeners=listeners,
+        entropy=entropy,
+        trace=trace,
+        backend=backend,
+    )
+    return listeners, engine
+
+
+def _as_link(transport: Any) -> LinkLevelTransport:
+    link: LinkLevelTransport = transport
+    return link
+
+
+class _TransportClient(DoctorClient, Protocol):
+    @property
+    def identity(self) -> ThalovantIdentity: ...
+
+    @property
+    def useragent(self) -> str: ...
+
+
+async def transport_doctor(client: _TransportClient, transport: object, timeout: float) -> ThalovantDoctorReport:
+    """The doctor of a client with ``transport=``: identity, then the handshake and the link through it.
+
+    DNS, TCP, TLS and admission do not apply (the transport replaces the network) and are skipped.
+    Never raises for a failing check.
+    """
+    name, identity = type(transport).__name__, client.identity
+    checks: list[ThalovantDoctorCheck] = [
+        make_check(ProbeKind.IDENTITY, CheckStatus.OK, f"site_id={identity.site_id}"),
+        make_check(ProbeKind.ENDPOINT, CheckStatus.OK, f"no network: the client talks through {name}"),
+    ]
+    for kind in (ProbeKind.DNS, ProbeKind.TCP, ProbeKind.TLS, ProbeKind.ADMISSION):
+        checks.append(make_check(kind, CheckStatus.SKIPPED, f"not used with transport={name}"))
+
+    async def handshake() -> str:
+        if not client.connected:
+            with anyio.fail_after(timeout):
+                await client.connect()
+        return f"connected through {name}"
+
+    async def link() -> str:
+        health: ThalovantHealth = await client.healthcheck()
+        if not health.ok:
+            raise ConnectionError(health.last_error or "the transport is not alive")
+        return f"{client.protocol} over {name} alive"
+
+    failed = False
+    for kind, probe in ((ProbeKind.HANDSHAKE, handshake), (ProbeKind.LINK, link)):
+        if failed:
+            checks.append(make_check(kind, CheckStatus.SKIPPED, "an earlier check failed"))
+            continue
+        started = anyio.current_time()
+        try:
+            detail = await probe()
+        except Exception as exc:
+            failed = True
+            why = scrub_text(f"{type(exc).__name__}: {exc}")
+            checks.append(make_check(kind, CheckStatus.FAILED, why, DEFAULT_HINTS[kind], _ms(started)))
+        else:
+            checks.append(make_check(kind, CheckStatus.OK, detail, duration_ms=_ms(started)))
+    report = ThalovantDoctorReport(identity.as_dict(), tuple(checks), client.protocol)
+    return scrub_report(report, secret_texts(identity, client.useragent))
+
+
+def _ms(started: float) -> float:
+    return (anyio.current_time() - started) * 1000.0
