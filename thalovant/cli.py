@@ -163,9 +163,10 @@ def load_identity(args: argparse.Namespace) -> ThalovantIdentity:
 class Context:
     """What a command gets: parsed args, the identity, the progress line and client factory."""
 
-    def __init__(self, args: argparse.Namespace, progress: Progress) -> None:
+    def __init__(self, args: argparse.Namespace, progress: Progress, transport: object | None = None) -> None:
         self.args = args
         self.progress = progress
+        self.transport = transport  # main(transport=...): the clients talk through it (tests)
         self.trace: Any = None  # a recording.TraceWriter under `record`
         self._identity: ThalovantIdentity | None = None
         self.secrets: tuple[str, ...] = ()
@@ -188,7 +189,7 @@ class Context:
             kwargs["ca_file"] = self.args.ca_file
         if self.args.insecure:
             kwargs["insecure"] = True
-        return AsyncThalovantClient(self.identity, protocol=self.args.protocol, **kwargs)
+        return AsyncThalovantClient(self.identity, protocol=self.args.protocol, transport=self.transport, **kwargs)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncThalovantClient]:
@@ -321,7 +322,7 @@ async def cmd_record(ctx: Context, parser: argparse.ArgumentParser) -> int:
     if inner.command in NESTED_FORBIDDEN:
         raise UsageError(f"record cannot run {inner.command!r}")
     writer = TraceWriter(ctx.args.file)
-    inner_ctx = Context(inner, ctx.progress)
+    inner_ctx = Context(inner, ctx.progress, ctx.transport)
     inner_ctx.trace = writer
     inner_ctx.identity  # noqa: B018  (load it now: its secrets are scrubbed from logs and errors)
     ctx.secrets = inner_ctx.secrets
@@ -407,15 +408,15 @@ def _divert_output(ctx: Context, verbose: int) -> Callable[[], None]:
     return undo
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``thalovant`` command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, transport: object | None = None) -> int:
+    """Run the ``thalovant`` command; returns the exit code (``transport``: see ``AsyncThalovantClient``)."""
     parser = build_parser()
     try:
         args = parse(parser, sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
         return int(exc.code or 0) if not isinstance(exc.code, str) else render.EXIT_USAGE
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
-    ctx = Context(args, progress)
+    ctx = Context(args, progress, transport)
     undo = _divert_output(ctx, args.verbose)
     try:
         return _run(args, parser, ctx)

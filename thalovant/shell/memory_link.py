@@ -6,14 +6,15 @@ Theory of operation
 same :class:`~thalovant.core.client.connection.Connection` machine as a networked client, in a
 :class:`MemoryRuntime` instead of a :class:`~thalovant.shell.runtime.ConnectionRuntime`: each transport
 order (``LinkOrder``, ``DropLink``) goes to the hub's order-level transport, which answers at once by
-queueing transport facts (a perfect network); one feeder task posts those facts into the machine's
-inbox, in order. Everything else the machine says goes to the client's outcome sink, as with a real
-network. No thread, socket or timer of its own: time is the event loop's, so a virtual clock (trio's
-``MockClock``) makes a 12 s ask timeout pass at once.
+queueing transport facts (a perfect network); they are posted into the machine's inbox in order, at
+once while it has room, else by one feeder task. Everything else the machine says goes to the
+client's outcome sink, as with a real network. No thread, socket or timer of its own: time is the
+event loop's, so a virtual clock (trio's ``MockClock``) makes a 12 s ask timeout pass at once.
 
-Hub actions a test takes from another thread (``MemoryHub.push`` ...) run on the client's event loop
-(:meth:`MemoryRuntime.on_loop`, bound with ``MemoryHub.bind``), so the hub and the machine are only
-ever touched from that loop.
+Hub actions a test takes (``MemoryHub.push``, ``drop_link`` ...), from any thread, run on the client's
+event loop (:meth:`MemoryRuntime.on_loop`, bound with ``MemoryHub.bind``), so the hub and the machine
+are only ever touched from that loop; what the hub says is in the machine's inbox before the action
+returns, so a call the test makes next is seen after it (a dropped link is noticed first).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class MemoryRuntime:
         self.done = anyio.Event()
         self._hub = hub
         self._wake = anyio.Event()
+        self._feeding = False  # the feeder holds a fact it is waiting to post: nobody may overtake it
         self._loop_thread: int | None = None
         self._token: Any = None
 
@@ -125,21 +127,38 @@ class MemoryRuntime:
 
     async def _execute(self, out: Output) -> None:
         if self.transport.execute(out):
-            self._wake.set()
+            self._push_facts()
         elif isinstance(out, Note):
             log.log(_LOG_LEVEL.get(out.level, logging.DEBUG), "%s", out.text)
         else:
             self.outcomes(out)
 
+    def _push_facts(self) -> None:
+        """Post the transport's answers now, in order, while the inbox has room; the feeder does the rest."""
+        facts = self.transport.facts
+        while facts and not self._feeding:
+            try:
+                posted = self.driver.post_nowait(facts[0])
+            except anyio.WouldBlock:
+                break
+            facts.popleft()
+            if not posted:
+                facts.clear()  # the driver stopped: nobody will read them
+        if facts:
+            self._wake.set()
+
     async def _feed(self) -> None:
-        """Post the transport's answers into the machine's inbox, in order (waiting for room)."""
+        """Post the answers :meth:`_push_facts` could not, in order, waiting for room."""
         facts = self.transport.facts
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
             while facts:
-                if not await self.driver.post(facts.popleft()):
-                    facts.clear()  # the driver stopped: nobody will read them
+                self._feeding = True
+                posted = await self.driver.post(facts.popleft())
+                self._feeding = False
+                if not posted:
+                    facts.clear()
                     return
 
     def on_loop(self, action: Callable[[], None]) -> None:
@@ -147,7 +166,7 @@ class MemoryRuntime:
 
         def run_and_wake() -> None:
             action()
-            self._wake.set()
+            self._push_facts()
 
         if self._loop_thread is None or threading.get_ident() == self._loop_thread:
             run_and_wake()

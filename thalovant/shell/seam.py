@@ -24,7 +24,7 @@ a transport skips the identity's endpoint checks: the identity needs no endpoint
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -200,8 +200,9 @@ class _TransportClient(DoctorClient, Protocol):
 async def transport_doctor(client: _TransportClient, transport: object, timeout: float) -> ThalovantDoctorReport:
     """The doctor of a client with ``transport=``: identity, then the handshake and the link through it.
 
-    DNS, TCP, TLS and admission do not apply (the transport replaces the network) and are skipped.
-    Never raises for a failing check.
+    DNS, TCP, TLS and admission do not apply (the transport replaces the network) and are skipped. A
+    client that was not connected is connected for the check (within its ``connect_timeout``) and closed
+    again; ``timeout`` bounds the link check. Never raises for a failing check.
     """
     name, identity = type(transport).__name__, client.identity
     checks: list[ThalovantDoctorCheck] = [
@@ -211,20 +212,34 @@ async def transport_doctor(client: _TransportClient, transport: object, timeout:
     for kind in (ProbeKind.DNS, ProbeKind.TCP, ProbeKind.TLS, ProbeKind.ADMISSION):
         checks.append(make_check(kind, CheckStatus.SKIPPED, f"not used with transport={name}"))
 
+    was_connected = client.connected
+
     async def handshake() -> str:
-        if not client.connected:
-            with anyio.fail_after(timeout):
-                await client.connect()
+        if not was_connected:  # bounded by the client's connect_timeout (its task groups outlive a scope here)
+            await client.connect()
         return f"connected through {name}"
 
     async def link() -> str:
-        health: ThalovantHealth = await client.healthcheck()
+        with anyio.fail_after(timeout):
+            health: ThalovantHealth = await client.healthcheck()
         if not health.ok:
             raise ConnectionError(health.last_error or "the transport is not alive")
         return f"{client.protocol} over {name} alive"
 
+    try:
+        checks += await _probes(((ProbeKind.HANDSHAKE, handshake), (ProbeKind.LINK, link)))
+    finally:
+        if not was_connected:
+            await client.close()
+    report = ThalovantDoctorReport(identity.as_dict(), tuple(checks), client.protocol)
+    return scrub_report(report, secret_texts(identity, client.useragent))
+
+
+async def _probes(probes: Sequence[tuple[ProbeKind, Callable[[], Awaitable[str]]]]) -> list[ThalovantDoctorCheck]:
+    """Run ``probes`` in order; after a failure the rest are skipped."""
+    checks: list[ThalovantDoctorCheck] = []
     failed = False
-    for kind, probe in ((ProbeKind.HANDSHAKE, handshake), (ProbeKind.LINK, link)):
+    for kind, probe in probes:
         if failed:
             checks.append(make_check(kind, CheckStatus.SKIPPED, "an earlier check failed"))
             continue
@@ -237,8 +252,7 @@ async def transport_doctor(client: _TransportClient, transport: object, timeout:
             checks.append(make_check(kind, CheckStatus.FAILED, why, DEFAULT_HINTS[kind], _ms(started)))
         else:
             checks.append(make_check(kind, CheckStatus.OK, detail, duration_ms=_ms(started)))
-    report = ThalovantDoctorReport(identity.as_dict(), tuple(checks), client.protocol)
-    return scrub_report(report, secret_texts(identity, client.useragent))
+    return checks
 
 
 def _ms(started: float) -> float:
