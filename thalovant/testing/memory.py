@@ -149,7 +149,11 @@ class MemoryHub:
         self._act(action)
 
     def drop_link(self) -> None:
-        """The network dies under the client's link (it reconnects when its policy allows)."""
+        """The network dies under the client's link (it reconnects when its policy allows).
+
+        WebSocket and MQTT clients notice at once; an HTTP client when its next request is refused
+        ("Client is not connected"), as with a real hub.
+        """
         self._act(lambda: self.transport.drop_link() if self.transport is not None else None)
 
     def close_link(self, code: int = 1000, reason: str = "") -> None:
