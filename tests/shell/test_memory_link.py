@@ -2,8 +2,8 @@
 
 Handshake (v1 password or pre-shared key, v3 Noise), encryption, correlation and reconnects all run
 as over a network; only the network is in memory. Each protocol (WebSocket, HTTP polling, MQTT) is
-emulated, time is the event loop's (trio's ``MockClock`` makes it virtual), and a session recorded
-through the same seam replays identically.
+emulated, time is the event loop's (trio's ``MockClock`` or ``thalovant.shell.virtual_time`` make it
+virtual), and a session recorded through the same seam replays identically.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from thalovant.cli import main
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.recording import TraceWriter, replay_file
+from thalovant.shell.virtual_time import VirtualTimeLoop
 from thalovant.testing import FakeHub, MemoryHub, replay_connection
 
 WAIT = 5.0
@@ -216,9 +217,14 @@ async def test_the_async_agent() -> None:
     assert heard == ["polled"]
 
 
-def _virtual(fn: Any) -> tuple[Any, float, float]:
-    """Run ``fn`` on trio with an autojumping MockClock: (result, virtual seconds, real seconds)."""
-    clock = trio.testing.MockClock(autojump_threshold=0)
+VIRTUAL = {
+    "trio": lambda: {"clock": trio.testing.MockClock(autojump_threshold=0)},
+    "asyncio": lambda: {"loop_factory": VirtualTimeLoop},
+}
+
+
+def _virtual(fn: Any, backend: str) -> tuple[Any, float, float]:
+    """Run ``fn`` on virtual time: (result, virtual seconds, real seconds)."""
     real = time.monotonic()
 
     async def timed() -> tuple[Any, float]:
@@ -226,11 +232,12 @@ def _virtual(fn: Any) -> tuple[Any, float, float]:
         result = await fn()
         return result, anyio.current_time() - start
 
-    result, virtual = anyio.run(timed, backend="trio", backend_options={"clock": clock})
+    result, virtual = anyio.run(timed, backend=backend, backend_options=VIRTUAL[backend]())
     return result, virtual, time.monotonic() - real
 
 
-def test_a_virtual_clock_makes_timeouts_and_backoff_instant() -> None:
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_a_virtual_clock_makes_timeouts_and_backoff_instant(backend: str) -> None:
     hub = MemoryHub()
 
     async def scenario() -> list[str]:
@@ -243,7 +250,7 @@ def test_a_virtual_clock_makes_timeouts_and_backoff_instant() -> None:
             seen.append((await c.ask("after the drop", timeout=60)).text)
         return seen
 
-    seen, virtual, real = _virtual(scenario)
+    seen, virtual, real = _virtual(scenario, backend)
     assert seen == ["timed out", "echo: after the drop"]
     assert virtual >= 30 and real < 5, (virtual, real)
 

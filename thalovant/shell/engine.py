@@ -8,6 +8,12 @@ posts sends and asks, and waits for the machine's answers through
 :class:`~thalovant.shell.results.Results`. It maps no answer to an exception: the client hands
 what it returns to :func:`thalovant.shell.outcomes.raise_for`.
 
+The seam of ``transport=`` (``thalovant.shell.seam``). By default the machine is the
+``Connection`` over real links. Given an :class:`EngineBackend`, the engine lets it build the
+machine and its runtime instead (the ``Connection`` against an in-memory hub, or a ``BusConnection``
+over a 0.4.7 bus-level transport); both speak the Connection's user-facing inputs and outputs, so
+nothing below changes: the same waits, results, listeners and status.
+
 Deadlines. A send or an ask gets one absolute deadline, computed once here and handed to the
 core with the request (for an ask, the same value in ``SendRequested`` and ``AskStarted``). The
 core ends an ask by then wherever it is, and a send that is still queued; a send the transport
