@@ -293,6 +293,26 @@ def test_a_transport_error_never_shows_the_access_key() -> None:
     assert IDENTITY["access_key"] not in str(raised.value) and "***" in str(raised.value)
 
 
+class RefusingTransport(FakeTransport):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def connect(self) -> None:
+        self.connects += 1
+        raise self.error
+
+
+def test_a_failing_connect_raises_at_once_as_in_0_4_7() -> None:
+    started = time.monotonic()
+    with pytest.raises(ThalovantConnectionError, match="hub unreachable"):
+        ThalovantClient(IDENTITY, transport=RefusingTransport(ThalovantConnectionError("hub unreachable"))).connect()
+    refused = RefusingTransport(thalovant.ThalovantAuthenticationError("bad key"))
+    with pytest.raises(thalovant.ThalovantAuthenticationError):
+        ThalovantClient(IDENTITY, transport=refused).connect()
+    assert refused.connects == 1 and time.monotonic() - started < 2
+
+
 def test_the_identity_needs_no_endpoint_for_the_protocol() -> None:
     transport = FakeTransport()
     with ThalovantClient(IDENTITY, transport=transport, protocol="wss") as client:

@@ -255,6 +255,27 @@ def test_the_probe_notices_a_dead_transport_and_asks_fail_at_once() -> None:
     assert got == []
 
 
+def test_the_first_connect_failure_is_final_later_ones_follow_the_policy() -> None:
+    run = Run()
+    run.feed(Connect())
+    run.fact(BusOpenFailed(reason="ConnectionError: no hub"))
+    assert run.machine.state is _S.GAVE_UP  # client.connect() raises it, as 0.4.7 did
+    assert "no hub" in run.ends(StatusChanged)[-1].detail
+    run = Run()
+    run.ready()
+    run.fact(BusProbed(alive=False))
+    run.tick(1.0)
+    assert run.out[-1] == OpenBus(epoch=2)
+    run.fact(BusOpenFailed(reason="ConnectionError: still down"))
+    assert run.machine.state is _S.CONNECTING  # after a loss: the reconnect policy keeps trying
+    run.tick(2.0)
+    assert run.out[-1] == OpenBus(epoch=3)
+    patient = Run(machine=BusConnection(config=BusConfig(retry_first_connect=True), entropy=bytes))
+    patient.feed(Connect())
+    patient.fact(BusOpenFailed(reason="ConnectionError: not yet"))
+    assert patient.machine.state is _S.CONNECTING
+
+
 def test_connect_failures_follow_the_reconnect_policy() -> None:
     run = Run(machine=BusConnection(config=BusConfig(reconnect=ReconnectConfig(max_attempts=1)), entropy=bytes))
     run.feed(Connect())
@@ -333,7 +354,8 @@ class SimBus:
 class BusRules(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.run = Run()
+        config = BusConfig(reconnect=ReconnectConfig(base=0.1, cap=0.5), retry_first_connect=True)
+        self.run = Run(machine=BusConnection(config=config, entropy=counting_entropy(b"rules")))
         self.sim = SimBus()
         self.refs = 0
         self.taken: set[int] = set()  # refs the transport took (BusEmitted or a timeout)

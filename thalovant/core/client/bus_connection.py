@@ -12,7 +12,8 @@ shell runs in a worker thread, one at a time, in order::
     CONNECTING --BusOpened--> READY: queued sends flow, one EmitBus at a time
     READY --BusEmitFailed(link_down) / BusProbed(alive=False)--> CONNECTING: CloseBus, asks fail,
           the reconnect policy opens the next epoch
-    CONNECTING --BusOpenFailed--> CONNECTING (backoff) or GAVE_UP
+    CONNECTING --BusOpenFailed--> CONNECTING (backoff) or GAVE_UP (always on the very first connect,
+          unless ``retry_first_connect``: ``client.connect()`` raises what the transport raised, as in 0.4.7)
     any --Disconnect--> CLOSED: CloseBus, everything pending fails
 
 Rule 1 (never twice). One send is handed to the transport at a time. A send the transport may
@@ -119,6 +120,7 @@ class BusConnection:
         self._epoch = 0
         self._open: int | None = None  # the epoch whose connect() was ordered and not failed or closed
         self._ready = False
+        self._ever_ready = False
         self._closing: set[int] = set()  # epochs whose disconnect() has not returned yet
         self._retried: set[int] = set()  # refs already sent again once (Rule 1)
         self._probe_at: float | None = None
@@ -262,7 +264,8 @@ class BusConnection:
             return self._opened(now)
         if isinstance(fact, BusOpenFailed):
             self._open = None
-            return self._lost(fact.reason, fact.retryable, fact.auth, now)
+            retryable = fact.retryable and (self._ever_ready or self._cfg.retry_first_connect)
+            return self._lost(fact.reason, retryable, fact.auth, now)
         if isinstance(fact, BusProbed):
             if fact.alive:
                 self._probe_at = now + self._cfg.probe_interval if self._ready else None
@@ -273,7 +276,7 @@ class BusConnection:
     def _opened(self, now: float) -> list[Output]:
         if self._ready or self.state is not _S.CONNECTING:
             return []
-        self._ready = True
+        self._ready = self._ever_ready = True
         self._probe_at = now + self._cfg.probe_interval
         out: list[Output] = []
         if self._life.move(SessionReady):

@@ -62,6 +62,9 @@ class BusConfig:
         probe_interval: seconds between two ``is_connected()`` checks while connected.
         retry_unsent: re-send, once, a message the transport refused before taking it (0.4.7 re-sent after
             any failure; a message the transport may have taken is never re-sent).
+        retry_first_connect: when the very first ``connect()`` fails, try again by the reconnect policy;
+            False (default, as 0.4.7): give up at once, so ``client.connect()`` raises the transport's error.
+            Later connects (after a loss) always follow the policy.
     """
 
     reconnect: rc.ReconnectConfig = field(default_factory=rc.ReconnectConfig)
@@ -69,6 +72,7 @@ class BusConfig:
     max_queue: int = 256
     probe_interval: float = 1.0
     retry_unsent: bool = True
+    retry_first_connect: bool = False
 
     def __post_init__(self) -> None:
         if self.queue_timeout <= 0 or self.max_queue < 1 or self.probe_interval <= 0:
