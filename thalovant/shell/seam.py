@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import anyio
 
@@ -45,7 +45,7 @@ from thalovant.core.doctor_report import (
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
-from thalovant.shell.bus_handlers import HandlerBook, WatchedListeners, is_bus_transport
+from thalovant.shell.bus_handlers import BusTransport, HandlerBook, WatchedListeners, is_bus_transport
 from thalovant.shell.bus_transport import BusBackend
 from thalovant.shell.client_doctor import DoctorClient
 from thalovant.shell.engine import ClientEngine, EngineBackend, endpoint_for
@@ -163,13 +163,13 @@ def engine_for(
     if transport is None:
         listeners = ListenerRegistry()
     elif transport_kind(transport) == "link":
-        listeners, backend = ListenerRegistry(), MemoryBackend(_as_link(transport))
+        listeners, backend = ListenerRegistry(), MemoryBackend(cast(LinkLevelTransport, transport))
     else:
         if trace is not None:
             raise ThalovantUnsupportedProtocolError(
                 "trace= needs the core connection, which a bus-level transport= replaces"
             )
-        book = HandlerBook(transport)  # type: ignore[arg-type]  # checked by transport_kind
+        book = HandlerBook(cast(BusTransport, transport))  # transport_kind checked the methods
         secrets = secret_texts(identity, plan.config.useragent)
         listeners, backend = WatchedListeners(book), BusBackend(book, timeouts=timeouts, secrets=secrets)
     engine = ClientEngine(
@@ -182,11 +182,6 @@ def engine_for(
         backend=backend,
     )
     return listeners, engine
-
-
-def _as_link(transport: Any) -> LinkLevelTransport:
-    link: LinkLevelTransport = transport
-    return link
 
 
 class _TransportClient(DoctorClient, Protocol):
