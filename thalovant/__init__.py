@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantError": "thalovant.errors",
     "ThalovantIdentityError": "thalovant.errors",
     "ThalovantUnsupportedProtocolError": "thalovant.errors",
+    "ThalovantArgumentError": "thalovant.errors",
+    "ThalovantArgumentTypeError": "thalovant.errors",
     "ThalovantConnectionError": "thalovant.errors",
     "ThalovantHandshakeError": "thalovant.errors",
     "ThalovantAuthenticationError": "thalovant.errors",
@@ -41,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "ThalovantAPIError": "thalovant.errors",
     "ThalovantIdentity": "thalovant.shell.identity_io",
     "ThalovantSecurityWarning": "thalovant.shell.identity_io",
+    "ThalovantIdentityWarning": "thalovant.shell.identity_io",
     "MqttBrokerCredentials": "thalovant.core.identity.mqtt",
     "HubProtocol": "thalovant.core.identity.protocols",
     "HubProtocolSettings": "thalovant.core.identity.protocols",
@@ -94,6 +97,8 @@ if TYPE_CHECKING:
         LocalProtocolError,
         RemoteProtocolError,
         ThalovantAPIError,
+        ThalovantArgumentError,
+        ThalovantArgumentTypeError,
         ThalovantAuthenticationError,
         ThalovantConnectionError,
         ThalovantError,
@@ -110,7 +115,7 @@ if TYPE_CHECKING:
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult
     from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.doctor import run_doctor
-    from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
+    from thalovant.shell.identity_io import ThalovantIdentity, ThalovantIdentityWarning, ThalovantSecurityWarning
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
     from thalovant.shell.sync.agent import ThalovantAgent

@@ -14,8 +14,8 @@ one JSON line (JSONL, as ``listen --json`` streams them).
 the command writes: results, errors, log lines and warnings.
 
 Exit codes: 0 success; 1 remote failure (:class:`RemoteFailure`, any
-:class:`ThalovantError` or ``OSError``); 2 usage or identity error
-(:class:`UsageError`, ``ThalovantIdentityError``, ``LocalProtocolError``);
+:class:`ThalovantError` or ``OSError``); 2 usage, identity or argument error
+(:class:`UsageError`, ``ThalovantIdentityError``, ``ThalovantArgumentError``, ``LocalProtocolError``);
 130 interrupted (decided by the command, which sees the interrupt).
 
 The result types are imported for annotations only, so ``thalovant --help``
@@ -33,7 +33,7 @@ from returns.result import Failure, Result, Success
 
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.plan import DEFAULT_USERAGENT
-from thalovant.core.errors import LocalProtocolError, ThalovantError, ThalovantIdentityError
+from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantError, ThalovantIdentityError
 from thalovant.core.links.base import percent_encode
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class RemoteFailure(Exception):
 
 def exit_code(exc: BaseException) -> int:
     """2 for what the user must fix (usage, identity, local misuse); 1 for everything else."""
-    if isinstance(exc, UsageError | ThalovantIdentityError | LocalProtocolError):
+    if isinstance(exc, UsageError | ThalovantIdentityError | ThalovantArgumentError | LocalProtocolError):
         return EXIT_USAGE
     return EXIT_REMOTE
 

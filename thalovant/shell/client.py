@@ -36,7 +36,7 @@ from thalovant.core.errors import LocalProtocolError, ThalovantTimeoutError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.client_doctor import doctor_through
-from thalovant.shell.composer import Composer
+from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.engine import ClientEngine, endpoint_for
 from thalovant.shell.identity_io import ThalovantIdentity
@@ -92,6 +92,7 @@ class AsyncThalovantClient:
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
 
     Raises:
+        ThalovantArgumentError: an argument has the wrong type or value (``thalovant.shell.arguments``).
         ThalovantUnsupportedProtocolError: the protocol is unknown or not configured.
         ThalovantIdentityError: the identity is invalid.
     """
@@ -121,8 +122,7 @@ class AsyncThalovantClient:
         noise_key_file: NoiseKeyFile = None,
         trace: TraceSink | None = None,
     ) -> None:
-        if not isinstance(identity, ThalovantIdentity):
-            identity = ThalovantIdentity.from_mapping(identity)
+        identity = checked_identity(locals())  # every argument checked (typed errors) before anything happens
         self.identity: ThalovantIdentity = identity
         self.useragent = useragent
         self.connect_timeout = connect_timeout
