@@ -23,6 +23,7 @@ from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.client_events import wanted_ids
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 from thalovant.shell.sync.conversation import ThalovantConversation
@@ -61,6 +62,21 @@ class ThalovantClient:
     def session_id(self) -> str:
         """The session id sent in HELLO."""
         return self._async.session_id
+
+    @property
+    def reply_settle_seconds(self) -> float:
+        """Seconds an ask keeps collecting speech after the first (see :class:`AsyncThalovantClient`)."""
+        return self._async.reply_settle_seconds
+
+    @property
+    def auto_reconnect(self) -> bool:
+        """Whether the client reconnects in the background after a link loss."""
+        return self._async.auto_reconnect
+
+    @property
+    def reconnect_attempts(self) -> int | None:
+        """The 0.4.7 ``reconnect_attempts`` given, if any (see :class:`AsyncThalovantClient`)."""
+        return self._async.reconnect_attempts
 
     @property
     def async_client(self) -> AsyncThalovantClient:
@@ -167,11 +183,14 @@ class ThalovantClient:
         predicate: EventPredicate | None = None,
         session_id: str | None = None,
         request_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Subscription:
         """Call ``handler(event)`` (in a worker thread) for each matching event.
 
-        ``predicate``, ``session_id`` and ``request_id``: see :meth:`AsyncThalovantClient.listen`.
+        ``predicate``, ``session_id``, ``request_id`` and ``context`` (0.4.7, deprecated): see
+        :meth:`AsyncThalovantClient.listen`.
         """
+        session_id, request_id = wanted_ids("on", context, session_id, request_id)
         return self._portal.call_sync(
             self._async.on,
             event,
