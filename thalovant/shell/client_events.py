@@ -34,12 +34,20 @@ __all__ = ["ClientEvents", "wanted_ids"]
 
 
 def wanted_ids(
-    method: str, context: Mapping[str, Any] | None, session_id: str | None, request_id: str | None
+    method: str,
+    context: Mapping[str, Any] | None,
+    session_id: str | None,
+    request_id: str | None,
+    *,
+    stacklevel: int = 4,
 ) -> tuple[str | None, str | None]:
-    """The ids a 0.4.7-style ``context=`` filter adds to explicit ``session_id``/``request_id`` (warns once)."""
+    """The ids a 0.4.7-style ``context=`` filter adds to explicit ``session_id``/``request_id``.
+
+    Warns once (``stacklevel``: the user's frame as seen from ``warn_once``).
+    """
     if context is None:
         return session_id, request_id
-    warn_once(f"{method}(context=...)", f"{method}(session_id=..., request_id=...)", stacklevel=4)
+    warn_once(f"{method}(context=...)", f"{method}(session_id=..., request_id=...)", stacklevel=stacklevel)
     from_session, from_request = ids_from_context(context)
     return session_id or from_session, request_id or from_request
 

@@ -33,6 +33,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _ids(kwargs: dict[str, Any], method: str) -> dict[str, Any]:
+    """``kwargs`` with a 0.4.7 ``context=`` filter turned into ``session_id``/``request_id`` (warns once)."""
+    if kwargs.get("context") is None:
+        return kwargs
+    context = kwargs.pop("context")
+    session_id, request_id = wanted_ids(
+        method, context, kwargs.get("session_id"), kwargs.get("request_id"), stacklevel=5
+    )
+    return {**kwargs, "session_id": session_id, "request_id": request_id}
+
+
 class ThalovantClient:
     """Blocking client for a HiveMind hub. Takes the same arguments as
     :class:`~thalovant.AsyncThalovantClient` and offers the same methods.
@@ -165,7 +176,7 @@ class ThalovantClient:
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
         """The next matching ``event`` (see :meth:`AsyncThalovantClient.wait_for_event`)."""
-        return self._call(self._async.wait_for_event, event, **kwargs)
+        return self._call(self._async.wait_for_event, event, **_ids(kwargs, "wait_for_event"))
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
         """Iterate over matching events, blocking (see :meth:`AsyncThalovantClient.listen`).
@@ -173,7 +184,8 @@ class ThalovantClient:
         The listener is registered before this returns, so no event that
         arrives after the call is missed.
         """
-        return self._portal.iterate(self._portal.call_sync(self._async.listen, event, **kwargs))
+        listener = self._portal.call_sync(self._async.listen, event, **_ids(kwargs, "listen"))
+        return self._portal.iterate(listener)
 
     def on(
         self,
