@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantHealth": "thalovant.core.client.health",
     "ThalovantSubscription": "thalovant.shell.listeners",
     "ThalovantListener": "thalovant.shell.listeners",
+    "EventHandler": "thalovant.shell.listeners",
+    "EventPredicate": "thalovant.shell.listeners",
     # errors
     "ThalovantError": "thalovant.errors",
     "ThalovantIdentityError": "thalovant.errors",
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
     from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.doctor import run_doctor
     from thalovant.shell.identity_io import ThalovantIdentity, ThalovantIdentityWarning, ThalovantSecurityWarning
+    from thalovant.shell.listeners import EventHandler, EventPredicate
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
     from thalovant.shell.sync.agent import ThalovantAgent
