@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantSecurityWarning": "thalovant.shell.identity_io",
     "ThalovantIdentityWarning": "thalovant.shell.identity_io",
     "MqttBrokerCredentials": "thalovant.core.identity.mqtt",
+    "MqttTopicSet": "thalovant.core.links.mqtt_topics",
+    "mqtt_topics_for_identity": "thalovant.core.client.topics",
     "HubProtocol": "thalovant.core.identity.protocols",
     "HubProtocolSettings": "thalovant.core.identity.protocols",
     "HubDataPlaneEndpoints": "thalovant.core.identity.protocols",
@@ -85,6 +87,7 @@ if TYPE_CHECKING:
     from thalovant.core.bus.outbound import build_client_context
     from thalovant.core.bus.reply import ThalovantReply
     from thalovant.core.client.health import ThalovantHealth
+    from thalovant.core.client.topics import mqtt_topics_for_identity
     from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
     from thalovant.core.identity.mqtt import MqttBrokerCredentials
     from thalovant.core.identity.protocols import (
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
         SelectedHubEndpoint,
         select_data_plane_endpoint,
     )
+    from thalovant.core.links.mqtt_topics import MqttTopicSet
     from thalovant.errors import (
         LocalProtocolError,
         RemoteProtocolError,
