@@ -25,10 +25,14 @@ _EXPORTS: dict[str, str] = {
     "ThalovantHealth": "thalovant.core.client.health",
     "ThalovantSubscription": "thalovant.shell.listeners",
     "ThalovantListener": "thalovant.shell.listeners",
+    "EventHandler": "thalovant.shell.listeners",
+    "EventPredicate": "thalovant.shell.listeners",
     # errors
     "ThalovantError": "thalovant.errors",
     "ThalovantIdentityError": "thalovant.errors",
     "ThalovantUnsupportedProtocolError": "thalovant.errors",
+    "ThalovantArgumentError": "thalovant.errors",
+    "ThalovantArgumentTypeError": "thalovant.errors",
     "ThalovantConnectionError": "thalovant.errors",
     "ThalovantHandshakeError": "thalovant.errors",
     "ThalovantAuthenticationError": "thalovant.errors",
@@ -41,7 +45,11 @@ _EXPORTS: dict[str, str] = {
     "ThalovantAPIError": "thalovant.errors",
     "ThalovantIdentity": "thalovant.shell.identity_io",
     "ThalovantSecurityWarning": "thalovant.shell.identity_io",
+    "ThalovantIdentityWarning": "thalovant.shell.identity_io",
     "MqttBrokerCredentials": "thalovant.core.identity.mqtt",
+    "MqttTopicSet": "thalovant.core.links.mqtt_topics",
+    "mqtt_topics_for_identity": "thalovant.core.client.topics",
+    "HiveMindMQTTTransport": "thalovant.transport",
     "HubProtocol": "thalovant.core.identity.protocols",
     "HubProtocolSettings": "thalovant.core.identity.protocols",
     "HubDataPlaneEndpoints": "thalovant.core.identity.protocols",
@@ -80,6 +88,7 @@ if TYPE_CHECKING:
     from thalovant.core.bus.outbound import build_client_context
     from thalovant.core.bus.reply import ThalovantReply
     from thalovant.core.client.health import ThalovantHealth
+    from thalovant.core.client.topics import mqtt_topics_for_identity
     from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
     from thalovant.core.identity.mqtt import MqttBrokerCredentials
     from thalovant.core.identity.protocols import (
@@ -90,10 +99,13 @@ if TYPE_CHECKING:
         SelectedHubEndpoint,
         select_data_plane_endpoint,
     )
+    from thalovant.core.links.mqtt_topics import MqttTopicSet
     from thalovant.errors import (
         LocalProtocolError,
         RemoteProtocolError,
         ThalovantAPIError,
+        ThalovantArgumentError,
+        ThalovantArgumentTypeError,
         ThalovantAuthenticationError,
         ThalovantConnectionError,
         ThalovantError,
@@ -110,13 +122,15 @@ if TYPE_CHECKING:
     from thalovant.shell.control_plane import AsyncThalovantControlPlane, BootstrapIdentityResult
     from thalovant.shell.conversation import AsyncThalovantConversation
     from thalovant.shell.doctor import run_doctor
-    from thalovant.shell.identity_io import ThalovantIdentity, ThalovantSecurityWarning
+    from thalovant.shell.identity_io import ThalovantIdentity, ThalovantIdentityWarning, ThalovantSecurityWarning
+    from thalovant.shell.listeners import EventHandler, EventPredicate
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
     from thalovant.shell.sync.agent import ThalovantAgent
     from thalovant.shell.sync.client import ThalovantClient
     from thalovant.shell.sync.control_plane import ThalovantControlPlane
     from thalovant.shell.sync.conversation import ThalovantConversation
+    from thalovant.transport import HiveMindMQTTTransport
 
 
 def __getattr__(name: str) -> Any:

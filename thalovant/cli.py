@@ -1,12 +1,9 @@
 """The ``thalovant`` command: talk to a HiveMind hub from a shell (reference: ``docs/cli.md``).
 
 Global options may appear anywhere on the line. The identity comes from ``--identity``, else the file named by
-``$THALOVANT_IDENTITY``, else the ``THALOVANT_*`` variables. Exit codes: 0 success; 1 remote failure (ask refused,
-unanswered or timed out, health not ok, doctor failed, connection failed, replay diverged); 2 usage or identity
-error; 130 interrupted. Errors go to stderr as one scrubbed line (``thalovant: ...``), with a traceback only under
-``-v``. Only a terminal gets a spinner on stderr; with ``--json`` or when stderr is not a terminal, stdout carries
-only the result.
-
+``$THALOVANT_IDENTITY``, else the ``THALOVANT_*`` variables; ``--host``/``--port`` move its endpoints. Exit codes
+(:mod:`thalovant.core.render`): 0 success; 1 remote failure; 2 usage or identity error; 130 interrupted. Errors go to
+stderr as one scrubbed line (a traceback only under ``-v``); a spinner only on a terminal, never with ``--json``.
 This module parses arguments, calls the SDK and writes what :mod:`thalovant.core.render` formats. SDK imports stay
 lazy, so ``--help`` and ``--version`` never load the network stack.
 """
@@ -36,6 +33,7 @@ if TYPE_CHECKING:
 IDENTITY_ENV = "THALOVANT_IDENTITY"
 NESTED_FORBIDDEN = {"record", "replay", "identity", "version"}
 GLOBAL_DEFAULTS = dict(identity=None, protocol=None, json=False, timeout=None, verbose=0, ca_file=None, insecure=False)
+GLOBAL_DEFAULTS.update(host=None, port=None)
 
 
 def global_options(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +46,8 @@ def global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=s, help="log to stderr; tracebacks on errors")
     parser.add_argument("--ca-file", metavar="PATH", default=s, help="CA bundle for wss/https/mqtts")
     parser.add_argument("--insecure", action="store_true", default=s, help="do not verify TLS (development only)")
+    parser.add_argument("--host", metavar="HOST|URL", default=s, help="connect here instead of the identity's endpoint")
+    parser.add_argument("--port", type=int, metavar="PORT", default=s, help="connect to this port")
 
 
 def parse(
@@ -153,19 +153,24 @@ class Progress:
 
 
 def load_identity(args: argparse.Namespace) -> ThalovantIdentity:
-    """``--identity``, else ``$THALOVANT_IDENTITY``, else the ``THALOVANT_*`` variables."""
+    """``--identity``, else ``$THALOVANT_IDENTITY``, else ``THALOVANT_*`` variables; ``--host``/``--port`` applied."""
     from thalovant.shell.identity_io import ThalovantIdentity
 
     path = args.identity or os.environ.get(IDENTITY_ENV)
-    return ThalovantIdentity.from_file(path) if path else ThalovantIdentity.from_env()
+    identity = ThalovantIdentity.from_file(path) if path else ThalovantIdentity.from_env()
+    if args.host is None and args.port is None:
+        return identity
+    moved = render.endpoint_overrides(identity.as_dict(include_secrets=True), host=args.host, port=args.port)
+    if isinstance(moved, Failure):
+        raise UsageError(moved.failure())
+    return ThalovantIdentity.from_mapping(moved.unwrap(), origin="identity with --host/--port")
 
 
 class Context:
     """What a command gets: parsed args, the identity, the progress line and client factory."""
 
     def __init__(self, args: argparse.Namespace, progress: Progress, transport: object | None = None) -> None:
-        self.args = args
-        self.progress = progress
+        self.args, self.progress = args, progress
         self.transport = transport  # main(transport=...): the clients talk through it (tests)
         self.trace: Any = None  # a recording.TraceWriter under `record`
         self._identity: ThalovantIdentity | None = None
@@ -185,10 +190,7 @@ class Context:
             kwargs.setdefault("connect_timeout", max(0.1, min(self.args.timeout, 30.0)))
         if self.trace is not None:
             kwargs["trace"] = self.trace
-        if self.args.ca_file:
-            kwargs["ca_file"] = self.args.ca_file
-        if self.args.insecure:
-            kwargs["insecure"] = True
+        kwargs.update(ca_file=self.args.ca_file or None, insecure=bool(self.args.insecure))
         return AsyncThalovantClient(self.identity, protocol=self.args.protocol, transport=self.transport, **kwargs)
 
     @contextlib.asynccontextmanager

@@ -5,6 +5,8 @@
     ThalovantError
     ├── ThalovantIdentityError (ValueError)      bad identity; .problems lists each field
     │   └── ThalovantUnsupportedProtocolError    protocol unknown or not usable
+    ├── ThalovantArgumentError (ValueError)      bad constructor argument (range, choice); .argument
+    │   └── ThalovantArgumentTypeError (TypeError)  an argument of the wrong type
     ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
     │   └── ThalovantHandshakeError
     │       └── ThalovantAuthenticationError      credentials refused (never retried)

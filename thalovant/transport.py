@@ -28,16 +28,14 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-
-from returns.result import Success
+from typing import Any
 
 from thalovant.core.bus.events import ThalovantEvent
-from thalovant.core.client.connection import ConnectionConfig
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.plan import DEFAULT_USERAGENT
-from thalovant.core.errors import ThalovantConnectionError, ThalovantUnsupportedProtocolError
-from thalovant.core.links.mqtt_topics import mqtt_topics
+from thalovant.core.client.topics import mqtt_topics_for_identity
+from thalovant.core.errors import ThalovantConnectionError
+from thalovant.core.links.mqtt_topics import MqttTopicSet
 from thalovant.shell.bus_handlers import BusTransport
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import Subscription
@@ -247,14 +245,6 @@ class HiveMindWSSTransport(HiveMindHTTPTransport):
     _protocol = "wss"
 
 
-class MqttTopicSet(NamedTuple):
-    """The three MQTT topics of a client (0.4.7's ``MqttTopicSet``)."""
-
-    c2s: str
-    s2c: str
-    status: str
-
-
 class HiveMindMQTTTransport(_HubTransport):
     """0.4.7's MQTT transport (see the module docstring).
 
@@ -268,7 +258,7 @@ class HiveMindMQTTTransport(_HubTransport):
 
     Attributes:
         session_id: ``thalovant-python-mqtt-<hex>``, the session this client announces.
-        topics: its c2s, s2c and status topics.
+        topics: its c2s, s2c and status topics (:func:`~thalovant.mqtt_topics_for_identity`).
 
     Raises:
         ThalovantUnsupportedProtocolError: the identity has no ``mqtt`` block.
@@ -295,17 +285,4 @@ class HiveMindMQTTTransport(_HubTransport):
             send_timeout=send_timeout,
             session_id=self.session_id,
         )
-        self.topics = _topics(self._client.async_client._plan.config)  # the topics the link will use
-
-
-def _topics(config: ConnectionConfig) -> MqttTopicSet:
-    found = mqtt_topics(
-        access_key=config.access_key,
-        topic_prefix=config.mqtt_topic_prefix,
-        layout=config.mqtt_layout,
-        overrides=config.mqtt_overrides,
-    )
-    if not isinstance(found, Success):
-        raise ThalovantUnsupportedProtocolError(f"the identity's MQTT topics are not usable: {found.failure().detail}")
-    topics = found.unwrap()
-    return MqttTopicSet(topics.c2s, topics.s2c, topics.status)
+        self.topics: MqttTopicSet = mqtt_topics_for_identity(self.identity)  # what the client's plan uses

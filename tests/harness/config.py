@@ -22,6 +22,11 @@ from tests.harness.install import HarnessError
 if TYPE_CHECKING:
     from tests.harness.hub import ClientSpec, TestHub
 
+# The hub's MQTT topic layout (plugin 0.1.0a2): <MQTT_ROOT>/<MQTT_HUB_ID>/c2s|s2c|status/<access key>.
+MQTT_ROOT = "hivemind"
+MQTT_HUB_ID = "thalovant-test-hub"
+MQTT_BASE = f"{MQTT_ROOT}/{MQTT_HUB_ID}"
+
 # hub 4.x's implicit default ACL; hub 5.x defaults to "deny everything", so we state it explicitly there.
 DEFAULT_ALLOWED_TYPES = [
     "recognizer_loop:utterance",
@@ -101,7 +106,7 @@ def write_all(hub: TestHub, clients: list[Client]) -> None:
     if hub.mqtt_available:
         network["hivemind-mqtt-plugin"] = {
             "broker_host": "127.0.0.1", "broker_port": ports.mqtt, "broker_username": "hivemind-hub",
-            "broker_password": hub_broker_password, "topic_prefix": "hivemind", "hub_id": "thalovant-test-hub",
+            "broker_password": hub_broker_password, "topic_prefix": MQTT_ROOT, "hub_id": MQTT_HUB_ID,
             "qos": 1, "idle_timeout": 300,
         }
     server = {
@@ -145,8 +150,7 @@ def _identity(hub: TestHub, client: Client) -> dict[str, Any]:
     if hub.mqtt_available:
         endpoints["mqtt"] = f"mqtt://127.0.0.1:{ports.mqtt}"
         identity["mqtt"] = {"endpoint": endpoints["mqtt"], "username": client.access_key,
-                            "password": client.broker_password, "topic_prefix": "hivemind/thalovant-test-hub",
-                            "tls": False}
+                            "password": client.broker_password, "topic_prefix": MQTT_BASE, "tls": False}
     return identity
 
 
@@ -178,14 +182,21 @@ def _write_mosquitto(hub: TestHub, clients: list[Client], hub_password: str) -> 
                           check=False)
     if proc.returncode != 0:
         raise HarnessError(f"mosquitto_passwd -U failed: {proc.stderr.strip()}")
-    prefix = "hivemind/thalovant-test-hub"
-    acl = [
-        "user hivemind-hub", "topic readwrite hivemind/#", "",
-        f"pattern write {prefix}/c2s/%u",
-        f"pattern read {prefix}/s2c/%u",
-        f"pattern readwrite {prefix}/status/%u",
-    ]
-    _write_secret(folder / "acl", "\n".join(acl) + "\n")
+    _write_secret(folder / "acl", "\n".join(broker_acl(clients)) + "\n")
+
+
+def broker_acl(clients: list[Client]) -> list[str]:
+    """mosquitto's ACL, scoped as the control plane scopes a client: its broker login may write its own
+    c2s topic, read its own s2c topic and use its own status topic, and nothing else (not another
+    client's topics, not the hub's status). Whatever ``topic_prefix`` an identity holds, only the
+    topics the hub listens on get through, so a client that derives other topics never gets a session.
+    """
+    acl = ["user hivemind-hub", f"topic readwrite {MQTT_ROOT}/#"]
+    for client in clients:  # the broker username is the access key; the topic level is the access key
+        key = client.access_key
+        acl += ["", f"user {key}", f"topic write {MQTT_BASE}/c2s/{key}", f"topic read {MQTT_BASE}/s2c/{key}",
+                f"topic readwrite {MQTT_BASE}/status/{key}"]
+    return acl
 
 
 def _add_clients(hub: TestHub, clients: list[Client]) -> None:

@@ -128,6 +128,29 @@ def test_health_and_doctor_fail_with_exit_1_when_the_hub_is_unreachable(tmp_path
     assert_no_secret(identity, health.stdout, health.stderr, doctor.stdout, doctor.stderr, ask.stderr)
 
 
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_host_and_port_reach_the_hub_the_identity_does_not_name(tmp_path: Path, real_hub: Any, protocol: str) -> None:
+    """0.4.7's global ``--host``/``--port`` (before or after the command) move every endpoint of the identity."""
+    identity = real_hub.identity("psk")
+    hub_port = identity["data_plane_endpoints"][protocol].rsplit(":", 1)[1]
+    identity["data_plane_endpoints"] = {"https": "https://127.0.0.1:9", "wss": "wss://127.0.0.1:9"}
+    identity.update(default_master="https://127.0.0.1", default_port=9)
+    identity.pop("mqtt", None)
+    identity["protocols"]["mqtt"] = {"enabled": False}
+    path = tmp_path / "elsewhere.json"
+    path.write_text(json.dumps(identity))
+    path.chmod(0o600)
+    moved = ["--host", "http://127.0.0.1", "--port", hub_port]
+    before = run("-i", str(path), "--protocol", protocol, *moved, "ask", "moved before", "--timeout", "15")
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.strip() == "echo: moved before"
+    after = run("-i", str(path), "--protocol", protocol, "ask", "moved after", "--timeout", "15", *moved)
+    assert after.returncode == 0 and after.stdout.strip() == "echo: moved after", after.stderr
+    unmoved = run("-i", str(path), "--protocol", protocol, "--timeout", "2", "ask", "nowhere")
+    assert unmoved.returncode == 1  # without the options the identity's dead endpoint is used
+    assert_no_secret(identity, before.stdout, before.stderr, after.stderr, unmoved.stderr)
+
+
 def test_utter_reaches_the_bus(ident: tuple[str, dict[str, Any]], real_hub: Any) -> None:
     path, _ = ident
     done = run("-i", path, "utter", "cli utter probe")

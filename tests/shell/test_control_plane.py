@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from tests.fakes.control_server import FakeControlServer, Reply
+from thalovant.core.identity.protocols import SelectedHubEndpoint
 from thalovant.errors import (
     LocalProtocolError,
     ThalovantAPIError,
@@ -195,7 +196,7 @@ def test_create_client_identity_generates_and_sends_secrets_once(
     )
     assert ident["default_master"] == "https://jokes.example.test" and ident["default_port"] == 443
     assert ident["protocols"]["http"] == {"enabled": True} and "mqtt" not in ident
-    assert result.endpoint == ("https", "https://jokes.example.test")
+    assert result.endpoint == SelectedHubEndpoint("https", "https://jokes.example.test")
     assert result.require_protocol("wss") == "wss://jokes.example.test"
     with pytest.raises(ThalovantUnsupportedProtocolError):
         result.require_protocol("mqtt")
@@ -212,7 +213,7 @@ def test_identity_is_a_usable_thalovant_identity(cp: ThalovantControlPlane, srv:
     assert ident.mqtt is not None and ident.mqtt.password in srv.issued_secrets and ident.mqtt.tls is True
     assert ident.endpoint_for("mqtt") == "mqtts://broker.example.test:8883"
     assert spec["apiKey"] not in repr(ident)
-    assert cp.require_runtime_protocol(result, protocol="wss") == ("wss", "wss://mqtt-hub.example.test")
+    assert cp.require_runtime_protocol(result, protocol="wss") == SelectedHubEndpoint("wss", "wss://mqtt-hub.example.test")
 
 
 def test_answer_that_makes_no_valid_identity_is_an_api_error(cp: ThalovantControlPlane, srv: FakeControlServer) -> None:
@@ -256,7 +257,7 @@ def test_mqtt_hub_gives_per_client_broker_credentials(cp: ThalovantControlPlane,
     assert mqtt["topic_prefix"] == "hivemind/hub-mqtt"
     # initial_identify sent a *reference* for the password: the local secret fills it
     assert ident["password"] == spec["password"]
-    assert result.endpoint == ("mqtt", "mqtts://broker.example.test:8883")
+    assert result.endpoint == SelectedHubEndpoint("mqtt", "mqtts://broker.example.test:8883")
     assert result.require_protocol("mqtt") == "mqtts://broker.example.test:8883"
     safe = json.dumps(result.as_dict())
     assert mqtt["password"] not in safe and spec["apiKey"] not in safe
@@ -264,7 +265,7 @@ def test_mqtt_hub_gives_per_client_broker_credentials(cp: ThalovantControlPlane,
 
 def test_mqtt_enabled_but_no_credentials_is_reported(cp: ThalovantControlPlane) -> None:
     result = cp.create_client_identity("hub-norefs-mqtt", name="x", preferred_protocols=("mqtt", "wss"))
-    assert result.endpoint == ("wss", "ws://127.0.0.1:5678")
+    assert result.endpoint == SelectedHubEndpoint("wss", "ws://127.0.0.1:5678")
     assert result.notes and "MQTT" in result.notes[0]
     with pytest.raises(ThalovantUnsupportedProtocolError):
         result.require_protocol("mqtt")

@@ -40,6 +40,25 @@ class ThalovantIdentityError(ThalovantError, ValueError):
         super().__init__(text)
 
 
+class ThalovantArgumentError(ThalovantError, ValueError):
+    """An argument of a public constructor is out of range or not one of its choices.
+
+    Raised at once by the constructor (never later, from ``connect()``). The message names the
+    argument and what is wrong with it, never its value.
+
+    Attributes:
+        argument: the name of the refused argument (``"connect_timeout"``).
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+class ThalovantArgumentTypeError(ThalovantArgumentError, TypeError):
+    """An argument of a public constructor has the wrong type (also a ``TypeError``)."""
+
+
 class ThalovantUnsupportedProtocolError(ThalovantIdentityError):
     """The requested protocol is unknown or not usable with this identity."""
 
@@ -164,6 +183,8 @@ __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",
     "ThalovantAPIError",
+    "ThalovantArgumentError",
+    "ThalovantArgumentTypeError",
     "ThalovantAuthenticationError",
     "ThalovantConnectionError",
     "ThalovantError",

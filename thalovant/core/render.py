@@ -14,8 +14,8 @@ one JSON line (JSONL, as ``listen --json`` streams them).
 the command writes: results, errors, log lines and warnings.
 
 Exit codes: 0 success; 1 remote failure (:class:`RemoteFailure`, any
-:class:`ThalovantError` or ``OSError``); 2 usage or identity error
-(:class:`UsageError`, ``ThalovantIdentityError``, ``LocalProtocolError``);
+:class:`ThalovantError` or ``OSError``); 2 usage, identity or argument error
+(:class:`UsageError`, ``ThalovantIdentityError``, ``ThalovantArgumentError``, ``LocalProtocolError``);
 130 interrupted (decided by the command, which sees the interrupt).
 
 The result types are imported for annotations only, so ``thalovant --help``
@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from returns.result import Failure, Result, Success
 
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.plan import DEFAULT_USERAGENT
-from thalovant.core.errors import LocalProtocolError, ThalovantError, ThalovantIdentityError
+from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantError, ThalovantIdentityError
+from thalovant.core.identity.fields import split_url
 from thalovant.core.links.base import percent_encode
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ __all__ = [
     "UsageError",
     "ask_failure",
     "emit_arguments",
+    "endpoint_overrides",
     "error_text",
     "event_line",
     "exit_code",
@@ -93,7 +96,7 @@ class RemoteFailure(Exception):
 
 def exit_code(exc: BaseException) -> int:
     """2 for what the user must fix (usage, identity, local misuse); 1 for everything else."""
-    if isinstance(exc, UsageError | ThalovantIdentityError | LocalProtocolError):
+    if isinstance(exc, UsageError | ThalovantIdentityError | ThalovantArgumentError | LocalProtocolError):
         return EXIT_USAGE
     return EXIT_REMOTE
 
@@ -153,6 +156,52 @@ def emit_arguments(event: str, *, data: str, context: str) -> Result[tuple[dict[
             lambda ctx: Success((payload, ctx)) if event.strip() else Failure("the event type must not be empty")
         )
     )
+
+
+_SCHEMES = {"https": ("http", "https"), "wss": ("ws", "wss")}  # (plain, TLS) for each protocol
+
+
+def endpoint_overrides(
+    values: Mapping[str, Any], *, host: str | None, port: int | None
+) -> Result[dict[str, Any], str]:
+    """The identity mapping ``values`` (secrets included) with ``--host`` / ``--port`` applied.
+
+    ``--host`` (a host name, or a URL such as ``http://127.0.0.1``) becomes ``default_master`` and
+    replaces the host of every endpoint the identity has (https, wss, the MQTT broker), each keeping
+    its own path; a URL's scheme also says plain (``http``/``ws``) or TLS for the https and wss
+    endpoints. ``--port`` (else the port of a ``--host`` URL) becomes ``default_port`` and the port of
+    every endpoint. The failure text names the option, never a value.
+    """
+    out = dict(values)
+    given = None if host is None else split_url(host.strip() if "://" in host else f"none://{host.strip()}")
+    if isinstance(given, str):
+        return Failure("--host must be a host name or a URL such as https://hub.example.com")
+    if port is not None and not 1 <= port <= 65535:
+        return Failure("--port must be between 1 and 65535")
+    new_port = port if port is not None or given is None else given.port
+    if given is not None:
+        master = split_url(str(values.get("default_master", "")))
+        scheme = given.scheme if given.scheme != "none" else getattr(master, "scheme", "https")
+        out["default_master"] = f"{scheme}://{given.host}" + (f":{given.port}" if given.port else "") + given.path
+    if new_port is not None:
+        out["default_port"] = new_port
+
+    def moved(url: Any, protocol: str) -> Any:
+        split = split_url(url) if isinstance(url, str) else None
+        if split is None or isinstance(split, str):
+            return url
+        scheme, name = split.scheme, split.host
+        if given is not None:
+            name = given.host
+            if given.scheme != "none" and protocol in _SCHEMES:
+                scheme = _SCHEMES[protocol][given.scheme not in ("http", "ws")]
+        return replace(split, scheme=scheme, host=name).unsplit(port=new_port)
+
+    endpoints = dict(values.get("data_plane_endpoints") or {})
+    out["data_plane_endpoints"] = {k: moved(v, k) for k, v in endpoints.items()}
+    if isinstance(values.get("mqtt"), Mapping):
+        out["mqtt"] = {**values["mqtt"], "endpoint": moved(values["mqtt"].get("endpoint"), "mqtt")}
+    return Success(out)
 
 
 def spinner_line(frame: int, label: str) -> str:

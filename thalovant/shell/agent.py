@@ -20,6 +20,7 @@ client gives up reconnecting, ``run_forever`` ends with the client's error.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -34,13 +35,14 @@ import anyio.lowlevel
 
 from thalovant.core.bus.events import EVENT_SPEAK, EventFilter
 from thalovant.core.bus.reply import ThalovantReply
-from thalovant.core.errors import ThalovantConnectionError, ThalovantError
+from thalovant.core.deprecation import warn_once
+from thalovant.core.errors import LocalProtocolError, ThalovantConnectionError, ThalovantError
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 
-__all__ = ["STOP_SIGNALS", "AgentBase", "AsyncThalovantAgent", "gave_up"]
+__all__ = ["STOP_SIGNALS", "AgentBase", "AsyncThalovantAgent", "check_interval_of", "gave_up"]
 
 log = logging.getLogger("thalovant")
 
@@ -85,6 +87,23 @@ class _Handlers:
         entry = _Handler(event, handler, options)
         self.pending.append(entry)
         return entry
+
+
+def check_interval_of(check_interval: float | None, poll_interval: float | None) -> float:
+    """``run_forever``'s interval: ``check_interval``, else 0.4.7's ``poll_interval`` (warns once), else 1 s.
+
+    Raises:
+        LocalProtocolError: both are given, or the interval is not a positive finite number.
+    """
+    if poll_interval is not None:
+        warn_once("run_forever(poll_interval=...)", "run_forever(check_interval=...)", stacklevel=4)
+        if check_interval is not None:
+            raise LocalProtocolError("give check_interval or poll_interval, not both")
+        check_interval = poll_interval
+    interval = 1.0 if check_interval is None else check_interval
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval < math.inf:
+        raise LocalProtocolError("check_interval must be a positive number of seconds")
+    return float(interval)
 
 
 def gave_up(last_error: str | None) -> ThalovantConnectionError:
@@ -215,17 +234,22 @@ class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):
 
     # ---- running --------------------------------------------------------------------------------
 
-    async def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
+    async def run_forever(
+        self, *, handle_signals: bool = True, check_interval: float | None = None, poll_interval: float | None = None
+    ) -> None:
         """Connect, attach the handlers, and run until :meth:`stop`, SIGINT or SIGTERM.
 
         Args:
             handle_signals: stop cleanly on SIGINT/SIGTERM (only in the main thread).
-            check_interval: seconds between checks that the client has not given up.
+            check_interval: seconds between checks that the client has not given up (None: 1 s).
+            poll_interval: the 0.4.7 name of ``check_interval`` (deprecated, warns once).
 
         Raises:
             ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.
             ThalovantAuthenticationError: the hub refused the credentials.
+            LocalProtocolError: both intervals are given, or the interval is not positive.
         """
+        interval = check_interval_of(check_interval, poll_interval)
         if self._running:
             raise RuntimeError("run_forever is already running")
         self._running = True
@@ -241,7 +265,7 @@ class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):
                     if handle_signals and threading.current_thread() is threading.main_thread():
                         tg.start_soon(self._watch_signals)
                     try:
-                        await self._wait_until_stopped(check_interval)
+                        await self._wait_until_stopped(interval)
                     except ThalovantError as exc:  # raised below, outside the task group (no ExceptionGroup)
                         error = exc
                     tg.cancel_scope.cancel()

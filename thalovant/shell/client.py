@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.outbound import action_message, code_message
 from thalovant.core.bus.outbound import utterance_message as build_utterance
 from thalovant.core.bus.reply import ThalovantReply
@@ -32,21 +31,15 @@ from thalovant.core.client.plan import (
 )
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.doctor import ThalovantDoctorReport
-from thalovant.core.errors import LocalProtocolError, ThalovantTimeoutError
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.client_doctor import doctor_through
-from thalovant.shell.composer import Composer
+from thalovant.shell.client_events import ClientEvents
+from thalovant.shell.client_options import reconnect_policy, settle_seconds
+from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile, noise_static_key
-from thalovant.shell.listeners import (
-    EventHandler,
-    EventPredicate,
-    Listener,
-    Subscription,
-    event_filter,
-)
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
 from thalovant.shell.seam import engine_for, planning_inputs, transport_doctor
@@ -55,7 +48,7 @@ from thalovant.shell.tls import make_ssl_context
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
 
 
-class AsyncThalovantClient:
+class AsyncThalovantClient(ClientEvents):
     """Async client for a HiveMind hub over WebSocket, HTTP polling or MQTT.
 
     Use ``async with AsyncThalovantClient(identity) as client:``; ``connect()``
@@ -74,6 +67,10 @@ class AsyncThalovantClient:
         max_queue: messages held while the link is down.
         auto_reconnect: reconnect in the background after a link loss.
         reconnect: backoff policy (``ReconnectConfig``).
+        reconnect_attempts: 0.4.7's retry count: give up after this many more failed links in a row
+            (deprecated, warns once: use ``reconnect=ReconnectConfig(max_attempts=...)``).
+        reply_settle_seconds: once the hub ends a turn, keep collecting speech until this many seconds
+            after the turn's first speech (default 0: the ask ends at once).
         ca_file: CA bundle for TLS (``wss``/``https``/``mqtts``); ``SSL_CERT_FILE`` is honoured.
         insecure: **development only**: do not verify TLS certificates (warns).
         self_signed: alias of ``insecure``.
@@ -92,6 +89,7 @@ class AsyncThalovantClient:
             transport methods (``docs/guides/testing.md``); the identity then needs no endpoint for the protocol.
 
     Raises:
+        ThalovantArgumentError: an argument has the wrong type or value (``thalovant.shell.arguments``).
         ThalovantUnsupportedProtocolError: the protocol is unknown or not configured.
         ThalovantIdentityError: the identity is invalid.
     """
@@ -110,6 +108,8 @@ class AsyncThalovantClient:
         max_queue: int = 256,
         auto_reconnect: bool = True,
         reconnect: ReconnectConfig | None = None,
+        reconnect_attempts: int | None = None,
+        reply_settle_seconds: float = 0.0,
         ca_file: str | None = None,
         insecure: bool = False,
         self_signed: bool | None = None,
@@ -122,13 +122,18 @@ class AsyncThalovantClient:
         trace: TraceSink | None = None,
         transport: object | None = None,
     ) -> None:
-        if not isinstance(identity, ThalovantIdentity):
-            identity = ThalovantIdentity.from_mapping(identity)
+        identity = checked_identity(locals())  # every argument checked (typed errors) before anything happens
         self.identity: ThalovantIdentity = identity
         self.useragent = useragent
         self.connect_timeout = connect_timeout
         self.send_timeout = send_timeout
         self.reply_timeout = reply_timeout
+        self.reply_settle_seconds = settle_seconds(reply_settle_seconds)
+        self.auto_reconnect = auto_reconnect
+        self.reconnect_attempts = reconnect_attempts
+        reconnect = reconnect_policy(
+            reconnect=reconnect, reconnect_attempts=reconnect_attempts, auto_reconnect=auto_reconnect
+        )
         self._entropy = os.urandom
         self._insecure = bool(insecure or self_signed)
         self._ca_file = ca_file
@@ -159,7 +164,7 @@ class AsyncThalovantClient:
         self.protocol: Literal["wss", "https", "mqtt"] = self._plan.protocol
         self.session_id = self._plan.config.session_id
         self._composer = Composer(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
-        self._listeners, self._engine = engine_for(
+        self._listeners, self._engine = engine_for(  # the network, or transport= (thalovant.shell.seam)
             transport, self._plan, self._ssl, identity, self._entropy, trace, (connect_timeout, send_timeout)
         )
 
@@ -311,6 +316,7 @@ class AsyncThalovantClient:
         Returns:
             The reply. ``reply.unanswered`` is True when no skill matched;
             ``reply.timed_out`` when speech arrived but the end signal did not.
+            With ``reply_settle_seconds``, speech up to that long after the first speech is included.
 
         Raises:
             ThalovantPolicyDenied: the hub refused the utterance.
@@ -319,81 +325,15 @@ class AsyncThalovantClient:
         """
         wait = self.reply_timeout if timeout is None else timeout
         message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
-        sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait)
+        settle = self.reply_settle_seconds
+        sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait, settle=settle)
         if isinstance(sent, cx.SendError) and sent.kind != "link_lost":
             raise_for(SendEnded(result=sent, wait=wait))
         raise_for(AskEnded(result=ended, wait=wait))
         assert isinstance(ended, corr.AskFinished)  # raise_for lets only a success through
         return ended.reply
 
-    # ---- events ---------------------------------------------------------------------------------
-
-    def listen(
-        self,
-        event: str | EventFilter = "*",
-        *,
-        timeout: float | None = None,
-        max_events: int | None = None,
-        session_id: str | None = None,
-        request_id: str | None = None,
-        predicate: EventPredicate | None = None,
-        buffer: int = 1000,
-    ) -> Listener:
-        """Iterate over matching events (``async for event in client.listen("speak")``).
-
-        Listeners survive reconnects. Iteration ends quietly at ``timeout`` (seconds, in total) or after ``max_events``;
-        it raises ``ThalovantConnectionError`` if the client gives up reconnecting. ``session_id`` and ``request_id``
-        narrow a type name; ``predicate`` filters further; ``buffer`` caps the unread events (the oldest are dropped).
-        """
-        flt = event_filter(event, session_id, request_id)
-        return self._listeners.add(
-            Listener(self._listeners, flt, predicate=predicate, timeout=timeout, max_events=max_events, buffer=buffer)
-        )
-
-    async def wait_for_event(
-        self,
-        event: str | EventFilter,
-        *,
-        timeout: float | None = None,
-        predicate: EventPredicate | None = None,
-        session_id: str | None = None,
-        request_id: str | None = None,
-    ) -> ThalovantEvent:
-        """The next matching event (``predicate``, ``session_id``, ``request_id``: see :meth:`listen`).
-
-        Raises:
-            ThalovantTimeoutError: none arrived within ``timeout`` seconds (None: the client's ``reply_timeout``).
-        """
-        wait = self.reply_timeout if timeout is None else timeout
-        async for found in self.listen(
-            event, timeout=wait, max_events=1, predicate=predicate, session_id=session_id, request_id=request_id
-        ):
-            return found
-        raise ThalovantTimeoutError(f"the hub did not emit {event!r} within {wait:g} s")
-
-    def on(
-        self,
-        event: str | EventFilter,
-        handler: EventHandler,
-        *,
-        predicate: EventPredicate | None = None,
-        session_id: str | None = None,
-        request_id: str | None = None,
-        _call: Any = None,
-    ) -> Subscription:
-        """Call ``handler(event)`` for each matching event until the subscription is closed.
-
-        The handler may be a plain function or a coroutine function; it may call the client itself. A handler
-        that raises is logged and kept. ``predicate``, ``session_id``, ``request_id``: see :meth:`listen`.
-        """
-        tg = self._engine.task_group
-        if tg is None:
-            raise LocalProtocolError("on() needs a connected client (inside 'async with client')")
-        listener = self.listen(event, predicate=predicate, session_id=session_id, request_id=request_id)
-        name = event if isinstance(event, str) else ",".join(event.types)
-        sub = Subscription(listener, handler, name, call=_call)
-        tg.start_soon(sub.run)
-        return sub
+    # ---- events: listen, wait_for_event, on (shell/client_events.py) --------------------------------
 
     def conversation(
         self, *, lang: str = "en-us", session_id: str | None = None, context: Mapping[str, Any] | None = None

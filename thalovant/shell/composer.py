@@ -1,4 +1,7 @@
-"""The messages a client sends, built from its identity: correlated turns and raw bus events.
+"""How a client's options and messages are composed: checked arguments, correlated turns, raw bus events.
+
+:func:`checked_identity` is the client constructor's door: every argument is checked
+(:mod:`thalovant.shell.arguments`) and the identity becomes a ``ThalovantIdentity``.
 
 Every turn (``ask``, ``send_utterance``, ``send_action``, ``send_code``) carries a request id
 (the caller's, or a fresh one) plus the identity's site id and metadata; a raw event
@@ -15,8 +18,26 @@ from typing import Any
 from thalovant.core.bus.outbound import merge_context, new_request_id
 from thalovant.core.machine import Entropy
 from thalovant.core.wire.message import BusMessage
+from thalovant.shell.arguments import check_client_arguments
+from thalovant.shell.identity_io import ThalovantIdentity
 
-__all__ = ["Composer", "TurnBuilder"]
+__all__ = ["Composer", "TurnBuilder", "checked_identity"]
+
+
+def checked_identity(arguments: Mapping[str, Any]) -> ThalovantIdentity:
+    """The client's identity as a ``ThalovantIdentity``, once every constructor argument passed its check.
+
+    ``AsyncThalovantClient.__init__`` calls ``checked_identity(locals())`` first, so a bad argument
+    raises at once (rules in :mod:`thalovant.shell.arguments`) and no key file is touched.
+
+    Raises:
+        ThalovantArgumentTypeError: an argument has the wrong type (also a ``TypeError``).
+        ThalovantArgumentError: an argument is out of range or not one of its choices.
+        ThalovantIdentityError: the identity mapping is invalid.
+    """
+    check_client_arguments(arguments)
+    identity = arguments["identity"]
+    return identity if isinstance(identity, ThalovantIdentity) else ThalovantIdentity.from_mapping(identity)
 
 #: A turn builder of ``core.bus.outbound`` (``utterance_message``, ``action_message``, ``code_message``).
 TurnBuilder = Callable[..., BusMessage]

@@ -40,6 +40,7 @@ from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.control import api as control
 from thalovant.core.control.api import ApiProblem, ApiRequest, ClientSecrets
 from thalovant.core.control.identity import DEFAULT_PREFERENCE, assemble_identity
+from thalovant.core.identity.protocols import SelectedHubEndpoint, normalize_protocol
 from thalovant.errors import (
     LocalProtocolError,
     ThalovantAPIError,
@@ -47,6 +48,7 @@ from thalovant.errors import (
     ThalovantTimeoutError,
 )
 from thalovant.shell.control_result import BootstrapIdentityResult, build_identity
+from thalovant.shell.control_session import RequestsStyleSession, session_request
 from thalovant.shell.links.http import (
     Connector,
     HttpBodyTooLargeError,
@@ -89,6 +91,9 @@ class AsyncThalovantControlPlane:
         connector: test seam passed to :class:`HttpConnection`.
         entropy: ``entropy(n)`` returns ``n`` random bytes; the source of generated client secrets, site
             ids and idempotency keys (default :func:`secrets.token_bytes`; a test seam).
+        session: a requests-style session (0.4.7's seam): every request goes through
+            ``session.request(method, url, json=, params=, headers=, timeout=)`` in a worker thread
+            (see ``thalovant.shell.control_session``); None: thalovant's own HTTP/1.1 connection.
 
     Raises:
         LocalProtocolError: bad ``base_url`` or plain ``http://`` to a remote host.
@@ -107,6 +112,7 @@ class AsyncThalovantControlPlane:
         max_body: int = 4 * 1024 * 1024,
         connector: Connector | None = None,
         entropy: Callable[[int], bytes] = _secrets.token_bytes,
+        session: RequestsStyleSession | None = None,
     ) -> None:
         url = split_url(base_url)
         if url.scheme not in ("http", "https") or "?" in url.path:
@@ -123,6 +129,7 @@ class AsyncThalovantControlPlane:
         self._connector = connector
         self._entropy = entropy
         self._conn: HttpConnection | None = None
+        self.session = session
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r}, authenticated={self._token is not None})"
@@ -157,6 +164,14 @@ class AsyncThalovantControlPlane:
             )
         return self._conn
 
+    async def _request(self, req: ApiRequest, target: str, headers: list[tuple[str, str]]) -> HttpResponse:
+        """One round trip, over the caller's ``session`` when given, else the kept-alive connection."""
+        if self.session is None:
+            return await self._connection().request(req.method, target, headers, req.body or b"")
+        return await session_request(
+            self.session, req, origin=self._url.origin, base_path=self._url.path, headers=headers, timeout=self.timeout
+        )
+
     async def _send(self, req: ApiRequest, *, secrets: Sequence[str] = ()) -> dict[str, Any]:
         """Send ``req``; return the JSON object, or raise the one ``ThalovantAPIError``."""
         known = [*secrets, *([self._token] if self._token else [])]
@@ -174,7 +189,7 @@ class AsyncThalovantControlPlane:
         target = req.target(self._url.path)
         shown = f"{req.method} /{req.path}"
         try:
-            resp: HttpResponse = await self._connection().request(req.method, target, headers, req.body or b"")
+            resp: HttpResponse = await self._request(req, target, headers)
         except ThalovantTimeoutError as exc:
             log.debug("%s: timed out", shown)
             raise ThalovantAPIError(
@@ -214,13 +229,15 @@ class AsyncThalovantControlPlane:
             _raise(parsed.failure())
         return parsed.unwrap()
 
-    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
-        """``(protocol, url)`` if ``result``'s identity can use ``protocol`` (0.4.7 name).
+    def require_runtime_protocol(
+        self, result: BootstrapIdentityResult, *, protocol: str = "https"
+    ) -> SelectedHubEndpoint:
+        """The endpoint (``.protocol``, ``.endpoint``) if ``result``'s identity can use ``protocol`` (as in 0.4.7).
 
         Raises:
             ThalovantUnsupportedProtocolError: see :meth:`BootstrapIdentityResult.require_protocol`.
         """
-        return protocol, result.require_protocol(protocol)
+        return SelectedHubEndpoint(normalize_protocol(protocol), result.require_protocol(protocol))
 
     async def login(
         self,

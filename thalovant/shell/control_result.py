@@ -32,7 +32,8 @@ class BootstrapIdentityResult(BootstrapResult[ThalovantIdentity]):
         identity: a ready ``ThalovantIdentity`` (``.mqtt`` holds the broker credentials when
             the API sent them).
         hub: the hub record used.
-        endpoint: ``(protocol, url)`` chosen from the preferred protocols, or None.
+        endpoint: the :class:`~thalovant.SelectedHubEndpoint` (``.protocol``, ``.endpoint``) chosen from the
+            preferred protocols, or None.
         notes: human-readable remarks (e.g. MQTT enabled but no broker credentials).
     """
 

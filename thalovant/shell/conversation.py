@@ -14,7 +14,9 @@ sends back with a reply is carried into the next turn of the same
 conversation (``ConversationState``, pure, in ``core.client.conversation_state``).
 
 Listeners of a conversation see only its own events: those carrying one of
-its request ids, or (hub 5.x) its session id.
+its request ids, or (hub 5.x) its session id. The 0.4.7 keyword ``context=``
+of ``on``/``listen``/``wait_for_event`` narrows them further to the request id
+it names (it warns once: see ``thalovant.shell.client_events``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.outbound import merge_context, new_request_id, new_session_id
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.conversation_state import ConversationState
-from thalovant.shell.listeners import EventPredicate, Listener
+from thalovant.shell.client_events import wanted_ids
+from thalovant.shell.listeners import EventHandler, EventPredicate, Listener, Subscription
 
 T = TypeVar("T")
 
@@ -52,6 +55,8 @@ class ConversationClient(Protocol):
     async def emit(self, *args: Any, **kwargs: Any) -> None: ...
 
     def listen(self, *args: Any, **kwargs: Any) -> Listener: ...
+
+    def on(self, *args: Any, **kwargs: Any) -> Subscription: ...
 
     async def wait_for_event(self, *args: Any, **kwargs: Any) -> ThalovantEvent: ...
 
@@ -113,13 +118,23 @@ class AsyncThalovantConversation:
             return True
         return event.session_id == self.session_id
 
-    def _new_request_id(self) -> str:
-        return self._remember(new_request_id(self.client._entropy))
+    def _new_request_id(self, given: str | None = None) -> str:
+        return self._remember(given or new_request_id(self.client._entropy))
 
-    def _mine(self, predicate: EventPredicate | None) -> EventPredicate:
-        """A predicate: this conversation's events that ``predicate`` (if any) accepts."""
+    def _mine(
+        self, predicate: EventPredicate | None, context: Mapping[str, Any] | None = None, method: str = "listen"
+    ) -> EventPredicate:
+        """A predicate: this conversation's events that ``predicate`` (if any) accepts.
+
+        ``context`` (0.4.7): merged over the conversation's; a request id it names must match too.
+        """
+        wanted = None
+        if context is not None:
+            wanted = wanted_ids(method, merge_context(self.context, context), None, None)[1]
 
         def mine(ev: ThalovantEvent) -> bool:
+            if wanted is not None and ev.request_ids and wanted not in ev.request_ids:
+                return False
             return self.owns(ev) and (predicate is None or predicate(ev))
 
         return mine
@@ -130,15 +145,16 @@ class AsyncThalovantConversation:
         first: str,
         lang: str | None,
         context: Mapping[str, Any] | None,
+        request_id: str | None = None,
         **extra: Any,
     ) -> T:
-        """``send(first, ...)`` as one turn: the conversation's session and language, a fresh request id."""
+        """``send(first, ...)`` as one turn: the conversation's session and language, ``request_id`` or a fresh one."""
         return await send(
             first,
             lang=lang or self.lang,
             context=self._turn_context(context),
             session_id=self.session_id,
-            request_id=self._new_request_id(),
+            request_id=self._new_request_id(request_id),
             **extra,
         )
 
@@ -151,6 +167,7 @@ class AsyncThalovantConversation:
         lang: str | None = None,
         context: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> ThalovantReply:
         """One turn: send ``text`` and wait for the reply (see :meth:`AsyncThalovantClient.ask`).
 
@@ -159,19 +176,25 @@ class AsyncThalovantConversation:
             lang: the turn's language (None: the conversation's ``lang``).
             context: merged over the conversation's context for this turn.
             timeout: seconds to wait (None: the client's ``reply_timeout``).
+            request_id: the turn's request id (None: a fresh one).
         """
-        reply = await self._turn(self.client.ask, text, lang, context, timeout=timeout)
+        reply = await self._turn(self.client.ask, text, lang, context, request_id, timeout=timeout)
         self._state = self._state.update_from_reply(reply)
         return reply
 
     async def send_utterance(
-        self, text: str, *, lang: str | None = None, context: Mapping[str, Any] | None = None
+        self,
+        text: str,
+        *,
+        lang: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> str:
         """Send ``text`` as a turn without waiting; returns its request id.
 
-        ``lang`` (None: the conversation's) and ``context``: as for :meth:`ask`.
+        ``lang`` (None: the conversation's), ``context`` and ``request_id``: as for :meth:`ask`.
         """
-        return await self._turn(self.client.send_utterance, text, lang, context)
+        return await self._turn(self.client.send_utterance, text, lang, context, request_id)
 
     async def send_action(
         self,
@@ -180,13 +203,14 @@ class AsyncThalovantConversation:
         title: str | None = None,
         lang: str | None = None,
         context: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> str:
         """A button press in this conversation; returns its request id.
 
-        ``payload`` and ``title``: see :meth:`AsyncThalovantClient.send_action`; ``lang`` and ``context``: as for
-        :meth:`ask`.
+        ``payload`` and ``title``: see :meth:`AsyncThalovantClient.send_action`; ``lang``, ``context`` and
+        ``request_id``: as for :meth:`ask`.
         """
-        return await self._turn(self.client.send_action, payload, lang, context, title=title)
+        return await self._turn(self.client.send_action, payload, lang, context, request_id, title=title)
 
     async def send_code(
         self,
@@ -196,13 +220,14 @@ class AsyncThalovantConversation:
         label: str | None = None,
         lang: str | None = None,
         context: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> str:
         """A scanned or typed code in this conversation; returns its request id.
 
-        ``value``, ``kind`` and ``label``: see :meth:`AsyncThalovantClient.send_code`; ``lang`` and ``context``: as
-        for :meth:`ask`.
+        ``value``, ``kind`` and ``label``: see :meth:`AsyncThalovantClient.send_code`; ``lang``, ``context`` and
+        ``request_id``: as for :meth:`ask`.
         """
-        return await self._turn(self.client.send_code, value, lang, context, kind=kind, label=label)
+        return await self._turn(self.client.send_code, value, lang, context, request_id, kind=kind, label=label)
 
     async def emit(
         self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
@@ -223,20 +248,42 @@ class AsyncThalovantConversation:
         timeout: float | None = None,
         max_events: int | None = None,
         predicate: EventPredicate | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Listener:
         """Iterate over this conversation's events only.
 
         ``event``, ``timeout`` (seconds, in total), ``max_events`` and ``predicate``: see
-        :meth:`AsyncThalovantClient.listen`.
+        :meth:`AsyncThalovantClient.listen`; ``context``: see the module docstring.
         """
-        return self.client.listen(event, timeout=timeout, max_events=max_events, predicate=self._mine(predicate))
+        mine = self._mine(predicate, context, "listen")
+        return self.client.listen(event, timeout=timeout, max_events=max_events, predicate=mine)
 
     async def wait_for_event(
-        self, event: str | EventFilter, *, timeout: float | None = None, predicate: EventPredicate | None = None
+        self,
+        event: str | EventFilter,
+        *,
+        timeout: float | None = None,
+        predicate: EventPredicate | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> ThalovantEvent:
         """The next event of this conversation matching ``event``.
 
         ``timeout`` (seconds; None: the client's ``reply_timeout``) and ``predicate``: see
-        :meth:`AsyncThalovantClient.wait_for_event`.
+        :meth:`AsyncThalovantClient.wait_for_event`; ``context``: see the module docstring.
         """
-        return await self.client.wait_for_event(event, timeout=timeout, predicate=self._mine(predicate))
+        mine = self._mine(predicate, context, "wait_for_event")
+        return await self.client.wait_for_event(event, timeout=timeout, predicate=mine)
+
+    def on(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler,
+        *,
+        predicate: EventPredicate | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Subscription:
+        """Call ``handler(event)`` for each of this conversation's events matching ``event``.
+
+        ``handler`` and ``predicate``: see :meth:`AsyncThalovantClient.on`; ``context``: see the module docstring.
+        """
+        return self.client.on(event, handler, predicate=self._mine(predicate, context, "on"))

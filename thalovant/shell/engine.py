@@ -275,9 +275,9 @@ class ClientEngine:
         return slot.value
 
     async def ask(
-        self, message: BusMessage, *, ask_id: str, session_id: str | None, wait: float
+        self, message: BusMessage, *, ask_id: str, session_id: str | None, wait: float, settle: float = 0.0
     ) -> tuple[Output | None, Output | None]:
-        """Send an ask's message and wait until the core settled it.
+        """Send an ask's message and wait until the core settled it (``settle``: ``AskStarted.settle``).
 
         Returns:
             What the core said of the send and of the ask (either None if the guard ran out first;
@@ -288,7 +288,12 @@ class ClientEngine:
         """
         deadline = anyio.current_time() + wait  # the ask's one deadline: the core ends the ask there
         started = corr.AskStarted(
-            ask_id=ask_id, request_id=ask_id, session_id=session_id, msg_type=message.type, deadline=deadline
+            ask_id=ask_id,
+            request_id=ask_id,
+            session_id=session_id,
+            msg_type=message.type,
+            deadline=deadline,
+            settle=settle,
         )
         bell = Bell()
         ask_slot = self.results.expect_ask(ask_id, bell)

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
+from types import FrameType
 from typing import Any, Self
 
 from returns.result import Result, Success
 
 from thalovant.core.errors import ThalovantIdentityError
 from thalovant.core.identity.env import identity_from_environ
-from thalovant.core.identity.fields import IdentityProblem, identity_error
+from thalovant.core.identity.fields import IdentityProblem, crypto_key_problem, identity_error, text_problem
 from thalovant.core.identity.model import Identity
 from thalovant.core.identity.parse import override_values, parse_identity, parse_identity_text
 from thalovant.core.identity.profiles import parse_config_text, select_profile
@@ -36,6 +38,19 @@ MAX_IDENTITY_FILE_BYTES = 1024 * 1024
 
 class ThalovantSecurityWarning(UserWarning):
     """A secret is stored less safely than it should be (e.g. a world-readable identity file)."""
+
+
+class ThalovantIdentityWarning(UserWarning):
+    """The identity loads, but part of it cannot work (e.g. a ``crypto_key`` shorter than 16 characters)."""
+
+
+def _outside_this_module() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this module."""
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _is_projected_secret(path: Path) -> bool:
@@ -105,8 +120,11 @@ class ThalovantIdentity(Identity):
             origin: where the text came from, as error messages name it.
 
         Raises:
-            ThalovantIdentityError: for bad UTF-8, bad JSON, a non-object or invalid fields.
+            ThalovantIdentityError: for text that is neither ``str`` nor ``bytes``, bad UTF-8, bad JSON,
+                a non-object or invalid fields.
         """
+        if not isinstance(text, str | bytes | bytearray):
+            raise ThalovantIdentityError(f"must be text (str) or UTF-8 bytes, not {type(text).__name__}", origin=origin)
         return cls._built(parse_identity_text(text, origin=origin), origin)
 
     @classmethod
@@ -129,6 +147,13 @@ class ThalovantIdentity(Identity):
         if not isinstance(parsed, Success):
             raise identity_error(parsed.failure(), origin)
         value: Identity = parsed.unwrap()
+        unusable = crypto_key_problem(value.crypto_key)
+        if unusable is not None:  # 0.4.7 loads such a key; only the pre-shared handshake path fails
+            warnings.warn(
+                f"{origin}: crypto_key {unusable}; the pre-shared-key handshake will fail if the hub asks for it",
+                ThalovantIdentityWarning,
+                stacklevel=_outside_this_module(),
+            )
         return cls(**{f.name: getattr(value, f.name) for f in fields(value)})
 
     def with_overrides(self, *, host: str | None = None, port: int | None = None) -> Self:
@@ -156,8 +181,8 @@ class ThalovantIdentity(Identity):
         Raises:
             ThalovantIdentityError: the file cannot be read or is invalid (every problem is listed).
         """
-        file, data = _read_identity_bytes(path)
-        return cls.from_text(data, origin=f"identity file {file}")
+        origin, data = _read_identity_bytes(path)
+        return cls.from_text(data, origin=origin)
 
     @classmethod
     def from_env(cls, prefix: str = "THALOVANT_", environ: Mapping[str, str] | None = None) -> Self:
@@ -187,8 +212,7 @@ class ThalovantIdentity(Identity):
             ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
         """
         env = os.environ if environ is None else environ
-        file, data = _read_identity_bytes(default_config_path(env) if path is None else path, kind="config file")
-        origin = f"config file {file}"
+        origin, data = _read_identity_bytes(default_config_path(env) if path is None else path, kind="config file")
         chosen = profile or env.get("THALOVANT_PROFILE") or None
         selected = parse_config_text(data, origin=origin).bind(lambda config: select_profile(config, chosen))
         if not isinstance(selected, Success):
@@ -211,9 +235,20 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return root / "thalovant" / "config.yaml"
 
 
-def _read_identity_bytes(path: str | os.PathLike[str], *, kind: str = "identity file") -> tuple[Path, bytes]:
-    file = Path(os.fspath(path)).expanduser()
-    origin = f"{kind} {file}"
+def _read_identity_bytes(path: str | os.PathLike[str], *, kind: str = "identity file") -> tuple[str, bytes]:
+    """``(origin, contents)`` of the file at ``path``; ``origin`` names the file as messages show it."""
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        wrong = type(path).__name__
+        raise ThalovantIdentityError(f"the path must be a str or os.PathLike, not {wrong}", origin=kind) from None
+    if not isinstance(name, str):  # bytes paths are not supported (the path is shown in messages)
+        raise ThalovantIdentityError("the path must be a str or os.PathLike of str", origin=kind)
+    if "\x00" in name:
+        raise ThalovantIdentityError("the path contains a NUL character", origin=kind)
+    file = Path(name).expanduser()
+    shown = str(file) if text_problem(str(file)) is None else ascii(str(file))  # no raw control characters
+    origin = f"{kind} {shown}"
     try:
         if not stat.S_ISREG(file.stat().st_mode):
             raise ThalovantIdentityError("not a regular file", origin=origin)
@@ -228,7 +263,7 @@ def _read_identity_bytes(path: str | os.PathLike[str], *, kind: str = "identity 
     if len(data) > MAX_IDENTITY_FILE_BYTES:
         raise ThalovantIdentityError(f"larger than {MAX_IDENTITY_FILE_BYTES} bytes", origin=origin)
     check_file_permissions(file, mode, kind=kind)
-    return file, data
+    return origin, data
 
 
 def load_identity_file(path: str | os.PathLike[str]) -> ThalovantIdentity:
@@ -244,6 +279,7 @@ def identity_from_env(prefix: str = "THALOVANT_", environ: Mapping[str, str] | N
 __all__ = [
     "MAX_IDENTITY_FILE_BYTES",
     "ThalovantIdentity",
+    "ThalovantIdentityWarning",
     "ThalovantSecurityWarning",
     "check_file_permissions",
     "default_config_path",

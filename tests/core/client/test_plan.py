@@ -107,18 +107,28 @@ def test_mqtt_plan_defaults_keepalive_and_tls_from_the_broker_endpoint() -> None
         "p",
     )
     cfg = plan.config
-    assert cfg.protocol == "mqtt" and cfg.keepalive == MQTT_KEEPALIVE and cfg.mqtt_topic_prefix == "hive"
-    assert cfg.mqtt_layout is MqttLayout.LEGACY and cfg.mqtt_overrides is None
+    assert cfg.protocol == "mqtt" and cfg.keepalive == MQTT_KEEPALIVE
+    # the plan resolves the three topics (prefix "hive", no hub_id: the prefix is the base)
+    assert cfg.mqtt_layout is MqttLayout.LEGACY and cfg.mqtt_topic_prefix == ""
+    assert cfg.mqtt_overrides == TopicOverrides(
+        c2s=f"hive/c2s/{ACCESS_KEY}", s2c=f"hive/s2c/{ACCESS_KEY}", status=f"hive/status/{ACCESS_KEY}"
+    )
     assert "username" not in repr(plan) and "password" not in repr(plan)  # the broker login stays out
     chosen = build_plan(identity(), options("mqtt", keepalive=3.0, mqtt_layout="modern"), entropy=zeros)
     assert chosen.config.keepalive == 3.0 and chosen.config.mqtt_layout is MqttLayout.MODERN
 
 
 def test_mqtt_topics_given_in_the_identity_become_overrides() -> None:
-    mqtt = {"endpoint": "mqtt://broker.test:1999", "c2s_topic": "up", "s2c_topic": "down", "tls": False}
+    mqtt = {
+        "endpoint": "mqtt://broker.test:1999",
+        "c2s_topic": "up",
+        "s2c_topic": "down",
+        "status_topic": "st",
+        "tls": False,
+    }
     plan = build_plan(identity(mqtt=mqtt), options("mqtt"), entropy=zeros)
     assert isinstance(plan, MqttPlan) and (plan.port, plan.tls) == (1999, False)
-    assert plan.config.mqtt_overrides == TopicOverrides(c2s="up", s2c="down", status=None)
+    assert plan.config.mqtt_overrides == TopicOverrides(c2s="up", s2c="down", status="st")
 
 
 def test_reconnect_default_depends_on_auto_reconnect_and_an_explicit_policy_wins() -> None:

@@ -195,7 +195,7 @@ def test_error_object_code_and_message_are_read() -> None:
 
 
 @FAST
-@given(st.integers(0, 4_000_000_000), st.integers(0, 10**6))
+@given(st.integers(0, 4_000_000_000), st.integers(0, int(control.MAX_RETRY_AFTER)))
 def test_retry_after_http_date_matches_the_stdlib(epoch: int, delta: int) -> None:
     header = email.utils.formatdate(epoch + delta, usegmt=True)
     assert control.parse_retry_after(header, now_epoch=float(epoch)) == float(delta)
@@ -207,6 +207,17 @@ def test_retry_after_http_date_matches_the_stdlib(epoch: int, delta: int) -> Non
 def test_retry_after_garbage_is_none_or_non_negative(text: str) -> None:
     got = control.parse_retry_after(text, now_epoch=1e9)
     assert got is None or got >= 0
+
+
+@pytest.mark.parametrize(
+    "header", ["Fri, 31 Dec 9999 23:59:59 GMT", "999999999999", "86401", "Sat, 01 Jan 2050 00:00:00 GMT"]
+)
+def test_retry_after_far_in_the_future_is_capped_at_a_day(header: str) -> None:
+    assert control.parse_retry_after(header, now_epoch=1.7e9) == control.MAX_RETRY_AFTER == 86400.0
+    problem = control.problem_for_response(
+        method="GET", path="/v1/hubs", status_code=429, headers=[("Retry-After", header)], body=b"", now_epoch=1.7e9
+    )
+    assert problem.retry_after == 86400.0 and "retry after 86400 s" in problem.message
 
 
 def test_retry_after_in_the_past_is_zero() -> None:

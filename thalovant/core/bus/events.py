@@ -1,4 +1,4 @@
-"""Events from the hub and their filters.
+"""Events from the hub.
 
 Theory of operation
 -------------------
@@ -8,8 +8,8 @@ Every BUS message the hub delivers becomes one :class:`ThalovantEvent` via
 properties (``text``, ``session_id``, ``request_id`` …) dig the usual OVOS
 places and never raise on odd shapes.
 
-:class:`EventFilter` selects events by type pattern (exact, ``*`` or a
-``prefix.*``), session id, request id and a data subset.
+:class:`EventFilter` (in ``filters.py``, re-exported here) selects events by
+type pattern, session id, request id and a data subset.
 
 The reply of an ask is in ``events_reply.py``.
 
@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from returns.result import Failure, Result, Success
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.bus.filters import EventFilter, EventProblem, ids_from_context, parse_filter, type_matches
 from thalovant.core.bus.redact import bounded_json, redact
+from thalovant.core.deprecation import warn_once
 from thalovant.core.wire.message import BusMessage
 
 EVENT_RECOGNIZER_LOOP_UTTERANCE = "recognizer_loop:utterance"
@@ -55,14 +56,6 @@ _ID_KEYS = ("request_id", "thalovant_request_id", "correlation_id")
 _MAX_TYPE_CHARS = 512
 
 
-@dataclass(frozen=True, slots=True)
-class EventProblem:
-    """Why a value could not be read as a bus event."""
-
-    code: str  # "not-an-object", "bad-type", "bad-data", "bad-context"
-    detail: str = ""
-
-
 def _nonblank(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
@@ -71,12 +64,28 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-@dataclass(frozen=True, slots=True, repr=False, eq=False)
-class ThalovantEvent:
+class _RawSlot:
+    """Holds an event's ``raw`` outside the dataclass fields (traces and equality ignore it)."""
+
+    __slots__ = ("_raw",)
+
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False, init=False)
+class ThalovantEvent(_RawSlot):
     """One bus message from the hub, as a read-only view.
 
-    Attributes:
+    ``ThalovantEvent(type, data, context, raw)``; the 0.4.7 keyword ``name=`` still works for ``type``
+    (it warns once: ``DeprecationWarning``).
+
+    Args:
         type: the OVOS message type (``speak``, ``ovos.utterance.handled`` …).
+        data: the message's ``data`` object (None: ``{}``).
+        context: the message's ``context`` object (None: ``{}``).
+        raw: the message object as a transport delivered it, if any (not compared, not shown).
+        name: the 0.4.7 name of ``type``.
+
+    Attributes:
+        type: the OVOS message type.
         data: the message's ``data`` object.
         context: the message's ``context`` object.
     """
@@ -84,6 +93,32 @@ class ThalovantEvent:
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        type: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        raw: Any = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        if name is not None:
+            warn_once("ThalovantEvent(name=...)", "ThalovantEvent(type=...)")
+            if type is not None and type != name:
+                raise TypeError("ThalovantEvent: give type or name, not both")
+            type = name
+        if type is None:
+            raise TypeError("ThalovantEvent needs its type")
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "data", {} if data is None else data)
+        object.__setattr__(self, "context", {} if context is None else context)
+        object.__setattr__(self, "_raw", raw)
+
+    @property
+    def raw(self) -> Any:
+        """The message object as a transport delivered it (0.4.7's ``raw``), or None."""
+        return getattr(self, "_raw", None)
 
     def __eq__(self, other: object) -> bool:
         # by canonical JSON content, so a list and a tuple holding the same items
@@ -249,10 +284,8 @@ class ThalovantEvent:
 
         The wanted ids come from the keywords, else from ``context`` (``session.session_id``, ``request_id``).
         """
-        ctx = _mapping(context)
-        session_id = session_id or _nonblank(_mapping(ctx.get("session")).get("session_id"))
-        request_id = request_id or _nonblank(ctx.get("request_id"))
-        return EventFilter(session_id=session_id, request_id=request_id).accepts(self)
+        from_session, from_request = ids_from_context(context)
+        return EventFilter(session_id=session_id or from_session, request_id=request_id or from_request).accepts(self)
 
     def dedup_key(self) -> str:
         """A stable key: equal for two deliveries of the same message (harness P18)."""
@@ -321,93 +354,6 @@ def normalize(message: Any) -> Result[ThalovantEvent, EventProblem]:
     if not isinstance(context, Mapping):
         return Failure(EventProblem("bad-context", "context must be an object"))
     return Success(ThalovantEvent(typ, dict(data), dict(context)))
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def type_matches(pattern: str, event_type: str) -> bool:
-    """Whether a type pattern selects an event type.
-
-    >>> type_matches("*", "speak"), type_matches("ovos.*", "ovos.utterance.handled"), type_matches("speak", "speaker")
-    (True, True, False)
-    """
-    if pattern in ("*", ""):
-        return True
-    if pattern.endswith("*"):
-        return event_type.startswith(pattern[:-1])
-    return pattern == event_type
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventFilter:
-    """A declarative event filter (no callables, so it can be logged and compared).
-
-    Attributes:
-        types: type patterns; an event passes if any matches. Empty = all types.
-        session_id: wanted session id.
-        request_id: wanted request id (any of the event's correlation ids may match).
-        data: key/value pairs the event's data must contain (compared with ``==``).
-        strict: when False (default) an event that carries no session id or no
-            request id passes that check, as older hubs do not echo them; when
-            True a missing id rejects the event.
-    """
-
-    types: tuple[str, ...] = ()
-    session_id: str | None = None
-    request_id: str | None = None
-    data: Mapping[str, Any] | None = None
-    strict: bool = False
-
-    def __post_init__(self) -> None:
-        # a bare string would be iterated character by character
-        types: Any = self.types
-        if isinstance(types, str):
-            object.__setattr__(self, "types", (types,))
-        elif not isinstance(types, tuple):
-            object.__setattr__(self, "types", tuple(types))
-        if not all(isinstance(t, str) for t in self.types):
-            raise TypeError("EventFilter.types must be strings")
-
-    def accepts(self, event: ThalovantEvent) -> bool:
-        """Whether the event passes every condition of this filter."""
-        if self.types and not any(type_matches(p, event.type) for p in self.types):
-            return False
-        if self.session_id is not None:
-            got = event.session_id
-            if (got is None and self.strict) or (got is not None and got != self.session_id):
-                return False
-        if self.request_id is not None:
-            ids = event.request_ids
-            if (not ids and self.strict) or (ids and self.request_id not in ids):
-                return False
-        if self.data:
-            for key, wanted in self.data.items():
-                if key not in event.data or event.data[key] != wanted:
-                    return False
-        return True
-
-    def select(self, events: Iterable[ThalovantEvent]) -> tuple[ThalovantEvent, ...]:
-        """The events this filter accepts, in order."""
-        return tuple(e for e in events if self.accepts(e))
-
-
-_PATTERN = re.compile(r"^(\*|[^\s*,]+\*?)$")
-
-
-def parse_filter(spec: str) -> Result[EventFilter, EventProblem]:
-    """Parse a comma-separated list of type patterns (CLI ``--event speak,ovos.*``).
-
-    >>> parse_filter("speak, ovos.*").unwrap().types
-    ('speak', 'ovos.*')
-    >>> parse_filter("a b").failure().code
-    'bad-filter'
-    """
-    parts = tuple(p.strip() for p in spec.split(",") if p.strip())
-    bad = [p for p in parts if not _PATTERN.match(p)]
-    if bad:
-        return Failure(EventProblem("bad-filter", f"bad type pattern: {bad[0][:80]!r}"))
-    return Success(EventFilter(types=parts))
 
 
 __all__ = [

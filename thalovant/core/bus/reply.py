@@ -24,11 +24,34 @@ from typing import Any
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
 from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent
 from thalovant.core.bus.redact import redact
+from thalovant.core.deprecation import warn_once
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ThalovantReply:
+class _RawMessagesSlot:
+    """Holds 0.4.7's ``raw_messages`` outside the dataclass fields (traces and equality ignore it)."""
+
+    __slots__ = ("_raw_messages",)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class ThalovantReply(_RawMessagesSlot):
     """What one ask produced.
+
+    The first eight arguments may be given by position in 0.4.7's order
+    (``text, utterances, handled, session_id, request_id, raw_messages, events, failure_event``).
+
+    Args:
+        text: see the attribute.
+        utterances: see the attribute.
+        handled: see the attribute.
+        session_id: see the attribute.
+        request_id: see the attribute.
+        raw_messages: 0.4.7's raw transport messages of the turn (deprecated: use ``events``).
+        events: see the attribute.
+        failure_event: see the attribute.
+        timed_out: see the attribute.
+        unanswered: see the attribute.
+        cancelled: see the attribute.
 
     Attributes:
         text: the speech of the turn: whitespace collapsed, consecutive
@@ -55,6 +78,38 @@ class ThalovantReply:
     request_id: str | None = None
     failure_event: ThalovantEvent | None = None
     cancelled: bool = False
+
+    def __init__(
+        self,
+        text: str = "",
+        utterances: tuple[str, ...] = (),
+        handled: bool = False,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        raw_messages: tuple[Any, ...] | None = None,
+        events: tuple[ThalovantEvent, ...] = (),
+        failure_event: ThalovantEvent | None = None,
+        *,
+        timed_out: bool = False,
+        unanswered: bool = False,
+        cancelled: bool = False,
+    ) -> None:
+        if raw_messages is not None:
+            warn_once("ThalovantReply(raw_messages=...)", "ThalovantReply(events=...)")
+        values = (text, utterances, events, handled, timed_out, unanswered, session_id, request_id, failure_event)
+        for name, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "cancelled", cancelled)
+        object.__setattr__(self, "_raw_messages", None if raw_messages is None else tuple(raw_messages))
+
+    @property
+    def raw_messages(self) -> tuple[Any, ...]:
+        """0.4.7's raw messages of the turn: each event's ``raw``, else the event (deprecated: use ``events``)."""
+        warn_once("ThalovantReply.raw_messages", "ThalovantReply.events (each event's .raw)")
+        given = getattr(self, "_raw_messages", None)
+        if given is not None:
+            return tuple(given)
+        return tuple(e.raw if e.raw is not None else e for e in self.events)
 
     @property
     def ok(self) -> bool:
@@ -136,6 +191,20 @@ class ThalovantReply:
             "failure_event": self.failure_event.as_dict() if self.failure_event else None,
             "events": [e.as_dict() for e in self.events],
         }
+
+
+#: The fields ``ThalovantReply.__init__`` sets from its arguments, in that order.
+_FIELDS = (
+    "text",
+    "utterances",
+    "events",
+    "handled",
+    "timed_out",
+    "unanswered",
+    "session_id",
+    "request_id",
+    "failure_event",
+)
 
 
 def speech_pieces(events: Iterable[ThalovantEvent]) -> tuple[str, ...]:

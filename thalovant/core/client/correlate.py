@@ -30,9 +30,14 @@ when exactly one pending ask has that (user-given) session id.
 Rule 2 (ends). An ask ends as soon as the hub says so: ``ovos.utterance.handled``
 → finished; ``complete_intent_failure`` / ``ovos.intent.unmatched`` →
 finished with ``unanswered``; ``hive.policy.denied`` → failed (denial), not
-followed by ``handled`` on hub 5.x. No settle sleep. At the deadline, speech
-already heard is returned (``timed_out=True``); only a silent ask fails with
-``timeout``.
+followed by ``handled`` on hub 5.x. At the deadline, speech already heard is
+returned (``timed_out=True``); only a silent ask fails with ``timeout``.
+
+Rule 2b (settle, 0.4.7's ``reply_settle_seconds``; off by default). An ask
+with ``settle > 0`` that hears its end is held until ``settle`` seconds after
+its first speech (after the end itself when nothing was said yet), collecting
+late speech; it then finishes (a deadline, never past the ask's own). A
+denial or a cancel still ends it at once; a lost link finishes it.
 
 Rule 3 (denials). A denial with a request id belongs to that ask only. Hub
 5.x sends denials with **no** id (spec §9.2); such a denial is attributed only
@@ -82,6 +87,7 @@ class AskStarted(Input):
         session_id: the user's session id, or None.
         msg_type: the bus type that was sent (a denial names it).
         deadline: absolute time (same clock as ``now``) at which the ask times out.
+        settle: seconds to keep collecting after the first speech once the ask is done (Rule 2b).
     """
 
     ask_id: str
@@ -89,6 +95,7 @@ class AskStarted(Input):
     session_id: str | None = None
     msg_type: str = EVENT_RECOGNIZER_LOOP_UTTERANCE
     deadline: float
+    settle: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,7 +183,14 @@ class _Pending:
     session_id: str | None
     msg_type: str
     deadline: float
+    settle: float = 0.0
     events: list[ThalovantEvent] = field(default_factory=list)
+    first_speech: float | None = None  # when the first speech arrived
+    hold_until: float | None = None  # done, collecting late speech until then (Rule 2b)
+
+    @property
+    def due(self) -> float:
+        return self.deadline if self.hold_until is None else min(self.deadline, self.hold_until)
 
     def reply(self, *, timed_out: bool = False) -> ThalovantReply:
         return build_reply(self.events, session_id=self.session_id, request_id=self.request_id, timed_out=timed_out)
@@ -223,7 +237,7 @@ class Correlator:
     @property
     def deadline(self) -> float | None:
         """The earliest deadline of the pending asks."""
-        return min((p.deadline for p in self._pending.values()), default=None)
+        return min((p.due for p in self._pending.values()), default=None)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -251,9 +265,10 @@ class Correlator:
             raise LocalProtocolError(f"ask {inp.ask_id!r} is already in flight")
         if inp.request_id in self._by_request:
             raise LocalProtocolError("request id is already in flight")
-        if not math.isfinite(inp.deadline):
-            raise LocalProtocolError("deadline must be a finite time")
-        self._pending[inp.ask_id] = _Pending(inp.ask_id, inp.request_id, inp.session_id, inp.msg_type, inp.deadline)
+        if not math.isfinite(inp.deadline) or not (math.isfinite(inp.settle) and inp.settle >= 0):
+            raise LocalProtocolError("deadline must be a finite time and settle a finite number >= 0")
+        pending = _Pending(inp.ask_id, inp.request_id, inp.session_id, inp.msg_type, inp.deadline, inp.settle)
+        self._pending[inp.ask_id] = pending
         self._by_request[inp.request_id] = inp.ask_id
         self._remember_send(_Send(inp.msg_type, inp.request_id, now), now)
         return []
@@ -278,12 +293,18 @@ class Correlator:
                 return [UnattributedDenial(denial=parse_denial(event), event=event)]
             return []
         owner.events.append(event)
+        if event.is_speech and owner.first_speech is None:
+            owner.first_speech = now
         out: list[Output] = [AskProgress(ask_id=owner.ask_id, event=event)]
         if event.is_policy_denied:
             denial = parse_denial(event)
             out.append(self._end_failed(owner, "policy_denied", denial.message(), denial=denial))
-        elif event.is_handled or event.is_unanswered:
-            out.append(self._end_finished(owner))
+        elif (event.is_handled or event.is_unanswered) and owner.hold_until is None:
+            anchor = now if owner.first_speech is None else owner.first_speech
+            if anchor + owner.settle > now:
+                owner.hold_until = anchor + owner.settle  # Rule 2b: keep collecting until then
+            else:
+                out.append(self._end_finished(owner))
         return out
 
     def _on_cancelled(self, inp: AskCancelled, now: float) -> list[Output]:
@@ -295,11 +316,18 @@ class Correlator:
     def _on_link_lost(self, inp: LinkLost, now: float) -> list[Output]:
         reason = clean_text(inp.reason) or "link to the hub lost"
         self._sends.clear()
-        return [self._end_failed(ask, "link_lost", reason) for ask in list(self._pending.values())]
+        out: list[Output] = []
+        for ask in list(self._pending.values()):
+            settling = ask.hold_until is not None  # already done (Rule 2b): finish it
+            out.append(self._end_finished(ask) if settling else self._end_failed(ask, "link_lost", reason))
+        return out
 
     def _on_tick(self, inp: Tick, now: float) -> list[Output]:
         out: list[Output] = []
-        for ask in [a for a in self._pending.values() if a.deadline <= now]:
+        for ask in [a for a in self._pending.values() if a.due <= now]:
+            if ask.hold_until is not None:  # done and settled (Rule 2b)
+                out.append(self._end_finished(ask))
+                continue
             reply = ask.reply(timed_out=True)
             if reply.text:
                 self._forget(ask)

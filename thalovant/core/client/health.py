@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from thalovant.core.client.connection_events import ConnectionState
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class ThalovantHealth:
     """What ``client.healthcheck()`` reports.
+
+    ``ThalovantHealth(connected, handshake_complete, transport_alive, last_error=None)`` as in 0.4.7
+    (by position or by keyword); the other fields are keyword-only.
 
     Attributes:
         connected: a link to the hub is open.
@@ -26,6 +29,7 @@ class ThalovantHealth:
     handshake_complete: bool
     transport_alive: bool
     last_error: str | None = None
+    _: KW_ONLY
     protocol: str | None = None
     generation: int | None = None
     reconnects: int = 0

@@ -12,7 +12,8 @@ plan           what the shell does with it
 =============  ===========================================================
 ``WsPlan``     dials ``url`` (``ws://`` or ``wss://``)
 ``HttpPlan``   polls ``url`` (``http://`` or ``https://``)
-``MqttPlan``   connects to the broker ``host``:``port`` (TLS if ``tls``)
+``MqttPlan``   connects to the broker ``host``:``port`` (TLS if ``tls``) and talks on
+               the identity's three topics (``reference-sdk.md`` §d.10)
 =============  ===========================================================
 
 Each plan carries the :class:`~thalovant.core.client.connection_events.ConnectionConfig`
@@ -23,7 +24,9 @@ Rule 1 (defaults once). Every default that depends on something else is
 resolved here: the protocol (the identity's first enabled one, else
 ``https``), the keep-alive (:data:`MQTT_KEEPALIVE` on MQTT, off elsewhere),
 HTTP polling (:data:`DEFAULT_HTTP_POLL`), the reconnect policy (a single
-attempt without ``auto_reconnect``) and the session id (fresh, from entropy).
+attempt without ``auto_reconnect``), the session id (fresh, from entropy)
+and the MQTT topics (the identity's prefix, ``hub_id``, explicit topics and
+``hash_topics``, by :func:`~thalovant.core.client.topics.mqtt_topics_for_identity`).
 The port a URL scheme implies is the identity's table
 (:data:`thalovant.core.identity.protocols.DEFAULT_PORTS`).
 
@@ -40,10 +43,11 @@ from thalovant._version import __version__
 from thalovant.core.bus.outbound import new_session_id
 from thalovant.core.client.connection_events import ConnectionConfig
 from thalovant.core.client.reconnect import ReconnectConfig
+from thalovant.core.client.topics import mqtt_topics_for_identity
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
 from thalovant.core.links.http_wire import HttpPollConfig
-from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
+from thalovant.core.links.mqtt_topics import MqttLayout
 from thalovant.core.machine import Entropy
 
 __all__ = [
@@ -176,12 +180,14 @@ def build_plan(identity: PlannedIdentity, options: ClientOptions, *, entropy: En
 
     Raises:
         ThalovantUnsupportedProtocolError: the identity cannot use ``options.protocol``.
+        ThalovantConnectionError: MQTT, and no topics can be derived from the identity
+            (:func:`~thalovant.core.client.topics.mqtt_topics_for_identity`).
         LocalProtocolError: an option is out of range (e.g. ``keepalive <= 0``).
     """
     url = identity.require_protocol(options.protocol)
     shared = _shared_config(identity, options, entropy)
     if options.protocol == "mqtt":
-        return _mqtt_plan(identity.mqtt, options, shared)
+        return _mqtt_plan(identity, options, shared)
     if options.protocol == "https":
         http = options.http or DEFAULT_HTTP_POLL
         return HttpPlan(config=replace(shared, protocol="https", http=http, http_base_path=_path_of(url)), url=url)
@@ -212,19 +218,23 @@ def _shared_config(identity: PlannedIdentity, options: ClientOptions, entropy: E
     )
 
 
-def _mqtt_plan(creds: MqttBrokerCredentials | None, options: ClientOptions, shared: ConnectionConfig) -> MqttPlan:
+def _mqtt_plan(identity: PlannedIdentity, options: ClientOptions, shared: ConnectionConfig) -> MqttPlan:
+    """The broker plan; the three topics are resolved here, once (Rule 1), by the identity's rule.
+
+    The link machine gets them as complete overrides, so it never re-derives them from a prefix.
+    """
+    creds = identity.mqtt
     assert creds is not None  # identity.require_protocol("mqtt") checked it
-    overrides = None
-    if creds.c2s_topic or creds.s2c_topic or creds.status_topic:
-        overrides = TopicOverrides(c2s=creds.c2s_topic, s2c=creds.s2c_topic, status=creds.status_topic)
+    layout = MqttLayout.MODERN if options.mqtt_layout == "modern" else MqttLayout.LEGACY
+    topics = mqtt_topics_for_identity(identity, layout=layout)
     config = replace(
         shared,
         protocol="mqtt",
         keepalive=MQTT_KEEPALIVE if options.keepalive is None else options.keepalive,
-        mqtt_topic_prefix=creds.topic_prefix or "",
-        mqtt_overrides=overrides,
+        mqtt_topic_prefix="",
+        mqtt_overrides=topics.as_overrides(),
         mqtt_qos=creds.qos,
-        mqtt_layout=MqttLayout.MODERN if options.mqtt_layout == "modern" else MqttLayout.LEGACY,
+        mqtt_layout=layout,
     )
     scheme = creds.endpoint.split("://", 1)[0].lower()
     return MqttPlan(

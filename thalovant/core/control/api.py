@@ -329,13 +329,20 @@ def _detail_and_code(body: bytes) -> tuple[str | None, str | None]:
     return detail, code
 
 
+#: The longest ``Retry-After`` believed, in seconds (a day): a later date (year 9999) is a server's mistake.
+MAX_RETRY_AFTER = 86400.0
+
+
 def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an IMF-fixdate; None if unusable."""
+    """``Retry-After`` as seconds from now, at most :data:`MAX_RETRY_AFTER`: delta-seconds or an IMF-fixdate.
+
+    None if unusable.
+    """
     if value is None:
         return None
     text = value.strip()
     if re.fullmatch(r"[0-9]{1,12}", text):
-        return float(int(text))
+        return min(MAX_RETRY_AFTER, float(int(text)))
     match = re.fullmatch(r"[A-Za-z]{3}, ([0-9]{2}) ([A-Za-z]{3}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT", text)
     months = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
     if match is None or match.group(2).lower() not in months:
@@ -346,7 +353,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float) -> float | None:
     if not (1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
     epoch = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    return max(0.0, float(epoch) - now_epoch)
+    return min(MAX_RETRY_AFTER, max(0.0, float(epoch) - now_epoch))
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:

@@ -243,8 +243,9 @@ def assemble_identity(
 def redact_identity(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The identity mapping with its secrets removed and URL credentials scrubbed.
 
-    The MQTT block keeps only ``endpoint``, ``tls`` and the topic settings; its username
-    is dropped too, because brokers often use the access key as the username.
+    The MQTT block keeps only ``endpoint`` and ``tls`` (0.4.7's shape, and that of
+    ``ThalovantIdentity.as_dict()``): its username is often the access key, and its topic
+    prefix ends in it.
     """
     known = [str(mapping.get(k)) for k in ("access_key", "password", "crypto_key") if mapping.get(k)]
     raw_mqtt = mapping.get("mqtt")
@@ -252,7 +253,7 @@ def redact_identity(mapping: Mapping[str, Any]) -> dict[str, Any]:
         known += [str(raw_mqtt.get(k)) for k in ("username", "password") if raw_mqtt.get(k)]
     out = redact({k: v for k, v in mapping.items() if k not in ("mqtt", "metadata")}, known)
     if isinstance(raw_mqtt, Mapping):
-        out["mqtt"] = redact({k: v for k, v in raw_mqtt.items() if k != "username"}, known)
+        out["mqtt"] = redact({k: v for k, v in raw_mqtt.items() if k in ("endpoint", "tls")}, known)
     if isinstance(mapping.get("metadata"), Mapping):
         out["metadata"] = redact(mapping["metadata"], known)
     return dict(out)

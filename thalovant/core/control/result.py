@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 from thalovant.core.control import api as control
 from thalovant.core.control.identity import redact_identity
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
+from thalovant.core.identity.protocols import SelectedHubEndpoint, normalize_protocol
 
 __all__ = ["BootstrapResult"]
 
@@ -32,7 +33,8 @@ IdentityT = TypeVar("IdentityT")
 
 class BootstrapResult(Generic[IdentityT]):
     """A created client: ``identity`` (built by the caller from the mapping), ``hub`` (the hub
-    record), ``endpoint`` (``(protocol, url)`` or None) and ``notes`` (remarks for a human).
+    record), ``endpoint`` (a :class:`~thalovant.SelectedHubEndpoint` with ``.protocol`` and
+    ``.endpoint``, as in 0.4.7, or None) and ``notes`` (remarks for a human).
     """
 
     __slots__ = ("_mapping", "_raw_client", "endpoint", "hub", "identity", "notes")
@@ -44,12 +46,14 @@ class BootstrapResult(Generic[IdentityT]):
         mapping: dict[str, Any],
         hub: dict[str, Any],
         client: dict[str, Any],
-        endpoint: tuple[str, str] | None,
+        endpoint: SelectedHubEndpoint | tuple[str, str] | None,
         notes: tuple[str, ...] = (),
     ) -> None:
         self.identity = identity
         self.hub = hub
-        self.endpoint = endpoint
+        if isinstance(endpoint, tuple):
+            endpoint = SelectedHubEndpoint(normalize_protocol(endpoint[0]), endpoint[1])
+        self.endpoint: SelectedHubEndpoint | None = endpoint
         self.notes = notes
         self._mapping = mapping
         self._raw_client = client
@@ -57,7 +61,7 @@ class BootstrapResult(Generic[IdentityT]):
     @property
     def selected_protocol(self) -> str | None:
         """Protocol of :attr:`endpoint`, or None."""
-        return self.endpoint[0] if self.endpoint else None
+        return self.endpoint.protocol if self.endpoint else None
 
     @property
     def client(self) -> dict[str, Any]:
@@ -82,7 +86,7 @@ class BootstrapResult(Generic[IdentityT]):
             "hub": self.hub if include_secrets else control.redact(self.hub, self._known_secrets()),
             "client": json.loads(json.dumps(self._raw_client)) if include_secrets else self.client,
             "selected_protocol": self.selected_protocol,
-            "selected_endpoint": self.endpoint[1] if self.endpoint else None,
+            "selected_endpoint": self.endpoint.endpoint if self.endpoint else None,
             "notes": list(self.notes),
         }
 
@@ -96,10 +100,10 @@ class BootstrapResult(Generic[IdentityT]):
         if protocol not in ("https", "wss", "mqtt"):
             raise ThalovantUnsupportedProtocolError(f"unknown protocol {protocol!r}; use https, wss or mqtt")
         if protocol == "mqtt" and not isinstance(self._mapping.get("mqtt"), Mapping):
-            raise ThalovantUnsupportedProtocolError("mqtt: the API returned no broker credentials for this client")
+            raise ThalovantUnsupportedProtocolError("MQTT: the API returned no broker credentials for this client")
         url = self._mapping.get("data_plane_endpoints", {}).get(protocol)
         if not url:
-            raise ThalovantUnsupportedProtocolError(f"{protocol}: the hub has no endpoint for it")
+            raise ThalovantUnsupportedProtocolError(f"{protocol.upper()}: the hub has no endpoint for it")
         return str(url)
 
     def __repr__(self) -> str:  # the public name: users only ever see BootstrapIdentityResult instances

@@ -23,7 +23,11 @@ Nothing is ever sent on a timer.
 Path choice (spec §4.2): the password path when the offer says
 ``password: true`` and a password is configured, else the pre-shared path
 when it says ``preshared_key: true`` and a ``crypto_key`` is configured
-(``prefer="psk"`` swaps that order). With bitstring client frames (MQTT)
+(``prefer="psk"`` swaps that order). A ``crypto_key`` the pre-shared path
+cannot use (under 16 characters, or not ASCII there: 0.4.7 loads such a
+key) counts as absent while another path works; when the pre-shared path is
+the only one, the handshake fails (``unusable-crypto-key``, naming
+``crypto_key``, never retried). With bitstring client frames (MQTT)
 and a hub that holds a crypto_key, only the pre-shared path works: hub 4.x
 decrypts every binary frame with that key (checked live). The password path offers the client's
 encodings/ciphers, filtered to what the hub allows, verifies the hub's
@@ -46,12 +50,13 @@ from returns.result import Success
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.handshake.contract import GreetingReceived, HandshakeDone, HandshakeFailed, SendHandshake
 from thalovant.core.handshake.v1_crypto import (
+    PRESHARED_KEY_RULE,
     Cipher,
     Encoding,
     LegacyChannel,
     client_envelope,
     derive_password_key,
-    preshared_key,
+    usable_preshared_key,
     verify_envelope,
 )
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, TableMachine, Tick
@@ -138,8 +143,8 @@ class Handshake(TableMachine[HandshakeState]):
             be dropped: the pre-shared path is then the only one that works.
 
     Raises:
-        LocalProtocolError: no credentials, unknown encoding/cipher names, a malformed
-            crypto_key or a non-positive timeout.
+        LocalProtocolError: no credentials, unknown encoding/cipher names or a non-positive
+            timeout. (A crypto_key the pre-shared path cannot use fails the handshake, not this.)
     """
 
     def __init__(
@@ -171,7 +176,9 @@ class Handshake(TableMachine[HandshakeState]):
             raise LocalProtocolError("unknown encoding or cipher name (see spec §5)") from None
         if not self._encodings or not self._ciphers:
             raise LocalProtocolError("offer at least one encoding and one cipher")
-        self._psk = preshared_key(crypto_key) if crypto_key else None
+        # A crypto_key the pre-shared path cannot use is kept as a problem: it fails only if that path is needed.
+        self._psk = usable_preshared_key(crypto_key) if crypto_key else None
+        self._psk_unusable = bool(crypto_key) and self._psk is None
         self._password = password or None
         self._entropy = entropy
         self._deadline = started_at + timeout
@@ -256,16 +263,21 @@ class Handshake(TableMachine[HandshakeState]):
             self._exit(_S.HANDED_OVER)
             return [NoiseOffered(offer=message, hello=self._hello)]
         use_password = self._password is not None and payload.get("password") is True
-        use_psk = self._psk is not None and payload.get("preshared_key") is True
-        if self._bitstring and payload.get("preshared_key") is True:
+        wants_psk = payload.get("preshared_key") is True
+        use_psk = self._psk is not None and wants_psk
+        if self._bitstring and wants_psk:
             if use_psk:
                 return self._finish_psk()
+            if self._psk_unusable:
+                return self._fail_unusable_psk()
             detail = "the hub decrypts every binary frame with this client's crypto_key; configure crypto_key"
             return self._fail("needs-crypto-key", detail, auth=True)
         if use_psk and (self._prefer == "psk" or not use_password):
             return self._finish_psk()
         if use_password:
             return self._start_password(payload)
+        if wants_psk and self._psk_unusable:
+            return self._fail_unusable_psk()
         offered = ", ".join(k for k in ("password", "preshared_key") if payload.get(k) is True) or "no known method"
         return self._fail(
             "no-credentials", f"the hub offers {offered}; this identity has no matching credential", auth=True
@@ -316,6 +328,11 @@ class Handshake(TableMachine[HandshakeState]):
         self.path = "psk"
         channel = LegacyChannel(key=self._psk, cipher=Cipher.AES_GCM, encoding=Encoding.JSON_HEX, entropy=self._entropy)
         return self._done(channel)
+
+    def _fail_unusable_psk(self) -> list[Output]:
+        """The hub needs the pre-shared path and the configured crypto_key cannot key it (never retried)."""
+        detail = f"the hub asks for the pre-shared key: {PRESHARED_KEY_RULE}"
+        return self._fail("unusable-crypto-key", detail, auth=True)
 
     def _done(self, channel: LegacyChannel) -> list[Output]:
         self._exit(_S.READY)

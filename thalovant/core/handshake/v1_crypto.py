@@ -306,11 +306,25 @@ def derive_password_key(password: str, client_iv: bytes, hub_iv: bytes) -> bytes
     return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, PBKDF2_ITERATIONS, 32)
 
 
+#: Why a ``crypto_key`` cannot key the pre-shared path (the identity loads such a key, as 0.4.7 did).
+PRESHARED_KEY_RULE = "crypto_key must have at least 16 characters, the first 16 ASCII (the hub uses crypto_key[:16])"
+
+
+def usable_preshared_key(crypto_key: str) -> bytes | None:
+    """The AES key of the pre-shared path, or None when ``crypto_key`` cannot give one (:data:`PRESHARED_KEY_RULE`)."""
+    head = crypto_key[:16]
+    return head.encode("ascii") if len(head) == 16 and head.isascii() else None
+
+
 def preshared_key(crypto_key: str) -> bytes:
-    """The AES key of the pre-shared path: UTF-8 of the first 16 characters (spec §4.4)."""
-    key = crypto_key[:16].encode("utf-8")
-    if len(key) not in (16, 24, 32):
-        raise LocalProtocolError("crypto_key must be 16 ASCII characters (the hub stores 16)")
+    """The AES key of the pre-shared path: the first 16 characters, ASCII (spec §4.4).
+
+    Raises:
+        LocalProtocolError: ``crypto_key`` is shorter than 16 characters or not ASCII there.
+    """
+    key = usable_preshared_key(crypto_key)
+    if key is None:
+        raise LocalProtocolError(PRESHARED_KEY_RULE)
     return key
 
 

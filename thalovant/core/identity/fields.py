@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from returns.result import Failure, Result, Success
@@ -97,8 +97,22 @@ def load_json(text: str, origin: str, *, malformed: str = "") -> Result[Any, tup
         return Failure((IdentityProblem("", f"{origin} is not valid JSON{malformed}"),))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: C0 and C1 controls, the line and paragraph separators and the bidirectional overrides: none belongs
+#: in a key, a name or a URL, and each can forge or hide text where the value is logged.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: A lone surrogate is not Unicode text: it cannot be encoded (``os.environ`` holds one for every
+#: byte of a variable that is not UTF-8), so a token built from it would fail at connect time.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _WHITESPACE = re.compile(r"\s")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be part of an identity (a lone surrogate, a control character), or None."""
+    if _SURROGATE.search(text):
+        return "must be valid Unicode text (it contains a lone surrogate)"
+    if _CONTROL.search(text):
+        return "must not contain control characters"
+    return None
 
 
 def is_blank(value: object) -> bool:
@@ -139,13 +153,28 @@ def read_text(
     if not text:
         problems.add(path, "must not be empty")
         return None
-    if _CONTROL.search(text):
-        problems.add(path, "must not contain control characters")
+    problem = text_problem(text)
+    if problem is not None:
+        problems.add(path, problem)
         return None
     if not allow_spaces and _WHITESPACE.search(text):
         problems.add(path, "must not contain whitespace")
         return None
     return text
+
+
+#: The pre-shared path's rule for ``crypto_key``: the hub and the client use ``crypto_key[:16]`` as the AES-128 key.
+CRYPTO_KEY_RULE = "must have at least 16 characters, the first 16 ASCII (the hub uses crypto_key[:16])"
+
+
+def crypto_key_problem(crypto_key: str | None) -> str | None:
+    """Why the pre-shared path cannot use ``crypto_key`` (:data:`CRYPTO_KEY_RULE`), or None when it can.
+
+    Such a key still loads (0.4.7 loads it); only a handshake that must take the pre-shared path fails.
+    """
+    if crypto_key is None or (len(crypto_key) >= 16 and crypto_key[:16].isascii()):
+        return None
+    return CRYPTO_KEY_RULE
 
 
 _TRUE = frozenset({"1", "true", "yes", "on", "enabled", "y", "t"})
@@ -208,6 +237,10 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)")
 _PATH = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=:@/-]*")
 
 
+#: What :func:`split_url` says when the text after the host's ``:`` is not a number.
+NOT_A_PORT = "has a port that is not a number"
+
+
 @dataclass(frozen=True, slots=True)
 class SplitUrl:
     """A URL in parts. ``userinfo`` is credentials and must never be shown."""
@@ -226,6 +259,22 @@ class SplitUrl:
         netloc = f"{auth}{self.host}" + (f":{use_port}" if use_port is not None else "")
         query = f"?{self.query}" if self.query else ""
         return f"{self.scheme}://{netloc}{self.path if path is None else path}{query}"
+
+    def without_authorization(self) -> SplitUrl:
+        """This URL without any ``authorization`` query parameter (the token the client adds itself)."""
+        if not self.query:
+            return self
+        kept = [part for part in self.query.split("&") if not _is_authorization(part)]
+        return replace(self, query="&".join(kept))
+
+    @property
+    def has_authorization(self) -> bool:
+        """Whether the query carries an ``authorization`` parameter (a secret)."""
+        return any(_is_authorization(part) for part in self.query.split("&"))
+
+
+def _is_authorization(part: str) -> bool:
+    return part.partition("=")[0].strip().lower() in ("authorization", "authorisation")
 
 
 def split_url(text: str) -> SplitUrl | str:
@@ -254,7 +303,11 @@ def split_url(text: str) -> SplitUrl | str:
         return "must name a host"
     port: int | None = None
     if port_text or hostport.endswith(":"):
-        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
+        if not port_text:
+            return "has a ':' after the host but no port number"
+        if not (port_text.isascii() and port_text.isdigit()):
+            return NOT_A_PORT
+        if len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
             return "has a port outside 1..65535"
         port = int(port_text)
     path = match.group("path")
@@ -274,13 +327,14 @@ def split_url(text: str) -> SplitUrl | str:
 
 
 def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` removed, also from a scheme-less ``user@host/path``.
+    """``url`` without credentials, as it may be shown.
 
-    Text that is not a URL at all is returned unchanged.
+    Any ``user:password@`` is removed, also from a scheme-less ``user@host/path``, and so is an
+    ``authorization`` query parameter. Text that is not a URL at all is returned unchanged.
     """
     split = split_url(url)
     if isinstance(split, SplitUrl):
-        return split.unsplit(with_userinfo=False)
+        return split.without_authorization().unsplit(with_userinfo=False)
     if "://" not in url:
         bare = split_url(f"x://{url}")
         if isinstance(bare, SplitUrl) and bare.userinfo:
@@ -289,7 +343,11 @@ def without_userinfo(url: str) -> str:
 
 
 def read_url(value: object, path: str, problems: Problems, *, schemes: tuple[str, ...]) -> SplitUrl | None:
-    """A URL whose scheme is one of ``schemes``; None (problem recorded) otherwise."""
+    """A URL whose scheme is one of ``schemes``; None (problem recorded) otherwise.
+
+    An ``authorization`` query parameter is dropped: the client builds that token itself from the
+    access key (0.4.7 replaced it too), and a secret kept in the URL would be shown wherever it is.
+    """
     text = read_text(value, path, problems, allow_spaces=False)
     if text is None:
         return None
@@ -297,6 +355,7 @@ def read_url(value: object, path: str, problems: Problems, *, schemes: tuple[str
     if isinstance(split, str):
         problems.add(path, split)
         return None
+    split = split.without_authorization()
     if split.scheme not in schemes:
         problems.add(path, "scheme must be one of " + ", ".join(f"{s}://" for s in schemes))
         return None
@@ -324,7 +383,7 @@ def read_json_object(value: object, path: str, problems: Problems) -> dict[str, 
         return None
     copied = _copy_json(value, depth=0)
     if copied is None or not isinstance(copied, dict):
-        problems.add(path, "must hold only JSON values (string keys, finite numbers, at most 32 levels)")
+        problems.add(path, "must hold only JSON values (string keys, finite numbers, valid Unicode, at most 32 levels)")
         return None
     return copied
 
@@ -340,8 +399,10 @@ def copy_json(value: object) -> Any:
 def _copy_json(value: object, *, depth: int) -> Any:
     if depth > 32:
         return None
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):  # a lone surrogate cannot be encoded into a frame
+        return None if _SURROGATE.search(value) else value
     if isinstance(value, int):
         return value if value.bit_length() <= _MAX_INT_BITS else None
     if isinstance(value, float):
@@ -349,7 +410,7 @@ def _copy_json(value: object, *, depth: int) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not isinstance(key, str) or _SURROGATE.search(key):
                 return None
             copied = _copy_json(item, depth=depth + 1)
             if copied is None and item is not None:

@@ -26,7 +26,15 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
-from thalovant.core.identity.fields import REDACTED, copy_json, redact_json, without_userinfo
+from thalovant.core.identity.fields import (
+    REDACTED,
+    IdentityProblem,
+    copy_json,
+    identity_error,
+    redact_json,
+    text_problem,
+    without_userinfo,
+)
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import (
     HubDataPlaneEndpoints,
@@ -37,6 +45,16 @@ from thalovant.core.identity.protocols import (
 )
 
 __all__ = ["Identity"]
+
+#: The text fields ``__post_init__`` checks, and whether each may be None.
+_TEXT_FIELDS = (
+    ("access_key", False),
+    ("password", True),
+    ("crypto_key", True),
+    ("site_id", False),
+    ("default_master", False),
+    ("default_path", False),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
@@ -59,6 +77,24 @@ class Identity:
     protocols: HubProtocolSettings = field(default_factory=HubProtocolSettings)
     mqtt: MqttBrokerCredentials | None = None
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        """Refuse text no hub could be sent, even when the fields are given directly (not parsed).
+
+        Raises:
+            ThalovantIdentityError: naming each text field of the wrong type, with a lone surrogate or
+                with a control character (never its value).
+        """
+        problems = []
+        for name, optional in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            problem = text_problem(value) if isinstance(value, str) else "must be a string"
+            if problem is not None:
+                problems.append(IdentityProblem(name, problem))
+        if problems:
+            raise identity_error(problems, "identity")
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in dataclass_fields(self))

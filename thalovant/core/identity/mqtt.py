@@ -2,10 +2,19 @@
 
 Theory of operation
 -------------------
-The ``mqtt`` object of an identity names the broker and how to log in to it;
-the HiveMind topics are derived from it elsewhere (spec §8:
-``<topic_prefix>/<hub_id>/c2s|s2c|status/<access_key>``, or the explicit
-``c2s_topic`` / ``s2c_topic`` / ``status_topic``).
+The ``mqtt`` object of an identity names the broker and how to log in to it,
+and the fields the three HiveMind topics are derived from, by thalovant 0.4.7's
+rule (``reference-sdk.md`` §d.10; the rule is
+``thalovant.core.links.mqtt_topics.derive_topics``, read through
+``thalovant.core.client.topics.mqtt_topics_for_identity``)::
+
+    topic_prefix "hivemind/hub-1/<access_key>"   (ends in the key, the username
+                                                  or the satellite id: stripped)
+    topic_prefix "hivemind" + hub_id "hub-1"     (hub_id appended when absent)
+        -> hivemind/hub-1/c2s/<key>, hivemind/hub-1/s2c/<key>, hivemind/hub-1/status/<key>
+
+``c2s_topic`` and ``s2c_topic`` together win over the prefix; ``hash_topics``
+puts ``sha256(access_key)[:16]`` where the key goes.
 
 Keys (canonical first, then aliases):
 
@@ -77,12 +86,16 @@ class MqttBrokerCredentials:
         endpoint: the broker URL (``mqtt://``, ``mqtts://``, ``tcp://`` or ``ssl://``; host and port only).
         username: the broker login, or None for an anonymous broker.
         password: the broker password, or None.
-        topic_prefix: the levels the client's topics start with (no wildcards), or None.
-        hub_id: the hub's id (one topic level), or None; kept as given, topics are not built from it.
-        c2s_topic: the full client-to-hub topic, in place of the derived one, or None.
-        s2c_topic: the full hub-to-client topic, in place of the derived one, or None.
-        status_topic: the full status topic, in place of the derived one, or None.
-        hash_topics: the identity's ``hash_topics`` flag; kept as given, topics are not built from it.
+        topic_prefix: the levels the client's topics start with (no wildcards), or None. A last
+            level that is the access key, the username or the satellite id is dropped (the
+            control plane's ``<root>/<hub_id>/<key>``); a prefix with a ``c2s``/``s2c``/``status``
+            level is a full topic.
+        hub_id: the hub's id (one topic level), or None; appended to the prefix unless already in it.
+        c2s_topic: the full client-to-hub topic, or None; with ``s2c_topic`` both win over the prefix.
+        s2c_topic: the full hub-to-client topic, or None (used only together with ``c2s_topic``).
+        status_topic: the full status topic, or None (used only with ``c2s_topic`` and ``s2c_topic``;
+            else ``c2s_topic`` with its ``c2s`` level read as ``status``).
+        hash_topics: use ``sha256(access_key)[:16]`` (hex) as the topics' client level.
         qos: the MQTT QoS the client uses, 0 or 1.
         tls: use TLS (an ``mqtts://`` or ``ssl://`` endpoint uses it in any case).
     """

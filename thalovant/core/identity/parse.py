@@ -39,8 +39,18 @@ Validation (beyond 0.4.7, which accepted most of this silently):
   no whitespace, and, when MQTT is configured, no ``/``, ``+`` or ``#``.
 * ``password`` and ``crypto_key`` are each optional, but at least one is
   required (password-only, pre-shared-key-only and both all work).
-  ``crypto_key`` needs at least 16 characters, the first 16 ASCII: the hub
-  and the client use exactly ``crypto_key[:16]`` as the AES-128 key.
+  The pre-shared path needs a ``crypto_key`` of at least 16 characters, the
+  first 16 ASCII: the hub and the client use exactly ``crypto_key[:16]`` as
+  the AES-128 key. A shorter key still loads, as in 0.4.7
+  (:func:`~thalovant.core.identity.fields.crypto_key_problem` says why it is
+  unusable; the public constructors warn once): the handshake fails, naming
+  ``crypto_key``, only if it has to take the pre-shared path.
+* Every text field refuses lone surrogates (text that cannot be encoded,
+  e.g. a non-UTF-8 environment variable) and control characters, naming
+  the field.
+* An ``authorization`` query parameter is dropped from every endpoint URL
+  (the client adds its own token; 0.4.7 replaced it too), and refused in
+  ``default_master``; it is never shown.
 * URLs must use the schemes of their protocol (see ``protocols``).
 * ``default_port`` must be 1..65535; 0 is an error, not "use the default".
 * MQTT topics contain no ``+``/``#`` wildcards, NUL or control characters,
@@ -207,11 +217,8 @@ def _read_crypto_key(values: Mapping[str, Any], problems: Problems) -> str | Non
     hit = first_present(values, _CRYPTO_KEY)
     if hit is None:
         return None
-    key = read_text(hit[1], hit[0], problems)
-    if key is not None and (len(key) < 16 or not key[:16].isascii()):
-        problems.add(hit[0], "must have at least 16 characters, the first 16 ASCII (the hub uses crypto_key[:16])")
-        return None
-    return key
+    # A key the pre-shared path cannot use still loads, as in 0.4.7 (see ``crypto_key_problem``).
+    return read_text(hit[1], hit[0], problems)
 
 
 def _optional_port(values: Mapping[str, Any], problems: Problems) -> int | None:
@@ -226,6 +233,9 @@ def _read_master(values: Mapping[str, Any], port: int | None, problems: Problems
         return None
     master = read_text(hit[1], hit[0], problems, allow_spaces=False)
     if master is None:
+        return None
+    if "://" in master and not master.partition("://")[2].strip("/"):  # "https://" names no host
+        problems.add(hit[0], "must name a host")
         return None
     master = master.rstrip("/")
     checked = master_url(master, port)

@@ -50,6 +50,7 @@ from typing import Any, Literal
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
 from thalovant.core.identity.fields import (
     DEFAULT_HUB_PORT,
+    NOT_A_PORT,
     Problems,
     SplitUrl,
     first_present,
@@ -368,10 +369,14 @@ def master_url(master: str, port: int | None) -> SplitUrl | str:
             return "scheme must be one of http://, https://, ws://, wss:// (or give a bare host name)"
     else:
         split = split_url(f"http://{master}")
+        if split == NOT_A_PORT:  # "javascript:x", "host:abc": neither a host nor a URL
+            return "must be a host name, host:port or a URL such as https://host:port"
         if isinstance(split, str):
             return split
         effective = split.port if split.port is not None else port
         scheme = "https" if effective == DEFAULT_PORTS["https"] else "http"
+    if split.has_authorization:
+        return "must not carry ?authorization= (the client adds that token itself)"
     if split.query:
         return "must not contain a ?query"
     return SplitUrl(scheme, split.host, split.port, split.path, "", split.userinfo)

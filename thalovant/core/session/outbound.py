@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.handshake.contract import SecureChannel
-from thalovant.core.handshake.v1_crypto import Cipher, Encoding, LegacyChannel, preshared_key
+from thalovant.core.handshake.v1_crypto import Cipher, Encoding, LegacyChannel, usable_preshared_key
 from thalovant.core.machine import Entropy, Output
 from thalovant.core.session.events import SendFailed, SendFrame, Wire
 from thalovant.core.wire.bitstring import encode_bitstring
@@ -73,11 +73,12 @@ class Outbound:
     def trigger(self, *, crypto_key: str | None, entropy: Entropy) -> Frame:
         """The HELLO a client sends at link-up when the hub greets only after a first frame (MQTT)."""
         hello = self.hello()
-        if self.wire == "bitstring" and crypto_key:
+        key = usable_preshared_key(crypto_key) if crypto_key else None  # unusable: the handshake says so
+        if self.wire == "bitstring" and key is not None:
             # A hub holding our crypto_key decrypts every binary frame with it (spec §8.3 step 4);
             # a hub without one drops this undecodable trigger, which still opens the connection.
             psk = LegacyChannel(
-                key=preshared_key(crypto_key),
+                key=key,
                 cipher=Cipher.AES_GCM,
                 encoding=Encoding.JSON_HEX,
                 entropy=entropy,

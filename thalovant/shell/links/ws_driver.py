@@ -6,7 +6,7 @@ Theory of operation
   (:meth:`WsConnection.connect`), reports ``WsOpened``, then reports every
   complete message as ``WsMessage`` until the connection ends, which it
   reports as ``WsClosed``. A refused upgrade is ``WsRejected(status)`` (an
-  authentication refusal counts as 403); a failed dial is ``WsClosed(1006)``,
+  authentication refusal keeps its 401 or 403); a failed dial is ``WsClosed(1006)``,
   or ``WsClosed(1015)`` when TLS verification failed (not worth retrying).
 * ``SendWs`` writes on the runtime's driver task, so frames leave in order,
   bounded by the send timeout; a failed or slow write aborts the stream and
@@ -70,8 +70,8 @@ class WsDriver:
         except WsUpgradeRejected as exc:
             epoch.fact(WsRejected(status=getattr(exc, "status_code", 0)))
             return
-        except ThalovantAuthenticationError:
-            epoch.fact(WsRejected(status=403))
+        except ThalovantAuthenticationError as exc:  # 401 or 403: report the status the hub really sent
+            epoch.fact(WsRejected(status=401 if "HTTP 401" in str(exc) else 403))
             return
         except ThalovantConnectionError as exc:  # not retryable here means TLS verification failed
             epoch.fact(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from thalovant.core.bus.reply import ThalovantReply
-from thalovant.shell.agent import STOP_SIGNALS, AgentBase, gave_up
+from thalovant.shell.agent import STOP_SIGNALS, AgentBase, check_interval_of, gave_up
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.sync.client import ThalovantClient
 from thalovant.shell.sync.conversation import ThalovantConversation
@@ -57,7 +57,9 @@ class ThalovantAgent(AgentBase[ThalovantClient]):
         """Send ``text`` without waiting (see :meth:`ThalovantClient.send_utterance`)."""
         return self.client.send_utterance(text, **kwargs)
 
-    def run_forever(self, *, handle_signals: bool = True, check_interval: float = 1.0) -> None:
+    def run_forever(
+        self, *, handle_signals: bool = True, check_interval: float | None = None, poll_interval: float | None = None
+    ) -> None:
         """Connect, attach the handlers and block until :meth:`stop`, SIGINT/SIGTERM or Ctrl-C.
 
         Signal handlers are installed only when called from the main thread and
@@ -65,11 +67,14 @@ class ThalovantAgent(AgentBase[ThalovantClient]):
 
         Args:
             handle_signals: stop cleanly on SIGINT/SIGTERM (only in the main thread).
-            check_interval: seconds between checks that the client has not given up.
+            check_interval: seconds between checks that the client has not given up (None: 1 s).
+            poll_interval: the 0.4.7 name of ``check_interval`` (deprecated, warns once).
 
         Raises:
             ThalovantConnectionError: the first connect failed, or the client gave up reconnecting.
+            LocalProtocolError: both intervals are given, or the interval is not positive.
         """
+        interval = check_interval_of(check_interval, poll_interval)
         with self._lock:
             if self._running:
                 raise RuntimeError("run_forever is already running")
@@ -81,7 +86,7 @@ class ThalovantAgent(AgentBase[ThalovantClient]):
                 try:
                     self.client.connect()
                     self._attach_pending()
-                    while not self._stop.wait(check_interval):
+                    while not self._stop.wait(interval):
                         health = self.client.healthcheck()
                         if not health.transport_alive:
                             raise gave_up(health.last_error)

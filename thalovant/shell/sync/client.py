@@ -23,6 +23,7 @@ from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.client_events import wanted_ids
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 from thalovant.shell.sync.conversation import ThalovantConversation
@@ -30,6 +31,17 @@ from thalovant.shell.sync.portal import Portal, in_worker_thread
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _ids(kwargs: dict[str, Any], method: str) -> dict[str, Any]:
+    """``kwargs`` with a 0.4.7 ``context=`` filter turned into ``session_id``/``request_id`` (warns once)."""
+    if kwargs.get("context") is None:
+        return kwargs
+    context = kwargs.pop("context")
+    session_id, request_id = wanted_ids(
+        method, context, kwargs.get("session_id"), kwargs.get("request_id"), stacklevel=5
+    )
+    return {**kwargs, "session_id": session_id, "request_id": request_id}
 
 
 class ThalovantClient:
@@ -61,6 +73,21 @@ class ThalovantClient:
     def session_id(self) -> str:
         """The session id sent in HELLO."""
         return self._async.session_id
+
+    @property
+    def reply_settle_seconds(self) -> float:
+        """Seconds an ask keeps collecting speech after the first (see :class:`AsyncThalovantClient`)."""
+        return self._async.reply_settle_seconds
+
+    @property
+    def auto_reconnect(self) -> bool:
+        """Whether the client reconnects in the background after a link loss."""
+        return self._async.auto_reconnect
+
+    @property
+    def reconnect_attempts(self) -> int | None:
+        """The 0.4.7 ``reconnect_attempts`` given, if any (see :class:`AsyncThalovantClient`)."""
+        return self._async.reconnect_attempts
 
     @property
     def async_client(self) -> AsyncThalovantClient:
@@ -149,7 +176,7 @@ class ThalovantClient:
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
         """The next matching ``event`` (see :meth:`AsyncThalovantClient.wait_for_event`)."""
-        return self._call(self._async.wait_for_event, event, **kwargs)
+        return self._call(self._async.wait_for_event, event, **_ids(kwargs, "wait_for_event"))
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
         """Iterate over matching events, blocking (see :meth:`AsyncThalovantClient.listen`).
@@ -157,7 +184,8 @@ class ThalovantClient:
         The listener is registered before this returns, so no event that
         arrives after the call is missed.
         """
-        return self._portal.iterate(self._portal.call_sync(self._async.listen, event, **kwargs))
+        listener = self._portal.call_sync(self._async.listen, event, **_ids(kwargs, "listen"))
+        return self._portal.iterate(listener)
 
     def on(
         self,
@@ -167,11 +195,14 @@ class ThalovantClient:
         predicate: EventPredicate | None = None,
         session_id: str | None = None,
         request_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Subscription:
         """Call ``handler(event)`` (in a worker thread) for each matching event.
 
-        ``predicate``, ``session_id`` and ``request_id``: see :meth:`AsyncThalovantClient.listen`.
+        ``predicate``, ``session_id``, ``request_id`` and ``context`` (0.4.7, deprecated): see
+        :meth:`AsyncThalovantClient.listen`.
         """
+        session_id, request_id = wanted_ids("on", context, session_id, request_id)
         return self._portal.call_sync(
             self._async.on,
             event,

@@ -16,12 +16,16 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from thalovant.core.deprecation import warn_once
+from thalovant.core.identity.protocols import SelectedHubEndpoint
+from thalovant.errors import LocalProtocolError
 from thalovant.shell.control_plane import (
     DEFAULT_API_URL,
     USER_AGENT,
     AsyncThalovantControlPlane,
     BootstrapIdentityResult,
 )
+from thalovant.shell.control_session import RequestsStyleSession
 from thalovant.shell.links.http import Connector
 from thalovant.shell.sync.portal import Portal, refuse_in_event_loop
 
@@ -63,6 +67,9 @@ class ThalovantControlPlane:
         max_body: the largest response body accepted, in bytes.
         connector: opens the TCP/TLS stream instead of the default (tests).
         entropy: the random source for the secrets :meth:`create_client_identity` generates.
+        session: a requests-style session every request goes through (0.4.7's seam; see
+            :class:`AsyncThalovantControlPlane`).
+        api_url: the 0.4.7 name of ``base_url`` (deprecated, warns once).
     """
 
     def __init__(
@@ -78,7 +85,14 @@ class ThalovantControlPlane:
         max_body: int = 4 * 1024 * 1024,
         connector: Connector | None = None,
         entropy: Callable[[int], bytes] = _secrets.token_bytes,
+        session: RequestsStyleSession | None = None,
+        api_url: str | None = None,
     ) -> None:
+        if api_url is not None:
+            warn_once("ThalovantControlPlane(api_url=...)", "ThalovantControlPlane(base_url=...)")
+            if base_url != DEFAULT_API_URL:
+                raise LocalProtocolError("give base_url or api_url, not both")
+            base_url = api_url
         self._async = AsyncThalovantControlPlane(
             base_url,
             access_token,
@@ -90,6 +104,7 @@ class ThalovantControlPlane:
             max_body=max_body,
             connector=connector,
             entropy=entropy,
+            session=session,
         )
         self._portal = Portal()
 
@@ -100,6 +115,11 @@ class ThalovantControlPlane:
     def base_url(self) -> str:
         """The API root, without a trailing ``/``."""
         return self._async.base_url
+
+    @property
+    def session(self) -> RequestsStyleSession | None:
+        """The requests-style session given as ``session=``, if any."""
+        return self._async.session
 
     @property
     def authenticated(self) -> bool:
@@ -124,8 +144,10 @@ class ThalovantControlPlane:
     create_client = _blocking(AsyncThalovantControlPlane.create_client)
     create_client_identity = _blocking(AsyncThalovantControlPlane.create_client_identity)
 
-    def require_runtime_protocol(self, result: BootstrapIdentityResult, *, protocol: str = "https") -> tuple[str, str]:
-        """``(protocol, url)`` if ``result``'s identity can use ``protocol``.
+    def require_runtime_protocol(
+        self, result: BootstrapIdentityResult, *, protocol: str = "https"
+    ) -> SelectedHubEndpoint:
+        """The endpoint (``.protocol``, ``.endpoint``) if ``result``'s identity can use ``protocol``.
 
         See :meth:`AsyncThalovantControlPlane.require_runtime_protocol`.
         """

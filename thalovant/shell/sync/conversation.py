@@ -14,6 +14,7 @@ from typing import Any, Protocol, Self
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.shell.conversation import AsyncThalovantConversation, ConversationClient
+from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 from thalovant.shell.sync.portal import Portal
 
 __all__ = ["BlockingConversationClient", "ThalovantConversation"]
@@ -29,6 +30,10 @@ class BlockingConversationClient(Protocol):
     def _portal(self) -> Portal: ...
 
     def listen(self, event: str | EventFilter = ..., **kwargs: Any) -> Iterator[ThalovantEvent]: ...
+
+    def on(
+        self, event: str | EventFilter, handler: EventHandler, *, predicate: EventPredicate | None = ...
+    ) -> Subscription: ...
 
 
 class ThalovantConversation:
@@ -51,6 +56,11 @@ class ThalovantConversation:
     def lang(self) -> str:
         """The language of every turn unless a call says otherwise."""
         return self._async.lang
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The context merged into every turn (a call's own context wins)."""
+        return self._async.context
 
     @property
     def request_ids(self) -> list[str]:
@@ -92,5 +102,23 @@ class ThalovantConversation:
         return self._portal.call(self._async.wait_for_event, event, **kwargs)
 
     def listen(self, event: str | EventFilter = "*", **kwargs: Any) -> Iterator[ThalovantEvent]:
-        """This conversation's events matching ``event`` (the keyword arguments of :meth:`ThalovantClient.listen`)."""
-        return self.client.listen(event, predicate=self._async._mine(kwargs.pop("predicate", None)), **kwargs)
+        """This conversation's events matching ``event`` (the keyword arguments of :meth:`ThalovantClient.listen`).
+
+        ``context`` (0.4.7, deprecated): see :meth:`AsyncThalovantConversation.listen`.
+        """
+        mine = self._async._mine(kwargs.pop("predicate", None), kwargs.pop("context", None), "listen")
+        return self.client.listen(event, predicate=mine, **kwargs)
+
+    def on(
+        self,
+        event: str | EventFilter,
+        handler: EventHandler,
+        *,
+        predicate: EventPredicate | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Subscription:
+        """Call ``handler(event)`` (in a worker thread) for each of this conversation's events matching ``event``.
+
+        ``predicate`` and ``context`` (0.4.7, deprecated): see :meth:`AsyncThalovantConversation.on`.
+        """
+        return self.client.on(event, handler, predicate=self._async._mine(predicate, context, "on"))
