@@ -6,8 +6,11 @@
     ├── ThalovantIdentityError (ValueError)      bad identity; .problems lists each field
     │   └── ThalovantUnsupportedProtocolError    protocol unknown or not usable
     ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
-    │   └── ThalovantHandshakeError
-    │       └── ThalovantAuthenticationError      credentials refused (never retried)
+    │   ├── ThalovantHandshakeError
+    │   │   └── ThalovantAuthenticationError      credentials refused (never retried)
+    │   └── ThalovantProxyError                   the HTTP proxy failed or refused (.proxy, .status_code)
+    │       └── ThalovantProxyAuthenticationError  the proxy refused its credentials (407; also an
+    │                                              authentication error)
     ├── ThalovantTimeoutError (TimeoutError)      connect / handshake / send / reply wait
     ├── ThalovantRuntimeError (RuntimeError)      hub answered with a failure
     │   └── ThalovantPolicyDenied                 refused by policy (.code, .reason, quota)
