@@ -18,7 +18,7 @@ import anyio.abc
 import pytest
 
 import thalovant
-from tests.harness.proxy import LoopbackProxy
+from tests.harness.proxy import LoopbackProxy, proxy_in_thread
 from tests.shell.inmemory import MemoryHubNet
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
@@ -47,8 +47,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def client_for(protocol: str, **kwargs: Any) -> thalovant.AsyncThalovantClient:
-    identity = thalovant.ThalovantIdentity.from_mapping(
+def identity_for(protocol: str) -> thalovant.ThalovantIdentity:
+    return thalovant.ThalovantIdentity.from_mapping(
         {
             "access_key": THROWAWAY_ACCESS_KEY,
             "password": PASSWORD,
@@ -58,9 +58,14 @@ def client_for(protocol: str, **kwargs: Any) -> thalovant.AsyncThalovantClient:
             "protocols": {protocol: True},
         }
     )
+
+
+def client_for(protocol: str, **kwargs: Any) -> thalovant.AsyncThalovantClient:
     kwargs.setdefault("reconnect", ReconnectConfig(base=0.01, cap=0.05))
     kwargs.setdefault("connect_timeout", WAIT)
-    return thalovant.AsyncThalovantClient(identity, protocol=protocol, useragent=UA, noise_key_file=False, **kwargs)
+    return thalovant.AsyncThalovantClient(
+        identity_for(protocol), protocol=protocol, useragent=UA, noise_key_file=False, **kwargs
+    )
 
 
 def hub_net(protocol: str) -> MemoryHubNet:
@@ -201,3 +206,16 @@ async def test_a_bad_proxy_argument_is_refused_at_construction_without_echoing_i
     with pytest.raises(LocalProtocolError, match=r"^proxy uses https") as caught:
         client_for("wss", proxy=f"https://alice:{SECRET}@p.corp:3128")
     assert SECRET not in str(caught.value)
+
+
+def test_the_blocking_client_through_a_proxy_in_its_own_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = hub_net("wss")
+
+    async def upstream(host: str, port: int) -> anyio.abc.ByteStream:
+        return await net.open_stream(host, port)
+
+    with proxy_in_thread(upstream=upstream) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        with thalovant.ThalovantClient(identity_for("wss"), useragent=UA, noise_key_file=False) as client:
+            assert client.ask("blocking", timeout=WAIT).text == "echo: blocking"
+    assert proxy.connects == ["hub.invalid:5678"]
