@@ -162,7 +162,7 @@ async def test_a_407_is_a_proxy_authentication_error_without_the_secret(
     error = caught.value
     assert isinstance(error, ThalovantAuthenticationError) and not error.retryable and error.status_code == 407
     assert error.proxy == f"http://127.0.0.1:{proxy.port}" and f"the proxy {error.proxy}" in str(error)
-    assert ("refused the proxy credentials" if given else "requires authentication") in str(error)
+    assert ("refused the proxy credentials" if given else "requires credentials") in str(error)
     assert "hub" not in str(error) and SECRET not in str(error) and "alice" not in str(error)
     assert SECRET not in caplog.text and "alice" not in caplog.text
 

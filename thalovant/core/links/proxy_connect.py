@@ -106,11 +106,11 @@ def judge_answer(
     if 200 <= status < 300:
         return None
     where, said, target = proxy.display, _status_text(status, reason), tunnel_target(host, port)
-    if status == 407:
+    if status == 407:  # short: the link machines keep 120 characters of a reason
         if proxy.username is not None:
-            text = f"the proxy {where} refused the proxy credentials ({said}); check the user and password in its URL"
+            text = f"the proxy {where} refused the proxy credentials (HTTP 407)"
         else:
-            text = f"the proxy {where} requires authentication ({said}); put user:password@ in the proxy URL"
+            text = f"the proxy {where} requires credentials (HTTP 407): put user:password@ in its URL"
         if schemes and not any(s.lower() == "basic" for s in schemes):
             text += f" (it offers {', '.join(schemes)}; thalovant speaks Basic only)"
         return ThalovantProxyAuthenticationError(text, proxy=where, status_code=status)
