@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -42,6 +43,7 @@ from thalovant.shell.engine import ClientEngine, endpoint_for
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile, noise_static_key
 from thalovant.shell.links.epoch import Timeouts
+from thalovant.shell.links.proxy import ProxyOption, proxy_policy
 from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
@@ -87,6 +89,9 @@ class AsyncThalovantClient(ClientEvents):
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
+        proxy: HTTP proxy of the WebSocket and HTTP links: ``True`` (default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``NO_PROXY``; ``None`` or ``False`` connect directly; ``"http://[user:password@]host[:port]"`` is used
+            for every connection. MQTT never uses one. See the HTTP proxies guide.
 
     Raises:
         ThalovantArgumentError: an argument has the wrong type or value (``thalovant.shell.arguments``).
@@ -120,6 +125,7 @@ class AsyncThalovantClient(ClientEvents):
         keepalive: float | None = None,
         noise_key_file: NoiseKeyFile = None,
         trace: TraceSink | None = None,
+        proxy: ProxyOption = True,
     ) -> None:
         identity = checked_identity(locals())  # every argument checked (typed errors) before anything happens
         self.identity: ThalovantIdentity = identity
@@ -139,6 +145,7 @@ class AsyncThalovantClient(ClientEvents):
         self._noise_key_file = noise_key_file
         self._auth_encoding: Literal["raw", "percent"] = auth_encoding
         chosen = choose_protocol(identity, protocol)  # before the key file: a bad protocol creates no file
+        self._proxies = proxy_policy(proxy)
         key = noise_static_key(
             password=identity.password, access_key=identity.access_key, key_file=noise_key_file, entropy=self._entropy
         )
@@ -170,7 +177,7 @@ class AsyncThalovantClient(ClientEvents):
         (the ``transport=`` seam) plugs in."""
         return ClientEngine(
             config=self._plan.config,
-            endpoint=endpoint_for(self._plan, self._ssl),
+            endpoint=replace(endpoint_for(self._plan, self._ssl), proxy=self._proxies),
             timeouts=timeouts,
             listeners=self._listeners,
             entropy=self._entropy,
