@@ -8,8 +8,11 @@
     ├── ThalovantArgumentError (ValueError)      bad constructor argument (range, choice); .argument
     │   └── ThalovantArgumentTypeError (TypeError)  an argument of the wrong type
     ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
-    │   └── ThalovantHandshakeError
-    │       └── ThalovantAuthenticationError      credentials refused (never retried)
+    │   ├── ThalovantHandshakeError
+    │   │   └── ThalovantAuthenticationError      credentials refused (never retried)
+    │   └── ThalovantProxyError                   the HTTP proxy failed or refused (.proxy, .status_code)
+    │       └── ThalovantProxyAuthenticationError  the proxy refused its credentials (407; also an
+    │                                              authentication error)
     ├── ThalovantTimeoutError (TimeoutError)      connect / handshake / send / reply wait
     ├── ThalovantRuntimeError (RuntimeError)      hub answered with a failure
     │   └── ThalovantPolicyDenied                 refused by policy (.code, .reason, quota)

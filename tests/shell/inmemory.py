@@ -42,6 +42,7 @@ from wsproto.events import (
 
 from thalovant.core.client.connection_events import DropLink, LinkFact, LinkOrder, OpenWebSocket
 from thalovant.core.links.http_wire import ResponseReceived, StartRequest
+from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
 from thalovant.core.machine import Output
 from thalovant.testing import FakeHub, FakeTransport
@@ -58,6 +59,7 @@ class Dial:
     tls: bool
     tls_hostname: str | None
     tls_standard_compatible: bool
+    proxy: ProxyPolicy | None = None
 
 
 class MemoryStream(anyio.abc.ByteStream):
@@ -256,10 +258,11 @@ class MemoryHubNet:
         tls: ssl.SSLContext | None = None,
         tls_hostname: str | None = None,
         tls_standard_compatible: bool = True,
+        proxy: ProxyPolicy | None = None,
     ) -> anyio.abc.ByteStream:
-        """The dial seam's signature: a fresh in-memory stream to the hub."""
+        """The dial seam's signature: a fresh in-memory stream to the hub (``proxy`` is only recorded)."""
         await anyio.lowlevel.checkpoint()
-        self.dials.append(Dial(host, port, tls is not None, tls_hostname, tls_standard_compatible))
+        self.dials.append(Dial(host, port, tls is not None, tls_hostname, tls_standard_compatible, proxy))
         self._wake()
         if self.fail_dial is not None:
             raise self.fail_dial

@@ -90,6 +90,36 @@ class ThalovantAuthenticationError(ThalovantHandshakeError):
         super().__init__(message, retryable=False)
 
 
+class ThalovantProxyError(ThalovantConnectionError):
+    """The HTTP proxy in front of the hub could not open a tunnel to it.
+
+    The proxy was unreachable, answered the ``CONNECT`` with an error status, or did not speak
+    HTTP. The message names the proxy by scheme, host and port: never its user or password.
+
+    Attributes:
+        proxy: the proxy as ``http://host:port`` (no credentials), or the environment variable
+            that holds an unusable proxy URL.
+        status_code: the proxy's HTTP status, or None when it gave none.
+    """
+
+    def __init__(self, message: str, *, proxy: str, status_code: int | None = None, retryable: bool = True) -> None:
+        ThalovantConnectionError.__init__(self, message, retryable=retryable)  # not super(): see the 407 subclass
+        self.proxy = proxy
+        self.status_code = status_code
+
+
+class ThalovantProxyAuthenticationError(ThalovantProxyError, ThalovantAuthenticationError):
+    """The proxy, not the hub, refused the credentials (HTTP 407); never retried.
+
+    Attributes:
+        proxy: the proxy as ``http://host:port`` (no credentials).
+        status_code: 407.
+    """
+
+    def __init__(self, message: str, *, proxy: str, status_code: int | None = 407) -> None:
+        ThalovantProxyError.__init__(self, message, proxy=proxy, status_code=status_code, retryable=False)
+
+
 class ThalovantTimeoutError(ThalovantError, TimeoutError):
     """A wait ran out of time (connect, handshake, send or reply)."""
 
@@ -192,6 +222,8 @@ __all__ = [
     "ThalovantIdentityError",
     "ThalovantPolicyDenied",
     "ThalovantProtocolError",
+    "ThalovantProxyAuthenticationError",
+    "ThalovantProxyError",
     "ThalovantRuntimeError",
     "ThalovantTimeoutError",
     "ThalovantUnsupportedProtocolError",

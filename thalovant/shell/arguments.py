@@ -29,9 +29,11 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from thalovant.core.client.reconnect import ReconnectConfig
-from thalovant.core.errors import ThalovantArgumentError, ThalovantArgumentTypeError
+from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantArgumentTypeError
 from thalovant.core.identity.fields import text_problem
 from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.proxy import ProxyPolicy
+from thalovant.shell.links.proxy import proxy_policy
 
 __all__ = ["CLIENT_RULES", "MAX_QUEUE", "MAX_SECONDS", "check_client_arguments", "check_seconds"]
 
@@ -184,6 +186,17 @@ def _trace(name: str, value: object) -> None:
         raise ThalovantArgumentTypeError(name, f"must have a begin(config) method (a TraceSink), not {_kind(value)}")
 
 
+def _proxy(name: str, value: object) -> None:
+    if value is None or isinstance(value, bool | ProxyPolicy):
+        return
+    if not isinstance(value, str):
+        raise ThalovantArgumentTypeError(name, f"must be True, None, False or an http:// proxy URL, not {_kind(value)}")
+    try:
+        proxy_policy(value)
+    except LocalProtocolError as exc:  # its message names the argument, never the URL (it may hold credentials)
+        raise ThalovantArgumentError(name, str(exc).removeprefix(f"{name} ").removeprefix(f"{name}: ")) from exc
+
+
 def _checked_elsewhere(name: str, value: object) -> None:
     """``identity`` (``ThalovantIdentity``), ``protocol`` (``choose_protocol``), ``transport`` (its adapter)."""
 
@@ -215,6 +228,7 @@ CLIENT_RULES: Mapping[str, Rule] = MappingProxyType(
         "session_id": _session_id,
         "noise_key_file": _noise_key_file,
         "trace": _trace,
+        "proxy": _proxy,
     }
 )
 

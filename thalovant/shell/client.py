@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -38,8 +39,11 @@ from thalovant.shell.client_events import ClientEvents
 from thalovant.shell.client_options import reconnect_policy, settle_seconds
 from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
+from thalovant.shell.engine import endpoint_for
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile, noise_static_key
+from thalovant.shell.links.epoch import Endpoint
+from thalovant.shell.links.proxy import ProxyOption, proxy_policy
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
 from thalovant.shell.seam import engine_for, planning_inputs, transport_doctor
@@ -85,6 +89,9 @@ class AsyncThalovantClient(ClientEvents):
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
+        proxy: HTTP proxy of the WebSocket and HTTP links: ``True`` (default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``NO_PROXY``; ``None`` or ``False`` connect directly; ``"http://[user:password@]host[:port]"`` is used
+            for every connection. MQTT never uses one. See the HTTP proxies guide.
         transport: talk through this, not the network: a ``thalovant.testing.MemoryHub`` or an object with 0.4.7's
             transport methods (``docs/guides/testing.md``); the identity then needs no endpoint for the protocol.
 
@@ -120,6 +127,7 @@ class AsyncThalovantClient(ClientEvents):
         keepalive: float | None = None,
         noise_key_file: NoiseKeyFile = None,
         trace: TraceSink | None = None,
+        proxy: ProxyOption = True,
         transport: object | None = None,
     ) -> None:
         identity = checked_identity(locals())  # every argument checked (typed errors) before anything happens
@@ -142,6 +150,7 @@ class AsyncThalovantClient(ClientEvents):
         self._transport = transport
         planned, key_file = planning_inputs(identity, transport, noise_key_file)  # a transport skips endpoint checks
         chosen = choose_protocol(planned, protocol)  # before the key file: a bad protocol creates no file
+        self._proxies = proxy_policy(proxy)
         key = noise_static_key(
             password=identity.password, access_key=identity.access_key, key_file=key_file, entropy=self._entropy
         )
@@ -165,8 +174,12 @@ class AsyncThalovantClient(ClientEvents):
         self.session_id = self._plan.config.session_id
         self._composer = Composer(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
         self._listeners, self._engine = engine_for(  # the network, or transport= (thalovant.shell.seam)
-            transport, self._plan, self._ssl, identity, self._entropy, trace, (connect_timeout, send_timeout)
+            transport, self._plan, self._endpoint, identity, self._entropy, trace, (connect_timeout, send_timeout)
         )
+
+    def _endpoint(self) -> Endpoint:
+        """Where the client dials when it has no ``transport=``."""
+        return replace(endpoint_for(self._plan, self._ssl), proxy=self._proxies)
 
     def __repr__(self) -> str:
         state, site = self._engine.status.value, self.identity.site_id

@@ -23,7 +23,6 @@ a transport skips the identity's endpoint checks: the identity needs no endpoint
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
@@ -48,10 +47,10 @@ from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
 from thalovant.shell.bus_handlers import BusTransport, HandlerBook, WatchedListeners, is_bus_transport
 from thalovant.shell.bus_transport import BusBackend
 from thalovant.shell.client_doctor import DoctorClient
-from thalovant.shell.engine import ClientEngine, EngineBackend, endpoint_for
+from thalovant.shell.engine import ClientEngine, EngineBackend
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile
-from thalovant.shell.links.epoch import Timeouts
+from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.memory_link import LinkLevelTransport, MemoryBackend
 from thalovant.shell.recording import TraceSink
@@ -135,7 +134,7 @@ def planning_inputs(
 def engine_for(
     transport: object | None,
     plan: ClientPlan,
-    tls: Callable[[], ssl.SSLContext],
+    endpoint: Callable[[], Endpoint],
     identity: ThalovantIdentity,
     entropy: Any,
     trace: TraceSink | None,
@@ -146,7 +145,7 @@ def engine_for(
     Args:
         transport: the client's ``transport=`` (None: the network).
         plan: the client's plan.
-        tls: makes the TLS context (network only).
+        endpoint: where the client dials (called only without a transport).
         identity: the client's identity (its secrets are kept out of transport errors).
         entropy: the machine's random bytes.
         trace: the client's ``trace=``.
@@ -174,7 +173,7 @@ def engine_for(
         listeners, backend = WatchedListeners(book), BusBackend(book, timeouts=timeouts, secrets=secrets)
     engine = ClientEngine(
         config=plan.config,
-        endpoint=endpoint_for(plan, tls) if backend is None else None,
+        endpoint=endpoint() if backend is None else None,
         timeouts=timeouts,
         listeners=listeners,
         entropy=entropy,

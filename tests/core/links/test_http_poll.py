@@ -263,7 +263,7 @@ def test_unreachable_hub_is_retryable_link_down() -> None:
     m = machine()
     (reset,) = m.handle(Started(), now=0.0)
     outs = m.handle(RequestFailed(req_id=reset.req_id, kind="connect", detail="refused"), now=0.1)
-    assert outs == [LinkDown(reason="hub unreachable (connect)", retryable=True)]
+    assert outs == [LinkDown(reason="hub unreachable (connect): refused", retryable=True)]
 
 
 def test_poll_errors_back_off_with_jitter_then_link_down() -> None:

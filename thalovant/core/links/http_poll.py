@@ -70,6 +70,7 @@ from thalovant.core.links.base import (
     Started,
     StopRequested,
     percent_encode,
+    printable,
 )
 from thalovant.core.links.http_schedule import PollSchedule
 from thalovant.core.links.http_wire import (
@@ -254,9 +255,10 @@ class HttpPoll(LinkMachine[HttpState]):
 
     def _connect_answered(self, inp: ResponseReceived | RequestFailed, now: float) -> list[Output]:
         if isinstance(inp, RequestFailed):
-            if inp.kind == TLS_FAILED:
-                return self._go_down(f"TLS failed: {inp.detail}", retryable=False)
-            return self._go_down(f"hub unreachable ({inp.kind})", retryable=True)
+            detail = f": {printable(inp.detail, 200)}" if inp.detail else ""
+            if inp.kind == TLS_FAILED:  # not worth retrying: TLS verification failed, or a proxy refused
+                return self._go_down(f"could not connect{detail}", retryable=False)
+            return self._go_down(f"hub unreachable ({inp.kind}){detail}", retryable=True)
         body = parse_body(inp.body)
         err = error_text(body.unwrap()) if isinstance(body, Success) else None
         if inp.status == 200 and isinstance(body, Success) and err is None:

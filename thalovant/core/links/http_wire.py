@@ -59,7 +59,7 @@ class ResponseReceived(Input):
 
 #: ``RequestFailed.kind`` when the request never left (connect refused): no byte reached the hub.
 NOT_SENT = "not-sent"
-#: ``RequestFailed.kind`` when TLS verification failed: retrying cannot help.
+#: ``RequestFailed.kind`` when retrying cannot help: TLS verification failed, or a proxy refused the tunnel.
 TLS_FAILED = "tls"
 
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.core.machine import Input, Output
 
 __all__ = ["Endpoint", "LinkDriver", "LinkEpoch", "Timeouts"]
@@ -28,7 +29,10 @@ __all__ = ["Endpoint", "LinkDriver", "LinkEpoch", "Timeouts"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
-    """Where the transport connects (from the identity). Holds the broker password: no repr."""
+    """Where the transport connects (from the identity). Holds the broker password: no repr.
+
+    ``proxy`` is the WebSocket/HTTP links' proxy policy (None: the environment at each dial; MQTT never uses one).
+    """
 
     host: str
     port: int
@@ -36,6 +40,7 @@ class Endpoint:
     server_hostname: str | None = None
     mqtt_username: str | None = field(default=None, repr=False)
     mqtt_password: str | None = field(default=None, repr=False)
+    proxy: ProxyPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

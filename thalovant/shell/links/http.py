@@ -41,6 +41,7 @@ import anyio.abc
 import h11
 
 from thalovant.core.identity.protocols import DEFAULT_PORTS
+from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError, ThalovantTimeoutError
 from thalovant.shell.links import dial
 from thalovant.shell.tls import make_ssl_context
@@ -201,7 +202,8 @@ class _StaleConnection(Exception):
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection to one origin; requests run one at a time.
 
-    Use as ``async with HttpConnection(...) as conn:`` or call :meth:`aclose`.
+    Use as ``async with HttpConnection(...) as conn:`` or call :meth:`aclose`. ``proxy`` is the
+    default connector's proxy policy (None: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` at each dial).
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class HttpConnection:
         timeouts: HttpTimeouts | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         connector: Connector | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -222,6 +225,7 @@ class HttpConnection:
         self.max_body = max_body
         self._ssl_context = ssl_context
         self._connector = connector or self._dial
+        self._proxy = proxy  # for the default connector; None: the environment at each dial
         self._stream: anyio.abc.ByteStream | None = None
         self._h11: h11.Connection | None = None
         self._reused = False
@@ -245,10 +249,12 @@ class HttpConnection:
 
     async def _dial(self) -> anyio.abc.ByteStream:
         if not self.tls:
-            return await dial.open_stream(self.host, self.port)
+            return await dial.open_stream(self.host, self.port, proxy=self._proxy)
         if self._ssl_context is None:
             self._ssl_context = make_ssl_context()
-        return await dial.open_stream(self.host, self.port, tls=self._ssl_context, tls_standard_compatible=False)
+        return await dial.open_stream(
+            self.host, self.port, tls=self._ssl_context, tls_standard_compatible=False, proxy=self._proxy
+        )
 
     async def aclose(self) -> None:
         """Close the kept stream, if any. Safe to call twice."""

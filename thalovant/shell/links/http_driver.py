@@ -8,7 +8,8 @@ Theory of operation
 * Each ``StartRequest`` runs in its own task and reports
   ``ResponseReceived``, or ``RequestFailed`` with a kind the poll machine
   sorts: ``not_sent`` (no byte left), ``tls_failed`` (certificate
-  verification, not worth retrying), ``timeout`` or ``connect``.
+  verification, or a proxy that refused the tunnel or its credentials: not
+  worth retrying), ``timeout`` or ``connect``.
 * ``CancelRequest`` cancels that request's task; a cancelled request closes
   its connection, because a half-read response leaves it unusable.
 """
@@ -70,6 +71,7 @@ class HttpDriver:
                 tls=ep.tls is not None,
                 ssl_context=ep.tls,
                 timeouts=HttpTimeouts.uniform(self.epoch.timeouts.http_request),
+                proxy=ep.proxy,
             )
             if poll:
                 self.poll = conn
@@ -82,7 +84,7 @@ class HttpDriver:
         with scope:
             try:
                 resp = await conn.request(order.method, order.target, order.headers, order.body)
-            except HttpNotSentError as exc:  # not retryable here means TLS verification failed
+            except HttpNotSentError as exc:  # not retryable: TLS verification failed, or a proxy refused
                 kind = NOT_SENT if exc.retryable else TLS_FAILED
                 fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
             except TimeoutError as exc:

@@ -57,6 +57,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
+from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.errors import (
     ThalovantAuthenticationError,
     ThalovantConnectionError,
@@ -191,6 +192,7 @@ class WsConnection:
         timeout: float = 10.0,  # bounds DNS+TCP+TLS+upgrade as one typed ThalovantTimeoutError
         extra_headers: Sequence[tuple[str, str]] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        proxy: ProxyPolicy | None = None,
     ) -> WsConnection:
         """Open a TCP/TLS stream to ``host:port`` and upgrade it to a WebSocket.
 
@@ -204,6 +206,7 @@ class WsConnection:
             timeout: seconds for the whole connect and upgrade.
             extra_headers: additional request headers (e.g. ``User-Agent``).
             max_message_size: largest accepted message after reassembly.
+            proxy: the proxy policy for :func:`~thalovant.shell.links.dial.open_stream` (None: the environment).
 
         Returns:
             An open connection.
@@ -218,7 +221,7 @@ class WsConnection:
         stream: anyio.abc.ByteStream | None = None
         try:
             with _mapped_errors("connect"), anyio.fail_after(timeout):
-                stream = await dial.open_stream(host, port, tls=tls, tls_hostname=server_hostname or host)
+                stream = await dial.open_stream(host, port, tls=tls, tls_hostname=server_hostname or host, proxy=proxy)
                 ws = WSConnection(ConnectionType.CLIENT)
                 conn = cls(stream, ws, peer=peer, max_message_size=max_message_size)
                 headers = [(k.encode(), v.encode()) for k, v in extra_headers]

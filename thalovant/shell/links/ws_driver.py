@@ -7,7 +7,8 @@ Theory of operation
   complete message as ``WsMessage`` until the connection ends, which it
   reports as ``WsClosed``. A refused upgrade is ``WsRejected(status)`` (an
   authentication refusal keeps its 401 or 403); a failed dial is ``WsClosed(1006)``,
-  or ``WsClosed(1015)`` when TLS verification failed (not worth retrying).
+  or ``WsClosed(1015)`` when retrying cannot help (TLS verification failed, the
+  proxy refused the tunnel or the proxy credentials).
 * ``SendWs`` writes on the runtime's driver task, so frames leave in order,
   bounded by the send timeout; a failed or slow write aborts the stream and
   the reader reports the loss.
@@ -23,7 +24,12 @@ from typing import ClassVar
 import anyio
 
 from thalovant.core.client.connection_events import OpenWebSocket
-from thalovant.core.errors import ThalovantAuthenticationError, ThalovantConnectionError, ThalovantError
+from thalovant.core.errors import (
+    ThalovantAuthenticationError,
+    ThalovantConnectionError,
+    ThalovantError,
+    ThalovantProxyError,
+)
 from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
@@ -66,9 +72,13 @@ class WsDriver:
                 server_hostname=ep.server_hostname,
                 timeout=epoch.timeouts.connect,
                 extra_headers=order.headers,
+                proxy=ep.proxy,
             )
         except WsUpgradeRejected as exc:
             epoch.fact(WsRejected(status=getattr(exc, "status_code", 0)))
+            return
+        except ThalovantProxyError as exc:  # the proxy's refusal (even a 407) is not the hub's
+            epoch.fact(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
             return
         except ThalovantAuthenticationError as exc:  # 401 or 403: report the status the hub really sent
             epoch.fact(WsRejected(status=401 if "HTTP 401" in str(exc) else 403))
