@@ -277,14 +277,14 @@ class MqttConnection(PahoEngine):
         await self._shutdown("closed by the client", retryable=False, override=sent)
 
     async def abort(self) -> None:
-        """Drop the TCP connection without DISCONNECT (the broker publishes the will)."""
-        client = self._client
-        if client is not None and self._lost is None and self._sock is not None:
+        """Drop the TCP connection without DISCONNECT (the broker publishes the will). Never waits on the peer.
+
+        It is what leaving the ``async with`` block does, often from a cancelled task whose IO loops are
+        cancelled with it: nothing could read the broker's reaction, so nothing waits for one.
+        """
+        if self._client is not None and self._lost is None and self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            with anyio.move_on_after(_CLOSE_GRACE, shield=True):
-                while self._lost is None:
-                    await self._progress.wait()
         await self._shutdown("aborted by the client", retryable=False)
