@@ -6,7 +6,10 @@ Theory of operation
 * ``ConnectMqtt`` spawns the epoch's main task: it connects (reporting
   ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
   credentials and 3 otherwise), then reports every received message as
-  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``).
+  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``). Its
+  tasks report through ``epoch.deliver``, which waits while the machine's
+  inbox is full; the connection then stops reading the socket once
+  ``max_pending`` messages wait (TCP pushes back on the broker).
 * ``Subscribe`` and ``Publish`` go into a bounded queue that one worker task
   carries out in order, reporting ``MqttSubscribed`` (0x80 when refused),
   ``MqttPublished`` or ``MqttPublishFailed``. A publish that cannot be queued
@@ -92,19 +95,19 @@ class MqttDriver:
                     )
                 except ThalovantError as exc:
                     log.debug("mqtt connect failed: %s", exc)
-                    epoch.fact(mq.MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
+                    await epoch.deliver(mq.MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
                     return
                 self.mqtt = mqtt
-                epoch.fact(mq.MqttConnected(session_present=bool(present)))
+                await epoch.deliver(mq.MqttConnected(session_present=bool(present)))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._work, mqtt, receive)
                     try:
                         while True:
                             topic, payload, qos = await mqtt.receive()
-                            epoch.fact(mq.MqttMessage(topic=topic, payload=payload, qos=qos))
+                            await epoch.deliver(mq.MqttMessage(topic=topic, payload=payload, qos=qos))
                     except ThalovantError as exc:
                         log.debug("mqtt link lost: %s", exc)
-                        epoch.fact(mq.MqttDisconnected(rc=7))
+                        await epoch.deliver(mq.MqttDisconnected(rc=7))
                     tg.cancel_scope.cancel()
         finally:
             send.close()
@@ -123,18 +126,18 @@ class MqttDriver:
                 self.epoch.fact(mq.MqttPublishFailed(pub_id=order.pub_id, reason="publish queue unavailable"))
 
     async def _work(self, mqtt: MqttConnection, jobs: MemoryObjectReceiveStream[Output]) -> None:
-        fact = self.epoch.fact
+        fact = self.epoch.deliver
         async for job in jobs:
             if isinstance(job, mq.Subscribe):
                 try:
                     granted = await mqtt.subscribe(job.topic, job.qos)
                 except ThalovantError:
                     granted = 0x80
-                fact(mq.MqttSubscribed(granted_qos=granted))
+                await fact(mq.MqttSubscribed(granted_qos=granted))
             elif isinstance(job, mq.Publish):
                 try:
                     await mqtt.publish(job.topic, job.payload, job.qos, job.retain)
                 except ThalovantError as exc:
-                    fact(mq.MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
+                    await fact(mq.MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
                 else:
-                    fact(mq.MqttPublished(pub_id=job.pub_id))
+                    await fact(mq.MqttPublished(pub_id=job.pub_id))
