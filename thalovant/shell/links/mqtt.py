@@ -18,6 +18,8 @@ this module holds the operations built on it:
   so a dead link fails all waiters promptly with ``ThalovantConnectionError``.
 * Backpressure: when ``max_pending`` received messages are waiting, the reader
   stops reading the socket until ``receive`` drains some.
+* Size limit: a packet announcing more than ``max_packet_size`` bytes (8 MiB by
+  default) is refused before its body is read (``MqttPacketTooLarge``).
 
 The broker password lives only inside paho; it never appears in ``repr`` or in
 an error message. Errors from paho, ssl or the OS become
@@ -42,9 +44,9 @@ from thalovant.errors import (
     ThalovantError,
     ThalovantTimeoutError,
 )
-from thalovant.shell.links.mqtt_engine import PahoEngine, Will
+from thalovant.shell.links.mqtt_engine import MqttPacketTooLarge, PahoEngine, Will
 
-__all__ = ["MqttConnection", "Will"]
+__all__ = ["MqttConnection", "MqttPacketTooLarge", "Will"]
 
 _CLOSE_GRACE = 2.0
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})  # v3.1.1 codes 4/5 as paho maps them (0x86/0x87)
@@ -71,6 +73,8 @@ class MqttConnection(PahoEngine):
     Args:
         ack_timeout: seconds to wait for a SUBACK or a PUBACK.
         max_pending: received messages buffered before reading pauses.
+        max_packet_size: largest packet accepted; a larger one is refused before its body is read and
+            the connection is lost with :class:`~thalovant.shell.links.mqtt_engine.MqttPacketTooLarge`.
         thread_guard: raise if an anyio primitive is touched off the loop thread.
     """
 
@@ -254,6 +258,7 @@ class MqttConnection(PahoEngine):
 
         Raises:
             ThalovantConnectionError: the connection is lost or closed.
+            MqttPacketTooLarge: it was lost because the broker sent a packet over ``max_packet_size``.
         """
         while not self._inbound:
             self._require_client()
