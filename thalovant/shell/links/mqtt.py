@@ -46,11 +46,18 @@ from thalovant.errors import (
 )
 from thalovant.shell.links.mqtt_engine import MqttPacketTooLarge, PahoEngine, Will
 
-__all__ = ["MqttConnection", "MqttPacketTooLarge", "Will"]
+__all__ = ["MqttConnection", "MqttPacketTooLarge", "MqttTlsVerificationError", "Will"]
 
 _CLOSE_GRACE = 2.0
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})  # v3.1.1 codes 4/5 as paho maps them (0x86/0x87)
 _RETRYABLE_REFUSALS = frozenset({3, 136, 137, 151, 159})  # server unavailable / busy / quota / rate
+
+
+class MqttTlsVerificationError(ThalovantConnectionError):
+    """The broker's TLS certificate did not verify (untrusted, self-signed, wrong name): retrying cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class MqttConnection(PahoEngine):
@@ -142,6 +149,7 @@ class MqttConnection(PahoEngine):
 
         Raises:
             ThalovantAuthenticationError: bad user name or password, or not authorised.
+            MqttTlsVerificationError: the broker's certificate did not verify (not retryable).
             ThalovantTimeoutError: no connection or no CONNACK within ``timeout``.
             ThalovantConnectionError: anything else.
         """
@@ -158,6 +166,11 @@ class MqttConnection(PahoEngine):
             await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
         except ThalovantError:
             raise
+        except ssl.SSLCertVerificationError as exc:
+            raise MqttTlsVerificationError(
+                f"MQTT TLS handshake with {self._peer} failed: certificate verification failed "
+                f"({exc.verify_message}); pass ca_file= with the broker's CA"
+            ) from None
         except ssl.SSLError as exc:
             raise ThalovantConnectionError(f"MQTT TLS handshake with {self._peer} failed ({exc.reason})") from None
         except TimeoutError:

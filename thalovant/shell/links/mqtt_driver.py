@@ -5,7 +5,8 @@ Theory of operation
 * ``SetWill`` is kept for the connect that follows it.
 * ``ConnectMqtt`` spawns the epoch's main task: it connects (reporting
   ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
-  credentials and 3 otherwise), then reports every received message as
+  credentials, 8 (paho's ``MQTT_ERR_TLS``, final) when the broker's
+  certificate did not verify, and 3 otherwise), then reports every received message as
   ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``). Its
   tasks report through ``epoch.deliver``, which waits while the machine's
   inbox is full; the connection then stops reading the socket once
@@ -28,17 +29,26 @@ from typing import ClassVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from thalovant.core.errors import ThalovantError
+from thalovant.core.errors import ThalovantAuthenticationError, ThalovantError
 from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
-from thalovant.shell.links.mqtt import MqttConnection
+from thalovant.shell.links.mqtt import MqttConnection, MqttTlsVerificationError
 
 __all__ = ["MqttDriver"]
 
 log = logging.getLogger("thalovant")
 
 _JOB_QUEUE = 256
+#: paho's ``MQTT_ERR_TLS``: the rc reported when the broker's certificate did not verify (final, names TLS).
+TLS_FAILED_RC = 8
+
+
+def _connect_failure_rc(exc: ThalovantError) -> int:
+    """The rc a failed connect is reported with: 5 refused credentials, 8 TLS verification, else 3 (retried)."""
+    if isinstance(exc, MqttTlsVerificationError):
+        return TLS_FAILED_RC
+    return 5 if isinstance(exc, ThalovantAuthenticationError) else 3
 
 
 class MqttDriver:
@@ -95,7 +105,7 @@ class MqttDriver:
                     )
                 except ThalovantError as exc:
                     log.debug("mqtt connect failed: %s", exc)
-                    await epoch.deliver(mq.MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
+                    await epoch.deliver(mq.MqttDisconnected(rc=_connect_failure_rc(exc)))
                     return
                 self.mqtt = mqtt
                 await epoch.deliver(mq.MqttConnected(session_present=bool(present)))
