@@ -10,6 +10,7 @@ now dropped at once.
 from __future__ import annotations
 
 import anyio
+import anyio.to_thread
 import pytest
 
 import thalovant
@@ -59,3 +60,19 @@ async def test_connect_raises_at_its_timeout(peer: str) -> None:
         await client.close()
     assert TIMEOUT <= elapsed < TIMEOUT + SLACK, f"{peer}: raised after {elapsed:.3f} s"
     assert f"within {TIMEOUT:g} s" in str(caught.value)
+
+
+def test_the_blocking_client_raises_at_its_timeout_too() -> None:
+    async def scenario() -> float:
+        async with loopback_server(upgrade_then_silent) as port:
+            identity = identity_for("wss", port, password="a-throwaway-password", access_key=THROWAWAY_ACCESS_KEY)
+            client = thalovant.ThalovantClient(identity, protocol="wss", connect_timeout=TIMEOUT, noise_key_file=False)
+            started = anyio.current_time()
+            with pytest.raises(thalovant.ThalovantTimeoutError):
+                await anyio.to_thread.run_sync(client.connect)
+            elapsed = anyio.current_time() - started
+            await anyio.to_thread.run_sync(client.close)
+            return elapsed
+
+    elapsed = anyio.run(scenario)
+    assert TIMEOUT <= elapsed < TIMEOUT + SLACK, f"raised after {elapsed:.3f} s"
