@@ -81,6 +81,17 @@ async def test_a_slow_consumer_loses_the_oldest_events_and_counts_them() -> None
     assert await drain(slow) == ["n3", "n4"]
 
 
+async def test_an_overflowing_listener_warns_once_and_counts_every_drop(caplog: pytest.LogCaptureFixture) -> None:
+    registry = ListenerRegistry()
+    slow = listener(registry, "speak", buffer=10)
+    with caplog.at_level(logging.WARNING, logger="thalovant"):
+        for n in range(5000):
+            registry.publish(speak(f"n{n}"))
+    assert (slow.dropped, slow.buffered) == (4990, 10)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "oldest events are dropped" in caplog.text
+
+
 async def test_timeout_ends_the_iteration_quietly() -> None:
     registry = ListenerRegistry()
     quiet = listener(registry, "speak", timeout=0.05)

@@ -12,7 +12,6 @@ exception into a failed check (:mod:`thalovant.shell.doctor`); here only the ans
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 from typing import Any, Literal, Protocol
@@ -20,6 +19,7 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.abc
 
+from thalovant.core import jsontree
 from thalovant.core.doctor import CheckStatus, ProbeOutcome, ProbeParams, scrub_text
 from thalovant.core.errors import ThalovantError
 from thalovant.core.links.base import percent_encode
@@ -139,8 +139,8 @@ async def _mqtt(d: Dialer, p: ProbeParams) -> ProbeOutcome:
 def judge_connect(status: int, body: bytes, what: str) -> ProbeOutcome:
     """Judge the hub's answer to ``POST /connect``: 200 with a JSON body and no error admits the client."""
     try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        data: Any = jsontree.loads(body.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, or nested too deep (jsontree.JsonTooDeep)
         data = None
     error = data.get("error") if isinstance(data, dict) else None
     if status == 200 and isinstance(data, dict) and error is None:

@@ -204,14 +204,20 @@ class ClientEngine:
         return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=self.gave_up, detail=self.detail)
 
     async def stop(self, reason: str) -> None:
-        """Close the link (politely where the transport allows) and end every wait with ``reason``. Idempotent."""
+        """Close the link and end every wait with ``reason``. Idempotent.
+
+        A ready session is closed politely (the transport's goodbye), for at most :data:`CLOSE_GRACE`
+        seconds whatever the hub does, the wait for room in the inbox included. A link that never became
+        ready (still connecting, or reconnecting) is dropped at once: there is no session to say goodbye
+        to, and ``connect()`` closes that way when it fails, so it raises at its own timeout.
+        """
         runtime, stack = self.runtime, self._stack
         if runtime is None or stack is None:
             return
         self.runtime = self._stack = None
-        with anyio.CancelScope(shield=True):
-            if await runtime.post(cx.Disconnect()):
-                with anyio.move_on_after(CLOSE_GRACE):
+        if self.status is cx.ConnectionState.READY:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
+                if await runtime.post(cx.Disconnect()):
                     await runtime.done.wait()
         runtime.stop()
         assert self.task_group is not None

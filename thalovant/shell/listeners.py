@@ -6,9 +6,11 @@ accepts it. Listeners live in the client, not in a link, so they survive
 reconnects by construction: a new link simply delivers into the same
 listeners.
 
-A listener buffers up to ``buffer`` events; when a consumer is slower than
-the hub, the oldest buffered events are dropped and counted (``dropped``),
-and a warning is logged once per burst. Nothing blocks the connection.
+Overflow policy. A listener buffers up to ``buffer`` events; when its
+consumer is slower than the hub, the oldest buffered event is dropped for each
+new one and counted (``dropped``); the first drop logs one warning per
+listener, later ones are only counted. Nothing blocks the connection, and an
+event no listener accepts is not kept anywhere.
 """
 
 from __future__ import annotations
@@ -58,10 +60,16 @@ class Listener:
     def __repr__(self) -> str:
         return f"<Listener types={self.filter.types!r} buffered={len(self._buffer)} dropped={self.dropped}>"
 
+    @property
+    def buffered(self) -> int:
+        """How many accepted events wait unread (at most ``buffer``)."""
+        return len(self._buffer)
+
     def offer(self, event: ThalovantEvent) -> None:
         """Buffer ``event`` if the filter and the predicate accept it (a predicate that raises rejects it).
 
-        When the buffer is full the oldest buffered event is dropped and counted in ``dropped``.
+        When the buffer is full the oldest buffered event is dropped and counted in ``dropped`` (the first
+        drop logs a warning; later ones are only counted).
         """
         if self._closed or not self.filter.accepts(event):
             return
@@ -75,8 +83,11 @@ class Listener:
         if len(self._buffer) >= self._limit:
             self._buffer.popleft()
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("listener %r is too slow: %d event(s) dropped", self.filter.types, self.dropped)
+            if self.dropped == 1:
+                log.warning(
+                    "listener %r is slower than the hub: its oldest events are dropped (counted in .dropped)",
+                    self.filter.types,
+                )
         self._buffer.append(event)
         self._wake.set()
 

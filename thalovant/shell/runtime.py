@@ -16,14 +16,22 @@ task group and the link epochs. Its own work is dispatch:
 * ``Note`` is logged; everything else (events, send results, ask results,
   status) is handed to the :data:`Outcomes` sink given by the client.
 
-Back-pressure: a fact that finds the inbox full waits for room in a task of
-its own (anyio keeps the order). No retry, timing or protocol decision is
-made here: those live in the core.
+Back-pressure. The driver's inbox is bounded (:class:`~thalovant.shell.driver.Driver`'s
+``inbox_size``). What a link *reads* from the hub enters through
+:meth:`ConnectionRuntime.deliver`, which waits for room: a reader that finds the
+inbox full stops reading its socket, the kernel's buffers fill and TCP pushes
+back on the hub, so a flooding hub costs no memory here. The few facts a driver
+reports from the runtime's own task (the end of an order it carried out, at most
+one per order) must not wait, since that task is the one that empties the inbox:
+:meth:`ConnectionRuntime.fact` queues them, in order, behind a full inbox in a
+backlog that one task drains; the backlog is bounded by the orders the machine
+gave. No retry, timing or protocol decision is made here: those live in the core.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,6 +93,9 @@ class _Epoch:
     def fact(self, fact: Input) -> None:
         self._runtime.fact(cx.LinkFact(epoch=self.number, fact=fact))
 
+    async def deliver(self, fact: Input) -> None:
+        await self._runtime.deliver(cx.LinkFact(epoch=self.number, fact=fact))
+
     def drop(self) -> None:
         self.dropped = True
         for scope in list(self.scopes):
@@ -123,6 +134,7 @@ class ConnectionRuntime:
         )
         self._tg: anyio.abc.TaskGroup | None = None
         self._epochs: dict[int, _Epoch] = {}
+        self._backlog: deque[cx.LinkFact] = deque()
         self.done = anyio.Event()
 
     def __repr__(self) -> str:
@@ -153,12 +165,33 @@ class ConnectionRuntime:
         return self.driver.post_nowait(inp)
 
     def fact(self, item: cx.LinkFact) -> None:
-        """Post a transport fact; dropped silently when the driver already stopped."""
-        try:
-            self.driver.post_nowait(item)
-        except anyio.WouldBlock:
-            if self._tg is not None:  # a full inbox: wait for room in a task of its own, order kept by anyio
-                self._tg.start_soon(self.driver.post, item)
+        """Post a transport fact without waiting (behind a full inbox it joins the backlog, in order).
+
+        For facts reported on the runtime's own task; dropped when the driver already stopped.
+        """
+        if not self._backlog:
+            try:
+                self.driver.post_nowait(item)
+                return
+            except anyio.WouldBlock:
+                pass
+        if self._tg is None:
+            return
+        self._backlog.append(item)
+        if len(self._backlog) == 1:
+            self._tg.start_soon(self._drain)
+
+    async def deliver(self, item: cx.LinkFact) -> None:
+        """Post a transport fact a link read, waiting while the inbox is full (the back-pressure)."""
+        await self.driver.post(item)
+
+    async def _drain(self) -> None:
+        """Post the backlog in order; one task at a time (started by :meth:`fact` on the first item)."""
+        while self._backlog:
+            if not await self.driver.post(self._backlog[0]):
+                self._backlog.clear()  # the driver stopped: nothing will read them
+                return
+            self._backlog.popleft()
 
     # ---- dispatching orders ---------------------------------------------------------------------
 

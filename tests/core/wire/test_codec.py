@@ -104,7 +104,8 @@ def test_bus_builder_fills_context_and_keeps_caller_values() -> None:
         ('{"msg_type": "bus", "payload": {}, "route": [1]}', "bad-envelope"),
         ('{"msg_type": "bus", "payload": {}, "node": 3}', "bad-envelope"),
         ('{"msg_type": "bus", "payload": {"x": NaN}}', "bad-json"),
-        ("[" * 100000, "bad-json"),
+        ("[" * 100000, "too-deep"),
+        ('{"msg_type": "bus", "payload": {"data": ' + "[" * 127 + "]" * 127 + "}}", "too-deep"),
     ],
 )
 def test_garbage_gives_typed_failures(raw: str | bytes, code: str) -> None:

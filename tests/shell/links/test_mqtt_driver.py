@@ -63,6 +63,9 @@ class StubEpoch:
         self.facts.append(fact)
         self._wake.set()
 
+    async def deliver(self, fact: Input) -> None:
+        self.fact(fact)
+
     async def first(self, kind: type, **fields: Any) -> Any:
         """The first fact of type ``kind`` with these field values (bounded wait)."""
         with anyio.fail_after(WAIT):

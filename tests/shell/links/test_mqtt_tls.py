@@ -15,10 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+import thalovant
 from tests.shell.links.test_mqtt import ALICE_PW, BOB_PW, Broker, cid, start_broker
 from tests.shell.links.test_ws_tls import make_cert
 from thalovant.errors import ThalovantConnectionError
-from thalovant.shell.links.mqtt import MqttConnection
+from thalovant.shell.links.mqtt import MqttConnection, MqttTlsVerificationError
+from thalovant.testing import THROWAWAY_ACCESS_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +61,7 @@ async def test_tls_round_trip_with_large_payloads(tls_broker: tuple[Broker, Path
 async def test_tls_with_untrusted_certificate_fails_typed(tls_broker: tuple[Broker, Path]) -> None:
     broker, _ = tls_broker
     async with MqttConnection() as mqtt:
-        with anyio.fail_after(10), pytest.raises(ThalovantConnectionError, match="TLS") as info:
+        with anyio.fail_after(10), pytest.raises(MqttTlsVerificationError, match="TLS") as info:
             await mqtt.connect(
                 "127.0.0.1",
                 broker.port,
@@ -69,6 +71,36 @@ async def test_tls_with_untrusted_certificate_fails_typed(tls_broker: tuple[Brok
                 tls=ssl.create_default_context(),
             )
         assert ALICE_PW not in str(info.value)
+        assert not info.value.retryable and "certificate verification failed" in str(info.value)
+
+
+async def test_a_client_to_a_self_signed_broker_fails_at_once_naming_tls(tls_broker: tuple[Broker, Path]) -> None:
+    """Like wss and https: a certificate that does not verify is final, not retried as "server unavailable"."""
+    broker, _ = tls_broker
+    identity = {
+        "access_key": THROWAWAY_ACCESS_KEY,
+        "password": "a-throwaway-password",
+        "default_master": "http://127.0.0.1",
+        "site_id": "den",
+        "mqtt": {
+            "endpoint": f"mqtts://127.0.0.1:{broker.port}",
+            "username": "alice",
+            "password": ALICE_PW,
+            "tls": True,
+            "topic_prefix": "test",
+        },
+        "protocols": {"mqtt": True},
+    }
+    client = thalovant.AsyncThalovantClient(identity, protocol="mqtt", connect_timeout=10, noise_key_file=False)
+    started = anyio.current_time()
+    with anyio.fail_after(15), pytest.raises(ThalovantConnectionError) as info:
+        await client.connect()
+    elapsed = anyio.current_time() - started
+    await client.close()
+    assert type(info.value) is ThalovantConnectionError and not info.value.retryable
+    assert "TLS certificate verification failed" in str(info.value), str(info.value)
+    assert elapsed < 3, f"gave up after {elapsed:.2f} s: it was retried"
+    assert ALICE_PW not in str(info.value)
 
 
 async def test_tls_burst_of_small_messages_is_fully_delivered(tls_broker: tuple[Broker, Path]) -> None:

@@ -1,10 +1,12 @@
-"""Bus values made safe to show: secret-looking keys masked, nesting cut at a fixed depth."""
+"""Bus values made safe to show: secret-looking keys masked, nesting cut at a fixed depth (no recursion)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from thalovant.core.jsontree import DESCEND, copy_tree
 
 __all__ = ["bounded_json", "redact"]
 
@@ -13,30 +15,49 @@ _REDACTED = "***"
 _MAX_REDACT_DEPTH = 40
 
 
+def _mask(key: Any) -> tuple[Any, Any]:
+    return key, _REDACTED if isinstance(key, str) and _SECRET_KEY.search(key) else DESCEND
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def redact(value: Any, _depth: int = 0) -> Any:
-    """A copy of a JSON value with the values of secret-looking keys replaced by ``"***"``.
+    """A copy of a JSON value with the values of secret-looking keys replaced by ``"***"`` (no recursion).
+
+    Nesting deeper than 40 levels is cut (``"***"``); ``_depth`` is where ``value`` already sits.
 
     >>> redact({"auth": {"token": "abc"}, "x": 1})
     {'auth': {'token': '***'}, 'x': 1}
     """
-    if _depth > _MAX_REDACT_DEPTH:
-        return _REDACTED
-    if isinstance(value, Mapping):
-        return {
-            k: (_REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v, _depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v, _depth + 1) for v in value]
-    return value
+    return copy_tree(
+        value,
+        _as_is,
+        entry=_mask,
+        maps=(Mapping,),
+        seqs=(list, tuple),
+        max_depth=_MAX_REDACT_DEPTH - _depth,
+        cut=_REDACTED,
+    )
+
+
+def _str_key(key: Any) -> tuple[Any, Any]:
+    return str(key), DESCEND
+
+
+def _jsonable(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else repr(value)
 
 
 def bounded_json(value: Any, depth: int) -> Any:
-    """A JSON-dumpable copy: string keys, nesting cut at ``_MAX_REDACT_DEPTH``."""
-    if depth > _MAX_REDACT_DEPTH:
-        return "..."
-    if isinstance(value, Mapping):
-        return {str(k): bounded_json(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [bounded_json(v, depth + 1) for v in value]
-    return value if value is None or isinstance(value, bool | int | float | str) else repr(value)
+    """A JSON-dumpable copy: string keys, nesting cut at ``_MAX_REDACT_DEPTH`` (``value`` sits at ``depth``)."""
+    return copy_tree(
+        value,
+        _jsonable,
+        entry=_str_key,
+        maps=(Mapping,),
+        seqs=(list, tuple),
+        max_depth=_MAX_REDACT_DEPTH - depth,
+        cut="...",
+    )

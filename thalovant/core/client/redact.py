@@ -1,13 +1,15 @@
 """Keeping the access key out of what the hub sends back.
 
 MQTT on hub 4.x uses the access key as the user agent, so peer ids in the contexts the hub sends
-carry it. The connection scrubs every delivered bus message before anything reaches users or logs.
+carry it. The connection scrubs every delivered bus message before anything reaches users or logs,
+with an explicit stack, so no nesting a hub sends can overflow Python's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from thalovant.core.jsontree import copy_tree
 from thalovant.core.wire.message import BusMessage
 
 __all__ = ["scrub", "scrub_message"]
@@ -16,18 +18,16 @@ SHOWN_AS = "<access-key>"
 
 
 def scrub(value: Any, secret: str) -> Any:
-    """``value`` with every occurrence of ``secret`` in strings replaced by ``<access-key>``.
+    """``value`` with every occurrence of ``secret`` in strings replaced by ``<access-key>`` (no recursion).
 
     >>> scrub({"peer": "k3y::1", "n": [1, "k3y"]}, "k3y")
     {'peer': '<access-key>::1', 'n': [1, '<access-key>']}
     """
-    if isinstance(value, str):
-        return value.replace(secret, SHOWN_AS) if secret in value else value
-    if isinstance(value, dict):
-        return {k: scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, secret) for v in value]
-    return value
+
+    def leaf(item: Any) -> Any:
+        return item.replace(secret, SHOWN_AS) if isinstance(item, str) and secret in item else item
+
+    return copy_tree(value, leaf)
 
 
 def scrub_message(bus: BusMessage, secret: str) -> BusMessage:

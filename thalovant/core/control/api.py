@@ -36,6 +36,7 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from thalovant.core.errors import LocalProtocolError
+from thalovant.core.jsontree import DESCEND, DROP, JsonTooDeep, copy_tree, loads
 from thalovant.core.machine import Entropy
 
 #: Bytes of entropy behind ``apiKey`` and ``password``: 16 bytes -> 32 lowercase hex characters,
@@ -256,8 +257,16 @@ def build_create_client_request(body: Mapping[str, Any], idempotency_key: str) -
 def parse_object(body: bytes, *, status_code: int) -> Result[dict[str, Any], ApiProblem]:
     """A 2xx body as a JSON object, or a problem saying it was not one."""
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = loads(body.decode("utf-8"))
+    except JsonTooDeep as exc:
+        return Failure(
+            ApiProblem(
+                message=f"Thalovant API answered HTTP {status_code} with {exc} ({len(body)} bytes)",
+                status_code=status_code,
+                code="invalid_response",
+            )
+        )
+    except ValueError:  # UnicodeDecodeError included
         return Failure(
             ApiProblem(
                 message=f"Thalovant API answered HTTP {status_code} with a body that is not JSON ({len(body)} bytes)",
@@ -313,8 +322,8 @@ def _validation_summary(items: list[Any]) -> str | None:
 
 def _detail_and_code(body: bytes) -> tuple[str | None, str | None]:
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = loads(body.decode("utf-8"))
+    except ValueError:  # not JSON, not UTF-8, or nested too deep (JsonTooDeep)
         return None, None
     if not isinstance(value, dict):
         return None, None
@@ -417,15 +426,18 @@ def is_secret_key(key: str) -> bool:
     return key.lower().replace("_", "").replace("-", "") in _SECRET_KEYS
 
 
+def _drop_secret_key(key: Any) -> tuple[Any, Any]:
+    return str(key), DROP if is_secret_key(str(key)) else DESCEND
+
+
 def redact(value: Any, secrets: Sequence[str] = ()) -> Any:
     """A deep copy of ``value`` without secret-named keys, known secret values or URL credentials.
 
-    Secret *references* (``apiKeyRef: {name, key}``) are kept: their key names differ.
+    Secret *references* (``apiKeyRef: {name, key}``) are kept: their key names differ. No recursion,
+    so no nesting can overflow Python's stack.
     """
-    if isinstance(value, Mapping):
-        return {str(k): redact(v, secrets) for k, v in value.items() if not is_secret_key(str(k))}
-    if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    return value
+
+    def leaf(item: Any) -> Any:
+        return scrub(item, secrets) if isinstance(item, str) else item
+
+    return copy_tree(value, leaf, entry=_drop_secret_key, maps=(Mapping,), seqs=(list, tuple))

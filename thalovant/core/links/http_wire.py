@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from returns.result import Failure, Result, Success
 
+from thalovant.core import jsontree
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import form_encode, printable
 from thalovant.core.machine import Input, Output
@@ -155,8 +155,10 @@ class HttpPollConfig:
 def parse_body(body: bytes) -> Result[dict[str, Any], HttpProblem]:
     """Parse a hub JSON answer; anything but a JSON object is a problem."""
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        value = jsontree.loads(body.decode("utf-8"))
+    except jsontree.JsonTooDeep as exc:
+        return Failure(HttpProblem("too-deep", str(exc)))
+    except ValueError as exc:  # UnicodeDecodeError included
         return Failure(HttpProblem("bad-json", type(exc).__name__))
     if not isinstance(value, dict):
         return Failure(HttpProblem("not-an-object", type(value).__name__))

@@ -346,6 +346,7 @@ _AUTH_RC = {4: "bad user name or password", 5: "not authorized", 134: "bad user 
 _AUTH_RC |= {135: "not authorized"}
 _FATAL_RC = {1: "unacceptable protocol version", 2: "client id rejected", 132: "unsupported protocol version"}
 _FATAL_RC |= {133: "client id not valid", 140: "bad authentication method"}
+_FATAL_RC |= {8: "TLS certificate verification failed; pass ca_file= with the broker's CA"}  # paho MQTT_ERR_TLS
 _RETRY_RC = {3: "server unavailable", 136: "server unavailable", 137: "server busy", 7: "connection lost"}
 _RETRY_RC |= {142: "session taken over (another client with this id, harness P16)", 139: "server shutting down"}
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
+from thalovant.core import jsontree
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.wire.frame import FrameProblem
 from thalovant.core.wire.message import HiveMessage, MsgType
@@ -46,6 +47,9 @@ _BY_CODE: dict[int, MsgType] = {t.code: t for t in MsgType if t.code is not None
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes:
@@ -130,8 +134,10 @@ def _inflate(data: bytes) -> Result[bytes, FrameProblem]:
 
 def _json_object(data: bytes, what: str) -> Result[dict[str, Any], FrameProblem]:
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        value = jsontree.loads(data.decode("utf-8"), decoder=_DECODER)
+    except jsontree.JsonTooDeep as exc:
+        return Failure(FrameProblem("too-deep", f"{what}: {exc}"))
+    except ValueError:  # UnicodeDecodeError included
         return Failure(FrameProblem("bad-bitstring", f"{what} is not UTF-8 JSON"))
     if not isinstance(value, dict):
         return Failure(FrameProblem("bad-bitstring", f"{what} is not a JSON object"))

@@ -6,7 +6,8 @@ Theory of operation
 reference implementation writes them, with ``json.dumps(ensure_ascii=False)``
 default separators, so the output reproduces the spec's vectors byte for
 byte. ``decode_json`` is total: any text or bytes either becomes a
-``HiveMessage`` or a ``FrameProblem`` value; nothing raises. It is tolerant
+``HiveMessage`` or a ``FrameProblem`` value; nothing raises (a value nested
+deeper than :data:`~thalovant.core.jsontree.MAX_JSON_DEPTH` is a problem too). It is tolerant
 about formatting and about the optional keys (``target_peers``, missing
 ``metadata``), and strict about types (a payload is always an object in
 JSON; BINARY never travels as JSON).
@@ -22,6 +23,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
+from thalovant.core import jsontree
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.wire.frame import FrameProblem
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
@@ -51,7 +53,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def parse_json_object(raw: str | bytes) -> Result[dict[str, Any], FrameProblem]:
-    """Parse one JSON object from text or UTF-8 bytes; anything else is a ``bad-json`` problem."""
+    """Parse one JSON object from text or UTF-8 bytes; anything else is a ``bad-json`` problem.
+
+    A value nested deeper than :data:`~thalovant.core.jsontree.MAX_JSON_DEPTH` is a ``too-deep`` problem.
+    """
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
             text = bytes(raw).decode("utf-8")
@@ -60,8 +65,10 @@ def parse_json_object(raw: str | bytes) -> Result[dict[str, Any], FrameProblem]:
     else:
         text = raw
     try:
-        value = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
+        value = jsontree.loads(text, decoder=_DECODER)
+    except jsontree.JsonTooDeep as exc:
+        return Failure(FrameProblem("too-deep", str(exc)))
+    except ValueError as exc:
         return Failure(FrameProblem("bad-json", f"not JSON: {type(exc).__name__}"))
     if not isinstance(value, dict):
         return Failure(FrameProblem("bad-json", f"top level is {type(value).__name__}, not an object"))

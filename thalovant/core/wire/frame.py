@@ -11,5 +11,5 @@ Frame = str | bytes  # a text frame or a binary frame, as the link carries it
 class FrameProblem:
     """Why an inbound frame could not be opened or parsed. Never holds secrets."""
 
-    code: str  # e.g. "bad-json", "bad-key", "auth-failed", "bad-bitstring", "downgrade"
+    code: str  # e.g. "bad-json", "too-deep", "bad-key", "auth-failed", "bad-bitstring", "downgrade"
     detail: str = ""

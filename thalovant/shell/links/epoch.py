@@ -10,8 +10,13 @@ or of clients:
 
 * ``spawn(fn, *args)`` runs ``fn`` in a task that is cancelled when the epoch
   is dropped (a task spawned after the drop never starts);
-* ``fact(inp)`` hands one transport fact to the machine, tagged with the
-  epoch; it never blocks and never raises.
+* ``deliver(inp)`` hands one transport fact to the machine, tagged with the
+  epoch, and waits while the machine's inbox is full: reader tasks report
+  what they read with it, so a hub that sends faster than the machine handles
+  is pushed back by TCP (the reader stops reading);
+* ``fact(inp)`` does the same without waiting, for facts reported on the
+  runtime's own task (``execute``), which must never wait for the inbox it
+  empties; it never raises.
 """
 
 from __future__ import annotations
@@ -66,7 +71,10 @@ class LinkEpoch(Protocol):
         """Run ``fn(*args)`` in a task of this epoch (cancelled when the epoch is dropped)."""
 
     def fact(self, fact: Input) -> None:
-        """Report a transport fact of this epoch to the machine (dropped once the runtime stopped)."""
+        """Report a transport fact of this epoch without waiting (dropped once the runtime stopped)."""
+
+    async def deliver(self, fact: Input) -> None:
+        """Report a transport fact of this epoch, waiting while the machine's inbox is full."""
 
 
 class LinkDriver(Protocol):

@@ -5,11 +5,11 @@ Theory of operation
 * Polls (``GET``) and sends never share a connection: each kind has its own
   keep-alive :class:`HttpConnection`, opened on first use, so a long poll
   never holds a send back.
-* Each ``StartRequest`` runs in its own task and reports
-  ``ResponseReceived``, or ``RequestFailed`` with a kind the poll machine
-  sorts: ``not_sent`` (no byte left), ``tls_failed`` (certificate
-  verification, or a proxy that refused the tunnel or its credentials: not
-  worth retrying), ``timeout`` or ``connect``.
+* Each ``StartRequest`` runs in its own task and reports (waiting for room
+  in the machine's inbox) ``ResponseReceived``, or ``RequestFailed`` with a
+  kind the poll machine sorts: ``not_sent`` (no byte left), ``tls_failed``
+  (certificate verification, or a proxy that refused the tunnel or its
+  credentials: not worth retrying), ``timeout`` or ``connect``.
 * ``CancelRequest`` cancels that request's task; a cancelled request closes
   its connection, because a half-read response leaves it unusable.
 """
@@ -80,20 +80,20 @@ class HttpDriver:
         return conn
 
     async def _request(self, conn: HttpConnection, order: StartRequest, scope: anyio.CancelScope) -> None:
-        fact = self.epoch.fact
+        fact = self.epoch.deliver
         with scope:
             try:
                 resp = await conn.request(order.method, order.target, order.headers, order.body)
             except HttpNotSentError as exc:  # not retryable: TLS verification failed, or a proxy refused
                 kind = NOT_SENT if exc.retryable else TLS_FAILED
-                fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
+                await fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
             except TimeoutError as exc:
-                fact(RequestFailed(req_id=order.req_id, kind="timeout", detail=str(exc)))
+                await fact(RequestFailed(req_id=order.req_id, kind="timeout", detail=str(exc)))
             except ThalovantError as exc:
-                fact(RequestFailed(req_id=order.req_id, kind="connect", detail=str(exc)))
+                await fact(RequestFailed(req_id=order.req_id, kind="connect", detail=str(exc)))
             else:
                 headers = tuple((k, v) for k, v in resp.headers)
-                fact(ResponseReceived(req_id=order.req_id, status=resp.status, headers=headers, body=resp.body))
+                await fact(ResponseReceived(req_id=order.req_id, status=resp.status, headers=headers, body=resp.body))
             finally:
                 self.requests.pop(order.req_id, None)
         if scope.cancelled_caught:

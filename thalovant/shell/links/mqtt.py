@@ -18,6 +18,8 @@ this module holds the operations built on it:
   so a dead link fails all waiters promptly with ``ThalovantConnectionError``.
 * Backpressure: when ``max_pending`` received messages are waiting, the reader
   stops reading the socket until ``receive`` drains some.
+* Size limit: a packet announcing more than ``max_packet_size`` bytes (8 MiB by
+  default) is refused before its body is read (``MqttPacketTooLarge``).
 
 The broker password lives only inside paho; it never appears in ``repr`` or in
 an error message. Errors from paho, ssl or the OS become
@@ -42,13 +44,20 @@ from thalovant.errors import (
     ThalovantError,
     ThalovantTimeoutError,
 )
-from thalovant.shell.links.mqtt_engine import PahoEngine, Will
+from thalovant.shell.links.mqtt_engine import MqttPacketTooLarge, PahoEngine, Will
 
-__all__ = ["MqttConnection", "Will"]
+__all__ = ["MqttConnection", "MqttPacketTooLarge", "MqttTlsVerificationError", "Will"]
 
 _CLOSE_GRACE = 2.0
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})  # v3.1.1 codes 4/5 as paho maps them (0x86/0x87)
 _RETRYABLE_REFUSALS = frozenset({3, 136, 137, 151, 159})  # server unavailable / busy / quota / rate
+
+
+class MqttTlsVerificationError(ThalovantConnectionError):
+    """The broker's TLS certificate did not verify (untrusted, self-signed, wrong name): retrying cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class MqttConnection(PahoEngine):
@@ -71,6 +80,8 @@ class MqttConnection(PahoEngine):
     Args:
         ack_timeout: seconds to wait for a SUBACK or a PUBACK.
         max_pending: received messages buffered before reading pauses.
+        max_packet_size: largest packet accepted; a larger one is refused before its body is read and
+            the connection is lost with :class:`~thalovant.shell.links.mqtt_engine.MqttPacketTooLarge`.
         thread_guard: raise if an anyio primitive is touched off the loop thread.
     """
 
@@ -138,6 +149,7 @@ class MqttConnection(PahoEngine):
 
         Raises:
             ThalovantAuthenticationError: bad user name or password, or not authorised.
+            MqttTlsVerificationError: the broker's certificate did not verify (not retryable).
             ThalovantTimeoutError: no connection or no CONNACK within ``timeout``.
             ThalovantConnectionError: anything else.
         """
@@ -154,6 +166,11 @@ class MqttConnection(PahoEngine):
             await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
         except ThalovantError:
             raise
+        except ssl.SSLCertVerificationError as exc:
+            raise MqttTlsVerificationError(
+                f"MQTT TLS handshake with {self._peer} failed: certificate verification failed "
+                f"({exc.verify_message}); pass ca_file= with the broker's CA"
+            ) from None
         except ssl.SSLError as exc:
             raise ThalovantConnectionError(f"MQTT TLS handshake with {self._peer} failed ({exc.reason})") from None
         except TimeoutError:
@@ -254,6 +271,7 @@ class MqttConnection(PahoEngine):
 
         Raises:
             ThalovantConnectionError: the connection is lost or closed.
+            MqttPacketTooLarge: it was lost because the broker sent a packet over ``max_packet_size``.
         """
         while not self._inbound:
             self._require_client()
@@ -277,14 +295,14 @@ class MqttConnection(PahoEngine):
         await self._shutdown("closed by the client", retryable=False, override=sent)
 
     async def abort(self) -> None:
-        """Drop the TCP connection without DISCONNECT (the broker publishes the will)."""
-        client = self._client
-        if client is not None and self._lost is None and self._sock is not None:
+        """Drop the TCP connection without DISCONNECT (the broker publishes the will). Never waits on the peer.
+
+        It is what leaving the ``async with`` block does, often from a cancelled task whose IO loops are
+        cancelled with it: nothing could read the broker's reaction, so nothing waits for one.
+        """
+        if self._client is not None and self._lost is None and self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            with anyio.move_on_after(_CLOSE_GRACE, shield=True):
-                while self._lost is None:
-                    await self._progress.wait()
         await self._shutdown("aborted by the client", retryable=False)

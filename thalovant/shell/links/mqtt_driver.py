@@ -5,8 +5,12 @@ Theory of operation
 * ``SetWill`` is kept for the connect that follows it.
 * ``ConnectMqtt`` spawns the epoch's main task: it connects (reporting
   ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
-  credentials and 3 otherwise), then reports every received message as
-  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``).
+  credentials, 8 (paho's ``MQTT_ERR_TLS``, final) when the broker's
+  certificate did not verify, and 3 otherwise), then reports every received message as
+  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``). Its
+  tasks report through ``epoch.deliver``, which waits while the machine's
+  inbox is full; the connection then stops reading the socket once
+  ``max_pending`` messages wait (TCP pushes back on the broker).
 * ``Subscribe`` and ``Publish`` go into a bounded queue that one worker task
   carries out in order, reporting ``MqttSubscribed`` (0x80 when refused),
   ``MqttPublished`` or ``MqttPublishFailed``. A publish that cannot be queued
@@ -25,17 +29,26 @@ from typing import ClassVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from thalovant.core.errors import ThalovantError
+from thalovant.core.errors import ThalovantAuthenticationError, ThalovantError
 from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
-from thalovant.shell.links.mqtt import MqttConnection
+from thalovant.shell.links.mqtt import MqttConnection, MqttTlsVerificationError
 
 __all__ = ["MqttDriver"]
 
 log = logging.getLogger("thalovant")
 
 _JOB_QUEUE = 256
+#: paho's ``MQTT_ERR_TLS``: the rc reported when the broker's certificate did not verify (final, names TLS).
+TLS_FAILED_RC = 8
+
+
+def _connect_failure_rc(exc: ThalovantError) -> int:
+    """The rc a failed connect is reported with: 5 refused credentials, 8 TLS verification, else 3 (retried)."""
+    if isinstance(exc, MqttTlsVerificationError):
+        return TLS_FAILED_RC
+    return 5 if isinstance(exc, ThalovantAuthenticationError) else 3
 
 
 class MqttDriver:
@@ -92,19 +105,19 @@ class MqttDriver:
                     )
                 except ThalovantError as exc:
                     log.debug("mqtt connect failed: %s", exc)
-                    epoch.fact(mq.MqttDisconnected(rc=5 if "auth" in type(exc).__name__.lower() else 3))
+                    await epoch.deliver(mq.MqttDisconnected(rc=_connect_failure_rc(exc)))
                     return
                 self.mqtt = mqtt
-                epoch.fact(mq.MqttConnected(session_present=bool(present)))
+                await epoch.deliver(mq.MqttConnected(session_present=bool(present)))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._work, mqtt, receive)
                     try:
                         while True:
                             topic, payload, qos = await mqtt.receive()
-                            epoch.fact(mq.MqttMessage(topic=topic, payload=payload, qos=qos))
+                            await epoch.deliver(mq.MqttMessage(topic=topic, payload=payload, qos=qos))
                     except ThalovantError as exc:
                         log.debug("mqtt link lost: %s", exc)
-                        epoch.fact(mq.MqttDisconnected(rc=7))
+                        await epoch.deliver(mq.MqttDisconnected(rc=7))
                     tg.cancel_scope.cancel()
         finally:
             send.close()
@@ -123,18 +136,18 @@ class MqttDriver:
                 self.epoch.fact(mq.MqttPublishFailed(pub_id=order.pub_id, reason="publish queue unavailable"))
 
     async def _work(self, mqtt: MqttConnection, jobs: MemoryObjectReceiveStream[Output]) -> None:
-        fact = self.epoch.fact
+        fact = self.epoch.deliver
         async for job in jobs:
             if isinstance(job, mq.Subscribe):
                 try:
                     granted = await mqtt.subscribe(job.topic, job.qos)
                 except ThalovantError:
                     granted = 0x80
-                fact(mq.MqttSubscribed(granted_qos=granted))
+                await fact(mq.MqttSubscribed(granted_qos=granted))
             elif isinstance(job, mq.Publish):
                 try:
                     await mqtt.publish(job.topic, job.payload, job.qos, job.retain)
                 except ThalovantError as exc:
-                    fact(mq.MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
+                    await fact(mq.MqttPublishFailed(pub_id=job.pub_id, reason=type(exc).__name__))
                 else:
-                    fact(mq.MqttPublished(pub_id=job.pub_id))
+                    await fact(mq.MqttPublished(pub_id=job.pub_id))

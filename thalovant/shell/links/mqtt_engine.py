@@ -26,6 +26,12 @@ This module owns the IO half; the MQTT operations and their waits are in
   the connection is lost, so a dead link fails every waiter promptly.
 * Backpressure: when ``max_pending`` received messages are waiting, the reader
   stops reading the socket until they are drained.
+* Size limit: paho would buffer whatever length a packet announces (up to
+  256 MiB) before handling it. Its socket reads go through
+  :class:`_BoundedClient`, which reads at most 64 KiB at a time and refuses a
+  packet whose announced remaining length exceeds ``max_packet_size`` (8 MiB by
+  default, like WebSocket messages) before reading any of its body: the
+  connection is then lost with :class:`MqttPacketTooLarge`.
 """
 
 from __future__ import annotations
@@ -43,16 +49,52 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError
 
-__all__ = ["PahoEngine", "Will"]
+__all__ = ["DEFAULT_MAX_PACKET_SIZE", "MqttPacketTooLarge", "PahoEngine", "Will"]
 
 #: ``(topic, payload, qos, retain)`` of the last-will message.
 Will = tuple[str, bytes, int, bool]
 
+#: Largest MQTT packet (its announced remaining length) accepted by default: 8 MiB.
+DEFAULT_MAX_PACKET_SIZE = 8 * 1024 * 1024
+_READ_CHUNK = 65536
 _MISC_INTERVAL = 1.0
 _CALLBACKS = (
     "on_connect", "on_disconnect", "on_message", "on_subscribe", "on_socket_close",
     "on_socket_register_write", "on_socket_unregister_write",
 )  # fmt: skip
+
+
+class MqttPacketTooLarge(ThalovantConnectionError):
+    """The broker announced a packet larger than the connection's ``max_packet_size``; it was not read.
+
+    Attributes:
+        announced: the packet's announced remaining length, in bytes.
+        limit: the connection's ``max_packet_size``.
+    """
+
+    def __init__(self, message: str, *, announced: int, limit: int) -> None:
+        super().__init__(message)
+        self.announced = announced
+        self.limit = limit
+
+
+class _Oversized(OSError):
+    """Raised inside paho's read to end a packet that is too large (paho reports the connection lost)."""
+
+
+class _BoundedClient(paho.Client):
+    """paho's client with bounded socket reads (see the module docstring)."""
+
+    max_packet_size = DEFAULT_MAX_PACKET_SIZE
+    refused: int | None = None  # the announced length of the packet refused, once one was
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        packet = self._in_packet
+        if packet["have_remaining"] and packet["remaining_length"] > self.max_packet_size:
+            self.refused = int(packet["remaining_length"])
+            raise _Oversized
+        data: bytes = super()._sock_recv(min(bufsize, _READ_CHUNK))
+        return data
 
 
 class PahoEngine:
@@ -61,16 +103,25 @@ class PahoEngine:
     Args:
         ack_timeout: seconds to wait for a SUBACK or a PUBACK.
         max_pending: received messages buffered before reading pauses.
+        max_packet_size: largest packet accepted (its announced remaining length, in bytes).
         thread_guard: raise if an anyio primitive is touched off the loop thread.
     """
 
-    def __init__(self, *, ack_timeout: float = 10.0, max_pending: int = 1000, thread_guard: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        ack_timeout: float = 10.0,
+        max_pending: int = 1000,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        thread_guard: bool = True,
+    ) -> None:
         self._ack_timeout = ack_timeout
         self._max_pending = max_pending
+        self._max_packet_size = max_packet_size
         self._thread_guard = thread_guard
         self._loop_thread: int | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._client: paho.Client | None = None
+        self._client: _BoundedClient | None = None
         self._sock: Any = None
         self._peer = "unconnected"
         # Facts recorded by paho callbacks (plain attributes only).
@@ -99,8 +150,9 @@ class PahoEngine:
         password: str | None,
         tls: ssl.SSLContext | None,
         will: Will | None,
-    ) -> paho.Client:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+    ) -> _BoundedClient:
+        client = _BoundedClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
+        client.max_packet_size = self._max_packet_size
         client.suppress_exceptions = True
         try:
             if username is not None:
@@ -170,6 +222,10 @@ class PahoEngine:
     def _after_io(self, rc: MQTTErrorCode) -> None:
         """Turn what paho callbacks recorded into wake-ups (loop thread only)."""
         self._guard()
+        client = self._client
+        if client is not None and client.refused is not None:
+            self._mark_lost(f"packet too large (announced {client.refused} bytes, limit {self._max_packet_size})")
+            return
         if self._disconnected_rc is not None or rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS,):
             reason = self._disconnected_rc or paho.error_string(rc)
             self._mark_lost(f"connection lost ({reason})")
@@ -219,21 +275,25 @@ class PahoEngine:
         if client is not None and client.want_write():
             self._write_wanted.set()
 
+    def _lost_error(self, text: str) -> ThalovantConnectionError:
+        client = self._client
+        if client is not None and client.refused is not None:
+            return MqttPacketTooLarge(text, announced=client.refused, limit=self._max_packet_size)
+        return ThalovantConnectionError(text, retryable=self._retryable)
+
     async def _wait_progress(self, action: str) -> None:
         if self._lost is not None:
-            raise ThalovantConnectionError(
-                f"MQTT {action} failed: {self._lost} ({self._peer})", retryable=self._retryable
-            )
+            raise self._lost_error(f"MQTT {action} failed: {self._lost} ({self._peer})")
         await self._progress.wait()
 
-    def _require(self) -> paho.Client:
+    def _require(self) -> _BoundedClient:
         if self._lost is not None:
-            raise ThalovantConnectionError(f"MQTT connection {self._lost}", retryable=self._retryable)
+            raise self._lost_error(f"MQTT connection {self._lost}")
         if not self.connected:
             raise ThalovantConnectionError("MQTT is not connected")
         return self._require_client()
 
-    def _require_client(self) -> paho.Client:
+    def _require_client(self) -> _BoundedClient:
         if self._client is None:
             raise ThalovantConnectionError("MQTT is not connected")
         return self._client

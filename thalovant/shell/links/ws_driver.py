@@ -5,9 +5,11 @@ Theory of operation
 * ``OpenWebSocket`` spawns the epoch's reader task: it dials and upgrades
   (:meth:`WsConnection.connect`), reports ``WsOpened``, then reports every
   complete message as ``WsMessage`` until the connection ends, which it
-  reports as ``WsClosed``. A refused upgrade is ``WsRejected(status)`` (an
-  authentication refusal keeps its 401 or 403); a failed dial is ``WsClosed(1006)``,
-  or ``WsClosed(1015)`` when retrying cannot help (TLS verification failed, the
+  reports as ``WsClosed``. It reports through ``epoch.deliver``, so it reads
+  the next message only once the machine's inbox had room for the last one.
+  A refused upgrade is ``WsRejected(status)`` (an authentication refusal
+  keeps its 401 or 403); a failed dial is ``WsClosed(1006)``, or
+  ``WsClosed(1015)`` when retrying cannot help (TLS verification failed, the
   proxy refused the tunnel or the proxy credentials).
 * ``SendWs`` writes on the runtime's driver task, so frames leave in order,
   bounded by the send timeout; a failed or slow write aborts the stream and
@@ -75,31 +77,31 @@ class WsDriver:
                 proxy=ep.proxy,
             )
         except WsUpgradeRejected as exc:
-            epoch.fact(WsRejected(status=getattr(exc, "status_code", 0)))
+            await epoch.deliver(WsRejected(status=getattr(exc, "status_code", 0)))
             return
         except ThalovantProxyError as exc:  # the proxy's refusal (even a 407) is not the hub's
-            epoch.fact(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
+            await epoch.deliver(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
             return
         except ThalovantAuthenticationError as exc:  # 401 or 403: report the status the hub really sent
-            epoch.fact(WsRejected(status=401 if "HTTP 401" in str(exc) else 403))
+            await epoch.deliver(WsRejected(status=401 if "HTTP 401" in str(exc) else 403))
             return
         except ThalovantConnectionError as exc:  # not retryable here means TLS verification failed
-            epoch.fact(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
+            await epoch.deliver(WsClosed(code=1006 if exc.retryable else 1015, reason=str(exc)))
             return
         except ThalovantError as exc:
-            epoch.fact(WsClosed(code=1006, reason=str(exc)))
+            await epoch.deliver(WsClosed(code=1006, reason=str(exc)))
             return
         self.ws = ws
-        epoch.fact(WsOpened())
+        await epoch.deliver(WsOpened())
         try:
             while True:
                 item = await ws.receive()
                 if isinstance(item, ShellWsClosed):
-                    epoch.fact(WsClosed(code=item.code, reason=item.reason))
+                    await epoch.deliver(WsClosed(code=item.code, reason=item.reason))
                     return
-                epoch.fact(WsMessage(data=item))
+                await epoch.deliver(WsMessage(data=item))
         except ThalovantError as exc:
-            epoch.fact(WsClosed(code=1006, reason=str(exc)))
+            await epoch.deliver(WsClosed(code=1006, reason=str(exc)))
         finally:
             with anyio.CancelScope(shield=True):
                 await ws.abort()
