@@ -151,10 +151,9 @@ async def test_an_unreachable_proxy_is_retried_within_connect_timeout(
 
 # Over HTTP a silent peer costs 2 s more than connect_timeout, with or without a proxy: on the timeout,
 # engine.stop() waits CLOSE_GRACE for the polite /disconnect that nobody answers (helper "bounds", item 4).
-_SILENT_HTTP = pytest.mark.xfail(strict=True, reason="engine.stop waits CLOSE_GRACE after connect_timeout (bounds #4)")
 
 
-@pytest.mark.parametrize("protocol", ["wss", pytest.param("https", marks=_SILENT_HTTP)])
+@pytest.mark.parametrize("protocol", ["wss", "https"])
 async def test_connect_timeout_covers_a_stalling_proxy(monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
     async with LoopbackProxy(stall=True) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url())
