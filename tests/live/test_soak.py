@@ -35,7 +35,7 @@ from thalovant.shell.client import AsyncThalovantClient
 RESTARTS = max(1, int(os.environ.get("THALOVANT_SOAK_RESTARTS", "3")))
 PER_PHASE = 20
 SOAK_REPORT: list[str] = []
-CELLS = [("hub4", "wss"), ("hub4", "https"), ("hub4", "mqtt"), ("hub5", "wss"), ("hub5", "https")]
+CELLS = [("hub4", "wss"), ("hub4", "https"), ("hub4", "mqtt"), ("hub5", "wss"), ("hub5", "https"), ("hub5", "mqtt")]
 
 
 @pytest.fixture
@@ -95,10 +95,12 @@ def _settled(hub: Any, received: Counter[str], batch: list[str]) -> bool:
 
 
 def _client_kwargs(generation: str, protocol: str) -> dict[str, Any]:
-    # MQTT (hub 4.x) notices a restarted hub through its keep-alive PING (default every 15 idle s): 2 s here
+    # MQTT notices a restarted hub through its keep-alive PING (default every 15 idle s): 2 s here
     extra: dict[str, Any] = {"keepalive": 2.0} if protocol == "mqtt" else {}
     if generation == "hub5":
         extra["auth_encoding"] = "percent"
+        if protocol == "mqtt":
+            extra["mqtt_layout"] = "modern"  # hub 5.x's plugin: <root>/<key>/in|out|status
     return fast_reconnect(queue_timeout=10.0, send_timeout=15.0, **extra)
 
 

@@ -174,7 +174,11 @@ async def test_v3_listen_survives_a_hub_restart(real_hub_v3: Any, protocol: str)
     run = tag("v3-restart")
     seen: list[str] = []
     async with AsyncThalovantClient.from_identity_file(
-        hub.identity_path("psk2"), protocol=protocol, **v3_kwargs(hub, protocol), **fast_reconnect()
+        # MQTT: a restarted hub hears of a client only when it sends something (the keep-alive PING, 15 s idle)
+        hub.identity_path("psk2"),
+        protocol=protocol,
+        **v3_kwargs(hub, protocol),
+        **fast_reconnect(**({"keepalive": 2.0} if protocol == "mqtt" else {})),
     ) as client:
         listener = client.listen("speak", timeout=60, predicate=lambda ev: ev.text.startswith(run))
 

@@ -1,0 +1,147 @@
+"""Protocol v3 (Noise) over MQTT on the real hub 5.x: topic shapes, isolation, sequential clients (issues 12, 13).
+
+Hub 5.x's MQTT plugin (hivemind-mqtt-protocol 0.2.5a2) listens on ``<root>/<key>/in`` and answers on
+``<root>/<key>/out``; ``<root>/<key>/status`` carries ``online``/``offline``. There is no hub id level.
+The client picks these topics with ``mqtt_layout="modern"``. The broker ACL (``tests/harness/config.py``,
+``broker_acl(v3=True)``) lets each login use only its own three topics, so a client that derives any
+other topic never gets a session: that is what tells the layouts apart below.
+
+The shapes an identity may hold on hub 5.x: the ACL-scoped ``<root>/<key>`` the control plane hands out
+(the harness identity), the root alone, the root with an ``/in`` level, or explicit topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.harness.config import MQTT_ROOT, client_topics
+from tests.live.live_support import need_protocol, tag
+from thalovant.core.client.topics import mqtt_topics_for_identity
+from thalovant.core.errors import ThalovantTimeoutError
+from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.identity_io import ThalovantIdentity
+from thalovant.shell.sync.client import ThalovantClient
+
+pytestmark = pytest.mark.timeout(120)
+
+# shape name -> the mqtt block's topic fields ("{key}" is the client's access key)
+SHAPES: dict[str, dict[str, str]] = {
+    "prefix-root-key": {"topic_prefix": f"{MQTT_ROOT}/{{key}}"},  # what the control plane hands out
+    "prefix-root": {"topic_prefix": MQTT_ROOT},
+    "prefix-root-key-in": {"topic_prefix": f"{MQTT_ROOT}/{{key}}/in"},
+    "explicit": {"c2s_topic": f"{MQTT_ROOT}/{{key}}/in", "s2c_topic": f"{MQTT_ROOT}/{{key}}/out"},
+}
+
+CASES = [
+    ("prefix-root-key", "psk"),
+    ("prefix-root", "password"),
+    ("prefix-root-key-in", "padded"),
+    ("explicit", "wide"),
+]
+
+
+@pytest.fixture
+def hub5_mqtt(real_hub_v3: Any) -> Any:
+    """``real_hub_v3``, skipping without mosquitto."""
+    need_protocol(real_hub_v3, "mqtt")
+    return real_hub_v3
+
+
+def shaped_identity(hub: Any, kind: str, fields: dict[str, str], tmp_path: Path) -> Path:
+    """The harness identity of ``kind`` with its mqtt block's topic fields replaced by ``fields`` (mode 0600)."""
+    values: dict[str, Any] = hub.identity(kind)
+    key = values["access_key"]
+    mqtt = {k: v for k, v in values["mqtt"].items() if k != "topic_prefix"}
+    mqtt.update({name: value.format(key=key) for name, value in fields.items()})
+    values["mqtt"] = mqtt
+    path = tmp_path / f"{kind}-identity.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(values, fh)
+    return path
+
+
+@pytest.mark.parametrize(("shape", "kind"), CASES)
+def test_v3_layout_identity_shapes_ask_and_get_the_echo_answer(
+    hub5_mqtt: Any, shape: str, kind: str, tmp_path: Path
+) -> None:
+    identity = ThalovantIdentity.from_file(shaped_identity(hub5_mqtt, kind, SHAPES[shape], tmp_path))
+    assert tuple(mqtt_topics_for_identity(identity, layout="modern")) == client_topics(True, identity.access_key)
+    marker = tag(f"v3-topics-{shape}")
+    with ThalovantClient(identity, protocol="mqtt", mqtt_layout="modern", connect_timeout=20) as client:
+        reply = client.ask(f"ask {marker}", timeout=10)
+        assert reply.text == f"echo: ask {marker}" and reply.ok
+        health = client.healthcheck()
+        assert (health.protocol, health.generation) == ("mqtt", 3)
+
+
+def test_the_hub4_layout_gets_no_session_on_hub5(hub5_mqtt: Any) -> None:
+    """The default (hub 4.x) layout derives ``hivemind/c2s/<key>`` from the same identity: the hub never hears it."""
+    identity = ThalovantIdentity.from_file(hub5_mqtt.identity_path("psk2"))
+    assert mqtt_topics_for_identity(identity).c2s == f"{MQTT_ROOT}/c2s/{identity.access_key}"
+    client = ThalovantClient(identity, protocol="mqtt", connect_timeout=4)
+    try:
+        with pytest.raises(ThalovantTimeoutError, match="no ready session"):
+            client.connect()
+    finally:
+        client.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_v3_two_identities_see_only_their_own_replies(hub5_mqtt: Any) -> None:
+    kwargs: dict[str, Any] = {"protocol": "mqtt", "mqtt_layout": "modern"}
+    async with (
+        AsyncThalovantClient.from_identity_file(hub5_mqtt.identity_path("psk"), **kwargs) as a,
+        AsyncThalovantClient.from_identity_file(hub5_mqtt.identity_path("psk2"), **kwargs) as b,
+    ):
+        run = tag("v3-iso")
+        heard: dict[str, list[str]] = {"a": [], "b": []}
+        replies: dict[str, list[str]] = {"a": [], "b": []}
+
+        async def watch(name: str, listener: Any) -> None:
+            async for ev in listener:
+                heard[name].append(ev.text)
+
+        async def asks(name: str, client: AsyncThalovantClient) -> None:
+            for n in range(5):
+                replies[name].append((await client.ask(f"{run} {name} turn {n}", timeout=10)).text)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, "a", a.listen("speak", timeout=30, predicate=lambda ev: run in ev.text))
+            tg.start_soon(watch, "b", b.listen("speak", timeout=30, predicate=lambda ev: run in ev.text))
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(asks, "a", a)
+                inner.start_soon(asks, "b", b)
+            await anyio.sleep(0.3)  # a reply routed to the wrong client would arrive by now
+            tg.cancel_scope.cancel()
+        for name in ("a", "b"):
+            expected = [f"echo: {run} {name} turn {n}" for n in range(5)]
+            assert replies[name] == expected
+            assert heard[name] == expected, f"{name} heard {heard[name]}"
+
+
+def test_v3_sequential_clients_of_one_key_are_all_answered(hub5_mqtt: Any) -> None:
+    """Back-to-back clients of one key: each connects and is answered (no "the hub greeted again" reset).
+
+    Hub 4.x's plugin 0.1.0a2 consumes its own ``offline`` tombstone and can tear the next client of the
+    same key down (tests/harness/NOTES.md); plugin 0.2.5a2 publishes no tombstone for a client's own
+    ``offline``, so this must hold every time.
+    """
+    took = []
+    for n in range(10):
+        started = time.monotonic()
+        with ThalovantClient.from_identity_file(
+            hub5_mqtt.identity_path("admin"), protocol="mqtt", mqtt_layout="modern", connect_timeout=10
+        ) as client:
+            assert client.ask(f"sequential {n}", timeout=10).text == f"echo: sequential {n}"
+            assert client.healthcheck().reconnects == 0
+        took.append(time.monotonic() - started)
+    print(f"\n[v3 mqtt sequential] 10 clients, connect+ask+close {min(took):.2f}-{max(took):.2f}s")
