@@ -145,3 +145,19 @@ def test_v3_sequential_clients_of_one_key_are_all_answered(hub5_mqtt: Any) -> No
             assert client.healthcheck().reconnects == 0
         took.append(time.monotonic() - started)
     print(f"\n[v3 mqtt sequential] 10 clients, connect+ask+close {min(took):.2f}-{max(took):.2f}s")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_v3_messages_over_one_noise_frame_cross_mqtt_both_ways(hub5_mqtt: Any) -> None:
+    """100 kB each way: the hub and the client split it over several Noise transport messages (max 65535 bytes)."""
+    body = "x" * 100_000
+    async with AsyncThalovantClient.from_identity_file(
+        hub5_mqtt.identity_path("psk"), protocol="mqtt", mqtt_layout="modern"
+    ) as client:
+        pushed = f"{tag('big')} {body}"
+        listener = client.listen("speak", timeout=10, max_events=1, predicate=lambda ev: ev.text == pushed)
+        assert await anyio.to_thread.run_sync(lambda: hub5_mqtt.push_event("speak", {"utterance": pushed}))
+        assert [len(ev.text) async for ev in listener] == [len(pushed)]
+        asked = f"{tag('big-ask')} {body}"
+        assert (await client.ask(asked, timeout=15)).text == f"echo: {asked}"
