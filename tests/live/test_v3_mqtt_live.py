@@ -22,6 +22,7 @@ import anyio
 import pytest
 
 from tests.harness.config import MQTT_ROOT, client_topics
+from tests.harness.rawmqtt import RawMqtt
 from tests.live.live_support import need_protocol, tag
 from thalovant.core.client.topics import mqtt_topics_for_identity
 from thalovant.core.errors import ThalovantTimeoutError
@@ -161,3 +162,43 @@ async def test_v3_messages_over_one_noise_frame_cross_mqtt_both_ways(hub5_mqtt: 
         assert [len(ev.text) async for ev in listener] == [len(pushed)]
         asked = f"{tag('big-ask')} {body}"
         assert (await client.ask(asked, timeout=15)).text == f"echo: {asked}"
+
+
+def _hello(session_id: str) -> bytes:
+    payload = {"session": {"session_id": session_id, "site_id": "loopback-test"}, "site_id": "loopback-test"}
+    return json.dumps({"msg_type": "hello", "payload": payload, "metadata": {}, "route": [], "node": None}).encode()
+
+
+def test_v3_broker_acl_and_hub_greeting_raw(hub5_mqtt: Any) -> None:
+    """Raw MQTT, no SDK: a frame on ``<root>/<key>/in`` gets the v3 greeting on ``.../out``; others' topics are shut."""
+    hub = hub5_mqtt
+    me, other = hub.identity("wide"), hub.identity("padded")
+    mine, theirs = me["access_key"], other["access_key"]
+    my_in, my_out, my_status = client_topics(True, mine)
+    their_in, their_out, their_status = client_topics(True, theirs)
+    port = hub.ports.mqtt
+    with (
+        RawMqtt(port, client_id=f"t-{mine[:8]}", username=mine, password=me["mqtt"]["password"]) as cli,
+        RawMqtt(port, client_id=f"t-{theirs[:8]}", username=theirs, password=other["mqtt"]["password"]) as peer,
+    ):
+        assert cli.connack_code == 0 and peer.connack_code == 0
+        cli.subscribe(my_out)
+        cli.subscribe(their_out)  # mosquitto grants it, but the ACL filters every delivery
+        peer.subscribe(their_out)
+        cli.publish(their_in, _hello("spoof"))  # another login's /in: dropped by the broker, the hub never greets
+        with pytest.raises(TimeoutError):
+            peer.receive(timeout=1.0)
+        try:
+            for client, into, out in ((cli, my_in, my_out), (peer, their_in, their_out)):
+                client.publish(into, _hello("mqtt-v3-probe"))
+                topic, payload = client.receive(timeout=10)
+                assert (topic, json.loads(payload)["msg_type"]) == (out, "hello")
+                topic, payload = client.receive(timeout=10)
+                offer = json.loads(payload)
+                assert (topic, offer["msg_type"]) == (out, "shake")
+                assert offer["payload"]["max_protocol_version"] == 3
+            with pytest.raises(TimeoutError):  # the greeting of "theirs" went out, and "mine" could not read it
+                cli.receive(timeout=1.0)
+        finally:  # leave no half-open logical connection behind for the SDK tests of these keys
+            cli.publish(my_status, b"offline", retain=True)
+            peer.publish(their_status, b"offline", retain=True)
