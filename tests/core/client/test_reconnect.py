@@ -1,6 +1,12 @@
-"""Reconnect: retry policy machine (backoff bounds, jitter, fatal causes, stability reset)."""
+"""Reconnect: the redial policy machine (fast while young, bounded, jitter, fatal causes, stability reset).
+
+``fast_for=0`` gives the plain exponential backoff whose shape the first tests pin down.
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -8,6 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from thalovant.core.client.reconnect import (
+    MAX_ATTEMPTS_PER_10_MINUTES,
+    MAX_ATTEMPTS_PER_MINUTE,
     TABLE,
     GiveUp,
     Jitter,
@@ -49,7 +57,7 @@ def waits_for(machine: Reconnect, failures: int) -> list[float]:
 
 
 def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL)
+    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL, fast_for=0)
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 6) == [0.0] * 6
     high = waits_for(Reconnect(entropy=fixed(0xFF), config=cfg), 6)
     for wait, span in zip(high, [1, 2, 4, 8, 8, 8], strict=True):
@@ -57,7 +65,7 @@ def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential()
 
 
 def test_equal_jitter_keeps_at_least_half_the_span() -> None:
-    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL)
+    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL, fast_for=0)
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 5) == [0.25, 0.5, 1.0, 2.0, 2.0]
 
 
@@ -70,7 +78,7 @@ def test_equal_jitter_keeps_at_least_half_the_span() -> None:
 )
 def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter, base: float, cap: float) -> None:
     it = iter(draws)
-    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter))
+    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter, fast_for=0))
     waits = waits_for(m, 8)
     eps = 1e-9  # waits are measured as deadline - now, so allow float rounding
     for n, wait in enumerate(waits, start=1):
@@ -85,7 +93,7 @@ def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter,
 
 
 def test_jitter_uses_the_entropy_it_is_given() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=10.0)
+    cfg = ReconnectConfig(base=1.0, cap=10.0, jitter=Jitter.FULL, fast_for=0)
     a = waits_for(Reconnect(entropy=fixed(0x40), config=cfg), 3)
     b = waits_for(Reconnect(entropy=fixed(0xC0), config=cfg), 3)
     assert a == [0.25, 0.5, 1.0] and b == [0.75, 1.5, 3.0]
@@ -153,7 +161,7 @@ def test_misuse_raises_and_config_is_validated() -> None:
     with pytest.raises(LocalProtocolError):
         m.handle(OpenRequested(), now=0.0)
     assert m.state is ReconnectState.CONNECTING
-    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}):
+    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}, {"fast_for": -1.0}):
         with pytest.raises(LocalProtocolError):
             ReconnectConfig(**bad)  # type: ignore[arg-type]
 
@@ -327,3 +335,83 @@ def test_reconnect_every_declared_exit_is_reached() -> None:
     assert reached == {(row, end) for row, r in TABLE.items() for end in r.exits}
     m = reconnect_in(R.WAITING)
     assert m.handle(Tick(), now=0.0) == [] and m.state is R.WAITING
+
+
+# ---- the default policy: fast while an outage is young, bounded when it lasts ------------------------------
+
+
+def outage(entropy: Callable[[int], bytes], horizon: float, fail_after: float = 0.0) -> list[float]:
+    """When a default Reconnect opens links while the hub stays down for ``horizon`` seconds
+    (each attempt fails ``fail_after`` seconds after it starts)."""
+    m = Reconnect(entropy=entropy)
+    now, opens = 0.0, []
+    outs = m.handle(OpenRequested(), now=now)
+    while now <= horizon:
+        opens += [now for o in outs if isinstance(o, OpenLink)]
+        now += fail_after
+        m.handle(LOST, now=now)
+        now = m.deadline if m.deadline is not None else now
+        outs = m.handle(Tick(), now=now)
+    return [t for t in opens if t <= horizon]
+
+
+def most_in_any_window(times: list[float], width: float) -> int:
+    return max(sum(1 for u in times if t <= u <= t + width) for t in times)
+
+
+def test_a_ten_minute_outage_makes_at_most_the_documented_attempts_whatever_the_entropy() -> None:
+    worst = outage(fixed(0x00), 600.0)  # the shortest wait every time
+    assert len(worst) <= MAX_ATTEMPTS_PER_10_MINUTES
+    assert most_in_any_window(worst, 60.0) <= MAX_ATTEMPTS_PER_MINUTE
+    assert len([t for t in worst if t < 20.0]) <= 81  # young: at least 0.25 s apart
+    # polite when it lasts: after the first minute at most one attempt per 15 s
+    late = [t for t in worst if t > 60.0]
+    assert all(b - a >= 15.0 for a, b in itertools.pairwise(late))
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.binary(min_size=4, max_size=64), fail_after=st.floats(0.0, 3.0))
+def test_the_bound_holds_for_any_entropy_and_attempt_duration(seed: bytes, fail_after: float) -> None:
+    draws = itertools.cycle([seed[i : i + 4].ljust(4, b"\0") for i in range(0, len(seed), 4)])
+    times = outage(lambda n: next(draws), 600.0, fail_after)
+    assert len(times) <= MAX_ATTEMPTS_PER_10_MINUTES
+    assert most_in_any_window(times, 60.0) <= MAX_ATTEMPTS_PER_MINUTE
+
+
+@settings(max_examples=100, deadline=None)
+@given(back_at=st.floats(0.0, 19.0), byte=st.integers(0, 255))
+def test_a_hub_back_while_the_outage_is_young_is_tried_within_the_short_cap(back_at: float, byte: int) -> None:
+    cfg = ReconnectConfig()
+    opens = outage(fixed(byte), back_at + 5.0)
+    first_after = min(t for t in opens if t >= back_at)
+    assert first_after - back_at <= cfg.base
+
+
+def test_after_the_young_phase_the_waits_double_up_to_the_cap() -> None:
+    m = Reconnect(entropy=fixed(0xFF), config=ReconnectConfig(base=0.5, cap=30.0, fast_for=20.0))
+    m.handle(OpenRequested(), now=0.0)
+    now, waits = 0.0, []
+    for _ in range(120):
+        m.handle(LOST, now=now)
+        assert m.deadline is not None
+        waits.append((now, m.deadline - now))
+        now = m.deadline
+        m.handle(Tick(), now=now)
+    young = [w for t, w in waits if t < 20.0]
+    assert young and all(0.25 <= w < 0.5 for w in young)
+    old = [w for t, w in waits if t >= 20.0][:8]
+    spans = [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert all(span / 2 <= w < span for w, span in zip(old, spans, strict=True))
+
+
+def test_a_stable_link_starts_a_new_young_outage() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    now = 0.0
+    while now < 100.0:  # a long outage: the waits have grown
+        m.handle(LOST, now=now)
+        now = m.deadline or now
+        m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    m.handle(LOST, now=now + 60.0)  # up for a minute, then lost
+    assert m.deadline == now + 60.25  # short again

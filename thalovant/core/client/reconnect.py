@@ -1,4 +1,4 @@
-"""Reconnect: the retry policy, as a machine, so shells never decide when to retry.
+"""Reconnect: the redial policy, as a machine, so shells never decide when to retry.
 
 Theory of operation
 -------------------
@@ -13,17 +13,31 @@ session). This machine tells it *when* to open the next one::
     CONNECTING/UP --LinkLost, max_attempts reached--> GAVE_UP (GiveUp)
     any --UserClose--> CLOSED
 
-Backoff: the ``n``-th consecutive failure waits a random time drawn from the
-injected entropy. ``Jitter.FULL`` draws uniformly in ``[0, min(cap, base *
-2**(n-1)))``; ``Jitter.EQUAL`` in ``[span/2, span)``; ``Jitter.DECORRELATED``
-in ``[base, min(cap, 3 * previous))`` (AWS architecture blog, "Exponential
-backoff and jitter"). All waits are capped at ``cap``.
+The policy (:class:`ReconnectConfig`, plain data) is fast while an outage is
+young and polite when it lasts. An *outage* starts with the first attempt or
+loss of a run of failures. For its first ``fast_for`` seconds every wait is
+drawn over one ``base`` span, so a hub that comes back (a restart, an upgrade)
+is tried again within ``base`` seconds. After that the span doubles with each
+failure, up to ``cap``. The draw is ``Jitter.EQUAL`` by default, uniform in
+``[span/2, span)``; ``Jitter.FULL`` draws in ``[0, span)`` and
+``Jitter.DECORRELATED`` in ``[base, min(cap, 3 * previous))`` (AWS
+architecture blog, "Exponential backoff and jitter"). All waits are capped at
+``cap``; randomness comes from the injected entropy.
+
+Bound (the default policy: ``base`` 0.5 s, ``cap`` 30 s, ``fast_for`` 20 s,
+equal jitter): whatever the entropy, a hub that stays unreachable sees at
+most :data:`MAX_ATTEMPTS_PER_MINUTE` attempts in any minute and
+:data:`MAX_ATTEMPTS_PER_10_MINUTES` in any ten minutes (the first 20 s allow
+at most 81, one per 0.25 s; then 0.25, 0.5, 1, 2, 4, 8 s and 15 s from then
+on). With random jitter it is about two thirds of that. An attempt that
+itself takes time (a TCP timeout, a handshake timeout) only lowers the count.
 
 Attempts count *consecutive* failures. A link that stayed up for at least
-``stable_after`` seconds resets the count when it is lost, so a long-lived
-session that drops reconnects quickly, while a link that comes up and dies
-at once (e.g. hub 4.x closing right after the upgrade) keeps backing off and
-eventually hits ``max_attempts`` (None = retry forever).
+``stable_after`` seconds resets the count and starts a new outage when it is
+lost, so a long-lived session that drops reconnects quickly, while a link
+that comes up and dies at once (e.g. hub 4.x closing right after the
+upgrade) keeps backing off and eventually hits ``max_attempts`` (None = retry
+forever).
 
 Fatal causes never retry: a ``LinkLost`` with ``auth=True`` (the hub refused
 the credentials) or ``retryable=False`` gives up at once with a clear reason.
@@ -50,6 +64,8 @@ from thalovant.core.machine import (
 )
 
 __all__ = [
+    "MAX_ATTEMPTS_PER_10_MINUTES",
+    "MAX_ATTEMPTS_PER_MINUTE",
     "TRACE_TYPES",
     "GiveUp",
     "Jitter",
@@ -139,19 +155,36 @@ class GiveUp(Output):
     auth: bool = False
 
 
+#: The most attempts the default :class:`ReconnectConfig` makes in any minute of an outage (module docstring).
+MAX_ATTEMPTS_PER_MINUTE = 90
+#: The most attempts the default :class:`ReconnectConfig` makes in any ten minutes of an outage.
+MAX_ATTEMPTS_PER_10_MINUTES = 125
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReconnectConfig:
-    """Backoff policy (seconds)."""
+    """The redial policy (seconds), as data; the module docstring explains it and its bound.
+
+    Attributes:
+        base: the short wait: every wait of the first ``fast_for`` seconds of an outage is drawn over
+            this span, and the exponential growth after them starts from it.
+        cap: the longest wait.
+        max_attempts: give up after this many consecutive failed attempts (None: never).
+        jitter: how a wait is drawn from its span.
+        stable_after: a link up at least this long resets the attempt count and the outage when lost.
+        fast_for: how long an outage stays "young" (short waits); 0 grows the waits from the first failure.
+    """
 
     base: float = 0.5
     cap: float = 30.0
     max_attempts: int | None = None
-    jitter: Jitter = Jitter.FULL
+    jitter: Jitter = Jitter.EQUAL
     stable_after: float = 10.0
+    fast_for: float = 20.0
 
     def __post_init__(self) -> None:
-        if not (0 < self.base <= self.cap) or self.stable_after < 0:
-            raise LocalProtocolError("ReconnectConfig: need 0 < base <= cap and stable_after >= 0")
+        if not (0 < self.base <= self.cap) or self.stable_after < 0 or not self.fast_for >= 0:
+            raise LocalProtocolError("ReconnectConfig: need 0 < base <= cap, stable_after >= 0 and fast_for >= 0")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise LocalProtocolError("ReconnectConfig: max_attempts must be None or >= 1")
 
@@ -173,6 +206,8 @@ class Reconnect(TableMachine[ReconnectState]):
         self._attempt = 0  # attempts in the current run of failures
         self._retry_at: float | None = None
         self._up_since: float | None = None
+        self._outage_since: float | None = None  # when the current run of failures began
+        self._slow = 0  # failures since the outage stopped being young
         self._prev_wait = self._cfg.base
 
     def __repr__(self) -> str:
@@ -199,6 +234,7 @@ class Reconnect(TableMachine[ReconnectState]):
     # ---- handlers -------------------------------------------------------------------------------
 
     def _on_open(self, inp: OpenRequested, now: float) -> list[Output]:
+        self._outage_since = now
         return [self._open()]
 
     def _on_up(self, inp: LinkUp, now: float) -> list[Output]:
@@ -207,8 +243,10 @@ class Reconnect(TableMachine[ReconnectState]):
 
     def _on_lost(self, inp: LinkLost, now: float) -> list[Output]:
         if self._up_since is not None and now - self._up_since >= self._cfg.stable_after:
-            self._attempt = 0  # the link was healthy for a while: start a fresh run
-            self._prev_wait = self._cfg.base
+            self._attempt = 0  # the link was healthy for a while: a new outage starts now
+            self._outage_since = None
+        if self._outage_since is None:
+            self._outage_since, self._slow, self._prev_wait = now, 0, self._cfg.base
         self._up_since = None
         if inp.auth:
             return self._give_up(f"not retrying, credentials refused: {inp.reason}", auth=True)
@@ -217,7 +255,7 @@ class Reconnect(TableMachine[ReconnectState]):
         limit = self._cfg.max_attempts
         if limit is not None and self._attempt >= limit:
             return self._give_up(f"gave up after {self._attempt} attempt(s); last error: {inp.reason}")
-        wait = self._wait(max(self._attempt, 1))
+        wait = self._wait(young=now - self._outage_since < self._cfg.fast_for)
         self._retry_at = now + wait
         text = f"link lost ({inp.reason}); retrying in {wait:.2f}s"
         return [Note(level=NoteLevel.INFO, text=text)]
@@ -247,16 +285,19 @@ class Reconnect(TableMachine[ReconnectState]):
         self._retry_at = None
         return [GiveUp(reason=reason, auth=auth)]
 
-    def _wait(self, failures: int) -> float:
-        """The jittered wait before the next attempt, after ``failures`` consecutive failures."""
+    def _wait(self, *, young: bool) -> float:
+        """The jittered wait before the next attempt: over ``base`` while the outage is ``young``,
+        then over a span doubling with each failure up to ``cap``."""
         cfg = self._cfg
         u = unit_interval(self._entropy)
+        if not young:
+            self._slow += 1
         if cfg.jitter is Jitter.DECORRELATED:
-            hi = min(cfg.cap, self._prev_wait * 3)
+            hi = min(cfg.cap, (cfg.base if young else self._prev_wait) * 3)
             wait = cfg.base + u * max(0.0, hi - cfg.base)
             self._prev_wait = max(wait, cfg.base)
             return min(cfg.cap, wait)
-        span = min(cfg.cap, cfg.base * 2.0 ** min(failures - 1, 64))
+        span = min(cfg.cap, cfg.base * 2.0 ** min(max(self._slow - 1, 0), 64))
         if cfg.jitter is Jitter.EQUAL:
             return span / 2 + u * span / 2
         return u * span
