@@ -415,3 +415,18 @@ def test_a_stable_link_starts_a_new_young_outage() -> None:
     m.handle(LinkUp(), now=now)
     m.handle(LOST, now=now + 60.0)  # up for a minute, then lost
     assert m.deadline == now + 60.25  # short again
+
+
+def test_a_suspected_refusal_is_retried_once_and_given_up_when_it_repeats() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    suspect = LinkLost(reason="dropped right after the handshake", retryable=True, suspect=True)
+    assert isinstance(m.handle(suspect, now=1.0)[0], Note)  # a hub that died at that moment looks the same
+    m.handle(Tick(), now=m.deadline or 0.0)
+    m.handle(LOST, now=2.0)  # then unreachable: it was a restart, the suspicion is gone
+    m.handle(Tick(), now=m.deadline or 0.0)
+    assert isinstance(m.handle(suspect, now=3.0)[0], Note)
+    m.handle(Tick(), now=m.deadline or 0.0)
+    assert m.handle(suspect, now=4.0) == [
+        GiveUp(reason="not retrying, credentials refused: dropped right after the handshake", auth=True)
+    ]

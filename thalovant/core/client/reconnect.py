@@ -41,6 +41,9 @@ forever).
 
 Fatal causes never retry: a ``LinkLost`` with ``auth=True`` (the hub refused
 the credentials) or ``retryable=False`` gives up at once with a clear reason.
+A *suspected* refusal (``suspect=True``: hub 4.x drops a WebSocket with a wrong
+pre-shared key right after the handshake, the way a hub that dies at that
+moment does) gives up only when the next attempt ends the same way.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ class LinkLost(Input):
     reason: str
     retryable: bool
     auth: bool = False
+    suspect: bool = False  # a refusal of the credentials is suspected (twice in a row: given up)
 
     @classmethod
     def from_link_down(cls, down: _DownLike) -> LinkLost:
@@ -204,6 +208,7 @@ class Reconnect(TableMachine[ReconnectState]):
         self._cfg = config or ReconnectConfig()
         self._state = ReconnectState.IDLE
         self._attempt = 0  # attempts in the current run of failures
+        self._suspects = 0  # suspected refusals in a row
         self._retry_at: float | None = None
         self._up_since: float | None = None
         self._outage_since: float | None = None  # when the current run of failures began
@@ -248,7 +253,8 @@ class Reconnect(TableMachine[ReconnectState]):
         if self._outage_since is None:
             self._outage_since, self._slow, self._prev_wait = now, 0, self._cfg.base
         self._up_since = None
-        if inp.auth:
+        self._suspects = self._suspects + 1 if inp.suspect else 0
+        if inp.auth or self._suspects >= 2:
             return self._give_up(f"not retrying, credentials refused: {inp.reason}", auth=True)
         if not inp.retryable:
             return self._give_up(f"not retrying: {inp.reason}")
