@@ -184,6 +184,7 @@ def _write_mosquitto(hub: TestHub, clients: list[Client], hub_password: str) -> 
         f"pattern write {prefix}/c2s/%u",
         f"pattern read {prefix}/s2c/%u",
         f"pattern readwrite {prefix}/status/%u",
+        f"pattern read {prefix}/status/hub",  # the hub's presence (retained online/offline, its last will)
     ]
     _write_secret(folder / "acl", "\n".join(acl) + "\n")
 
