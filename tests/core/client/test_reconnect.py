@@ -1,6 +1,6 @@
 """Reconnect: the redial policy machine (fast while young, bounded, jitter, fatal causes, stability reset).
 
-``fast_for=0`` gives the plain exponential backoff whose shape the first tests pin down.
+``young=()`` gives the plain exponential backoff whose shape the first tests pin down.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def waits_for(machine: Reconnect, failures: int) -> list[float]:
 
 
 def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL, fast_for=0)
+    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL, young=())
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 6) == [0.0] * 6
     high = waits_for(Reconnect(entropy=fixed(0xFF), config=cfg), 6)
     for wait, span in zip(high, [1, 2, 4, 8, 8, 8], strict=True):
@@ -65,7 +65,7 @@ def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential()
 
 
 def test_equal_jitter_keeps_at_least_half_the_span() -> None:
-    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL, fast_for=0)
+    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL, young=())
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 5) == [0.25, 0.5, 1.0, 2.0, 2.0]
 
 
@@ -78,7 +78,7 @@ def test_equal_jitter_keeps_at_least_half_the_span() -> None:
 )
 def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter, base: float, cap: float) -> None:
     it = iter(draws)
-    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter, fast_for=0))
+    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter, young=()))
     waits = waits_for(m, 8)
     eps = 1e-9  # waits are measured as deadline - now, so allow float rounding
     for n, wait in enumerate(waits, start=1):
@@ -93,7 +93,7 @@ def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter,
 
 
 def test_jitter_uses_the_entropy_it_is_given() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=10.0, jitter=Jitter.FULL, fast_for=0)
+    cfg = ReconnectConfig(base=1.0, cap=10.0, jitter=Jitter.FULL, young=())
     a = waits_for(Reconnect(entropy=fixed(0x40), config=cfg), 3)
     b = waits_for(Reconnect(entropy=fixed(0xC0), config=cfg), 3)
     assert a == [0.25, 0.5, 1.0] and b == [0.75, 1.5, 3.0]
@@ -141,8 +141,8 @@ def test_a_stable_link_resets_the_attempt_count_but_a_flapping_one_does_not() ->
     assert m.attempt == 4
     m.handle(LinkUp(), now=20.0)
     m.handle(LOST, now=40.0)  # up for 20 s: stable
-    assert m.deadline == 40.5  # first-failure wait again (equal jitter, u=0: base/2)
-    assert m.handle(Tick(), now=40.5) == [OpenLink(attempt=1)]
+    assert m.deadline == 40.125  # a new, young outage: the first step's span (equal jitter, u=0: span/2)
+    assert m.handle(Tick(), now=40.125) == [OpenLink(attempt=1)]
 
 
 def test_user_close_stops_everything_and_late_facts_are_ignored() -> None:
@@ -161,7 +161,8 @@ def test_misuse_raises_and_config_is_validated() -> None:
     with pytest.raises(LocalProtocolError):
         m.handle(OpenRequested(), now=0.0)
     assert m.state is ReconnectState.CONNECTING
-    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}, {"fast_for": -1.0}):
+    bad_young = [{"young": ((5.0, 0.1), (2.0, 0.2))}, {"young": ((1.0, 0.0),)}, {"young": ((0.0, 1.0),)}]
+    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}, *bad_young):
         with pytest.raises(LocalProtocolError):
             ReconnectConfig(**bad)  # type: ignore[arg-type]
 
@@ -363,7 +364,8 @@ def test_a_ten_minute_outage_makes_at_most_the_documented_attempts_whatever_the_
     worst = outage(fixed(0x00), 600.0)  # the shortest wait every time
     assert len(worst) <= MAX_ATTEMPTS_PER_10_MINUTES
     assert most_in_any_window(worst, 60.0) <= MAX_ATTEMPTS_PER_MINUTE
-    assert len([t for t in worst if t < 20.0]) <= 81  # young: at least 0.25 s apart
+    assert len([t for t in worst if t < 5.0]) <= 41  # young: at least 0.125 s apart, then 0.25 s
+    assert len([t for t in worst if 5.0 <= t < 20.0]) <= 61
     # polite when it lasts: after the first minute at most one attempt per 15 s
     late = [t for t in worst if t > 60.0]
     assert all(b - a >= 15.0 for a, b in itertools.pairwise(late))
@@ -381,14 +383,13 @@ def test_the_bound_holds_for_any_entropy_and_attempt_duration(seed: bytes, fail_
 @settings(max_examples=100, deadline=None)
 @given(back_at=st.floats(0.0, 19.0), byte=st.integers(0, 255))
 def test_a_hub_back_while_the_outage_is_young_is_tried_within_the_short_cap(back_at: float, byte: int) -> None:
-    cfg = ReconnectConfig()
     opens = outage(fixed(byte), back_at + 5.0)
     first_after = min(t for t in opens if t >= back_at)
-    assert first_after - back_at <= cfg.base
+    assert first_after - back_at <= (0.25 if back_at < 5.0 else 0.5)  # the span of a young outage's step
 
 
 def test_after_the_young_phase_the_waits_double_up_to_the_cap() -> None:
-    m = Reconnect(entropy=fixed(0xFF), config=ReconnectConfig(base=0.5, cap=30.0, fast_for=20.0))
+    m = Reconnect(entropy=fixed(0xFF), config=ReconnectConfig(base=0.5, cap=30.0))
     m.handle(OpenRequested(), now=0.0)
     now, waits = 0.0, []
     for _ in range(120):
@@ -397,8 +398,8 @@ def test_after_the_young_phase_the_waits_double_up_to_the_cap() -> None:
         waits.append((now, m.deadline - now))
         now = m.deadline
         m.handle(Tick(), now=now)
-    young = [w for t, w in waits if t < 20.0]
-    assert young and all(0.25 <= w < 0.5 for w in young)
+    assert all(0.125 <= w < 0.25 for t, w in waits if t < 5.0)
+    assert all(0.25 <= w < 0.5 for t, w in waits if 5.0 <= t < 20.0)
     old = [w for t, w in waits if t >= 20.0][:8]
     spans = [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert all(span / 2 <= w < span for w, span in zip(old, spans, strict=True))
@@ -414,7 +415,7 @@ def test_a_stable_link_starts_a_new_young_outage() -> None:
         m.handle(Tick(), now=now)
     m.handle(LinkUp(), now=now)
     m.handle(LOST, now=now + 60.0)  # up for a minute, then lost
-    assert m.deadline == now + 60.25  # short again
+    assert m.deadline == now + 60.125  # short again
 
 
 def test_a_suspected_refusal_is_retried_once_and_given_up_when_it_repeats() -> None:

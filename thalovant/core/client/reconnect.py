@@ -15,22 +15,24 @@ session). This machine tells it *when* to open the next one::
 
 The policy (:class:`ReconnectConfig`, plain data) is fast while an outage is
 young and polite when it lasts. An *outage* starts with the first attempt or
-loss of a run of failures. For its first ``fast_for`` seconds every wait is
-drawn over one ``base`` span, so a hub that comes back (a restart, an upgrade)
-is tried again within ``base`` seconds. After that the span doubles with each
-failure, up to ``cap``. The draw is ``Jitter.EQUAL`` by default, uniform in
-``[span/2, span)``; ``Jitter.FULL`` draws in ``[0, span)`` and
-``Jitter.DECORRELATED`` in ``[base, min(cap, 3 * previous))`` (AWS
-architecture blog, "Exponential backoff and jitter"). All waits are capped at
-``cap``; randomness comes from the injected entropy.
+loss of a run of failures. While it is young, each wait is drawn over the span
+of its age's ``young`` step: over 0.25 s for the first 5 s, over 0.5 s until
+20 s (the default), so a hub that comes back (a restart, an upgrade) is tried
+again within that span. After the last step the span starts at ``base`` and
+doubles with each failure, up to ``cap``. The draw is ``Jitter.EQUAL`` by
+default, uniform in ``[span/2, span)``; ``Jitter.FULL`` draws in ``[0, span)``
+and ``Jitter.DECORRELATED`` in ``[base, min(cap, 3 * previous))`` once the
+outage is old (AWS architecture blog, "Exponential backoff and jitter"). All
+waits are capped at ``cap``; randomness comes from the injected entropy.
 
-Bound (the default policy: ``base`` 0.5 s, ``cap`` 30 s, ``fast_for`` 20 s,
-equal jitter): whatever the entropy, a hub that stays unreachable sees at
-most :data:`MAX_ATTEMPTS_PER_MINUTE` attempts in any minute and
-:data:`MAX_ATTEMPTS_PER_10_MINUTES` in any ten minutes (the first 20 s allow
-at most 81, one per 0.25 s; then 0.25, 0.5, 1, 2, 4, 8 s and 15 s from then
-on). With random jitter it is about two thirds of that. An attempt that
-itself takes time (a TCP timeout, a handshake timeout) only lowers the count.
+Bound (the default policy: ``young`` 5 s over 0.25 s then 20 s over 0.5 s,
+``base`` 0.5 s, ``cap`` 30 s, equal jitter): whatever the entropy, a hub that
+stays unreachable sees at most :data:`MAX_ATTEMPTS_PER_MINUTE` attempts in any
+minute and :data:`MAX_ATTEMPTS_PER_10_MINUTES` in any ten minutes (one per
+0.125 s for 5 s, one per 0.25 s until 20 s, then 0.25, 0.5, 1, 2, 4, 8 s and
+15 s from then on). With random jitter it is about two thirds of that. An
+attempt that itself takes time (a TCP timeout, a handshake timeout) only
+lowers the count.
 
 Attempts count *consecutive* failures. A link that stayed up for at least
 ``stable_after`` seconds resets the count and starts a new outage when it is
@@ -160,9 +162,12 @@ class GiveUp(Output):
 
 
 #: The most attempts the default :class:`ReconnectConfig` makes in any minute of an outage (module docstring).
-MAX_ATTEMPTS_PER_MINUTE = 90
+MAX_ATTEMPTS_PER_MINUTE = 110
 #: The most attempts the default :class:`ReconnectConfig` makes in any ten minutes of an outage.
-MAX_ATTEMPTS_PER_10_MINUTES = 125
+MAX_ATTEMPTS_PER_10_MINUTES = 145
+
+#: ``(until, span)`` steps of a young outage: until it is ``until`` s old, waits are drawn over ``span`` s.
+YOUNG_STEPS: tuple[tuple[float, float], ...] = ((5.0, 0.25), (20.0, 0.5))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,13 +175,13 @@ class ReconnectConfig:
     """The redial policy (seconds), as data; the module docstring explains it and its bound.
 
     Attributes:
-        base: the short wait: every wait of the first ``fast_for`` seconds of an outage is drawn over
-            this span, and the exponential growth after them starts from it.
+        base: the first span once the outage is no longer young; it doubles with each failure.
         cap: the longest wait.
         max_attempts: give up after this many consecutive failed attempts (None: never).
         jitter: how a wait is drawn from its span.
         stable_after: a link up at least this long resets the attempt count and the outage when lost.
-        fast_for: how long an outage stays "young" (short waits); 0 grows the waits from the first failure.
+        young: ``(until, span)`` steps, in order: while the outage is younger than ``until`` seconds,
+            waits are drawn over ``span`` (capped at ``cap``); ``()`` grows the waits from the first failure.
     """
 
     base: float = 0.5
@@ -184,13 +189,20 @@ class ReconnectConfig:
     max_attempts: int | None = None
     jitter: Jitter = Jitter.EQUAL
     stable_after: float = 10.0
-    fast_for: float = 20.0
+    young: tuple[tuple[float, float], ...] = YOUNG_STEPS
 
     def __post_init__(self) -> None:
-        if not (0 < self.base <= self.cap) or self.stable_after < 0 or not self.fast_for >= 0:
-            raise LocalProtocolError("ReconnectConfig: need 0 < base <= cap, stable_after >= 0 and fast_for >= 0")
+        if not (0 < self.base <= self.cap) or self.stable_after < 0:
+            raise LocalProtocolError("ReconnectConfig: need 0 < base <= cap and stable_after >= 0")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise LocalProtocolError("ReconnectConfig: max_attempts must be None or >= 1")
+        untils = [until for until, _ in self.young]
+        if any(not span > 0 for _, span in self.young) or untils != sorted(set(untils)) or min(untils, default=1) <= 0:
+            raise LocalProtocolError("ReconnectConfig: young steps need increasing positive ages and positive spans")
+
+    def young_span(self, age: float) -> float | None:
+        """The span of a wait ``age`` seconds into an outage while it is young, else None."""
+        return next((min(span, self.cap) for until, span in self.young if age < until), None)
 
 
 class Reconnect(TableMachine[ReconnectState]):
@@ -261,7 +273,7 @@ class Reconnect(TableMachine[ReconnectState]):
         limit = self._cfg.max_attempts
         if limit is not None and self._attempt >= limit:
             return self._give_up(f"gave up after {self._attempt} attempt(s); last error: {inp.reason}")
-        wait = self._wait(young=now - self._outage_since < self._cfg.fast_for)
+        wait = self._wait(self._cfg.young_span(now - self._outage_since))
         self._retry_at = now + wait
         text = f"link lost ({inp.reason}); retrying in {wait:.2f}s"
         return [Note(level=NoteLevel.INFO, text=text)]
@@ -291,22 +303,22 @@ class Reconnect(TableMachine[ReconnectState]):
         self._retry_at = None
         return [GiveUp(reason=reason, auth=auth)]
 
-    def _wait(self, *, young: bool) -> float:
-        """The jittered wait before the next attempt: over ``base`` while the outage is ``young``,
-        then over a span doubling with each failure up to ``cap``."""
+    def _wait(self, young: float | None) -> float:
+        """The jittered wait before the next attempt: over the ``young`` span while the outage is young,
+        then over a span doubling with each failure from ``base`` up to ``cap``."""
         cfg = self._cfg
         u = unit_interval(self._entropy)
-        if not young:
+        if young is None:
             self._slow += 1
-        if cfg.jitter is Jitter.DECORRELATED:
-            hi = min(cfg.cap, (cfg.base if young else self._prev_wait) * 3)
-            wait = cfg.base + u * max(0.0, hi - cfg.base)
-            self._prev_wait = max(wait, cfg.base)
-            return min(cfg.cap, wait)
-        span = min(cfg.cap, cfg.base * 2.0 ** min(max(self._slow - 1, 0), 64))
-        if cfg.jitter is Jitter.EQUAL:
-            return span / 2 + u * span / 2
-        return u * span
+            if cfg.jitter is Jitter.DECORRELATED:
+                hi = min(cfg.cap, self._prev_wait * 3)
+                wait = cfg.base + u * max(0.0, hi - cfg.base)
+                self._prev_wait = max(wait, cfg.base)
+                return min(cfg.cap, wait)
+        span = young if young is not None else min(cfg.cap, cfg.base * 2.0 ** min(self._slow - 1, 64))
+        if cfg.jitter is Jitter.FULL:
+            return u * span
+        return span / 2 + u * span / 2  # equal (and decorrelated while young)
 
 
 _S = ReconnectState
