@@ -26,6 +26,7 @@ from thalovant.core.client.reconnect import (
     Reconnect,
     ReconnectConfig,
     ReconnectState,
+    Served,
     UserClose,
 )
 from thalovant.core.errors import LocalProtocolError
@@ -204,6 +205,10 @@ class ReconnectModel(RuleBasedStateMachine):
         if self.link_open:
             self.feed(LinkUp())
 
+    @rule()
+    def served(self) -> None:
+        self.feed(Served())
+
     @rule(retryable=st.booleans(), auth=st.booleans(), weight=st.integers(0, 9))
     def lost(self, retryable: bool, auth: bool, weight: int) -> None:
         if self.link_open:
@@ -296,6 +301,7 @@ def reconnect_in(state: ReconnectState) -> Reconnect:
 RECONNECT_INPUTS: dict[type, Input] = {
     OpenRequested: OpenRequested(),
     LinkUp: LinkUp(),
+    Served: Served(),
     LinkLost: LOST,
     UserClose: UserClose(),
     Tick: Tick(),
@@ -431,3 +437,22 @@ def test_a_suspected_refusal_is_retried_once_and_given_up_when_it_repeats() -> N
     assert m.handle(suspect, now=4.0) == [
         GiveUp(reason="not retrying, credentials refused: dropped right after the handshake", auth=True)
     ]
+
+
+def test_a_link_the_hub_answered_on_ends_the_outage_when_lost() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    now = 0.0
+    while now < 60.0:  # an old outage: the waits have grown
+        m.handle(LOST, now=now)
+        now = m.deadline or now
+        m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    m.handle(LOST, now=now + 1.0)  # up for a second only, nothing answered: still the same outage
+    assert (m.deadline or 0) - (now + 1.0) >= 7.5
+    now = m.deadline or now
+    m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    assert m.handle(Served(), now=now + 0.1) == []
+    m.handle(LOST, now=now + 1.0)  # the hub had answered: a new, young outage (a restart, not a flapping hub)
+    assert m.deadline == now + 1.125 and m.attempt == 0

@@ -432,9 +432,8 @@ class Connection:
         event = delivered_event(message, self._cfg.access_key)
         if isinstance(event, Note):
             return [event]
-        return [EventDelivered(event=event), *self._correlator_do(corr.EventArrived(event=event), now)]
-
-    # ---- correlator -----------------------------------------------------------------------------
+        served = self._reconnect_do(rc.Served(), now)  # the hub answers: this link ends the outage when lost
+        return [EventDelivered(event=event), *served, *self._correlator_do(corr.EventArrived(event=event), now)]
 
     def _correlator_do(self, inp: Input, now: float) -> list[Output]:
         try:

@@ -35,8 +35,9 @@ attempt that itself takes time (a TCP timeout, a handshake timeout) only
 lowers the count.
 
 Attempts count *consecutive* failures. A link that stayed up for at least
-``stable_after`` seconds resets the count and starts a new outage when it is
-lost, so a long-lived session that drops reconnects quickly, while a link
+``stable_after`` seconds, or on which the hub answered (``Served``: a message
+came after the session was ready), resets the count and starts a new outage
+when it is lost, so a long-lived session that drops reconnects quickly, while a link
 that comes up and dies at once (e.g. hub 4.x closing right after the
 upgrade) keeps backing off and eventually hits ``max_attempts`` (None = retry
 forever).
@@ -78,6 +79,7 @@ __all__ = [
     "LinkUp",
     "OpenLink",
     "OpenRequested",
+    "Served",
     "TABLE",
     "Reconnect",
     "ReconnectConfig",
@@ -121,6 +123,11 @@ class OpenRequested(Input):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkUp(Input):
     """The link opened by the last ``OpenLink`` is usable (fed from the link's ``LinkUp``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Served(Input):
+    """The hub answered on the link that is up (a message arrived after the session was ready)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +230,7 @@ class Reconnect(TableMachine[ReconnectState]):
         self._suspects = 0  # suspected refusals in a row
         self._retry_at: float | None = None
         self._up_since: float | None = None
+        self._served = False  # the hub answered on the link that is up
         self._outage_since: float | None = None  # when the current run of failures began
         self._slow = 0  # failures since the outage stopped being young
         self._prev_wait = self._cfg.base
@@ -258,9 +266,14 @@ class Reconnect(TableMachine[ReconnectState]):
         self._up_since = now
         return []
 
+    def _on_served(self, inp: Served, now: float) -> list[Output]:
+        self._served = True
+        return []
+
     def _on_lost(self, inp: LinkLost, now: float) -> list[Output]:
-        if self._up_since is not None and now - self._up_since >= self._cfg.stable_after:
-            self._attempt = 0  # the link was healthy for a while: a new outage starts now
+        stable = self._up_since is not None and now - self._up_since >= self._cfg.stable_after
+        if stable or self._served:
+            self._attempt = 0  # the link was healthy: a new outage starts now
             self._outage_since = None
         if self._outage_since is None:
             self._outage_since, self._slow, self._prev_wait = now, 0, self._cfg.base
@@ -295,6 +308,7 @@ class Reconnect(TableMachine[ReconnectState]):
 
     def _open(self) -> OpenLink:
         self._attempt += 1
+        self._served = False
         self._retry_at = None
         return OpenLink(attempt=self._attempt)
 
@@ -332,7 +346,8 @@ TABLE: Table[ReconnectState, Reconnect] = {
     (_S.CONNECTING, LinkUp): _R(_S.UP, Reconnect._on_up),  # remember when it came up
     (_S.CONNECTING, LinkLost): _R(_S.WAITING, Reconnect._on_lost, _GAVE_UP),  # backoff, or give up
     (_S.CONNECTING, UserClose): _R(_S.CLOSED, Reconnect._on_close),
-    (_S.UP, LinkLost): _R(_S.WAITING, Reconnect._on_lost, _GAVE_UP),  # stable links reset the attempt count
+    (_S.UP, Served): _R(_S.UP, Reconnect._on_served),  # the hub answered: this link ends the outage when lost
+    (_S.UP, LinkLost): _R(_S.WAITING, Reconnect._on_lost, _GAVE_UP),  # stable/served links reset the count
     (_S.UP, UserClose): _R(_S.CLOSED, Reconnect._on_close),
     (_S.WAITING, Tick): _R(_S.CONNECTING, Reconnect._on_tick, _STILL_WAITING),  # OpenLink when the wait is over
     (_S.WAITING, UserClose): _R(_S.CLOSED, Reconnect._on_close),
@@ -345,6 +360,7 @@ TABLE: Table[ReconnectState, Reconnect] = {
 TRACE_TYPES: tuple[type, ...] = (
     OpenRequested,
     LinkUp,
+    Served,
     LinkLost,
     UserClose,
     Tick,
