@@ -456,3 +456,12 @@ def test_a_link_the_hub_answered_on_ends_the_outage_when_lost() -> None:
     assert m.handle(Served(), now=now + 0.1) == []
     m.handle(LOST, now=now + 1.0)  # the hub had answered: a new, young outage (a restart, not a flapping hub)
     assert m.deadline == now + 1.125 and m.attempt == 0
+
+
+def test_a_suspected_refusal_with_no_attempt_left_is_reported_as_a_refusal() -> None:
+    m = Reconnect(entropy=fixed(0x00), config=ReconnectConfig(max_attempts=1))  # auto_reconnect=False
+    m.handle(OpenRequested(), now=0.0)
+    suspect = LinkLost(reason="dropped right after the handshake", retryable=True, suspect=True)
+    assert m.handle(suspect, now=1.0) == [
+        GiveUp(reason="not retrying, credentials refused: dropped right after the handshake", auth=True)
+    ]

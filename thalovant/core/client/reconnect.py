@@ -46,7 +46,8 @@ Fatal causes never retry: a ``LinkLost`` with ``auth=True`` (the hub refused
 the credentials) or ``retryable=False`` gives up at once with a clear reason.
 A *suspected* refusal (``suspect=True``: hub 4.x drops a WebSocket with a wrong
 pre-shared key right after the handshake, the way a hub that dies at that
-moment does) gives up only when the next attempt ends the same way.
+moment does) gives up only when the next attempt ends the same way, or when
+no attempt is left.
 """
 
 from __future__ import annotations
@@ -284,6 +285,8 @@ class Reconnect(TableMachine[ReconnectState]):
         if not inp.retryable:
             return self._give_up(f"not retrying: {inp.reason}")
         limit = self._cfg.max_attempts
+        if limit is not None and self._attempt >= limit and inp.suspect:  # no next attempt to settle it
+            return self._give_up(f"not retrying, credentials refused: {inp.reason}", auth=True)
         if limit is not None and self._attempt >= limit:
             return self._give_up(f"gave up after {self._attempt} attempt(s); last error: {inp.reason}")
         wait = self._wait(self._cfg.young_span(now - self._outage_since))
