@@ -187,15 +187,16 @@ def _write_mosquitto(hub: TestHub, clients: list[Client], hub_password: str) -> 
 
 def broker_acl(clients: list[Client]) -> list[str]:
     """mosquitto's ACL, scoped as the control plane scopes a client: its broker login may write its own
-    c2s topic, read its own s2c topic and use its own status topic, and nothing else (not another
-    client's topics, not the hub's status). Whatever ``topic_prefix`` an identity holds, only the
+    c2s topic, read its own s2c topic, use its own status topic and read the hub's presence
+    (``status/hub``: its retained online/offline and last will, the signal of a hub restart), and
+    nothing else (not another client's topics). Whatever ``topic_prefix`` an identity holds, only the
     topics the hub listens on get through, so a client that derives other topics never gets a session.
     """
     acl = ["user hivemind-hub", f"topic readwrite {MQTT_ROOT}/#"]
     for client in clients:  # the broker username is the access key; the topic level is the access key
         key = client.access_key
         acl += ["", f"user {key}", f"topic write {MQTT_BASE}/c2s/{key}", f"topic read {MQTT_BASE}/s2c/{key}",
-                f"topic readwrite {MQTT_BASE}/status/{key}"]
+                f"topic readwrite {MQTT_BASE}/status/{key}", f"topic read {MQTT_BASE}/status/hub"]
     return acl
 
 

@@ -95,8 +95,8 @@ def _settled(hub: Any, received: Counter[str], batch: list[str]) -> bool:
 
 
 def _client_kwargs(generation: str, protocol: str) -> dict[str, Any]:
-    # MQTT (hub 4.x) notices a restarted hub through its keep-alive PING (default every 15 idle s): 2 s here
-    extra: dict[str, Any] = {"keepalive": 2.0} if protocol == "mqtt" else {}
+    # MQTT learns of a restart from the hub's status topic (its last will, then "online"), not the keep-alive
+    extra: dict[str, Any] = {}
     if generation == "hub5":
         extra["auth_encoding"] = "percent"
     return fast_reconnect(queue_timeout=10.0, send_timeout=15.0, **extra)
