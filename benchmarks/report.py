@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks import codec, coldstart, handshake, latency, machine, scale
+from benchmarks import codec, coldstart, handshake, latency, machine, recovery, scale
 
 __all__ = ["ORDER", "load_results", "render", "targets"]
 
@@ -19,6 +19,7 @@ ORDER: dict[str, tuple[int, str, Any]] = {
     "coldstart": (3, "Cold start", coldstart),
     "scale": (4, "Scale: concurrent async clients", scale),
     "handshake": (5, "Handshake cost", handshake),
+    "recovery": (6, "Recovery after a hub restart (issue 16)", recovery),
 }
 
 
@@ -62,6 +63,9 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
             if ours["rss_kib"] and ref["rss_kib"]:
                 m = ours["rss_kib"]["median"] / ref["rss_kib"]["median"]
                 rows.append((f"cold start `{case}`: peak memory ≤ 0.5x the reference", f"{m:.2f}x", _verdict(m <= 0.5)))
+    res = results.get("recovery")
+    if res and res.get("status") == "ok":
+        rows.extend(recovery.target_rows(res))
     for name in ("latency", "scale"):
         res = results.get(name)
         if not res or res.get("status") != "ok":

@@ -7,7 +7,7 @@ Usage (from the project root, with the project venv)::
     python -m benchmarks.run --only codec,coldstart
 
 Benchmarks: ``latency`` (item 1), ``codec`` (2), ``coldstart`` (3), ``scale`` (4),
-``handshake`` (5). Results of benchmarks not selected are kept from earlier runs, so
+``handshake`` (5), ``recovery`` (issue 16). Results of benchmarks not selected are kept from earlier runs, so
 RESULTS.md always shows every item with the command and time that produced it.
 The reference client's venv is built on first use (``python -m benchmarks.refvenv``).
 """

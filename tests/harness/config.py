@@ -205,16 +205,18 @@ def client_topics(v3: bool, access_key: str) -> tuple[str, str, str]:
 
 def broker_acl(clients: list[Client], *, v3: bool = False) -> list[str]:
     """mosquitto's ACL, scoped as the control plane scopes a client: its broker login may write its own
-    c2s topic, read its own s2c topic and use its own status topic, and nothing else (not another
-    client's topics, not the hub's status). Whatever ``topic_prefix`` an identity holds, only the
+    c2s topic, read its own s2c topic, use its own status topic and read the hub's presence
+    (``status/hub``: its retained online/offline and last will, the signal of a hub restart), and
+    nothing else (not another client's topics). Whatever ``topic_prefix`` an identity holds, only the
     topics the hub listens on get through, so a client that derives other topics never gets a session.
-    ``v3``: the hub 5.x plugin's ``<root>/<key>/in|out|status`` topics instead of hub 4.x's.
+    ``v3``: the hub 5.x plugin's ``<root>/<key>/in|out|status`` topics instead of hub 4.x's, and no presence.
     """
     acl = ["user hivemind-hub", f"topic readwrite {MQTT_ROOT}/#"]
     for client in clients:  # the broker username is the access key; the topic level is the access key
         c2s, s2c, status = client_topics(v3, client.access_key)
-        acl += ["", f"user {client.access_key}", f"topic write {c2s}", f"topic read {s2c}",
-                f"topic readwrite {status}"]
+        acl += ["", f"user {client.access_key}", f"topic write {c2s}", f"topic read {s2c}", f"topic readwrite {status}"]
+        if not v3:  # plugin 0.2.x's presence is <root>/<node name>/status, a name the client cannot derive
+            acl.append(f"topic read {MQTT_BASE}/status/hub")
     return acl
 
 

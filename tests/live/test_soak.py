@@ -95,12 +95,14 @@ def _settled(hub: Any, received: Counter[str], batch: list[str]) -> bool:
 
 
 def _client_kwargs(generation: str, protocol: str) -> dict[str, Any]:
-    # MQTT notices a restarted hub through its keep-alive PING (default every 15 idle s): 2 s here
-    extra: dict[str, Any] = {"keepalive": 2.0} if protocol == "mqtt" else {}
+    # MQTT learns of a restart from the hub's status topic (its last will, then "online"), not the keep-alive
+    extra: dict[str, Any] = {}
     if generation == "hub5":
         extra["auth_encoding"] = "percent"
         if protocol == "mqtt":
-            extra["mqtt_layout"] = "modern"  # hub 5.x's plugin: <root>/<key>/in|out|status
+            # hub 5.x's plugin: <root>/<key>/in|out|status; its presence topic (<root>/<node name>/status)
+            # cannot be derived, so a restarted hub hears of the client at its next keep-alive PING: 2 s here
+            extra.update(mqtt_layout="modern", keepalive=2.0)
     return fast_reconnect(queue_timeout=10.0, send_timeout=15.0, **extra)
 
 

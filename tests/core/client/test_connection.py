@@ -390,6 +390,8 @@ def test_an_ask_that_never_leaves_the_queue_still_ends_exactly_once() -> None:
     assert isinstance(failed, corr.AskFailed) and failed.kind == "link_lost" and "full" in failed.reason
     assert isinstance(s.outcome(2), SendError)
     s.run(2.5)
+    assert s.ask_result(expiring) is None  # an ask waits for a session within its own timeout, not queue_timeout
+    s.run(28.0)
     timed_out = s.ask_result(expiring)
     assert isinstance(timed_out, corr.AskFailed) and timed_out.kind == "timeout"
     assert timed_out.reply.request_id == "req-1"

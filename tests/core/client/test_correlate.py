@@ -98,8 +98,37 @@ def test_user_session_is_rewritten_by_hub4_but_request_id_correlates() -> None:
     assert c.state is CorrelatorState.IDLE and c.deadline is None
 
 
-def test_handled_ends_at_once_and_late_events_are_ignored() -> None:
+def test_handled_after_speech_ends_at_once_and_late_events_are_ignored() -> None:
     c = Correlator()
+    start(c, "a")
+    c.handle(speak("req-a", "hi"), now=0.9)
+    assert ends(c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0))
+    assert c.handle(speak("req-a", "late"), now=1.01) == []
+
+
+def test_handled_before_any_speech_waits_the_quiet_grace_for_it() -> None:
+    # Rule 2c: hub 4.x can deliver handled before the speak it follows (a thread pool; MQTT's paho race)
+    c = Correlator(quiet_grace=0.15)
+    start(c, "a")
+    assert not ends(c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0))
+    assert c.deadline == pytest.approx(1.15)
+    out = c.handle(speak("req-a", "overtaken"), now=1.02)  # the first speech finishes it at once
+    finished = [o for o in out if isinstance(o, AskFinished)]
+    assert len(finished) == 1 and finished[0].reply.text == "overtaken" and finished[0].reply.handled
+    assert c.state is CorrelatorState.IDLE
+
+
+def test_handled_with_no_speech_finishes_at_the_end_of_the_grace_with_an_empty_reply() -> None:
+    c = Correlator(quiet_grace=0.15)
+    start(c, "a")
+    c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0)
+    assert c.handle(Tick(), now=1.1) == []
+    out = c.handle(Tick(), now=1.15)
+    assert [type(o) for o in out] == [AskFinished] and out[0].reply.text == "" and not out[0].reply.timed_out
+
+
+def test_without_the_grace_handled_ends_at_once() -> None:
+    c = Correlator(quiet_grace=0.0)
     start(c, "a")
     assert ends(c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0))
     assert c.handle(speak("req-a", "late"), now=1.01) == []
@@ -185,7 +214,7 @@ def test_concurrent_asks_do_not_collect_each_others_speech() -> None:
 def test_stale_session_request_id_does_not_steal_a_late_reply() -> None:
     # hub 4.x adopts the client's whole session as the connection session, so a late
     # reply to "a" can carry session.request_id of the newer ask "b" (spec §9.1)
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     start(c, "a")
     c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.0)
     start(c, "b")
@@ -507,7 +536,7 @@ def test_garbage_events_never_raise_and_asks_end_at_most_once(steps: list[tuple[
             out = c.handle(EventArrived(event=normalize(raw).unwrap()), now=now)
         assert all(isinstance(o, Output) for o in out)
         ended += [o.ask_id for o in out if isinstance(o, AskFinished | AskFailed)]
-    ended += [o.ask_id for o in c.handle(LinkLost(), now=now) if isinstance(o, AskFailed)]
+    ended += [o.ask_id for o in c.handle(LinkLost(), now=now) if isinstance(o, AskFinished | AskFailed)]
     assert sorted(ended) == ["a", "b"]
 
 

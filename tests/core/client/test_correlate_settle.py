@@ -29,7 +29,7 @@ def started(c: Correlator, *, settle: float, deadline: float = 10.0, now: float 
 
 
 def test_the_end_waits_until_settle_after_the_first_speech() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=0.5)
     c.handle(speak("req-a", "one"), now=1.0)
     assert not ends(c.handle(reply_to("req-a", HANDLED), now=1.1))
@@ -42,7 +42,7 @@ def test_the_end_waits_until_settle_after_the_first_speech() -> None:
 
 
 def test_an_end_after_the_settle_window_finishes_at_once() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=0.5)
     c.handle(speak("req-a", "one"), now=1.0)
     (done,) = ends(c.handle(reply_to("req-a", HANDLED), now=2.0))
@@ -50,7 +50,7 @@ def test_an_end_after_the_settle_window_finishes_at_once() -> None:
 
 
 def test_an_end_without_speech_waits_settle_for_late_speech() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=0.25)
     assert not ends(c.handle(reply_to("req-a", HANDLED), now=1.0))
     c.handle(speak("req-a", "late"), now=1.1)
@@ -59,14 +59,14 @@ def test_an_end_without_speech_waits_settle_for_late_speech() -> None:
 
 
 def test_zero_settle_is_the_old_behaviour() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=0.0)
     assert ends(c.handle(reply_to("req-a", HANDLED), now=1.0))
     assert c.handle(speak("req-a", "late"), now=1.0) == []
 
 
 def test_the_ask_deadline_bounds_the_settle() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=5.0, deadline=2.0)
     c.handle(speak("req-a", "one"), now=1.0)
     c.handle(reply_to("req-a", HANDLED), now=1.5)
@@ -80,7 +80,7 @@ def test_the_ask_deadline_bounds_the_settle() -> None:
     [(LinkLost(reason="gone"), AskFinished), (AskCancelled(ask_id="a"), AskFailed)],
 )
 def test_while_settling_a_lost_link_finishes_and_a_cancel_cancels(step: Any, kind: type) -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=1.0)
     c.handle(speak("req-a", "one"), now=1.0)
     c.handle(reply_to("req-a", HANDLED), now=1.1)
@@ -89,7 +89,7 @@ def test_while_settling_a_lost_link_finishes_and_a_cancel_cancels(step: Any, kin
 
 
 def test_a_denial_while_settling_still_fails_the_ask() -> None:
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=1.0)
     c.handle(speak("req-a", "one"), now=1.0)
     c.handle(reply_to("req-a", HANDLED), now=1.1)
@@ -100,7 +100,7 @@ def test_a_denial_while_settling_still_fails_the_ask() -> None:
 @pytest.mark.parametrize("settle", [-0.1, float("nan"), float("inf")])
 def test_settle_must_be_finite_and_not_negative(settle: float) -> None:
     with pytest.raises(LocalProtocolError, match="settle"):
-        started(Correlator(), settle=settle)
+        started(Correlator(quiet_grace=0.0), settle=settle)
 
 
 EVENTS = st.lists(st.tuples(st.floats(0.01, 1.0), st.sampled_from(["speak", HANDLED, "other"])), max_size=12)
@@ -110,7 +110,7 @@ EVENTS = st.lists(st.tuples(st.floats(0.01, 1.0), st.sampled_from(["speak", HAND
 @given(settle=st.floats(0.0, 2.0), deadline=st.floats(0.5, 6.0), steps=EVENTS)
 def test_settle_property(settle: float, deadline: float, steps: list[tuple[float, str]]) -> None:
     """The ask ends once, at min(deadline, max(end, anchor + settle)), with every speech heard before then."""
-    c = Correlator()
+    c = Correlator(quiet_grace=0.0)
     started(c, settle=settle, deadline=deadline)
     now, first_speech, end_at, heard = 0.0, None, None, []
     outcome: list[Any] = []

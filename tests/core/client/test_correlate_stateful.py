@@ -42,7 +42,7 @@ DEDUP_WINDOW = 2.0
 class CorrelatorModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.c = Correlator(send_window=WINDOW, dedup_window=DEDUP_WINDOW)
+        self.c = Correlator(send_window=WINDOW, dedup_window=DEDUP_WINDOW, quiet_grace=0.0)  # Rule 2c: own tests
         self.now = 0.0
         self.counter = 0
         # ask_id -> dict(request_id, msg_type, deadline, speech)

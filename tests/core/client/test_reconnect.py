@@ -1,6 +1,12 @@
-"""Reconnect: retry policy machine (backoff bounds, jitter, fatal causes, stability reset)."""
+"""Reconnect: the redial policy machine (fast while young, bounded, jitter, fatal causes, stability reset).
+
+``young=()`` gives the plain exponential backoff whose shape the first tests pin down.
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -8,6 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from thalovant.core.client.reconnect import (
+    MAX_ATTEMPTS_PER_10_MINUTES,
+    MAX_ATTEMPTS_PER_MINUTE,
     TABLE,
     GiveUp,
     Jitter,
@@ -18,6 +26,7 @@ from thalovant.core.client.reconnect import (
     Reconnect,
     ReconnectConfig,
     ReconnectState,
+    Served,
     UserClose,
 )
 from thalovant.core.errors import LocalProtocolError
@@ -49,7 +58,7 @@ def waits_for(machine: Reconnect, failures: int) -> list[float]:
 
 
 def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL)
+    cfg = ReconnectConfig(base=1.0, cap=8.0, jitter=Jitter.FULL, young=())
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 6) == [0.0] * 6
     high = waits_for(Reconnect(entropy=fixed(0xFF), config=cfg), 6)
     for wait, span in zip(high, [1, 2, 4, 8, 8, 8], strict=True):
@@ -57,7 +66,7 @@ def test_full_jitter_with_extreme_entropy_spans_zero_to_the_capped_exponential()
 
 
 def test_equal_jitter_keeps_at_least_half_the_span() -> None:
-    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL)
+    cfg = ReconnectConfig(base=0.5, cap=4.0, jitter=Jitter.EQUAL, young=())
     assert waits_for(Reconnect(entropy=fixed(0x00), config=cfg), 5) == [0.25, 0.5, 1.0, 2.0, 2.0]
 
 
@@ -70,7 +79,7 @@ def test_equal_jitter_keeps_at_least_half_the_span() -> None:
 )
 def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter, base: float, cap: float) -> None:
     it = iter(draws)
-    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter))
+    m = Reconnect(entropy=lambda n: next(it), config=ReconnectConfig(base=base, cap=cap, jitter=jitter, young=()))
     waits = waits_for(m, 8)
     eps = 1e-9  # waits are measured as deadline - now, so allow float rounding
     for n, wait in enumerate(waits, start=1):
@@ -85,7 +94,7 @@ def test_backoff_bounds_hold_for_any_entropy(draws: list[bytes], jitter: Jitter,
 
 
 def test_jitter_uses_the_entropy_it_is_given() -> None:
-    cfg = ReconnectConfig(base=1.0, cap=10.0)
+    cfg = ReconnectConfig(base=1.0, cap=10.0, jitter=Jitter.FULL, young=())
     a = waits_for(Reconnect(entropy=fixed(0x40), config=cfg), 3)
     b = waits_for(Reconnect(entropy=fixed(0xC0), config=cfg), 3)
     assert a == [0.25, 0.5, 1.0] and b == [0.75, 1.5, 3.0]
@@ -133,8 +142,8 @@ def test_a_stable_link_resets_the_attempt_count_but_a_flapping_one_does_not() ->
     assert m.attempt == 4
     m.handle(LinkUp(), now=20.0)
     m.handle(LOST, now=40.0)  # up for 20 s: stable
-    assert m.deadline == 40.5  # first-failure wait again (equal jitter, u=0: base/2)
-    assert m.handle(Tick(), now=40.5) == [OpenLink(attempt=1)]
+    assert m.deadline == 40.125  # a new, young outage: the first step's span (equal jitter, u=0: span/2)
+    assert m.handle(Tick(), now=40.125) == [OpenLink(attempt=1)]
 
 
 def test_user_close_stops_everything_and_late_facts_are_ignored() -> None:
@@ -153,7 +162,8 @@ def test_misuse_raises_and_config_is_validated() -> None:
     with pytest.raises(LocalProtocolError):
         m.handle(OpenRequested(), now=0.0)
     assert m.state is ReconnectState.CONNECTING
-    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}):
+    bad_young = [{"young": ((5.0, 0.1), (2.0, 0.2))}, {"young": ((1.0, 0.0),)}, {"young": ((0.0, 1.0),)}]
+    for bad in ({"base": 0.0}, {"base": 5.0, "cap": 1.0}, {"max_attempts": 0}, *bad_young):
         with pytest.raises(LocalProtocolError):
             ReconnectConfig(**bad)  # type: ignore[arg-type]
 
@@ -194,6 +204,10 @@ class ReconnectModel(RuleBasedStateMachine):
     def up(self) -> None:
         if self.link_open:
             self.feed(LinkUp())
+
+    @rule()
+    def served(self) -> None:
+        self.feed(Served())
 
     @rule(retryable=st.booleans(), auth=st.booleans(), weight=st.integers(0, 9))
     def lost(self, retryable: bool, auth: bool, weight: int) -> None:
@@ -287,6 +301,7 @@ def reconnect_in(state: ReconnectState) -> Reconnect:
 RECONNECT_INPUTS: dict[type, Input] = {
     OpenRequested: OpenRequested(),
     LinkUp: LinkUp(),
+    Served: Served(),
     LinkLost: LOST,
     UserClose: UserClose(),
     Tick: Tick(),
@@ -327,3 +342,126 @@ def test_reconnect_every_declared_exit_is_reached() -> None:
     assert reached == {(row, end) for row, r in TABLE.items() for end in r.exits}
     m = reconnect_in(R.WAITING)
     assert m.handle(Tick(), now=0.0) == [] and m.state is R.WAITING
+
+
+# ---- the default policy: fast while an outage is young, bounded when it lasts ------------------------------
+
+
+def outage(entropy: Callable[[int], bytes], horizon: float, fail_after: float = 0.0) -> list[float]:
+    """When a default Reconnect opens links while the hub stays down for ``horizon`` seconds
+    (each attempt fails ``fail_after`` seconds after it starts)."""
+    m = Reconnect(entropy=entropy)
+    now, opens = 0.0, []
+    outs = m.handle(OpenRequested(), now=now)
+    while now <= horizon:
+        opens += [now for o in outs if isinstance(o, OpenLink)]
+        now += fail_after
+        m.handle(LOST, now=now)
+        now = m.deadline if m.deadline is not None else now
+        outs = m.handle(Tick(), now=now)
+    return [t for t in opens if t <= horizon]
+
+
+def most_in_any_window(times: list[float], width: float) -> int:
+    return max(sum(1 for u in times if t <= u <= t + width) for t in times)
+
+
+def test_a_ten_minute_outage_makes_at_most_the_documented_attempts_whatever_the_entropy() -> None:
+    worst = outage(fixed(0x00), 600.0)  # the shortest wait every time
+    assert len(worst) <= MAX_ATTEMPTS_PER_10_MINUTES
+    assert most_in_any_window(worst, 60.0) <= MAX_ATTEMPTS_PER_MINUTE
+    assert len([t for t in worst if t < 5.0]) <= 41  # young: at least 0.125 s apart, then 0.25 s
+    assert len([t for t in worst if 5.0 <= t < 20.0]) <= 61
+    # polite when it lasts: after the first minute at most one attempt per 15 s
+    late = [t for t in worst if t > 60.0]
+    assert all(b - a >= 15.0 for a, b in itertools.pairwise(late))
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.binary(min_size=4, max_size=64), fail_after=st.floats(0.0, 3.0))
+def test_the_bound_holds_for_any_entropy_and_attempt_duration(seed: bytes, fail_after: float) -> None:
+    draws = itertools.cycle([seed[i : i + 4].ljust(4, b"\0") for i in range(0, len(seed), 4)])
+    times = outage(lambda n: next(draws), 600.0, fail_after)
+    assert len(times) <= MAX_ATTEMPTS_PER_10_MINUTES
+    assert most_in_any_window(times, 60.0) <= MAX_ATTEMPTS_PER_MINUTE
+
+
+@settings(max_examples=100, deadline=None)
+@given(back_at=st.floats(0.0, 19.0), byte=st.integers(0, 255))
+def test_a_hub_back_while_the_outage_is_young_is_tried_within_the_short_cap(back_at: float, byte: int) -> None:
+    opens = outage(fixed(byte), back_at + 5.0)
+    first_after = min(t for t in opens if t >= back_at)
+    assert first_after - back_at <= (0.25 if back_at < 5.0 else 0.5)  # the span of a young outage's step
+
+
+def test_after_the_young_phase_the_waits_double_up_to_the_cap() -> None:
+    m = Reconnect(entropy=fixed(0xFF), config=ReconnectConfig(base=0.5, cap=30.0))
+    m.handle(OpenRequested(), now=0.0)
+    now, waits = 0.0, []
+    for _ in range(120):
+        m.handle(LOST, now=now)
+        assert m.deadline is not None
+        waits.append((now, m.deadline - now))
+        now = m.deadline
+        m.handle(Tick(), now=now)
+    assert all(0.125 <= w < 0.25 for t, w in waits if t < 5.0)
+    assert all(0.25 <= w < 0.5 for t, w in waits if 5.0 <= t < 20.0)
+    old = [w for t, w in waits if t >= 20.0][:8]
+    spans = [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert all(span / 2 <= w < span for w, span in zip(old, spans, strict=True))
+
+
+def test_a_stable_link_starts_a_new_young_outage() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    now = 0.0
+    while now < 100.0:  # a long outage: the waits have grown
+        m.handle(LOST, now=now)
+        now = m.deadline or now
+        m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    m.handle(LOST, now=now + 60.0)  # up for a minute, then lost
+    assert m.deadline == now + 60.125  # short again
+
+
+def test_a_suspected_refusal_is_retried_once_and_given_up_when_it_repeats() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    suspect = LinkLost(reason="dropped right after the handshake", retryable=True, suspect=True)
+    assert isinstance(m.handle(suspect, now=1.0)[0], Note)  # a hub that died at that moment looks the same
+    m.handle(Tick(), now=m.deadline or 0.0)
+    m.handle(LOST, now=2.0)  # then unreachable: it was a restart, the suspicion is gone
+    m.handle(Tick(), now=m.deadline or 0.0)
+    assert isinstance(m.handle(suspect, now=3.0)[0], Note)
+    m.handle(Tick(), now=m.deadline or 0.0)
+    assert m.handle(suspect, now=4.0) == [
+        GiveUp(reason="not retrying, credentials refused: dropped right after the handshake", auth=True)
+    ]
+
+
+def test_a_link_the_hub_answered_on_ends_the_outage_when_lost() -> None:
+    m = Reconnect(entropy=fixed(0x00))
+    m.handle(OpenRequested(), now=0.0)
+    now = 0.0
+    while now < 60.0:  # an old outage: the waits have grown
+        m.handle(LOST, now=now)
+        now = m.deadline or now
+        m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    m.handle(LOST, now=now + 1.0)  # up for a second only, nothing answered: still the same outage
+    assert (m.deadline or 0) - (now + 1.0) >= 7.5
+    now = m.deadline or now
+    m.handle(Tick(), now=now)
+    m.handle(LinkUp(), now=now)
+    assert m.handle(Served(), now=now + 0.1) == []
+    m.handle(LOST, now=now + 1.0)  # the hub had answered: a new, young outage (a restart, not a flapping hub)
+    assert m.deadline == now + 1.125 and m.attempt == 0
+
+
+def test_a_suspected_refusal_with_no_attempt_left_is_reported_as_a_refusal() -> None:
+    m = Reconnect(entropy=fixed(0x00), config=ReconnectConfig(max_attempts=1))  # auto_reconnect=False
+    m.handle(OpenRequested(), now=0.0)
+    suspect = LinkLost(reason="dropped right after the handshake", retryable=True, suspect=True)
+    assert m.handle(suspect, now=1.0) == [
+        GiveUp(reason="not retrying, credentials refused: dropped right after the handshake", auth=True)
+    ]

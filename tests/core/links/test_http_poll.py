@@ -223,11 +223,24 @@ def test_hub4_error_with_status_200_on_send_means_dropped_client() -> None:
     (send,) = m.handle(OutboundFrame(data="x", refs=(1,)), now=0.0)
     m.handle(OutboundFrame(data="y", refs=(2,)), now=0.0)
     outs = m.handle(ok(send.req_id, {"error": "Client is not connected"}), now=0.1)
-    assert outs[0] == FrameNotSent(refs=(1,), reason="hub answered HTTP 200: Client is not connected")
+    # the hub refused it without handling it: it may go out again on the next link
+    assert outs[0] == FrameNotSent(refs=(1,), reason="hub answered HTTP 200: Client is not connected", unsent=True)
     assert CancelRequest(req_id=poll.req_id) in outs
     assert FrameNotSent(refs=(2,), reason="link down") in outs
     assert outs[-1] == LinkDown(reason="the hub dropped this client", retryable=True)
     assert m.state is HttpState.FAILED and m.finished and m.deadline is None
+
+
+def test_a_poll_refused_by_the_hubs_port_takes_the_link_down_at_once() -> None:
+    from thalovant.core.links.http_wire import NOT_SENT
+
+    m, poll = up()
+    outs = m.handle(RequestFailed(req_id=poll.req_id, kind=NOT_SENT, detail="connection refused"), now=0.1)
+    assert outs[-1] == LinkDown(reason="the hub could not be reached: connection refused", retryable=True)
+    assert m.state is HttpState.FAILED  # the hub's process is gone, and our session with it: no backoff first
+    m2, poll2 = up()
+    outs = m2.handle(RequestFailed(req_id=poll2.req_id, kind="reset"), now=0.1)
+    assert not [o for o in outs if isinstance(o, LinkDown)]  # a reset is retried after a backoff
 
 
 def test_500_on_send_fails_that_frame_but_keeps_the_link() -> None:

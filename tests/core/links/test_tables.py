@@ -194,29 +194,61 @@ def test_ws_every_declared_exit_is_reached() -> None:
 
 # ---- MqttMap --------------------------------------------------------------------------------------
 
-S2C = "hm/hub/s2c/k"
+S2C, STATUS, HUB = "hm/hub/s2c/k", "hm/hub/status/k", "hm/hub/status/hub"
+WATCHING = {"watch_status": True}
 
 
-def mqtt_in(state: mm.MqttState, **kw: Any) -> tuple[mm.MqttMap, dict[str, Any]]:
+def _connected(watch: bool, hub: bytes | None) -> list[Input]:
+    """Started, CONNACK and every SUBACK (a watching link first hears the hub's presence ``hub``)."""
+    steps: list[Input] = [Started(), mm.MqttConnected()]
+    if watch:
+        steps.append(mm.MqttSubscribed(granted_qos=1))
+        if hub is not None:
+            steps.append(mm.MqttMessage(topic=HUB, payload=hub))
+        steps.append(mm.MqttSubscribed(granted_qos=1))
+    return [*steps, mm.MqttSubscribed(granted_qos=1)]
+
+
+def mqtt_in(state: mm.MqttState, *, hub: bytes | None = None, **kw: Any) -> tuple[mm.MqttMap, dict[str, Any]]:
+    """A machine in ``state``; AWAITING_HUB is reached by a watching link whose hub is offline.
+
+    A watching link in SUBSCRIBING waits for all its SUBACKs, or (``hub`` given) only for the s2c one.
+    """
+    if state is M.AWAITING_HUB:
+        kw, hub = {**kw, **WATCHING}, b"offline"
     m = mm.MqttMap(access_key="k", topic_prefix="hm/hub", entropy=lambda n: bytes(n), **kw)
     ctx: dict[str, Any] = {"pub": 1}
+    connected = _connected(bool(kw.get("watch_status")), hub)
     steps: list[Input] = []
-    order = [M.IDLE, M.CONNECTING, M.SUBSCRIBING, M.RESETTING, M.UP]
+    order = [M.IDLE, M.CONNECTING, M.SUBSCRIBING, M.RESETTING]
     if state in order:
-        steps = [Started(), mm.MqttConnected(), mm.MqttSubscribed(granted_qos=1), mm.MqttPublished(pub_id=1)]
-        steps = steps[: order.index(state)]
-    elif state is M.CLOSING:
-        steps = [Started(), mm.MqttConnected(), mm.MqttSubscribed(granted_qos=1), mm.MqttPublished(pub_id=1)]
-        steps.append(StopRequested())
-        ctx["pub"] = 2  # the offline publish
+        subscribing = len(connected) - 1 if hub is not None or not kw.get("watch_status") else 2
+        steps = connected[: [0, 1, subscribing, len(connected)][order.index(state)]]
+    elif state in (M.UP, M.AWAITING_HUB, M.CLOSING):
+        steps = [*connected, mm.MqttPublished(pub_id=1)]
     else:  # CLOSED
         steps = [StopRequested()]
+    if state is M.CLOSING:
+        steps.append(StopRequested())
+        ctx["pub"] = 2  # the offline publish
     for inp in steps:
         m.handle(inp, now=0.0)
     if state is M.UP:
         m.handle(OutboundFrame(data=b"x", refs=(5,)), now=0.0)
         ctx["pub"] = 2
     return m, ctx
+
+
+def closing_heard(**kw: Any) -> mm.MqttMap:
+    """A watching link that was up, heard the hub and our own status, then closed; its offline is acked."""
+    m, _ = mqtt_in(M.UP, **WATCHING, **kw)
+    for inp in (mm.MqttMessage(topic=STATUS, payload=b"offline"), mm.MqttMessage(topic=S2C, payload=b"{}")):
+        m.handle(inp, now=0.0)
+    (off,) = m.handle(StopRequested(), now=0.0)
+    assert isinstance(off, mm.Publish)
+    m.handle(mm.MqttPublished(pub_id=off.pub_id), now=0.0)
+    m.handle(mm.MqttMessage(topic=STATUS, payload=b"offline"), now=0.0)  # our own, echoed
+    return m
 
 
 def mqtt_input(kind: type, ctx: dict[str, Any]) -> Input:
@@ -248,12 +280,24 @@ def test_mqtt_row(row: tuple[mm.MqttState, type]) -> None:
     assert m.state is mm.TABLE[row].to
 
 
-#: (row, keyword arguments of the machine, the input, now) -> the machine must end in one of the row's exits.
+#: (row, keyword arguments of ``mqtt_in``, the input, now) -> the machine must end in one of the row's exits.
 MQTT_EXITS: list[tuple[tuple[mm.MqttState, type], dict[str, Any], Input, float]] = [
     ((M.SUBSCRIBING, mm.MqttSubscribed), {"reset_on_connect": False}, mm.MqttSubscribed(granted_qos=1), 0.0),
     ((M.SUBSCRIBING, mm.MqttSubscribed), {}, mm.MqttSubscribed(granted_qos=128), 0.0),  # refused
+    # a watching link: a status topic's SUBACK is not the last one; without the reset, an offline hub is awaited
+    ((M.SUBSCRIBING, mm.MqttSubscribed), WATCHING, mm.MqttSubscribed(granted_qos=1), 0.0),
+    (
+        (M.SUBSCRIBING, mm.MqttSubscribed),
+        {"hub": b"offline", "reset_on_connect": False, **WATCHING},
+        mm.MqttSubscribed(granted_qos=1),
+        0.0,
+    ),
     ((M.RESETTING, mm.MqttPublished), {}, mm.MqttPublished(pub_id=UNKNOWN), 0.0),  # not the reset publish
     ((M.RESETTING, mm.MqttPublishFailed), {}, mm.MqttPublishFailed(pub_id=UNKNOWN), 0.0),
+    ((M.RESETTING, mm.MqttPublished), {"hub": b"offline", **WATCHING}, mm.MqttPublished(pub_id=1), 0.0),
+    ((M.RESETTING, mm.MqttPublishFailed), {"hub": b"offline", **WATCHING}, mm.MqttPublishFailed(pub_id=1), 0.0),
+    ((M.AWAITING_HUB, mm.MqttMessage), {}, mm.MqttMessage(topic=HUB, payload=b"online"), 0.0),  # the hub is back
+    ((M.AWAITING_HUB, Tick), {}, Tick(), 0.0),  # before hub_wait: an early Tick changes nothing
     ((M.CLOSING, mm.MqttPublished), {}, mm.MqttPublished(pub_id=UNKNOWN), 0.0),  # not the offline publish
     ((M.CLOSING, mm.MqttPublishFailed), {}, mm.MqttPublishFailed(pub_id=UNKNOWN), 0.0),
     ((M.CLOSING, Tick), {}, Tick(), 0.0),  # before the close timeout: an early Tick changes nothing
@@ -268,6 +312,10 @@ def test_mqtt_every_declared_exit_is_reached() -> None:
         m.handle(inp, now=now)
         assert m.state in mm.TABLE[row].exits, (row, m.state)
         reached.add((row, m.state))
+    closing = closing_heard()  # the hub's tombstone ends the close
+    closing.handle(mm.MqttMessage(topic=STATUS, payload=b"offline"), now=0.0)
+    assert closing.state in mm.TABLE[(M.CLOSING, mm.MqttMessage)].exits
+    reached.add(((M.CLOSING, mm.MqttMessage), closing.state))
     assert reached == {(row, end) for row, r in mm.TABLE.items() for end in r.exits}
     m, _ = mqtt_in(M.CLOSING)
     m.handle(Tick(), now=0.0)

@@ -90,7 +90,8 @@ class LoneAskCorrelator(corr.Correlator):
 
     def __init__(self, *, send_window: float = 10.0) -> None:
         # dedup_size=1: the correlator evicts before it looks, so it never remembers an earlier event
-        super().__init__(send_window=send_window, dedup_window=0.0, dedup_size=1)
+        # quiet_grace=0: a transport of the caller's delivers in the order it chose
+        super().__init__(send_window=send_window, dedup_window=0.0, dedup_size=1, quiet_grace=0.0)
 
     def _owner(self, event: ThalovantEvent, now: float) -> corr._Pending | None:
         owner = super()._owner(event, now)

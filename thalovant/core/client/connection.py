@@ -2,46 +2,43 @@
 
 Theory of operation
 -------------------
-A client needs five machines to talk to a hub: the reconnect policy
-(:mod:`.reconnect`), a link for its transport (:mod:`.links`), a session
-with its handshake (:mod:`.session`), the ask correlator (:mod:`.correlate`)
-and an outbound queue (:mod:`.outbox`). ``Connection`` composes them and
-routes every output of one machine to the input of the next, so the shell
-only has to execute transport orders and deliver results. Because the whole
-client is one machine, a recorded trace of its inputs replays the whole client.
+A client needs five machines to talk to a hub: the reconnect policy (:mod:`.reconnect`), a
+link for its transport (:mod:`.links`), a session with its handshake (:mod:`.session`), the ask
+correlator (:mod:`.correlate`) and an outbound queue (:mod:`.outbox`). ``Connection`` composes
+them and routes every output of one machine to the input of the next, so the shell only has to
+execute transport orders and deliver results; a recorded trace of its inputs replays the client.
 
-Epochs. Each link attempt gets a new *epoch* number, a fresh link machine
-and a fresh session (:mod:`.epoch`). Transport facts arrive wrapped as
-``LinkFact(epoch, fact)`` and transport orders leave wrapped as
-``LinkOrder(epoch, order)``; facts from an older epoch are ignored, so a
-slow reader of a dead socket can never disturb the new link::
+Epochs. Each link attempt gets a new *epoch* number, a fresh link machine and a fresh session
+(:mod:`.epoch`). Transport facts arrive as ``LinkFact(epoch, fact)`` and orders leave as
+``LinkOrder(epoch, order)``; facts from an older epoch are ignored::
 
     IDLE --Connect--> CONNECTING       Reconnect: OpenLink -> new epoch
     CONNECTING: link LinkUp    -> session LinkOpened (handshake starts)
                 session Ready  -> queue flushed (after the HELLO)
                 link confirms the HELLO's frame -> READY; Reconnect LinkUp
-    READY: link LinkDown / session failed -> CONNECTING; asks in flight fail
-                                  at once, unconfirmed sends fail, Reconnect LinkLost
+    READY: link LinkDown / session failed / HubSessionLost -> CONNECTING; asks in flight
+                                  fail at once, unconfirmed sends fail, Reconnect LinkLost
     CONNECTING: Reconnect GiveUp -> GAVE_UP; everything queued fails
     any --Disconnect--> CLOSED         (links told to stop politely)
 
-The life-cycle states move only through :mod:`.lifecycle`'s table, the one
-place a transition is written.
+The life-cycle states move only through :mod:`.lifecycle`'s table. One HTTP or MQTT link at a
+time: hub 4.x keeps one connection per access key, so an OpenLink waits until the previous link
+finished closing (its ``/disconnect`` or ``offline`` must reach the hub before the new hello).
 
-Rule 1 (nothing lost, nothing twice). Every ``SendRequested(ref)`` ends in
-exactly one ``SendDone(ref)`` or ``SendError(ref)`` (:mod:`.outbox`).
+Rule 1 (nothing lost, nothing twice). Every ``SendRequested(ref)`` ends in exactly one
+``SendDone(ref)`` or ``SendError(ref)`` (:mod:`.outbox`).
 
-Rule 2 (asks end promptly, exactly once). An ask is registered with the
-correlator when its utterance is handed to the session. When the link drops,
-every ask in flight fails at once (``link_lost``), never waiting out its
-timeout. An ask whose message never leaves the queue (expired, full, closed,
-gave up, cancelled) fails too, right after its ``SendError``.
+Rule 2 (asks end promptly, exactly once). An ask is registered with the correlator when its
+utterance is handed to the session. When the link drops, every ask in flight fails at once
+(``link_lost``). An ask issued while no session is ready waits for one until its own deadline,
+and one whose frame surely never left goes back to wait; an ask that never leaves the queue
+(expired, full, closed, gave up, cancelled) fails right after its ``SendError``.
 
-Rule 3 (no secrets). Credentials live in ``ConnectionConfig`` fields that
-are excluded from ``repr``; outputs carry only what the shell needs.
+Rule 3 (no secrets). Credentials live in ``ConnectionConfig`` fields that are excluded from
+``repr``; outputs carry only what the shell needs.
 
-Deadline: the earliest of every child machine's deadline and the queue's
-expiry times.
+Deadline: the earliest of every child machine's deadline, the queue's expiry times and the
+keep-alive.
 """
 
 from __future__ import annotations
@@ -68,20 +65,12 @@ from thalovant.core.client.connection_events import (
     StatusChanged,
 )
 from thalovant.core.client.delivery import delivered_event
-from thalovant.core.client.epoch import Epoch, new_link, new_session
+from thalovant.core.client.epoch import Epoch
 from thalovant.core.client.lifecycle import TERMINAL, Lifecycle
 from thalovant.core.client.outbox import Outbox, Queued, refuse
 from thalovant.core.errors import LocalProtocolError
-from thalovant.core.links.base import (
-    FrameNotSent,
-    FrameSent,
-    InboundFrame,
-    LinkDown,
-    LinkUp,
-    OutboundFrame,
-    Started,
-    StopRequested,
-)
+from thalovant.core.links import base as link_io
+from thalovant.core.links.mqtt import HubSessionLost
 from thalovant.core.links.mqtt import SessionEstablished as MqttSessionReady
 from thalovant.core.links.mqtt_map import MqttMap
 from thalovant.core.links.ws import WsClosed, WsLink
@@ -92,8 +81,8 @@ from thalovant.core.wire.auth import authorization_token
 from thalovant.core.wire.message import HiveMessage, MsgType
 
 _S = ConnectionState
-_LINK_OUT = (FrameSent, FrameNotSent, InboundFrame, LinkUp, LinkDown, Note)
-_STOPPING_DROPS = (FrameSent, InboundFrame, LinkUp, LinkDown)  # what a stopping link says that no longer matters
+_STOPPING_DROPS = (link_io.FrameSent, link_io.InboundFrame, link_io.LinkUp, link_io.LinkDown)  # no longer matter
+_LINK_OUT = (*_STOPPING_DROPS, link_io.FrameNotSent, Note)
 
 
 class Connection:
@@ -114,7 +103,7 @@ class Connection:
         self._ep = Epoch()  # the current link attempt (number 0: none yet)
         self._outbox = Outbox(max_queue=config.max_queue)
         self._last_error = ""
-        self._last_sent = 0.0
+        self._open_after: int | None = None  # an OpenLink held until the previous link finished closing
 
     def __repr__(self) -> str:
         return (
@@ -151,14 +140,8 @@ class Connection:
     def deadline(self) -> float | None:
         link = self._ep.link.deadline if self._ep.link is not None else None
         session = self._ep.session.deadline if self._ep.session is not None else None
-        return earliest(
-            self._reconnect.deadline, link, session, self._correlator.deadline, self._outbox.expiry, self._ping_at()
-        )
-
-    def _ping_at(self) -> float | None:
-        if self._cfg.keepalive is None or not self._ep.ready:
-            return None
-        return self._last_sent + self._cfg.keepalive
+        ping = self._ep.ping_at(self._cfg.keepalive)
+        return earliest(self._reconnect.deadline, link, session, self._correlator.deadline, self._outbox.expiry, ping)
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed one input; returns the orders for the shell, in order.
@@ -209,7 +192,9 @@ class Connection:
             raise LocalProtocolError(f"send ref {inp.ref} is reserved: refs below 1 are the connection's own")
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
-        item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
+        # an ask waits for a session within its own timeout; a plain send at most queue_timeout
+        expires = inp.deadline if inp.ask is not None else min(inp.deadline, now + self._cfg.queue_timeout)
+        item = Queued(inp.ref, inp.message, expires, inp.ask)
         if self.state in TERMINAL:
             why = "the client is closed" if self.state is _S.CLOSED else f"not connected: {self._last_error}"
             kind: Literal["closed", "gave_up"] = "closed" if self.state is _S.CLOSED else "gave_up"
@@ -232,9 +217,9 @@ class Connection:
         if self._ep.session is not None and self._ep.session.state is SessionState.HANDSHAKING:
             out += self._session_do(Tick(), now)
         out += self._correlator_do(Tick(), now)
-        ping_at = self._ping_at()
+        ping_at = self._ep.ping_at(self._cfg.keepalive)
         if ping_at is not None and now >= ping_at and self._ep.session is not None:
-            self._last_sent = now
+            self._ep.last_sent = now
             ping = HiveMessage(msg_type=MsgType.PING, payload={"keepalive": True})
             out += self._session_do(session_io.UserSend(message=ping, ref=0), now)
         return out
@@ -260,17 +245,18 @@ class Connection:
         return out
 
     def _open_link(self, attempt: int, now: float) -> list[Output]:
+        if self._ep.link is not None and not isinstance(self._ep.link, WsLink):
+            self._open_after = attempt  # one HTTP or MQTT link at a time (module docstring)
+            return []
         out: list[Output] = []
-        if self._ep.link is not None:  # the old link never finished closing: let the shell drop it
+        if self._ep.link is not None:  # the old WebSocket is still closing: let the shell drop it
             out.append(DropLink(epoch=self._ep.number))
-        self._ep = Epoch(number=self._ep.number + 1)
-        self._ep.session = new_session(self._cfg, self._entropy)
+        self._ep = Epoch.start(self._ep.number + 1, self._cfg, self._token, self._entropy)
         out.append(Note(level=NoteLevel.INFO, text=f"opening link {self._ep.number} (attempt {attempt})"))
-        self._ep.link = new_link(self._cfg, self._token, self._entropy)
         if isinstance(self._ep.link, WsLink):
             out.append(LinkOrder(epoch=self._ep.number, order=OpenWebSocket(target=self._ep.link.target)))
             return out
-        out += self._link_do(Started(), now)
+        out += self._link_do(link_io.Started(), now)
         return out
 
     # ---- link -----------------------------------------------------------------------------------
@@ -294,6 +280,8 @@ class Connection:
         return out
 
     def _route_link_output(self, o: Output, now: float) -> list[Output]:
+        if isinstance(o, HubSessionLost):
+            return self._hub_lost_us(o.reason, now)
         if not isinstance(o, _LINK_OUT):
             return [LinkOrder(epoch=self._ep.number, order=o)]
         if isinstance(o, Note):
@@ -301,18 +289,18 @@ class Connection:
         session = self._ep.session
         if session is None:
             return []
-        if isinstance(o, LinkUp):
+        if isinstance(o, link_io.LinkUp):
             return self._session_do(session_io.LinkOpened(), now)
-        if isinstance(o, InboundFrame):
+        if isinstance(o, link_io.InboundFrame):
             live = session.state in (SessionState.HANDSHAKING, SessionState.READY)
             return self._session_do(session_io.FrameReceived(data=o.data), now) if live else []
-        if isinstance(o, FrameSent):
+        if isinstance(o, link_io.FrameSent):
             if session_io.HELLO_REF in o.refs:
                 self._ep.hello_confirmed = True
             return self._outbox.confirmed(o.refs) + self._announce_ready(now)
-        if isinstance(o, FrameNotSent):
-            return self._outbox.not_sent(o)
-        if isinstance(o, LinkDown):
+        if isinstance(o, link_io.FrameNotSent):
+            return self._not_sent(o, now)
+        if isinstance(o, link_io.LinkDown):
             return self._link_lost(o.reason, o.retryable, o.auth, now)
         return []
 
@@ -321,32 +309,45 @@ class Connection:
         out: list[Output] = []
         link = self._ep.link
         if link is not None and not link.finished:
-            for o in link.handle(StopRequested(), now=now):
+            for o in link.handle(link_io.StopRequested(), now=now):
                 if not isinstance(o, _STOPPING_DROPS):
                     out += self._route_link_output(o, now)
-        return out + self._drop_finished_link()
+        return out + self._drop_finished_link(now)
 
-    def _drop_finished_link(self) -> list[Output]:
+    def _drop_finished_link(self, now: float) -> list[Output]:
         if self._ep.link is None or not self._ep.link.finished:
             return []
         self._ep.link = None
-        return [DropLink(epoch=self._ep.number)]
+        out: list[Output] = [DropLink(epoch=self._ep.number)]
+        attempt, self._open_after = self._open_after, None
+        if attempt is not None and self.state not in TERMINAL:
+            out += self._open_link(attempt, now)  # the held OpenLink: the previous link is gone now
+        return out
+
+    def _hub_lost_us(self, reason: str, now: float) -> list[Output]:
+        """The hub no longer holds our session (MQTT status topics): end it, stop the link politely, reconnect."""
+        out: list[Output] = [Note(level=NoteLevel.WARNING, text=f"session lost: {reason}")]
+        if self._ep.session is not None and not self._ep.session.finished:
+            out += self._session_do(session_io.UserClose(), now)  # its CloseLink stops the link
+        out += self._stop_link(now)
+        return out + self._link_lost(reason, True, False, now)
+
+    def _not_sent(self, o: link_io.FrameNotSent, now: float) -> list[Output]:
+        """A frame did not make it; the correlator forgets the asks that go back to the queue (Rule 2)."""
+        out, requeued = self._outbox.not_sent(o)
+        for ask_id in requeued:
+            self._correlator_do(corr.AskCancelled(ask_id=ask_id), now)  # its "cancelled" end is not the ask's
+        return out
 
     def _link_lost(self, reason: str, retryable: bool, auth: bool, now: float) -> list[Output]:
         """The current link is gone (link LinkDown, or the session failed and we dropped it)."""
-        out = self._drop_finished_link()
-        if self._ep.lost:
+        lost, out = self._ep.lost, self._drop_finished_link(now)  # (dropping may open the held next epoch)
+        if lost:
             return out  # already accounted for (e.g. the session failed first, then the socket closed)
         self._ep.lost = True
-        session = self._ep.session
-        if session is not None and not session.finished:
-            for so in session.handle(session_io.LinkClosed(code=self._ep.close_code, reason=reason), now=now):
-                if isinstance(so, session_io.SessionFailed):
-                    reason = reason if auth else (so.detail or reason)  # a link's refusal says it best
-                    auth = auth or so.auth
-                    retryable = retryable and so.retryable
-                elif isinstance(so, session_io.SendFailed):
-                    out += self._route_session_output(so, now)
+        reason, retryable, auth, suspect, failed = self._ep.session_verdict(reason, retryable, auth, now)
+        for so in failed:
+            out += self._route_session_output(so, now)
         self._ep.ready = False
         self._last_error = reason
         out += self._correlator_do(corr.LinkLost(reason=reason), now)
@@ -355,7 +356,7 @@ class Connection:
             return out
         if self._life.move(rc.LinkLost):
             out.append(StatusChanged(state=self.state, detail=f"reconnecting: {reason}", epoch=self._ep.number))
-        out += self._reconnect_do(rc.LinkLost(reason=reason, retryable=retryable, auth=auth), now)
+        out += self._reconnect_do(rc.LinkLost(reason=reason, retryable=retryable, auth=auth, suspect=suspect), now)
         return out
 
     # ---- session --------------------------------------------------------------------------------
@@ -369,7 +370,7 @@ class Connection:
 
     def _route_session_output(self, o: Output, now: float) -> list[Output]:
         if isinstance(o, session_io.SendFrame):
-            return self._link_do(OutboundFrame(data=o.data, refs=tuple(o.refs)), now)
+            return self._link_do(link_io.OutboundFrame(data=o.data, refs=tuple(o.refs)), now)
         if isinstance(o, session_io.Deliver):
             return self._deliver(o.message, now)
         if isinstance(o, session_io.SessionReady):
@@ -396,7 +397,7 @@ class Connection:
         """
         self._ep.ready = True
         self._ep.ready_generation = o.generation
-        self._last_sent = now
+        self._ep.last_sent = now
         out: list[Output] = []
         if isinstance(self._ep.link, MqttMap):
             out += self._link_do(MqttSessionReady(), now)
@@ -417,7 +418,7 @@ class Connection:
         """Give one message to the ready session: from here on it is never sent again."""
         assert self._ep.session is not None
         out: list[Output] = []
-        self._last_sent = now
+        self._ep.last_sent = now
         self._outbox.hand_over(item)
         if item.ask is not None:
             out += self._correlator_do(item.ask, now)
@@ -431,9 +432,8 @@ class Connection:
         event = delivered_event(message, self._cfg.access_key)
         if isinstance(event, Note):
             return [event]
-        return [EventDelivered(event=event), *self._correlator_do(corr.EventArrived(event=event), now)]
-
-    # ---- correlator -----------------------------------------------------------------------------
+        served = self._reconnect_do(rc.Served(), now)  # the hub answers: this link ends the outage when lost
+        return [EventDelivered(event=event), *served, *self._correlator_do(corr.EventArrived(event=event), now)]
 
     def _correlator_do(self, inp: Input, now: float) -> list[Output]:
         try:

@@ -39,6 +39,11 @@ its first speech (after the end itself when nothing was said yet), collecting
 late speech; it then finishes (a deadline, never past the ask's own). A
 denial or a cancel still ends it at once; a lost link finishes it.
 
+Rule 2c (late speech). Hub 4.x does not keep a turn's events in order (a thread pool; its MQTT
+plugin writes from two threads through paho 1.6), so ``handled`` can overtake its ``speak``. An ask
+that hears ``handled`` before any speech waits up to ``quiet_grace`` s (0.15) for it and finishes
+at once when it comes, or at the end of the grace with what it has.
+
 Rule 3 (denials). A denial with a request id belongs to that ask only. Hub
 5.x sends denials with **no** id (spec §9.2); such a denial is attributed only
 when exactly one pending ask has the denied message type and no other send of
@@ -187,6 +192,7 @@ class _Pending:
     events: list[ThalovantEvent] = field(default_factory=list)
     first_speech: float | None = None  # when the first speech arrived
     hold_until: float | None = None  # done, collecting late speech until then (Rule 2b)
+    quiet_hold: bool = False  # handled before any speech: the first speech finishes it (Rule 2c)
 
     @property
     def due(self) -> float:
@@ -211,11 +217,15 @@ class Correlator:
             with no id; used by the denial attribution rule.
         dedup_window: seconds during which an identical event counts as a duplicate.
         dedup_size: at most this many recent event keys are remembered.
+        quiet_grace: seconds an ask that heard ``handled`` before any speech waits for it (Rule 2c).
     """
 
-    def __init__(self, *, send_window: float = 10.0, dedup_window: float = 2.0, dedup_size: int = 1024) -> None:
-        if not send_window >= 0 or not dedup_window >= 0 or dedup_size < 1:
-            raise LocalProtocolError("send_window and dedup_window must be >= 0 and dedup_size >= 1")
+    def __init__(
+        self, *, send_window: float = 10.0, dedup_window: float = 2.0, dedup_size: int = 1024, quiet_grace: float = 0.15
+    ) -> None:
+        if not send_window >= 0 or not dedup_window >= 0 or dedup_size < 1 or not 0 <= quiet_grace <= 5:
+            raise LocalProtocolError("windows must be >= 0, dedup_size >= 1 and quiet_grace within 0..5 s")
+        self._quiet_grace = quiet_grace
         self._dedup_window = dedup_window
         self._send_window = send_window
         self._dedup_size = dedup_size
@@ -299,13 +309,23 @@ class Correlator:
         if event.is_policy_denied:
             denial = parse_denial(event)
             out.append(self._end_failed(owner, "policy_denied", denial.message(), denial=denial))
+        elif owner.quiet_hold and event.is_speech:  # Rule 2c: the speech that handled overtook
+            owner.quiet_hold, owner.hold_until = False, None
+            out += self._done(owner, now)
         elif (event.is_handled or event.is_unanswered) and owner.hold_until is None:
-            anchor = now if owner.first_speech is None else owner.first_speech
-            if anchor + owner.settle > now:
-                owner.hold_until = anchor + owner.settle  # Rule 2b: keep collecting until then
+            if event.is_handled and owner.first_speech is None and self._quiet_grace > 0:
+                owner.quiet_hold, owner.hold_until = True, now + self._quiet_grace  # Rule 2c
             else:
-                out.append(self._end_finished(owner))
+                out += self._done(owner, now)
         return out
+
+    def _done(self, owner: _Pending, now: float) -> list[Output]:
+        """The hub ended the turn of ``owner``: finish it, or hold it while it settles (Rule 2b)."""
+        anchor = now if owner.first_speech is None else owner.first_speech
+        if anchor + owner.settle > now:
+            owner.hold_until = anchor + owner.settle  # Rule 2b: keep collecting until then
+            return []
+        return [self._end_finished(owner)]
 
     def _on_cancelled(self, inp: AskCancelled, now: float) -> list[Output]:
         ask = self._pending.get(inp.ask_id)
@@ -422,20 +442,9 @@ def request_id_of(message: BusMessage) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-__all__ = [
-    "AskCancelled",
-    "AskFailed",
-    "AskFinished",
-    "AskProgress",
-    "AskStarted",
-    "Correlator",
-    "CorrelatorState",
-    "TABLE",
-    "EventArrived",
-    "FailKind",
-    "LinkLost",
-    "MessageSent",
-    "UnattributedDenial",
-    "ask_failed",
-    "request_id_of",
-]
+__all__ = [  # the machine, its inputs, its outputs, helpers for the Connection
+    "Correlator", "CorrelatorState", "FailKind", "TABLE",
+    "AskCancelled", "AskStarted", "EventArrived", "LinkLost", "MessageSent",
+    "AskFailed", "AskFinished", "AskProgress", "UnattributedDenial",
+    "ask_failed", "request_id_of",
+]  # fmt: skip

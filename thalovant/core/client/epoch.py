@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from thalovant.core.client.connection_events import ConnectionConfig
 from thalovant.core.links.http_poll import HttpPoll
 from thalovant.core.links.mqtt_map import MqttMap
+from thalovant.core.links.mqtt_topics import MqttLayout
 from thalovant.core.links.ws import WsLink
-from thalovant.core.machine import Entropy
+from thalovant.core.machine import Entropy, Output
+from thalovant.core.session import events as session_io
 from thalovant.core.session.machine import Session
 
 __all__ = ["Epoch", "Link", "new_link", "new_session"]
@@ -37,6 +39,7 @@ class Epoch:
         hello_confirmed: the link confirmed the frame carrying the session's HELLO.
         lost: the loss of this link was already handled (a session failure, then the socket close).
         close_code: the WebSocket close code the link reported, if any.
+        last_sent: when something was last handed to the ready session (for the keep-alive).
     """
 
     number: int = 0
@@ -47,6 +50,43 @@ class Epoch:
     hello_confirmed: bool = False
     lost: bool = False
     close_code: int | None = None
+    last_sent: float = 0.0
+
+    @classmethod
+    def start(cls, number: int, cfg: ConnectionConfig, token: str, entropy: Entropy) -> Epoch:
+        """Epoch ``number`` with a fresh session and link for ``cfg``'s transport (``token``: a secret)."""
+        return cls(number=number, session=new_session(cfg, entropy), link=new_link(cfg, token, entropy))
+
+    def ping_at(self, keepalive: float | None) -> float | None:
+        """When a keep-alive PING is due (never before the session is ready, or without ``keepalive``)."""
+        return None if keepalive is None or not self.ready else self.last_sent + keepalive
+
+    def session_verdict(
+        self, reason: str, retryable: bool, auth: bool, now: float
+    ) -> tuple[str, bool, bool, bool, list[Output]]:
+        """Tell the session its link closed; its verdict refines ``(reason, retryable, auth)``.
+
+        A silent close right after the handshake is only a *suspected* refusal, and only where a
+        link can close silently (a WebSocket): a hub that dies at that moment looks the same.
+
+        Returns:
+            The refined triple (a link's own refusal says it best), whether a refusal is suspected,
+            and the session's ``SendFailed``.
+        """
+        failed: list[Output] = []
+        suspect = False
+        if self.session is None or self.session.finished:
+            return reason, retryable, auth, suspect, failed
+        for so in self.session.handle(session_io.LinkClosed(code=self.close_code, reason=reason), now=now):
+            if isinstance(so, session_io.SessionFailed) and so.code == "refused-after-handshake":
+                suspect = self.close_code is not None  # a WebSocket closed
+                reason = so.detail if suspect else reason
+            elif isinstance(so, session_io.SessionFailed):
+                reason = reason if auth else (so.detail or reason)
+                auth, retryable = auth or so.auth, retryable and so.retryable
+            elif isinstance(so, session_io.SendFailed):
+                failed.append(so)
+        return reason, retryable, auth, suspect, failed
 
 
 def new_session(cfg: ConnectionConfig, entropy: Entropy) -> Session:
@@ -78,7 +118,8 @@ def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy) -> Link:
         # always binary and only hub 5.x offers v3, which takes ``binary=1`` uploads.
         http_cfg = replace(http_cfg, binary_uploads=True)
         return HttpPoll(authorization=token, useragent=cfg.useragent, entropy=entropy, config=http_cfg)
-    return MqttMap(
+    return MqttMap(  # the status discipline, as seen live on plugin 0.1.0a2 (hub 4.x): see MqttMap
+        watch_status=cfg.mqtt_layout is MqttLayout.LEGACY,
         access_key=cfg.access_key,
         topic_prefix=cfg.mqtt_topic_prefix,
         entropy=entropy,

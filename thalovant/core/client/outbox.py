@@ -11,11 +11,14 @@ Every ``SendRequested(ref)`` becomes one :class:`Queued` item, which is in exact
 
 Rule 1 (nothing lost, nothing twice). An item in flight is never handed to another session: if
 its link dies before the transport confirmed it, it fails with ``maybe_sent=True`` instead of
-being repeated. Only a plain send (no ask) that the link reports surely unsent goes back to the
-front of the queue: the hub never saw it.
+being repeated. Only a send that the link reports surely unsent goes back to the front of the
+queue: the hub never saw it. An ask that does so is withdrawn from the correlator until it is
+handed over again (``not_sent`` names it).
 
 Rule 2 (asks end). An ask whose message never leaves the queue (expired, full, cancelled, closed,
-gave up) fails right after its ``SendError`` (:func:`.correlate.ask_failed`).
+gave up) fails right after its ``SendError`` (:func:`.correlate.ask_failed`). An ask waits in the
+queue until its own deadline; a plain send at most ``queue_timeout`` (the connection sets
+``expires``).
 
 The outbox decides nothing about *when* an item is handed over; the connection does.
 """
@@ -121,21 +124,27 @@ class Outbox:
         """The session refused the send ``ref`` (it will never be written)."""
         return [SendError(ref=ref, reason=reason, kind="refused")] if self.inflight.pop(ref, None) is not None else []
 
-    def not_sent(self, o: FrameNotSent) -> list[Output]:
-        """A frame did not make it. Plain sends that surely never left go back to the queue (Rule 1
-        still holds: the hub never saw them); anything that may have left, and asks (their turn is
-        already being followed), fail instead."""
+    def not_sent(self, o: FrameNotSent) -> tuple[list[Output], list[str]]:
+        """A frame did not make it. Sends that surely never left go back to the queue (Rule 1 still
+        holds: the hub never saw them); anything that may have left fails instead.
+
+        Returns:
+            The outputs, and the ids of the asks that went back to the queue (the caller stops
+            following them until they are handed over again).
+        """
         out: list[Output] = []
+        requeued: list[str] = []
         for ref in reversed(o.refs):
             item = self.inflight.pop(ref, None)
             if item is None:
                 continue
-            if o.unsent and item.ask is None:
+            if o.unsent:
                 self.waiting.appendleft(item)
+                requeued += [item.ask.ask_id] if item.ask is not None else []
             else:
-                out.append(SendError(ref=ref, reason=o.reason, kind="link_lost", maybe_sent=not o.unsent))
+                out.append(SendError(ref=ref, reason=o.reason, kind="link_lost", maybe_sent=True))
         out.reverse()
-        return out
+        return out, requeued
 
     def fail_inflight(self, reason: str, kind: Literal["link_lost", "closed"]) -> list[Output]:
         """Fail every send in flight: it may have left, so it is reported, never repeated."""

@@ -16,7 +16,10 @@ percent-encoded (spec §3.2: Tornado URL-decodes it; a raw ``+`` breaks it):
 Hub 4.x reports some errors with status **200** and ``{"error": ...}``, so
 every body is checked, not only the status. "Client is not connected"
 (200 on 4.x, 409 on 5.x) means the hub dropped us: the link goes down and
-a reconnect (new machine, new handshake) is needed.
+a reconnect (new machine, new handshake) is needed; a send answered so was
+surely not handled (``FrameNotSent(unsent=True)``). A request the hub's port
+refuses (nothing listens: the hub is down, and its sessions died with it)
+takes the link down at once too.
 
 States::
 
@@ -281,14 +284,17 @@ class HttpPoll(LinkMachine[HttpState]):
             self._schedule.sent(now)
             return [FrameSent(refs=req.refs)]
         reason = f"hub answered HTTP {inp.status}: {err or 'unexpected answer'}"
+        if inp.status == 409 or (err is not None and _NOT_CONNECTED in err.lower()):  # refused: never handled
+            unsent = FrameNotSent(refs=req.refs, reason=reason, unsent=True)
+            return [unsent, *self._go_down("the hub dropped this client", retryable=True)]
         out = [FrameNotSent(refs=req.refs, reason=reason)]
-        if inp.status == 409 or (err is not None and _NOT_CONNECTED in err.lower()):
-            return out + self._go_down("the hub dropped this client", retryable=True)
         if inp.status == 403:
             return out + self._go_down("hub refused the credentials (HTTP 403)", retryable=False, auth=True)
         return out + self._count_error(now)
 
     def _poll_answered(self, inp: ResponseReceived | RequestFailed, req: _Request, now: float) -> list[Output]:
+        if isinstance(inp, RequestFailed) and inp.kind == NOT_SENT:  # refused: the hub is not listening
+            return self._go_down(f"the hub could not be reached: {inp.detail}", retryable=True)
         if isinstance(inp, RequestFailed):
             return self._count_error(now)
         body = parse_body(inp.body)

@@ -21,6 +21,12 @@ payloads are classified like the hub's own ``_coerce_payload`` (§2 step 3):
 UTF-8 that parses as a JSON object becomes a text frame, anything else a
 binary frame.
 
+Status topics (§8.3). The client's own status topic carries retained ``online`` /
+``offline``; the hub drops its logical connection for a key on every ``offline`` there and
+answers with its own ``offline`` (a *tombstone*). Plugin 0.1.0a2 also keeps the hub's
+presence on ``<topic_prefix>/status/hub`` (retained ``online`` at start, ``offline`` as its
+last will). :func:`hub_status_topic` derives it; ``MqttMap(watch_status=True)`` follows both.
+
 Topics embed the access key, so they never appear in ``repr``.
 """
 
@@ -48,6 +54,7 @@ __all__ = [
     "TRACE_TYPES",
     "ConnectMqtt",
     "DisconnectMqtt",
+    "HubSessionLost",
     "MqttConnected",
     "MqttDisconnected",
     "MqttLayout",
@@ -64,6 +71,7 @@ __all__ = [
     "Subscribe",
     "TopicOverrides",
     "classify_payload",
+    "hub_status_topic",
     "mqtt_topics",
     "validate_topic",
 ]
@@ -74,6 +82,7 @@ class MqttState(enum.Enum):
     CONNECTING = "connecting"
     SUBSCRIBING = "subscribing"
     RESETTING = "resetting"
+    AWAITING_HUB = "awaiting-hub"  # connected to the broker; the hub's status says it is offline
     UP = "up"
     CLOSING = "closing"
     CLOSED = "closed"
@@ -193,7 +202,25 @@ class DisconnectMqtt(Output):
     """Disconnect cleanly (the will is not published); answer with ``MqttDisconnected``."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubSessionLost(Output):
+    """The status topics say the hub no longer holds this client's session (it went offline,
+    restarted, or dropped the client): end the session and stop this link politely (``reason``
+    has no secrets)."""
+
+    reason: str
+
+
+def hub_status_topic(topics: MqttTopics) -> str | None:
+    """The hub's own presence topic next to the client's status topic (plugin 0.1.0a2:
+    ``<prefix>/<hub_id>/status/hub``), or None when the status topic has another shape."""
+    parent, _, _ = topics.status.rpartition("/")
+    hub = f"{parent}/hub"
+    return hub if parent.rpartition("/")[2] == "status" and hub != topics.status else None
+
+
 #: Every class an MqttMap trace may contain (for ``trace.TypeRegistry``).
 TRACE_TYPES: tuple[type, ...] = (Started, MqttConnected, MqttSubscribed, MqttPublished, MqttPublishFailed, MqttMessage)
 TRACE_TYPES += (MqttDisconnected, SessionEstablished, SetWill, ConnectMqtt, Subscribe, Publish, DisconnectMqtt)
+TRACE_TYPES += (HubSessionLost,)
 TRACE_TYPES += LINK_TRACE_TYPES

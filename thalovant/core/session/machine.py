@@ -6,7 +6,8 @@ Theory of operation
 switching to ``handshake_v3.NoiseHandshake`` when the hub's offer speaks
 Noise) and, once that succeeds, its ``SecureChannel``::
 
-    IDLE        --LinkOpened------------------------------> HANDSHAKING  (MQTT: send a trigger HELLO)
+    IDLE        --LinkOpened------------------------------> HANDSHAKING  (MQTT: send a trigger HELLO,
+                                                                          again while no greeting comes)
     HANDSHAKING --FrameReceived(clear hello/shake)--------> handshake    (its SendHandshake -> SendFrame)
                 --HandshakeDone---------------------------> READY        (encrypted HELLO, flush queue,
                                                                           SessionReady)
@@ -16,26 +17,23 @@ Noise) and, once that succeeds, its ``SecureChannel``::
     any live    --UserClose-------------------------------> CLOSED       (CloseLink 1000)
                 --LinkClosed------------------------------> FAILED       (SessionFailed, classified)
 
-Helpers: :mod:`.classify` sorts frames into clear, sealed or bad (spec §2) and
-says what a link close means; :mod:`.handshakes` builds the handshake that runs;
-:mod:`.outbound` encodes what is sent for the wire.
+Helpers: :mod:`.classify` sorts frames (clear, sealed or bad, spec §2) and link closes;
+:mod:`.handshakes` builds the handshake that runs; :mod:`.outbound` encodes for the wire.
 
-Cleartext HELLO/HANDSHAKE go to the handshake; cleartext anything else is
-dropped with a Note (before keys: unexpected; after keys: a downgrade).
-Sealed frames that arrive while handshaking are stale (HTTP re-connect,
-spec §8.2) and dropped; after READY a frame that does not open is fatal.
-With a v3 channel any cleartext frame after READY is fatal (spec §7.7).
+Cleartext HELLO/HANDSHAKE go to the handshake; cleartext anything else is dropped with a Note
+(before keys: unexpected; after keys: a downgrade). Sealed frames that arrive while handshaking
+are stale (HTTP re-connect, spec §8.2) and dropped; after READY a frame that does not open is
+fatal, and so is any cleartext frame with a v3 channel (spec §7.7). A second hub HELLO after
+READY means the hub greets a connection it does not know: it restarted or forgot us (FAILED,
+retryable); the greeting's own HELLO arriving after its offer is not one.
 
-Outbound messages queue (bounded) until READY and then go out once, in
-order, right after the HELLO (``binary_ok=False`` refuses BINARY messages,
-for HTTP on hub 4.x).
+Outbound messages queue (bounded) until READY and then go out once, in order, right after the
+HELLO (``binary_ok=False`` refuses BINARY messages, for HTTP on hub 4.x).
 
-Every transition is a row of :data:`TABLE`: ``(state, input type) -> Row(next
-state, handler, other possible ends)``; handlers never assign the state.
-
-Remote data never raises; caller misuse (``UserSend`` after close, a second
-``LinkOpened``, unserializable messages) raises ``LocalProtocolError`` and
-changes nothing. Secrets never reach an output, a Note or a repr.
+Every transition is a row of :data:`TABLE`: ``(state, input type) -> Row(next state, handler,
+other possible ends)``; handlers never assign the state. Remote data never raises; caller misuse
+(``UserSend`` after close, a second ``LinkOpened``, unserializable messages) raises
+``LocalProtocolError`` and changes nothing. Secrets never reach an output, a Note or a repr.
 """
 
 from __future__ import annotations
@@ -56,7 +54,7 @@ from thalovant.core.handshake.contract import (
     SendHandshake,
 )
 from thalovant.core.handshake.v1 import DEFAULT_CIPHERS, DEFAULT_ENCODINGS, Handshake, NoiseOffered
-from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
+from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick, earliest
 from thalovant.core.session.classify import Verdict, classify_close, classify_frame, shown_peer
 from thalovant.core.session.events import (
     HELLO_REF,
@@ -74,7 +72,7 @@ from thalovant.core.session.events import (
     Wire,
 )
 from thalovant.core.session.handshakes import HandshakePlan
-from thalovant.core.session.outbound import Outbound
+from thalovant.core.session.outbound import Outbound, Retrigger
 from thalovant.core.wire.codec import is_default_session
 from thalovant.core.wire.frame import Frame, FrameProblem
 from thalovant.core.wire.message import HiveMessage, MsgType
@@ -95,9 +93,6 @@ class SessionState(enum.Enum):
 
 _S = SessionState
 _REFUSAL_WINDOW = 2.0  # s after READY in which a silent close means "credentials refused"
-# s after READY in which a repeated hub HELLO is a late duplicate of the greeting just answered
-# (MQTT: a greeting triggered on the previous link can land on the new subscription), not a reset
-_REGREET_GRACE = 0.25
 
 
 def _note(text: str, level: NoteLevel = NoteLevel.DEBUG) -> Note:
@@ -120,8 +115,7 @@ class Session(TableMachine[SessionState]):
         trigger_hello: send a cleartext HELLO on link-up (MQTT: the hub greets only after a frame).
         handshake_timeout: seconds from link-up to a finished handshake.
         max_queue: user sends held while handshaking; more fail with ``SendFailed``.
-        prefer, binarize, encodings, ciphers: the handshake's offer (see :class:`.handshakes.HandshakePlan`;
-            encodings and ciphers best first, spec §4.8).
+        prefer, binarize, encodings, ciphers: the offer (:class:`.handshakes.HandshakePlan`; best first, §4.8).
         v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``, ``pinned_hub_key``, ``psk``...).
 
     Raises:
@@ -187,7 +181,9 @@ class Session(TableMachine[SessionState]):
         self._ready_at: float | None = None
         self._inbound_since_ready = 0
         self._greeted = False
+        self._hub_hellos = 0  # HELLOs of the hub seen (its greeting has one)
         self._hub_peer: str | None = None
+        self._retrigger = Retrigger()
 
     def __repr__(self) -> str:
         return f"Session(state={self._state.name}, generation={self.generation}, queued={len(self._queue)})"
@@ -202,8 +198,7 @@ class Session(TableMachine[SessionState]):
     @property
     def deadline(self) -> float | None:
         if self._state is _S.HANDSHAKING and self._handshake is not None:
-            deadline: float | None = self._handshake.deadline
-            return deadline
+            return earliest(self._handshake.deadline, None if self._greeted else self._retrigger.at)
         return None
 
     @property
@@ -241,6 +236,7 @@ class Session(TableMachine[SessionState]):
         self._handshake = self._plan.legacy(started_at=now)
         if not self._trigger_hello:
             return []
+        self._retrigger.start(now)
         return [SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy))]
 
     def _on_link_opened_again(self, _inp: LinkOpened, _now: float) -> list[Output]:
@@ -283,9 +279,13 @@ class Session(TableMachine[SessionState]):
         return []
 
     def _on_tick(self, inp: Tick, now: float) -> list[Output]:
-        if self._state is _S.HANDSHAKING and self._handshake is not None:
-            return self._absorb(self._handshake.handle(inp, now=now), now)
-        return []
+        if self._state is not _S.HANDSHAKING or self._handshake is None:
+            return []
+        out: list[Output] = []
+        if not self._greeted and self._retrigger.due(now):
+            out.append(_note("no greeting yet: sending the trigger HELLO again"))
+            out.append(SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy)))
+        return out + self._absorb(self._handshake.handle(inp, now=now), now)
 
     # ---- frames -----------------------------------------------------------------------------------
 
@@ -306,11 +306,12 @@ class Session(TableMachine[SessionState]):
             if self.generation == 3:
                 return self._broken("downgrade", "cleartext frame after the Noise handshake")
             self._inbound_since_ready += 1
-            settled = self._ready_at is not None and now - self._ready_at > _REGREET_GRACE
-            if message.msg_type is MsgType.HELLO and settled:
+            if message.msg_type is MsgType.HELLO and self._hub_hellos:
                 # A hub greets only a connection it does not know: it restarted or dropped us (MQTT on
-                # hub 4.x keeps the broker link up across a hub restart). Start over on a new link.
+                # hub 4.x keeps the broker link up across a hub restart). Start over on a new link. (A
+                # stale greeting of an earlier link cannot land here: see MqttMap's status discipline.)
                 return self._fail("hub-reset", "the hub greeted again: it restarted or forgot us", retryable=True)
+            self._hub_hellos += message.msg_type is MsgType.HELLO  # the greeting's own HELLO, after its offer
             if greeting:
                 return [_note(f"cleartext {message.msg_type.value} after the handshake ignored")]
             return [
@@ -321,6 +322,7 @@ class Session(TableMachine[SessionState]):
                 _note(f"cleartext {message.msg_type.value} before the handshake finished dropped", NoteLevel.WARNING)
             ]
         self._greeted = True
+        self._hub_hellos += message.msg_type is MsgType.HELLO
         return self._absorb(self._handshake.handle(GreetingReceived(message=message), now=now), now)
 
     def _on_sealed(self, frame: Frame, _now: float) -> list[Output]:

@@ -22,7 +22,7 @@ from thalovant.core.wire.codec import bus_message, encode_json, hello_message
 from thalovant.core.wire.frame import Frame
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 
-__all__ = ["Outbound"]
+__all__ = ["Outbound", "Retrigger"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,3 +97,27 @@ class Outbound:
             return [SendFailed(ref=ref, reason=str(exc)) for ref in refs]
         last = len(frames) - 1
         return [SendFrame(data=frame, refs=refs if i == last else ()) for i, frame in enumerate(frames)]
+
+
+@dataclass(slots=True)
+class Retrigger:
+    """When a session sends its trigger HELLO again while the hub has not greeted (MQTT).
+
+    A trigger published before the hub subscribed (hub 4.x announces ``online`` first) reaches
+    nobody; the next goes ``gap`` seconds later, and each wait doubles.
+    """
+
+    at: float | None = None
+    gap: float = 0.2
+
+    def start(self, now: float) -> None:
+        """The first trigger left at ``now``."""
+        self.at = now + self.gap
+
+    def due(self, now: float) -> bool:
+        """Whether to send it again at ``now`` (and when the next one is due)."""
+        if self.at is None or now < self.at:
+            return False
+        self.gap *= 2
+        self.at = now + self.gap
+        return True
