@@ -1,4 +1,4 @@
-"""Protocol v3 (Noise) over MQTT on the real hub 5.x: topic shapes, isolation, sequential clients (issues 12, 13).
+"""Protocol v3 (Noise) over MQTT on the real hub 5.x: topic shapes, isolation, tombstones (issues 12, 13).
 
 Hub 5.x's MQTT plugin (hivemind-mqtt-protocol 0.2.5a2) listens on ``<root>/<key>/in`` and answers on
 ``<root>/<key>/out``; ``<root>/<key>/status`` carries ``online``/``offline``. There is no hub id level.
@@ -132,9 +132,9 @@ async def test_v3_two_identities_see_only_their_own_replies(hub5_mqtt: Any) -> N
 def test_v3_sequential_clients_of_one_key_are_all_answered(hub5_mqtt: Any) -> None:
     """Back-to-back clients of one key: each connects and is answered (no "the hub greeted again" reset).
 
-    Hub 4.x's plugin 0.1.0a2 consumes its own ``offline`` tombstone and can tear the next client of the
-    same key down (tests/harness/NOTES.md); plugin 0.2.5a2 publishes no tombstone for a client's own
-    ``offline``, so this must hold every time.
+    Hub 5.x's plugin tombstones a dropped client like hub 4.x's (the raw test below); the SDK's status
+    discipline, on for this layout too, waits for the tombstone before it disconnects, so the next client's
+    HELLO never meets it.
     """
     took = []
     for n in range(10):
@@ -202,3 +202,46 @@ def test_v3_broker_acl_and_hub_greeting_raw(hub5_mqtt: Any) -> None:
         finally:  # leave no half-open logical connection behind for the SDK tests of these keys
             cli.publish(my_status, b"offline", retain=True)
             peer.publish(their_status, b"offline", retain=True)
+
+
+def _drain(client: RawMqtt, seconds: float) -> list[tuple[str, bytes]]:
+    """Everything ``client`` receives within ``seconds`` (bounded)."""
+    seen, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            seen.append(client.receive(timeout=min(0.2, max(0.01, end - time.monotonic()))))
+        except TimeoutError:
+            continue
+    return seen
+
+
+def test_hub5_plugin_tombstones_a_dropped_client_and_kills_the_next_hello_with_it(hub5_mqtt: Any) -> None:
+    """Why the SDK keeps the MQTT status discipline on the hub 5.x layout too (raw MQTT, no SDK).
+
+    Plugin 0.2.5a2 answers an ``offline`` by dropping the key's connection; core's disconnect then calls the
+    plugin's ``do_disconnect``, which publishes a retained ``offline`` (a tombstone) on the same status topic,
+    and the plugin's own ``+/status`` subscription brings it back. A HELLO sent right after the ``offline`` (the
+    next client of the key) is greeted, then torn down by that tombstone, which answers with another one.
+    """
+    ident = hub5_mqtt.identity("wide")
+    key = ident["access_key"]
+    c2s, s2c, status = client_topics(True, key)
+    with RawMqtt(hub5_mqtt.ports.mqtt, client_id=f"t-{key[:8]}", username=key, password=ident["mqtt"]["password"]) as a:
+        a.subscribe(s2c)
+        a.subscribe(status)
+        try:
+            a.publish(status, b"offline", retain=True)
+            _drain(a, 0.5)
+            a.publish(c2s, _hello("first"))
+            assert [json.loads(a.receive(timeout=10)[1])["msg_type"] for _ in range(2)] == ["hello", "shake"]
+            a.publish(status, b"offline", retain=True)  # the closing client's offline ...
+            a.publish(c2s, _hello("second"))  # ... and at once the next client's HELLO
+            seen = [(topic.rsplit("/", 1)[1], payload) for topic, payload in _drain(a, 2.0)]
+        finally:
+            a.publish(status, b"offline", retain=True)
+    greeted = [n for n, (kind, payload) in enumerate(seen) if kind == "out" and b'"hello"' in payload]
+    assert greeted, f"the second HELLO was not greeted: {[kind for kind, _ in seen]}"
+    offlines = [kind for kind, payload in seen if kind == "status" and payload == b"offline"]
+    # ours, the tombstone for the first connection, and the one for the greeted second connection it killed
+    assert len(offlines) >= 3, [kind for kind, _ in seen]
+    assert any(kind == "status" for kind, _ in seen[greeted[0] + 1 :]), "no tombstone after the new greeting"
