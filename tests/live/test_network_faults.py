@@ -12,7 +12,9 @@ through every fault in turn. For each fault:
 * events the hub pushed and utterances the client emitted around the fault: nothing twice; every
   push made while the network was healthy arrives, and every emit that returned reaches the hub's bus
   exactly once (an emit that raised may be lost, never duplicated; a push made during a fault may be
-  lost in the proxy, never duplicated).
+  lost in the proxy, never duplicated; so may an emit that returned while the client -> hub way was
+  cut mid-frame: its bytes were in the client's socket, TCP said "written", and HiveMind has no
+  acknowledgement that would let any client know).
 
 A summary line per cell is printed in the terminal summary.
 """
@@ -42,11 +44,12 @@ FAULTS: list[tuple[Fault, dict[str, Any]]] = [
     (Fault.DELAY, {"delay": 0.3}),
     (Fault.THROTTLE, {"rate": 2000}),
     (Fault.DROP_MID_FRAME, {"cut": "s2c"}),
+    (Fault.DROP_MID_FRAME, {"cut": "c2s"}),
 ]
 ASK_TIMEOUT = 1.5
 SEND_TIMEOUT = 2.0
 SLACK = 0.2
-PER_STEP = 3
+PER_STEP = 2
 RECOVERY_LIMIT = 15.0
 FAULT_REPORT: list[str] = []
 
@@ -84,6 +87,7 @@ class _Tally:
     must_arrive: list[str] = field(default_factory=list)  # pushes made while the network was healthy
     may_arrive: list[str] = field(default_factory=list)  # pushes made during a fault
     emitted: list[str] = field(default_factory=list)  # emits that returned
+    emitted_lossy: list[str] = field(default_factory=list)  # emits that returned while the c2s way was cut
     raised: list[str] = field(default_factory=list)  # emits that raised (typed)
     asks: list[str] = field(default_factory=list)  # "<fault>:<outcome> <seconds>"
     recovery: list[float] = field(default_factory=list)
@@ -114,12 +118,12 @@ async def _push(hub: Any, text: str, into: list[str]) -> None:
         into.append(text)
 
 
-async def _emit(client: AsyncThalovantClient, text: str, tally: _Tally) -> None:
+async def _emit(client: AsyncThalovantClient, text: str, tally: _Tally, lossy: bool = False) -> None:
     started = time.monotonic()
     outcome = "returned"
     try:
         await client.emit("recognizer_loop:utterance", {"utterances": [text], "lang": "en-us"})
-        tally.emitted.append(text)
+        (tally.emitted_lossy if lossy else tally.emitted).append(text)
     except (ThalovantConnectionError, ThalovantTimeoutError) as exc:
         tally.raised.append(text)
         outcome = f"{type(exc).__name__}: {exc}"
@@ -129,16 +133,17 @@ async def _emit(client: AsyncThalovantClient, text: str, tally: _Tally) -> None:
         tally.late_emits.append(f"{text} {outcome} after {elapsed:.2f}s")
 
 
-async def _ask(client: AsyncThalovantClient, text: str, fault: Fault, tally: _Tally) -> None:
+async def _ask(client: AsyncThalovantClient, text: str, label: str, tally: _Tally) -> None:
     started = time.monotonic()
     try:
         reply = await client.ask(text, timeout=ASK_TIMEOUT)
         outcome = "answered" if reply.text == f"echo: {text}" else f"wrong answer {reply.text!r}"
+        outcome += " (timed_out: speech, no end of turn)" if reply.timed_out else ""
     except (ThalovantTimeoutError, ThalovantConnectionError) as exc:
         outcome = type(exc).__name__.removeprefix("Thalovant")
     elapsed = time.monotonic() - started
-    tally.asks.append(f"{fault.value}:{outcome} {elapsed:.2f}s")
-    assert elapsed <= ASK_TIMEOUT + SLACK, f"ask during {fault.value} took {elapsed:.2f}s (timeout {ASK_TIMEOUT})"
+    tally.asks.append(f"{label}:{outcome} {elapsed:.2f}s")
+    assert elapsed <= ASK_TIMEOUT + SLACK, f"ask during {label} took {elapsed:.2f}s (timeout {ASK_TIMEOUT})"
     assert not outcome.startswith("wrong"), outcome
 
 
@@ -148,11 +153,11 @@ async def _healthy_step(client: AsyncThalovantClient, hub: Any, run: str, tally:
         await _emit(client, f"{run}-{n}-emit", tally)
 
 
-async def _fault_step(client: AsyncThalovantClient, hub: Any, run: str, fault: Fault, tally: _Tally) -> None:
+async def _fault_step(client: AsyncThalovantClient, hub: Any, run: str, label: str, lossy: bool, tally: _Tally) -> None:
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_ask, client, f"{run} ask", fault, tally)
+        tg.start_soon(_ask, client, f"{run} ask", label, tally)
         for n in range(PER_STEP):
-            tg.start_soon(_emit, client, f"{run}-f{n}-emit", tally)
+            tg.start_soon(_emit, client, f"{run}-f{n}-emit", tally, lossy)
         for n in range(PER_STEP):
             await _push(hub, f"{run}-f{n}", tally.may_arrive)
 
@@ -190,15 +195,19 @@ async def test_network_faults(fault_hub: Any, generation: str, protocol: str) ->
             async with anyio.create_task_group() as tg:
                 tg.start_soon(collect)
                 await _heard_again(c, hub, f"{run}-start")
-                for fault, options in FAULTS:
-                    step = f"{run}-{fault.value}"
+                for number, (fault, options) in enumerate(FAULTS):
+                    step = f"{run}-{number}{fault.value}"
+                    # a cut client -> hub way loses what the client's socket took after the cut: TCP said
+                    # "written", the hub never read it, and HiveMind acknowledges nothing (at most once, then)
+                    lossy = options.get("cut") == "c2s"
+                    label = "-".join([fault.value, *([options["cut"]] if "cut" in options else [])])
                     await _healthy_step(c, hub, f"{step}-before", tally)
                     # bytes in flight when a fault starts may die in the proxy (a push the hub made, an emit the
                     # client's socket took: neither TCP nor HiveMind acknowledges them): settle first
                     assert await in_thread(wait_until, lambda: _settled(hub, tally), 10), f"before {fault.value}"
                     proxy.set(fault, **options)
                     await anyio.sleep(0.05)  # the proxy's tasks carry the fault out (an RST is sent) first
-                    await _fault_step(c, hub, step, fault, tally)
+                    await _fault_step(c, hub, step, label, lossy, tally)
                     proxy.set(Fault.PASS)
                     tally.recovery.append(await _heard_again(c, hub, step))
                     reply = await c.ask(f"{step} after", timeout=10)
@@ -217,7 +226,8 @@ async def test_network_faults(fault_hub: Any, generation: str, protocol: str) ->
         f"{generation} {protocol}: faults {len(rec)}/{len(FAULTS)}; pushed {len(tally.must_arrive)}+"
         f"{len(tally.may_arrive)} during faults, received {len(tally.must_arrive) - len(lost_push)}+{during};"
         f" emits returned {len(tally.emitted)} on bus {sum(1 for e in tally.emitted if on_bus[e])},"
-        f" raised {len(tally.raised)} (on bus {sum(1 for e in tally.raised if on_bus[e])}); duplicates {dup};"
+        f" raised {len(tally.raised)} (on bus {sum(1 for e in tally.raised if on_bus[e])}), returned while cut"
+        f" {len(tally.emitted_lossy)} (on bus {sum(1 for e in tally.emitted_lossy if on_bus[e])}); duplicates {dup};"
         f" slowest emit {tally.slowest_emit:.2f}s; recovery median {rec[len(rec) // 2]:.2f}s max {rec[-1]:.2f}s;"
         f" asks {', '.join(tally.asks)}; {time.monotonic() - started:.0f}s; proxy {dict(proxy.stats)}"
     )
