@@ -93,6 +93,7 @@ class _Tally:
     recovery: list[float] = field(default_factory=list)
     slowest_emit: float = 0.0
     late_emits: list[str] = field(default_factory=list)
+    bad_asks: list[str] = field(default_factory=list)  # over their timeout + SLACK, or a wrong answer
 
 
 async def _heard_again(client: AsyncThalovantClient, hub: Any, label: str) -> float:
@@ -143,8 +144,8 @@ async def _ask(client: AsyncThalovantClient, text: str, label: str, tally: _Tall
         outcome = type(exc).__name__.removeprefix("Thalovant")
     elapsed = time.monotonic() - started
     tally.asks.append(f"{label}:{outcome} {elapsed:.2f}s")
-    assert elapsed <= ASK_TIMEOUT + SLACK, f"ask during {label} took {elapsed:.2f}s (timeout {ASK_TIMEOUT})"
-    assert not outcome.startswith("wrong"), outcome
+    if elapsed > ASK_TIMEOUT + SLACK or outcome.startswith("wrong"):
+        tally.bad_asks.append(f"{label}: {outcome} after {elapsed:.2f}s (timeout {ASK_TIMEOUT})")
 
 
 async def _healthy_step(client: AsyncThalovantClient, hub: Any, run: str, tally: _Tally) -> None:
@@ -175,6 +176,8 @@ def _upstream(hub: Any, protocol: str) -> int:
 
 
 @pytest.mark.anyio
+@pytest.mark.hub
+@pytest.mark.slow
 @pytest.mark.parametrize(("generation", "protocol"), CELLS)
 async def test_network_faults(fault_hub: Any, generation: str, protocol: str) -> None:
     hub = fault_hub
@@ -231,6 +234,7 @@ async def test_network_faults(fault_hub: Any, generation: str, protocol: str) ->
         f" slowest emit {tally.slowest_emit:.2f}s; recovery median {rec[len(rec) // 2]:.2f}s max {rec[-1]:.2f}s;"
         f" asks {', '.join(tally.asks)}; {time.monotonic() - started:.0f}s; proxy {dict(proxy.stats)}"
     )
+    assert not tally.bad_asks, tally.bad_asks
     assert dup == 0, f"duplicated: {[k for k, n in (tally.received + on_bus).items() if n > 1]}"
     assert not lost_push and not lost_emit, f"lost: pushes {lost_push}, emits {lost_emit}"
     assert settled
