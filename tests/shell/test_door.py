@@ -289,11 +289,11 @@ def test_per_call_waits_are_checked_before_anything_is_sent(value: object, error
     client = build(False)
 
     async def main() -> None:
-        with pytest.raises(error, match="^timeout: "):
+        with pytest.raises(error, match=r"^timeout: "):
             await client.ask("hi", timeout=value)
-        with pytest.raises(error, match="^timeout: "):
+        with pytest.raises(error, match=r"^timeout: "):
             await client.wait_for_event("speak", timeout=value)
-        with pytest.raises(error, match="^timeout: "):
+        with pytest.raises(error, match=r"^timeout: "):
             client.listen("speak", timeout=value)
 
     anyio.run(main)
