@@ -20,7 +20,7 @@ from thalovant.core.errors import (
 )
 from thalovant.core.machine import Output
 from thalovant.shell.outcomes import AskEnded, ConnectEnded, Outcome, SendEnded, error_for, raise_for
-from thalovant.shell.results import GUARD_SLACK, Bell, Results, Slot, ask_settled
+from thalovant.shell.results import GUARD_SLACK, SEND_SLACK, Bell, Results, Slot, ask_settled
 
 pytestmark = pytest.mark.anyio
 
@@ -146,6 +146,14 @@ async def test_the_guard_ends_a_wait_only_after_the_callers_deadline() -> None:
     await Results.wait_ask(send, ask, bell, started + 0.05)
     assert anyio.current_time() - started >= 0.05 + GUARD_SLACK
     assert send.value is None and ask.value is None
+
+
+async def test_a_send_wait_ends_at_its_deadline_though_the_transport_still_holds_the_send() -> None:
+    # the transport times a write from its own start, behind earlier writes (MQTT PUBACKs, HTTP POSTs):
+    # the caller's send_timeout must hold anyway (found by tests/live/test_network_faults.py: 3.0 s for 2 s)
+    started = anyio.current_time()
+    await Results.wait_send(Slot(), started + 0.05)
+    assert 0.05 <= anyio.current_time() - started <= 0.05 + SEND_SLACK + 0.1 <= 0.05 + 0.2
 
 
 async def test_an_ask_wait_wakes_on_each_answer() -> None:

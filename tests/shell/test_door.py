@@ -277,3 +277,23 @@ async def test_a_short_crypto_key_is_never_used_when_the_password_path_works(mon
     async with short_key_client() as client:
         reply = await client.ask("hello", timeout=WAIT)
         assert reply.text == "echo: hello"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("5", ThalovantArgumentTypeError), (math.nan, ThalovantArgumentError), (-1, ThalovantArgumentError),
+     (0, ThalovantArgumentError), ([1], ThalovantArgumentTypeError)],
+)
+def test_per_call_waits_are_checked_before_anything_is_sent(value: object, error: type[Exception]) -> None:
+    # before: ask(timeout="5") raised an untyped TypeError from deep in the engine, nan an untyped ValueError
+    client = build(False)
+
+    async def main() -> None:
+        with pytest.raises(error, match=r"^timeout: "):
+            await client.ask("hi", timeout=value)
+        with pytest.raises(error, match=r"^timeout: "):
+            await client.wait_for_event("speak", timeout=value)
+        with pytest.raises(error, match=r"^timeout: "):
+            client.listen("speak", timeout=value)
+
+    anyio.run(main)

@@ -34,6 +34,7 @@ from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.wire.message import BusMessage
+from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.client_events import ClientEvents
 from thalovant.shell.client_options import reconnect_policy, settle_seconds
@@ -335,8 +336,9 @@ class AsyncThalovantClient(ClientEvents):
             ThalovantPolicyDenied: the hub refused the utterance.
             ThalovantTimeoutError: nothing at all came back within ``timeout`` seconds (None: ``reply_timeout``).
             ThalovantConnectionError: the link dropped while waiting (raised at once).
+            ThalovantArgumentError, ThalovantArgumentTypeError: ``timeout`` is not a number of seconds.
         """
-        wait = self.reply_timeout if timeout is None else timeout
+        wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
         message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         settle = self.reply_settle_seconds
         sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait, settle=settle)

@@ -20,6 +20,7 @@ from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.filters import ids_from_context
 from thalovant.core.deprecation import warn_once
 from thalovant.core.errors import LocalProtocolError, ThalovantTimeoutError
+from thalovant.shell.arguments import check_seconds
 from thalovant.shell.engine import ClientEngine
 from thalovant.shell.listeners import (
     EventHandler,
@@ -97,6 +98,8 @@ class ClientEvents:
         ``context``: the 0.4.7 way to name the ids (deprecated; see the module docstring).
         """
         session_id, request_id = wanted_ids("listen", context, session_id, request_id)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         flt = event_filter(event, session_id, request_id)
         options: dict[str, Any] = dict(predicate=predicate, timeout=timeout, max_events=max_events, buffer=buffer)
         if self._engine.runtime is None:
@@ -119,7 +122,7 @@ class ClientEvents:
             ThalovantTimeoutError: none arrived within ``timeout`` seconds (None: the client's ``reply_timeout``).
         """
         session_id, request_id = wanted_ids("wait_for_event", context, session_id, request_id)
-        wait = self.reply_timeout if timeout is None else timeout
+        wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
         async for found in self.listen(
             event, timeout=wait, max_events=1, predicate=predicate, session_id=session_id, request_id=request_id
         ):

@@ -9,10 +9,17 @@ and passes status changes on (to the client's engine).
 Deadlines. The core owns them: an ask ends by its deadline wherever it is
 (``connection`` Rule 2, ``correlate``), a send by its deadline while queued; a
 send the transport holds ends by the transport's own timeouts (``send_timeout``
-again). The waits here only *wait for the core's answer*. Each has a guard,
+again). The ask waits here only *wait for the core's answer*, with a guard
 :data:`GUARD_SLACK` seconds after that same deadline, so that a caller is
 never stranded if an answer is lost (e.g. two asks given the same request id
 share one slot); the guard is not a second deadline: the core answers first.
+
+A send's wait is different: it ends :data:`SEND_SLACK` after the caller's deadline. The
+transport's timeouts start when *its* write starts, and writes go one at a time (MQTT waits
+for each PUBACK, HTTP for each POST's answer): a send behind a stalled write would otherwise
+be answered only by the guard, ``send_timeout`` + 1 s after the call. The caller then hears
+"not taken in time"; the core still holds the message and may write it later, never twice
+(``outbox`` Rule 1).
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from thalovant.core.client import correlate as corr
 from thalovant.core.machine import Output
 from thalovant.shell.listeners import ListenerRegistry
 
-__all__ = ["GUARD_SLACK", "Bell", "Results", "Slot", "ask_settled"]
+__all__ = ["GUARD_SLACK", "SEND_SLACK", "Bell", "Results", "Slot", "ask_settled"]
 
 log = logging.getLogger("thalovant")
 
 #: Seconds after a caller's deadline at which a wait stops even without the core's answer (a guard).
 GUARD_SLACK = 1.0
+#: Seconds after a caller's deadline at which a send's wait ends (see the module docstring).
+SEND_SLACK = 0.1
 
 
 class Bell:
@@ -134,8 +143,8 @@ class Results:
 
     @staticmethod
     async def wait_send(slot: Slot, deadline: float) -> None:
-        """Wait for the core to end a send due at ``deadline`` (guarded, see the module docstring)."""
-        with anyio.CancelScope(deadline=deadline + GUARD_SLACK):
+        """Wait for the core to end a send due at ``deadline``, at most until ``deadline`` + :data:`SEND_SLACK`."""
+        with anyio.CancelScope(deadline=deadline + SEND_SLACK):
             await slot.event.wait()
 
     @staticmethod
