@@ -22,7 +22,9 @@ from tests.harness.install import HarnessError
 if TYPE_CHECKING:
     from tests.harness.hub import ClientSpec, TestHub
 
-# The hub's MQTT topic layout (plugin 0.1.0a2): <MQTT_ROOT>/<MQTT_HUB_ID>/c2s|s2c|status/<access key>.
+# The hub's MQTT topic layouts. Hub 4.x (plugin 0.1.0a2): <MQTT_ROOT>/<MQTT_HUB_ID>/c2s|s2c|status/<access key>.
+# Hub 5.x (plugin 0.2.5a2): <MQTT_ROOT>/<access key>/in|out|status (no hub id; the hub's own presence is
+# <MQTT_ROOT>/<node name>/status).
 MQTT_ROOT = "hivemind"
 MQTT_HUB_ID = "thalovant-test-hub"
 MQTT_BASE = f"{MQTT_ROOT}/{MQTT_HUB_ID}"
@@ -106,9 +108,10 @@ def write_all(hub: TestHub, clients: list[Client]) -> None:
     if hub.mqtt_available:
         network["hivemind-mqtt-plugin"] = {
             "broker_host": "127.0.0.1", "broker_port": ports.mqtt, "broker_username": "hivemind-hub",
-            "broker_password": hub_broker_password, "topic_prefix": MQTT_ROOT, "hub_id": MQTT_HUB_ID,
-            "qos": 1, "idle_timeout": 300,
+            "broker_password": hub_broker_password, "topic_prefix": MQTT_ROOT, "qos": 1, "idle_timeout": 300,
         }
+        if not hub.v3:  # plugin 0.2.x has no hub id level
+            network["hivemind-mqtt-plugin"]["hub_id"] = MQTT_HUB_ID
     server = {
         "binarize": False,
         "allowed_encodings": ["JSON-B64", "JSON-URLSAFE-B64", "JSON-B91", "JSON-Z85B", "JSON-Z85P", "JSON-B32",
@@ -150,7 +153,8 @@ def _identity(hub: TestHub, client: Client) -> dict[str, Any]:
     if hub.mqtt_available:
         endpoints["mqtt"] = f"mqtt://127.0.0.1:{ports.mqtt}"
         identity["mqtt"] = {"endpoint": endpoints["mqtt"], "username": client.access_key,
-                            "password": client.broker_password, "topic_prefix": MQTT_BASE, "tls": False}
+                            "password": client.broker_password, "topic_prefix": mqtt_prefix(hub.v3, client.access_key),
+                            "tls": False}
     return identity
 
 
@@ -182,21 +186,37 @@ def _write_mosquitto(hub: TestHub, clients: list[Client], hub_password: str) -> 
                           check=False)
     if proc.returncode != 0:
         raise HarnessError(f"mosquitto_passwd -U failed: {proc.stderr.strip()}")
-    _write_secret(folder / "acl", "\n".join(broker_acl(clients)) + "\n")
+    _write_secret(folder / "acl", "\n".join(broker_acl(clients, v3=hub.v3)) + "\n")
 
 
-def broker_acl(clients: list[Client]) -> list[str]:
+def mqtt_prefix(v3: bool, access_key: str) -> str:
+    """The identity's ``mqtt.topic_prefix``: hub 4.x ``<root>/<hub id>``; hub 5.x ``<root>/<key>``, the
+    ACL-scoped prefix ending in the client's key that the control plane hands out (``mqtt_layout="modern"``
+    makes it ``<root>/<key>/in|out|status``)."""
+    return f"{MQTT_ROOT}/{access_key}" if v3 else MQTT_BASE
+
+
+def client_topics(v3: bool, access_key: str) -> tuple[str, str, str]:
+    """The (client -> hub, hub -> client, status) topics the hub's plugin uses for one access key."""
+    if v3:
+        return (f"{MQTT_ROOT}/{access_key}/in", f"{MQTT_ROOT}/{access_key}/out", f"{MQTT_ROOT}/{access_key}/status")
+    return (f"{MQTT_BASE}/c2s/{access_key}", f"{MQTT_BASE}/s2c/{access_key}", f"{MQTT_BASE}/status/{access_key}")
+
+
+def broker_acl(clients: list[Client], *, v3: bool = False) -> list[str]:
     """mosquitto's ACL, scoped as the control plane scopes a client: its broker login may write its own
     c2s topic, read its own s2c topic, use its own status topic and read the hub's presence
     (``status/hub``: its retained online/offline and last will, the signal of a hub restart), and
     nothing else (not another client's topics). Whatever ``topic_prefix`` an identity holds, only the
     topics the hub listens on get through, so a client that derives other topics never gets a session.
+    ``v3``: the hub 5.x plugin's ``<root>/<key>/in|out|status`` topics instead of hub 4.x's, and no presence.
     """
     acl = ["user hivemind-hub", f"topic readwrite {MQTT_ROOT}/#"]
     for client in clients:  # the broker username is the access key; the topic level is the access key
-        key = client.access_key
-        acl += ["", f"user {key}", f"topic write {MQTT_BASE}/c2s/{key}", f"topic read {MQTT_BASE}/s2c/{key}",
-                f"topic readwrite {MQTT_BASE}/status/{key}", f"topic read {MQTT_BASE}/status/hub"]
+        c2s, s2c, status = client_topics(v3, client.access_key)
+        acl += ["", f"user {client.access_key}", f"topic write {c2s}", f"topic read {s2c}", f"topic readwrite {status}"]
+        if not v3:  # plugin 0.2.x's presence is <root>/<node name>/status, a name the client cannot derive
+            acl.append(f"topic read {MQTT_BASE}/status/hub")
     return acl
 
 

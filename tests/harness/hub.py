@@ -282,9 +282,7 @@ class TestHub:
         install = ensure_venv(self.flavour, log=self._log)
         self._venv = install.venv
         self.timings.install, self.timings.install_cached = install.seconds, install.cached
-        if self.v3:
-            self.mqtt_unavailable_reason = "MQTT is not set up on the hub 5.x test hub"
-        elif os.environ.get("THALOVANT_TEST_HUB_NO_MQTT") == "1":
+        if os.environ.get("THALOVANT_TEST_HUB_NO_MQTT") == "1":
             self.mqtt_unavailable_reason = "MQTT turned off by THALOVANT_TEST_HUB_NO_MQTT=1"
         else:
             try:

@@ -75,7 +75,7 @@ HUB5 = Flavour(
     requirements=HERE / "hub5-requirements.txt",
     constraints=HERE / "hub5-constraints.txt",
     import_check=(
-        "import hivemind_core, hivemind_websocket_protocol, hivemind_http_protocol, "
+        "import hivemind_core, hivemind_websocket_protocol, hivemind_http_protocol, hivemind_mqtt_protocol, "
         "hivemind_ovos_agent_plugin, ovos_messagebus"
     ),
     pip_args=("--pre",),

@@ -101,3 +101,23 @@ def test_process_guard_refuses_foreign_pids(tmp_path: Path) -> None:
     port = procs.free_port()
     assert 1024 <= port <= 65535
     assert not procs.port_open(port)
+
+
+@pytest.mark.parametrize("v3", [False, True])
+def test_broker_acl_scopes_each_login_to_its_own_topics(v3: bool) -> None:
+    from tests.harness.config import Client, broker_acl, client_topics, mqtt_prefix
+    from tests.harness.hub import KINDS
+
+    clients = [Client(spec=spec, access_key=f"{n}" * 32, password=None, crypto_key=None, broker_password="x")
+               for n, spec in enumerate(KINDS[:2])]
+    acl = broker_acl(clients, v3=v3)
+    assert acl[:2] == ["user hivemind-hub", "topic readwrite hivemind/#"]
+    for client in clients:
+        key = client.access_key
+        c2s, s2c, status = client_topics(v3, key)
+        assert (c2s, s2c, status) == ((f"hivemind/{key}/in", f"hivemind/{key}/out", f"hivemind/{key}/status") if v3
+                                      else tuple(f"hivemind/thalovant-test-hub/{k}/{key}" for k in ("c2s", "s2c",
+                                                                                                     "status")))
+        at = acl.index(f"user {key}")
+        assert acl[at + 1 : at + 4] == [f"topic write {c2s}", f"topic read {s2c}", f"topic readwrite {status}"]
+        assert mqtt_prefix(v3, key) == (f"hivemind/{key}" if v3 else "hivemind/thalovant-test-hub")

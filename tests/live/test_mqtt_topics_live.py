@@ -8,7 +8,7 @@ topics. Each shape below connects, asks and gets the echo agent's answer. A clie
 the prefix as is (what thalovant did before) gets no session: the last test shows the hub and the
 ACL tell the two apart.
 
-Hub 5.x (the ``/in /out /status`` layout) has no MQTT in the harness yet: no live proof of that here.
+Hub 5.x (the ``/in /out /status`` layout, ``mqtt_layout="modern"``): ``tests/live/test_v3_mqtt_live.py``.
 
 Each case uses a client kind (an access key) of its own. Hub 4.x's MQTT plugin 0.1.0a2 answers a
 client's ``offline`` by tearing the peer down and publishing an ``offline`` tombstone on that client's

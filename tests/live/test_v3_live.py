@@ -1,8 +1,13 @@
-"""Protocol v3 (Noise) on the real hub 5.x, over WebSocket and HTTP.
+"""Protocol v3 (Noise) on the real hub 5.x, over WebSocket, HTTP and MQTT.
 
 Verified live: hub 5.x accepts the ``authorization`` token both raw (``auth_encoding="raw"``) and
 percent-encoded (``"percent"``) on WebSocket and HTTP, including a token that ends in ``=`` padding
 (the ``padded`` kind). Hub 4.0.0 WebSocket, by contrast, accepts only the raw form of a padded token.
+
+MQTT: mosquitto plus the hub's plugin hivemind-mqtt-protocol 0.2.5a2, topics
+``hivemind/<key>/in|out|status`` (``mqtt_layout="modern"``); the harness identity's ``topic_prefix``
+is ``hivemind/<key>``, the ACL-scoped shape the control plane hands out. There is no URL token on
+MQTT, so its cells carry the encoding ``"raw"`` only (the broker login is the identity's ``mqtt`` block).
 """
 
 from __future__ import annotations
@@ -13,13 +18,31 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.live.live_support import echo_utterances, fast_reconnect, hub_control, in_thread, tag, wait_until
+from tests.live.live_support import (
+    echo_utterances,
+    fast_reconnect,
+    hub_control,
+    in_thread,
+    need_protocol,
+    tag,
+    wait_until,
+)
 from thalovant.core.bus.events import ThalovantEvent
 from thalovant.core.errors import ThalovantAuthenticationError, ThalovantPolicyDenied, ThalovantTimeoutError
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.sync.client import ThalovantClient
 
 V3_MATRIX = [(p, e, k) for p in ("wss", "https") for e in ("raw", "percent") for k in ("password", "psk", "padded")]
+V3_MATRIX += [("mqtt", "raw", k) for k in ("password", "psk", "padded")]
+V3_PROTOCOLS = ("wss", "https", "mqtt")
+
+
+def v3_kwargs(hub: Any, protocol: str, encoding: str = "percent") -> dict[str, Any]:
+    """Client keywords for one v3 cell: the token encoding (wss/https) or the hub 5.x topic layout (mqtt)."""
+    if protocol == "mqtt":
+        need_protocol(hub, "mqtt")
+        return {"mqtt_layout": "modern"}
+    return {"auth_encoding": encoding}
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -37,7 +60,7 @@ async def test_v3_ask_emit_listen(real_hub_v3: Any, protocol: str, encoding: str
     hub = real_hub_v3
     marker = tag(f"v3-{protocol}-{encoding}-{kind}")
     async with AsyncThalovantClient.from_identity_file(
-        hub.identity_path(kind), protocol=protocol, auth_encoding=encoding
+        hub.identity_path(kind), protocol=protocol, **v3_kwargs(hub, protocol, encoding)
     ) as client:
         health = await client.healthcheck()
         assert health.connected and health.generation == 3, "hub 5.x must negotiate protocol v3 (Noise)"
@@ -53,19 +76,36 @@ async def test_v3_ask_emit_listen(real_hub_v3: Any, protocol: str, encoding: str
         assert [ev.text async for ev in listener] == [pushed]
 
 
-@pytest.mark.parametrize("protocol", ["wss", "https"])
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("protocol", V3_PROTOCOLS)
+async def test_v3_every_harness_identity_answers(real_hub_v3: Any, protocol: str) -> None:
+    """Issue 13: every v3 cell (each hub 5.x harness identity x wss/https/mqtt) connects with v3 and is answered."""
+    hub = real_hub_v3
+    assert set(hub.kinds) == {"psk", "password", "psk2", "admin", "padded", "wide"}
+    for kind in hub.kinds:
+        marker = tag(f"cell-{protocol}-{kind}")
+        async with AsyncThalovantClient.from_identity_file(
+            hub.identity_path(kind), protocol=protocol, **v3_kwargs(hub, protocol)
+        ) as client:
+            assert (await client.healthcheck()).generation == 3, kind
+            reply = await client.ask(marker, timeout=10)
+            assert reply.text == f"echo: {marker}" and reply.ok, kind
+
+
+@pytest.mark.parametrize("protocol", V3_PROTOCOLS)
 def test_v3_sync_client(real_hub_v3: Any, protocol: str) -> None:
-    kwargs = {"auth_encoding": "percent"} if protocol == "wss" else {}
+    kwargs = v3_kwargs(real_hub_v3, protocol) if protocol != "https" else {}
     with ThalovantClient.from_identity_file(real_hub_v3.identity_path("psk"), protocol=protocol, **kwargs) as c:
         assert c.ask("sync v3", timeout=10).text == "echo: sync v3"
         assert c.healthcheck().generation == 3
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("protocol", ["wss", "https"])
+@pytest.mark.parametrize("protocol", V3_PROTOCOLS)
 async def test_v3_turn_outcomes(real_hub_v3: Any, protocol: str) -> None:
     async with AsyncThalovantClient.from_identity_file(
-        real_hub_v3.identity_path("password"), protocol=protocol, auth_encoding="percent"
+        real_hub_v3.identity_path("password"), protocol=protocol, **v3_kwargs(real_hub_v3, protocol)
     ) as client:
         with pytest.raises(ThalovantPolicyDenied) as caught:
             await client.ask("deny", timeout=10)
@@ -81,9 +121,10 @@ async def test_v3_turn_outcomes(real_hub_v3: Any, protocol: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_v3_conversations_stay_apart(real_hub_v3: Any) -> None:
+@pytest.mark.parametrize("protocol", ["wss", "mqtt"])
+async def test_v3_conversations_stay_apart(real_hub_v3: Any, protocol: str) -> None:
     async with AsyncThalovantClient.from_identity_file(
-        real_hub_v3.identity_path("psk"), protocol="wss", auth_encoding="percent"
+        real_hub_v3.identity_path("psk"), protocol=protocol, **v3_kwargs(real_hub_v3, protocol)
     ) as client:
         a, b = client.conversation(session_id=tag("v3-a")), client.conversation(session_id=tag("v3-b"))
         heard: dict[str, list[ThalovantEvent]] = {"a": [], "b": []}
@@ -113,11 +154,11 @@ async def test_v3_conversations_stay_apart(real_hub_v3: Any) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("protocol", ["wss", "https"])
+@pytest.mark.parametrize("protocol", V3_PROTOCOLS)
 async def test_v3_wrong_password_is_refused_quickly(real_hub_v3: Any, protocol: str) -> None:
     identity = real_hub_v3.identity("password")
     identity["password"] = "0" * 32
-    client = AsyncThalovantClient(identity, protocol=protocol, auth_encoding="percent", connect_timeout=20)
+    client = AsyncThalovantClient(identity, protocol=protocol, connect_timeout=20, **v3_kwargs(real_hub_v3, protocol))
     started = time.monotonic()
     with pytest.raises(ThalovantAuthenticationError) as caught:
         await client.connect()
@@ -127,13 +168,17 @@ async def test_v3_wrong_password_is_refused_quickly(real_hub_v3: Any, protocol: 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("protocol", ["wss", "https"])
+@pytest.mark.parametrize("protocol", V3_PROTOCOLS)
 async def test_v3_listen_survives_a_hub_restart(real_hub_v3: Any, protocol: str) -> None:
     hub = real_hub_v3
     run = tag("v3-restart")
     seen: list[str] = []
     async with AsyncThalovantClient.from_identity_file(
-        hub.identity_path("psk2"), protocol=protocol, auth_encoding="percent", **fast_reconnect()
+        # MQTT: a restarted hub hears of a client only when it sends something (the keep-alive PING, 15 s idle)
+        hub.identity_path("psk2"),
+        protocol=protocol,
+        **v3_kwargs(hub, protocol),
+        **fast_reconnect(**({"keepalive": 2.0} if protocol == "mqtt" else {})),
     ) as client:
         listener = client.listen("speak", timeout=60, predicate=lambda ev: ev.text.startswith(run))
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from thalovant.core.client.connection_events import ConnectionConfig
 from thalovant.core.links.http_poll import HttpPoll
 from thalovant.core.links.mqtt_map import MqttMap
-from thalovant.core.links.mqtt_topics import MqttLayout
 from thalovant.core.links.ws import WsLink
 from thalovant.core.machine import Entropy, Output
 from thalovant.core.session import events as session_io
@@ -118,8 +117,8 @@ def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy) -> Link:
         # always binary and only hub 5.x offers v3, which takes ``binary=1`` uploads.
         http_cfg = replace(http_cfg, binary_uploads=True)
         return HttpPoll(authorization=token, useragent=cfg.useragent, entropy=entropy, config=http_cfg)
-    return MqttMap(  # the status discipline, as seen live on plugin 0.1.0a2 (hub 4.x): see MqttMap
-        watch_status=cfg.mqtt_layout is MqttLayout.LEGACY,
+    return MqttMap(  # the status discipline (see MqttMap): both plugins tombstone a dropped client (NOTES.md)
+        watch_status=True,
         access_key=cfg.access_key,
         topic_prefix=cfg.mqtt_topic_prefix,
         entropy=entropy,
