@@ -633,3 +633,16 @@ def test_hub5_conversation_carry_across_turns() -> None:
     assert second.context["session"]["utterance_states"] == {"quiz.skill": "response"}
     assert second.context["session"]["session_id"] == "conv-1"
     assert second.context["session"]["request_id"] == "r2"
+
+
+def test_a_flood_of_speech_for_one_ask_is_capped_and_the_end_still_counts() -> None:
+    # a hostile hub that sends endless speech with the ask's request id must not grow the ask without bound
+    from thalovant.core.client.correlate import MAX_ASK_EVENTS
+
+    c = Correlator()
+    start(c, "a", deadline=100.0)
+    for n in range(MAX_ASK_EVENTS + 500):
+        c.handle(speak("req-a", f"s{n}"), now=1.0)
+    out = c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.1)
+    (finished,) = [o for o in out if isinstance(o, AskFinished)]
+    assert len(finished.reply.utterances) == MAX_ASK_EVENTS and finished.reply.handled

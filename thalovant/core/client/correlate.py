@@ -72,6 +72,7 @@ from thalovant.core.machine import Input, Output, Row, Table, Tick
 from thalovant.core.wire.message import BusMessage
 
 FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
+MAX_ASK_EVENTS: Final = 1000  # events one ask keeps for its reply; more speech is dropped (Rule 2)
 
 
 class CorrelatorState(enum.Enum):
@@ -266,8 +267,6 @@ class Correlator:
             raise LocalProtocolError(f"Correlator cannot handle {type(inp).__name__}")
         return row.act(self, inp, now)
 
-    # ---------------------------------------------------------- handlers
-
     def _on_ask_started(self, inp: AskStarted, now: float) -> list[Output]:
         if not inp.ask_id or not inp.request_id:
             raise LocalProtocolError("ask_id and request_id must be non-empty")
@@ -302,7 +301,8 @@ class Correlator:
             if event.is_policy_denied:
                 return [UnattributedDenial(denial=parse_denial(event), event=event)]
             return []
-        owner.events.append(event)
+        if len(owner.events) < MAX_ASK_EVENTS or event.is_handled or event.is_unanswered or event.is_policy_denied:
+            owner.events.append(event)  # a flood of speech is capped; the end signals always count
         if event.is_speech and owner.first_speech is None:
             owner.first_speech = now
         out: list[Output] = [AskProgress(ask_id=owner.ask_id, event=event)]
