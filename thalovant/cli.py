@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from returns.result import Failure
 from thalovant.core import render
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.render import EXIT_OK, EXIT_REMOTE, RemoteFailure, UsageError, exit_code, identity_secrets, scrub
+from thalovant.shell.progress import Progress
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -34,6 +34,14 @@ IDENTITY_ENV = "THALOVANT_IDENTITY"
 NESTED_FORBIDDEN = {"record", "replay", "identity", "version"}
 GLOBAL_DEFAULTS = dict(identity=None, protocol=None, json=False, timeout=None, verbose=0, ca_file=None, insecure=False)
 GLOBAL_DEFAULTS.update(host=None, port=None)
+
+
+def __getattr__(name: str) -> Any:  # ``ThalovantClient``: 0.4.7's test seam (a test may swap it; shell/cli_seam.py)
+    if name == "ThalovantClient":
+        from thalovant.shell.sync.client import ThalovantClient
+
+        return ThalovantClient
+    raise AttributeError(name)
 
 
 def global_options(parser: argparse.ArgumentParser) -> None:
@@ -112,46 +120,6 @@ def out(text: str) -> None:
     sys.stdout.flush()
 
 
-class Progress:
-    """A spinner line on stderr while something slow runs (terminals only; thread-based)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._label: str | None = None
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()
-
-    def set(self, label: str | None) -> None:
-        """Show ``label`` (None: clear the line)."""
-        if not self.enabled:
-            return
-        with self._lock:
-            self._label = label
-            if label is None:
-                sys.stderr.write(render.SPINNER_CLEAR)
-                sys.stderr.flush()
-        if label is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._spin, name="thalovant-progress", daemon=True)
-            self._thread.start()
-
-    def _spin(self) -> None:
-        frame = 0
-        while not self._done.wait(0.1):
-            with self._lock:
-                if self._label is not None:
-                    sys.stderr.write(render.spinner_line(frame, self._label))
-                    sys.stderr.flush()
-            frame += 1
-
-    def close(self) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
-        self.set(None)
-        self.enabled = False
-
-
 def load_identity(args: argparse.Namespace) -> ThalovantIdentity:
     """``--identity``, else ``$THALOVANT_IDENTITY``, else ``THALOVANT_*`` variables; ``--host``/``--port`` applied."""
     from thalovant.shell.identity_io import ThalovantIdentity
@@ -186,6 +154,10 @@ class Context:
     def client(self, **kwargs: Any) -> AsyncThalovantClient:
         from thalovant.shell.client import AsyncThalovantClient
 
+        if (swapped := globals().get("ThalovantClient")) not in (None, __getattr__("ThalovantClient")):
+            from thalovant.shell.cli_seam import PatchedClient  # a test swapped thalovant.cli.ThalovantClient
+
+            return PatchedClient(swapped, self.identity)  # type: ignore[return-value]
         if self.args.timeout is not None:
             kwargs.setdefault("connect_timeout", max(0.1, min(self.args.timeout, 30.0)))
         if self.trace is not None:

@@ -99,7 +99,7 @@ class ClientEvents:
         """
         session_id, request_id = wanted_ids("listen", context, session_id, request_id)
         if timeout is not None:
-            check_seconds("timeout", timeout)
+            check_seconds("timeout", timeout, zero=True)  # 0: what is already buffered
         flt = event_filter(event, session_id, request_id)
         options: dict[str, Any] = dict(predicate=predicate, timeout=timeout, max_events=max_events, buffer=buffer)
         if self._engine.runtime is None:
@@ -122,7 +122,7 @@ class ClientEvents:
             ThalovantTimeoutError: none arrived within ``timeout`` seconds (None: the client's ``reply_timeout``).
         """
         session_id, request_id = wanted_ids("wait_for_event", context, session_id, request_id)
-        wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
+        wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout, zero=True)
         async for found in self.listen(
             event, timeout=wait, max_events=1, predicate=predicate, session_id=session_id, request_id=request_id
         ):
