@@ -173,6 +173,7 @@ async def test_restart_soak(soak_hub: Any, generation: str, protocol: str) -> No
     )
     SOAK_REPORT.append(line)
     assert len(recovery) == RESTARTS
-    assert dup_events == 0 and dup_emits == 0 and lost == 0
+    twice = sorted(t for t, n in received.items() if n > 1) + sorted(t for t, n in on_bus.items() if n > 1)
+    assert dup_events == 0 and dup_emits == 0 and lost == 0, f"duplicated: {twice[:5]}"
     assert len(pushed) == (RESTARTS + 1) * PER_PHASE
     assert asks_answered == RESTARTS + 1, f"asks after the client heard the hub again: {ask_failures}"
