@@ -113,9 +113,14 @@ async def test_a_send_to_a_closed_client_and_on_without_a_connection_fail_at_onc
         "default_master": "http://hub.invalid",
         "site_id": "den",
     }
-    client = thalovant.AsyncThalovantClient(identity, noise_key_file=False)
+    client = thalovant.AsyncThalovantClient(identity, noise_key_file=False, connect_timeout=0.5)
+    started = anyio.current_time()
+    with pytest.raises((thalovant.ThalovantConnectionError, thalovant.ThalovantTimeoutError)):
+        await client.emit("ping")  # a client never connected connects on first use (0.4.7): unreachable here
+    assert anyio.current_time() - started < 0.5 + SLACK
+    await client.close()
     with pytest.raises(thalovant.ThalovantConnectionError, match="not connected"):
-        await client.emit("ping")
+        await client.emit("ping")  # a closed client stays closed
     with pytest.raises(thalovant.ThalovantConnectionError, match="not connected"):
         await client.ask("hello", timeout=1.0)
     with pytest.raises(thalovant.LocalProtocolError):

@@ -250,8 +250,14 @@ class AsyncThalovantClient(ClientEvents):
         """
         await self._deliver(self._composer.event(event, data, context))
 
+    async def _first_use(self) -> None:
+        """A client never connected connects on its first send or ask, as 0.4.7's did (a closed one stays closed)."""
+        if self._engine.status is cx.ConnectionState.IDLE and self._engine.runtime is None:
+            await self.connect()
+
     async def _deliver(self, message: BusMessage) -> None:
         """Send ``message`` and wait until the core says the transport took it (or why not)."""
+        await self._first_use()
         sent = await self._engine.send(message, self.send_timeout)
         raise_for(SendEnded(result=sent, wait=self.send_timeout))
 
@@ -341,6 +347,7 @@ class AsyncThalovantClient(ClientEvents):
         wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
         message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         settle = self.reply_settle_seconds
+        await self._first_use()
         sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait, settle=settle)
         if isinstance(sent, cx.SendError) and sent.kind != "link_lost":
             raise_for(SendEnded(result=sent, wait=wait))

@@ -165,10 +165,10 @@ class Identity:
         """
         name = normalize_protocol(protocol)
         endpoint = self.endpoint_for(name)
+        if name == "mqtt" and self.mqtt is None:  # first: the missing block is the fix to name (0.4.7 said MQTT)
+            raise ThalovantUnsupportedProtocolError("MQTT needs broker credentials (the identity's mqtt block)")
         if not self.protocols.is_enabled(name):
             raise ThalovantUnsupportedProtocolError(f"{name} is disabled in this identity's protocols")
-        if name == "mqtt" and self.mqtt is None:
-            raise ThalovantUnsupportedProtocolError("MQTT needs broker credentials (the identity's mqtt block)")
         if endpoint is None:
             raise ThalovantUnsupportedProtocolError(f"the identity has no {name} endpoint")
         return endpoint
