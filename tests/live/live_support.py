@@ -76,3 +76,43 @@ def echo_utterances(hub: Any) -> list[str]:
         if utterances:
             found.append(str(utterances[0]))
     return found
+
+
+async def heard_again(client: Any, hub: Any, label: str, limit: float = 20.0) -> float:
+    """Push probe events until ``client`` hears one (bounded by ``limit``); the seconds it took.
+
+    Each probe is pushed once (``wait_for_peer=0``): a client that is not a peer yet misses it and the
+    next probe follows 0.7 s later.
+    """
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() < started + limit:
+        probe = f"probe-{label}-{n}"
+        n += 1
+        listener = client.listen("speak", timeout=0.7, max_events=1, predicate=lambda ev, p=probe: ev.text == p)
+        try:
+            await in_thread(lambda p=probe: hub.push_event("speak", {"utterance": p}, wait_for_peer=0))
+        except (OSError, TimeoutError):
+            await listener.aclose()
+            continue
+        if [ev async for ev in listener]:
+            return time.monotonic() - started
+    raise AssertionError(f"the client heard nothing from the hub for {limit}s ({label})")
+
+
+class _SummarySection:
+    def __init__(self, title: str, lines: list[str]) -> None:
+        self.title, self.lines = title, lines
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.write_sep("-", self.title)
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+def report_in_summary(request: pytest.FixtureRequest, name: str, title: str, lines: list[str]) -> None:
+    """Print ``lines`` under ``title`` in pytest's terminal summary (no ``-s`` needed); registered once per ``name``."""
+    manager = request.config.pluginmanager
+    if not manager.has_plugin(name):
+        manager.register(_SummarySection(title, lines), name)

@@ -8,7 +8,7 @@ at once when the link is lost; a queued send waits at most ``queue_timeout``. Th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,13 +17,13 @@ import pytest
 from tests.live.live_support import (
     echo_utterances,
     fast_reconnect,
+    heard_again,
     hub_control,
-    in_thread,
     need_protocol,
+    report_in_summary,
     tag,
     wait_until,
 )
-from thalovant.core.bus.events import ThalovantEvent
 from thalovant.core.errors import ThalovantConnectionError, ThalovantTimeoutError
 from thalovant.shell.client import AsyncThalovantClient
 
@@ -43,44 +43,9 @@ def hub(real_hub: Any) -> Iterator[Any]:
         real_hub.start_hub()
 
 
-class _Summary:
-    """Late-registered plugin: prints the fault numbers in the terminal summary (no -s needed)."""
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if FAULT_REPORT:
-            terminalreporter.write_sep("-", "fault injection (real hub)")
-            for line in FAULT_REPORT:
-                terminalreporter.write_line(line)
-
-
 @pytest.fixture(autouse=True)
 def _fault_summary(request: pytest.FixtureRequest) -> None:
-    manager = request.config.pluginmanager
-    if not manager.has_plugin("thalovant-fault-summary"):
-        manager.register(_Summary(), "thalovant-fault-summary")
-
-
-def _text_is(text: str) -> Callable[[ThalovantEvent], bool]:
-    return lambda ev: ev.text == text
-
-
-async def _heard_again(client: AsyncThalovantClient, hub: Any, label: str, limit: float = 20.0) -> float:
-    """Push probes until the client hears one; return the seconds it took."""
-    started = time.monotonic()
-    deadline = started + limit
-    n = 0
-    while time.monotonic() < deadline:
-        probe = f"probe-{label}-{n}"
-        n += 1
-        listener = client.listen("speak", timeout=0.7, max_events=1, predicate=_text_is(probe))
-        try:
-            await in_thread(hub.push_event, "speak", {"utterance": probe})
-        except (OSError, TimeoutError):
-            await listener.aclose()
-            continue
-        if [ev async for ev in listener]:
-            return time.monotonic() - started
-    raise AssertionError(f"the client heard nothing from the hub for {limit}s ({label})")
+    report_in_summary(request, "thalovant-fault-summary", "fault injection (real hub)", FAULT_REPORT)
 
 
 async def _noticed_loss(client: AsyncThalovantClient, limit: float = 10.0) -> None:
@@ -165,7 +130,7 @@ async def test_emit_while_down_fails_typed_after_queue_timeout(hub: Any, protoco
         elapsed = time.monotonic() - started
         assert 1.0 <= elapsed < 4.0, f"expected about queue_timeout (1.5 s), took {elapsed:.2f}s"
         await hub_control(hub.start_hub)
-        await _heard_again(c, hub, f"expired-{protocol}")
+        await heard_again(c, hub, f"expired-{protocol}")
         assert (await c.ask("after", timeout=10)).ok
         assert marker not in echo_utterances(hub), "an expired message must never be sent later"
 
@@ -191,7 +156,7 @@ async def test_https_emit_before_the_loss_is_noticed_fails_typed_and_retryable(h
         FAULT_REPORT.append(f"https: emit right after the kill -> {outcome} in {elapsed:.2f}s")
         assert elapsed < 7.0
         await hub_control(hub.start_hub)
-        await _heard_again(c, hub, "unnoticed")
+        await heard_again(c, hub, "unnoticed")
         assert (await c.ask("after", timeout=10)).ok
         assert echo_utterances(hub).count(marker) <= 1
 

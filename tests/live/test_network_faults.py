@@ -31,7 +31,16 @@ import anyio
 import pytest
 
 from tests.harness.faultproxy import Fault, FaultProxy, identity_through
-from tests.live.live_support import echo_utterances, fast_reconnect, in_thread, need_protocol, tag, wait_until
+from tests.live.live_support import (
+    echo_utterances,
+    fast_reconnect,
+    heard_again,
+    in_thread,
+    need_protocol,
+    report_in_summary,
+    tag,
+    wait_until,
+)
 from thalovant.core.errors import ThalovantConnectionError, ThalovantTimeoutError
 from thalovant.shell.client import AsyncThalovantClient
 
@@ -59,19 +68,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class _Summary:
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if FAULT_REPORT:
-            terminalreporter.write_sep("-", "network faults through the fault proxy (real hubs)")
-            for line in FAULT_REPORT:
-                terminalreporter.write_line(line)
-
-
 @pytest.fixture(autouse=True)
 def _faults_summary(request: pytest.FixtureRequest) -> None:
-    manager = request.config.pluginmanager
-    if not manager.has_plugin("thalovant-network-fault-summary"):
-        manager.register(_Summary(), "thalovant-network-fault-summary")
+    report_in_summary(request, "thalovant-network-fault-summary", "network faults through the fault proxy (real hubs)",
+                      FAULT_REPORT)
 
 
 @pytest.fixture
@@ -94,24 +94,6 @@ class _Tally:
     slowest_emit: float = 0.0
     late_emits: list[str] = field(default_factory=list)
     bad_asks: list[str] = field(default_factory=list)  # over their timeout + SLACK, or a wrong answer
-
-
-async def _heard_again(client: AsyncThalovantClient, hub: Any, label: str) -> float:
-    """Push probes until the client hears one (bounded); the seconds it took."""
-    started = time.monotonic()
-    n = 0
-    while time.monotonic() < started + RECOVERY_LIMIT:
-        probe = f"probe-{label}-{n}"
-        n += 1
-        listener = client.listen("speak", timeout=0.7, max_events=1, predicate=lambda ev, p=probe: ev.text == p)
-        try:
-            await in_thread(lambda p=probe: hub.push_event("speak", {"utterance": p}, wait_for_peer=0))
-        except (OSError, TimeoutError):
-            await listener.aclose()
-            continue
-        if [ev async for ev in listener]:
-            return time.monotonic() - started
-    raise AssertionError(f"the client heard nothing from the hub for {RECOVERY_LIMIT}s ({label})")
 
 
 async def _push(hub: Any, text: str, into: list[str]) -> None:
@@ -197,7 +179,7 @@ async def test_network_faults(fault_hub: Any, generation: str, protocol: str) ->
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(collect)
-                await _heard_again(c, hub, f"{run}-start")
+                await heard_again(c, hub, f"{run}-start", RECOVERY_LIMIT)
                 for number, (fault, options) in enumerate(FAULTS):
                     step = f"{run}-{number}{fault.value}"
                     # a cut client -> hub way loses what the client's socket took after the cut: TCP said
@@ -212,7 +194,7 @@ async def test_network_faults(fault_hub: Any, generation: str, protocol: str) ->
                     await anyio.sleep(0.05)  # the proxy's tasks carry the fault out (an RST is sent) first
                     await _fault_step(c, hub, step, label, lossy, tally)
                     proxy.set(Fault.PASS)
-                    tally.recovery.append(await _heard_again(c, hub, step))
+                    tally.recovery.append(await heard_again(c, hub, step, RECOVERY_LIMIT))
                     reply = await c.ask(f"{step} after", timeout=10)
                     assert reply.text == f"echo: {step} after", f"no answer after {fault.value}"
                     await _healthy_step(c, hub, f"{step}-after", tally)

@@ -22,9 +22,11 @@ import pytest
 
 from tests.live.live_support import (
     echo_utterances,
+    heard_again,
     hub_control,
     in_thread,
     need_protocol,
+    report_in_summary,
     tag,
     wait_until,
 )
@@ -42,19 +44,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class _Summary:
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if SOAK_REPORT:
-            terminalreporter.write_sep("-", f"restart soak (real hubs, {RESTARTS} restarts per cell)")
-            for line in SOAK_REPORT:
-                terminalreporter.write_line(line)
-
-
 @pytest.fixture(autouse=True)
 def _soak_summary(request: pytest.FixtureRequest) -> None:
-    manager = request.config.pluginmanager
-    if not manager.has_plugin("thalovant-soak-summary"):
-        manager.register(_Summary(), "thalovant-soak-summary")
+    report_in_summary(request, "thalovant-soak-summary", f"restart soak (real hubs, {RESTARTS} restarts per cell)",
+                      SOAK_REPORT)
 
 
 @pytest.fixture
@@ -64,28 +57,6 @@ def soak_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield hub
     if not hub.hub_alive():
         hub.start_hub()
-
-
-def _text_is(text: str) -> Any:
-    return lambda ev: ev.text == text
-
-
-async def _heard_again(client: AsyncThalovantClient, hub: Any, label: str, limit: float = 20.0) -> float:
-    """Push probes until the client hears one; return the seconds it took."""
-    started = time.monotonic()
-    n = 0
-    while time.monotonic() < started + limit:
-        probe = f"probe-{label}-{n}"
-        n += 1
-        listener = client.listen("speak", timeout=0.7, max_events=1, predicate=_text_is(probe))
-        try:
-            await in_thread(lambda p=probe: hub.push_event("speak", {"utterance": p}, wait_for_peer=0))
-        except (OSError, TimeoutError):
-            await listener.aclose()
-            continue
-        if [ev async for ev in listener]:
-            return time.monotonic() - started
-    raise AssertionError(f"the client heard nothing from the hub for {limit}s ({label})")
 
 
 def _settled(hub: Any, received: Counter[str], batch: list[str]) -> bool:
@@ -134,9 +105,9 @@ async def test_restart_soak(soak_hub: Any, generation: str, protocol: str) -> No
             for phase in range(RESTARTS + 1):
                 if phase:
                     await hub_control(hub.restart_hub)
-                    recovery.append(await _heard_again(c, hub, f"{run}-{phase}"))
+                    recovery.append(await heard_again(c, hub, f"{run}-{phase}"))
                 else:
-                    await _heard_again(c, hub, f"{run}-{phase}")
+                    await heard_again(c, hub, f"{run}-{phase}")
                 try:
                     reply = await c.ask(f"{run} ask {phase}", timeout=10)
                     asks_answered += reply.text == f"echo: {run} ask {phase}"
