@@ -12,6 +12,11 @@ parsing; this module only moves bytes:
 * after a complete response with both sides ``DONE``, ``start_next_cycle()``
   keeps the stream for the next request; on ``MUST_CLOSE``, EOF or any error
   the stream is closed and the next request dials again;
+* before a request goes out on a *reused* keep-alive stream, the socket is
+  polled without waiting: an idle stream has nothing to read, so anything
+  readable (the server's FIN, a reset, stray bytes) means the server is done
+  with it; it is closed and the request dials afresh, before any byte of it
+  left (a server that died while idle thus fails the request as never sent);
 * a request on a *reused* keep-alive stream that dies before a single byte
   of the response arrived is re-sent once on a fresh stream, but only for
   idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS); a POST is never sent
@@ -31,6 +36,7 @@ byte chunks without sockets; the default dials through :mod:`~thalovant.shell.li
 from __future__ import annotations
 
 import re
+import select
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -195,6 +201,21 @@ class HttpNotSentError(ThalovantConnectionError):
     """The connection could not be opened: no byte of the request left this process."""
 
 
+def _idle_stream_is_done(stream: anyio.abc.ByteStream) -> bool:
+    """Whether an idle kept-alive stream was closed (or spoken on) by the server, polled without waiting.
+
+    Streams without a socket (scripted ones in tests) are taken as open.
+    """
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # closed or out of range: unusable either way
+        return True
+    return bool(readable)
+
+
 class _StaleConnection(Exception):
     """A reused keep-alive stream died before the response started."""
 
@@ -321,6 +342,8 @@ class HttpConnection:
     async def _attempt(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: HttpTimeouts
     ) -> HttpResponse:
+        if self._stream is not None and self._reused and _idle_stream_is_done(self._stream):
+            await self.aclose()
         if self._stream is None or self._h11 is None:
             try:
                 with anyio.fail_after(limits.connect):
