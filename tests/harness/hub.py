@@ -245,7 +245,8 @@ class TestHub:
         return BusClient(self._ports().bus, timeout=timeout)
 
     def push_event(self, msg_type: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
-                   *, peers: list[str] | None = None, timeout: float = 5.0, wait_for_peer: float = 2.0) -> list[str]:
+                   *, peers: list[str] | None = None, timeout: float = 5.0, wait_for_peer: float = 2.0,
+                   copies: int = 1) -> list[str]:
         """Send a BUS message from the hub to every connected client (or to ``peers``); return the peers reached.
 
         Delivery is what an admin BROADCAST's inner message does, without an admin session.
@@ -253,13 +254,14 @@ class TestHub:
         acknowledges a HELLO, so a client that has just connected may be a millisecond away from
         being one: while the push reaches nobody, it is sent again (it reached nobody, so nothing
         is duplicated) for up to ``wait_for_peer`` seconds. ``wait_for_peer=0`` pushes once.
+        ``copies`` (1..5) writes the one sealed frame that many times, as hub 4.x sometimes does.
         """
         give_up = time.monotonic() + wait_for_peer
         with self.bus(timeout) as bus:
             while True:
                 token = secrets.token_hex(8)
                 bus.emit(PUSH_TYPE, {"type": msg_type, "data": data or {}, "context": context or {}, "peers": peers,
-                                     "token": token})
+                                     "token": token, "copies": copies})
                 reached = list(bus.wait_for(PUSH_DONE_TYPE, timeout, token=token)["data"].get("peers") or [])
                 if reached or time.monotonic() >= give_up:
                     return reached

@@ -84,6 +84,25 @@ def _install_guards() -> None:
     cls.handle_send = contained(cls.handle_send)
 
 
+def _send_copies(client: Any, message: Any, copies: int) -> None:
+    """Send ``message`` once, writing its sealed frame ``copies`` times: what hub 4.x's unsynchronised
+    writers do now and then (two threads flush one tornado write buffer; NOTES.md, "frames sent twice")."""
+    if copies == 1:
+        client.send(message)
+        return
+    plain = client.send_msg
+
+    def repeated(payload: Any, is_bin: bool = False) -> None:
+        for _ in range(copies):
+            plain(payload, is_bin)
+
+    client.send_msg = repeated
+    try:
+        client.send(message)
+    finally:
+        client.send_msg = plain
+
+
 def _install_push_hook() -> None:
     import hivemind_ovos_agent_plugin as agent_mod
     from hivemind_bus_client.message import HiveMessage, HiveMessageType
@@ -103,10 +122,11 @@ def _install_push_hook() -> None:
                 clients = dict(self.hm_protocol.clients) if self.hm_protocol else {}
                 inner = Message(data.get("type") or "speak", data.get("data") or {}, data.get("context") or {})
                 delivered = []
+                copies = max(1, min(int(data.get("copies") or 1), 5))
                 for peer, client in clients.items():
                     if wanted and peer not in wanted:
                         continue
-                    client.send(HiveMessage(HiveMessageType.BUS, payload=inner))
+                    _send_copies(client, HiveMessage(HiveMessageType.BUS, payload=inner), copies)
                     delivered.append(peer)
                 LOG.info(f"[harness] pushed {inner.msg_type} to {delivered}")
                 self.bus.emit(Message(PUSH_DONE_TYPE, {"token": data.get("token"), "peers": delivered}))

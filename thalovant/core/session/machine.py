@@ -12,7 +12,8 @@ Noise) and, once that succeeds, its ``SecureChannel``::
                 --HandshakeDone---------------------------> READY        (encrypted HELLO, flush queue,
                                                                           SessionReady)
                 --HandshakeFailed / timeout / link lost---> FAILED       (SessionFailed [+ CloseLink])
-    READY       --FrameReceived(sealed)-------------------> Deliver      (open failure -> FAILED)
+    READY       --FrameReceived(sealed)-------------------> Deliver      (open failure -> FAILED; a copy of
+                                                                          a frame already opened: a Note)
                 --UserSend--------------------------------> SendFrame(refs=(ref,))
     any live    --UserClose-------------------------------> CLOSED       (CloseLink 1000)
                 --LinkClosed------------------------------> FAILED       (SessionFailed, classified)
@@ -22,8 +23,9 @@ Helpers: :mod:`.classify` sorts frames (clear, sealed or bad, spec §2) and link
 
 Cleartext HELLO/HANDSHAKE go to the handshake; cleartext anything else is dropped with a Note
 (before keys: unexpected; after keys: a downgrade). Sealed frames that arrive while handshaking
-are stale (HTTP re-connect, spec §8.2) and dropped; after READY a frame that does not open is
-fatal, and so is any cleartext frame with a v3 channel (spec §7.7). A second hub HELLO after
+are stale (HTTP re-connect, spec §8.2) and dropped; after READY a frame that does not open is fatal,
+and so is any cleartext frame with a v3 channel (spec §7.7); a byte-identical copy of a frame that
+opened is dropped (:mod:`.repeats`: hub 4.x can write one frame twice). A second hub HELLO after
 READY means the hub greets a connection it does not know: it restarted or forgot us (FAILED,
 retryable); the greeting's own HELLO arriving after its offer is not one.
 
@@ -73,6 +75,7 @@ from thalovant.core.session.events import (
 )
 from thalovant.core.session.handshakes import HandshakePlan
 from thalovant.core.session.outbound import Outbound, Retrigger
+from thalovant.core.session.repeats import RepeatWindow
 from thalovant.core.wire.codec import is_default_session
 from thalovant.core.wire.frame import Frame, FrameProblem
 from thalovant.core.wire.message import HiveMessage, MsgType
@@ -103,18 +106,15 @@ class Session(TableMachine[SessionState]):
     """One HiveMind session (spec §10.1), transport-independent.
 
     Args:
-        session_id: the OVOS session id sent in HELLO; never empty or ``"default"``.
-        useragent: the client's user agent (also filled into BUS contexts).
+        session_id, useragent: the OVOS session id sent in HELLO (never empty or ``"default"``); the user agent.
         entropy: randomness for IVs, nonces and Noise keys.
         site_id: the client's site, sent in HELLO and filled into BUS sessions.
-        access_key: the access key (passed to the v3 handshake; never sent from here).
-        password: hub password (password path / Noise PSK).
-        crypto_key: legacy pre-shared key.
+        access_key, password, crypto_key: the credentials (the access key only goes to the v3 handshake; the
+            password serves the password path and the Noise PSK; the crypto key is the legacy pre-shared key).
         wire: ``"text"`` (WS, HTTP) or ``"bitstring"`` (MQTT on hub 4.x).
         binary_ok: False when the transport cannot carry binary frames (HTTP on hub 4.x).
         trigger_hello: send a cleartext HELLO on link-up (MQTT: the hub greets only after a frame).
-        handshake_timeout: seconds from link-up to a finished handshake.
-        max_queue: user sends held while handshaking; more fail with ``SendFailed``.
+        handshake_timeout, max_queue: seconds from link-up to a finished handshake; user sends held meanwhile.
         prefer, binarize, encodings, ciphers: the offer (:class:`.handshakes.HandshakePlan`; best first, §4.8).
         v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``, ``pinned_hub_key``, ``psk``...).
 
@@ -177,6 +177,7 @@ class Session(TableMachine[SessionState]):
         self._queue: deque[tuple[HiveMessage, int]] = deque()
         self._handshake: Any = None  # Handshake or NoiseHandshake
         self._channel: SecureChannel | None = None
+        self._opened = RepeatWindow()  # this session's recent sealed frames
         self._path: str | None = None
         self._ready_at: float | None = None
         self._inbound_since_ready = 0
@@ -203,10 +204,7 @@ class Session(TableMachine[SessionState]):
 
     @property
     def handshake(self) -> Any:
-        """The current handshake machine (v1 ``Handshake`` or v3 ``NoiseHandshake``), if any.
-
-        The shell reads v3 pinning data from it (``hub_static``, ``static_key``, ``verified_psk``).
-        """
+        """The current handshake machine (v1 or v3), if any; the shell reads v3 pins (``hub_static``...) from it."""
         return self._handshake
 
     @property
@@ -329,10 +327,13 @@ class Session(TableMachine[SessionState]):
         if self._state is not _S.READY or self._channel is None:
             return [_note("sealed frame during the handshake dropped (stale key?)")]
         self._inbound_since_ready += 1
+        if self._opened.seen(frame):
+            return [_note("a copy of a hub frame already received dropped (the hub sent it twice)", NoteLevel.WARNING)]
         opened = self._channel.open(frame)
         if not isinstance(opened, Success):
             problem = opened.failure()
             return self._broken(problem.code, f"cannot open a hub frame: {problem.detail}")
+        self._opened.remember(frame)
         message = opened.unwrap()
         return [] if message is None else [Deliver(message=message)]
 
