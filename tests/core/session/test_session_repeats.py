@@ -73,7 +73,7 @@ def test_a_v3_frame_received_twice_is_delivered_once_instead_of_breaking_the_noi
     msg2 = hub.on_shake(decode_json(msg1.data).unwrap(), offered)
     assert msg2 is not None
     outs = s.handle(FrameReceived(data=encode_json(msg2)), now=0.3)
-    hub.on_shake(decode_json([o for o in outs if isinstance(o, SendFrame)][0].data).unwrap(), offered)  # type: ignore[arg-type]
+    hub.on_shake(decode_json(next(o for o in outs if isinstance(o, SendFrame)).data).unwrap(), offered)  # type: ignore[arg-type]
     assert s.state is SessionState.READY and hub.channel is not None
     reply = HiveMessage(msg_type=MsgType.BUS, payload={"type": "speak", "data": {"utterance": "hi"}, "context": {}})
     (frame,) = hub.channel.seal(reply)
