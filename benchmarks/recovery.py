@@ -1,18 +1,20 @@
 """Recovery after a hub restart (issue 16): how soon a client with default settings is usable again.
 
-For each hub generation (4.x: WebSocket, HTTP, MQTT; 5.x: WebSocket, HTTP) and transport, one client
-(``psk`` identity, default settings) connects to a fresh hub from ``tests/harness`` on loopback and
-asks once. Then, ``restarts`` times: hivemind-core is killed with SIGKILL and started again (same
-ports, keys and node identity). The clock starts when the restarted hub answers on every port (the
-harness's readiness check, polled every 5 ms: WebSocket and HTTP answer, and over MQTT the hub has
-connected to the broker). From that moment two probes run side by side:
+For each hub generation (4.x and 5.x: WebSocket, HTTP, MQTT) and transport, one client (``psk``
+identity, default settings; on hub 5.x MQTT the plugin's topic layout, ``mqtt_layout="modern"``)
+connects to a fresh hub from ``tests/harness`` on loopback and asks once. Then, ``restarts`` times:
+hivemind-core is killed with SIGKILL and started again (same ports, keys and node identity). The
+clock starts when the restarted hub answers on every port (the harness's readiness check, polled
+every 5 ms: WebSocket and HTTP answer, and over MQTT the hub has connected to the broker). From that
+moment two probes run side by side:
 
 * *peer*: the harness pushes a bus message to every connected peer (``push_event``) until the hub
   reaches our client: the hub has it as a peer again;
 * *ask*: ``client.ask`` (issued at that moment, timeout 20 s) returns the echo agent's answer.
 
 The targets are median <= 1.0 s and max <= 2.0 s for both. Negative times mean the client was back
-before the last port answered. Hub 5.x has no MQTT in the harness.
+before the last port answered. Over MQTT the broker stays up across the restart: the client learns of
+it from the hub's presence topic (hub 4.x ``<base>/status/hub``, hub 5.x ``<root>/<node name>/status``).
 
 Usage::
 
@@ -128,8 +130,9 @@ async def _measure(hub: Any, protocol: str, restarts: int, trace: Path | None = 
     key_file = Path(hub.run_dir) / "noise-client.key"
     identity = hub.identity_path("psk")
     recorder = TraceWriter(trace) if trace is not None else None
+    layout: dict[str, Any] = {"mqtt_layout": "modern"} if protocol == "mqtt" and hub.v3 else {}
     client = AsyncThalovantClient.from_identity_file(
-        identity, protocol=protocol, noise_key_file=key_file, trace=recorder
+        identity, protocol=protocol, noise_key_file=key_file, trace=recorder, **layout
     )
     readies: list[float] = []  # on the event loop's clock (a trace's "now")
     async with client:
@@ -181,8 +184,8 @@ def run(
         with _hub(generation) as hub:
             for protocol in protocols:
                 row: dict[str, Any] = {"generation": generation, "protocol": protocol, "label": LABELS[protocol]}
-                if protocol == "mqtt" and (generation == 5 or not hub.mqtt_available):
-                    row["skipped"] = "no MQTT on hub 5.x in the harness" if generation == 5 else "no mosquitto"
+                if protocol == "mqtt" and not hub.mqtt_available:
+                    row["skipped"] = "no mosquitto"
                     rows.append(row)
                     continue
                 print(f"[recovery] hub {generation}.x {protocol}: {count} restarts", file=sys.stderr, flush=True)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 MQTT_ROOT = "hivemind"
 MQTT_HUB_ID = "thalovant-test-hub"
 MQTT_BASE = f"{MQTT_ROOT}/{MQTT_HUB_ID}"
+# hub 5.x's node name: its identity file names none, so NodeIdentity says "unnamed-node", and the plugin's
+# presence (retained online, last will offline) is <MQTT_ROOT>/<node name>/status.
+HUB5_NODE_NAME = "unnamed-node"
 
 # hub 4.x's implicit default ACL; hub 5.x defaults to "deny everything", so we state it explicitly there.
 DEFAULT_ALLOWED_TYPES = [
@@ -209,14 +212,14 @@ def broker_acl(clients: list[Client], *, v3: bool = False) -> list[str]:
     (``status/hub``: its retained online/offline and last will, the signal of a hub restart), and
     nothing else (not another client's topics). Whatever ``topic_prefix`` an identity holds, only the
     topics the hub listens on get through, so a client that derives other topics never gets a session.
-    ``v3``: the hub 5.x plugin's ``<root>/<key>/in|out|status`` topics instead of hub 4.x's, and no presence.
+    ``v3``: the hub 5.x plugin's ``<root>/<key>/in|out|status`` topics instead of hub 4.x's, and its
+    presence ``<root>/<node name>/status`` (the client subscribes ``<root>/+/status`` and learns it).
     """
     acl = ["user hivemind-hub", f"topic readwrite {MQTT_ROOT}/#"]
     for client in clients:  # the broker username is the access key; the topic level is the access key
         c2s, s2c, status = client_topics(v3, client.access_key)
         acl += ["", f"user {client.access_key}", f"topic write {c2s}", f"topic read {s2c}", f"topic readwrite {status}"]
-        if not v3:  # plugin 0.2.x's presence is <root>/<node name>/status, a name the client cannot derive
-            acl.append(f"topic read {MQTT_BASE}/status/hub")
+        acl.append(f"topic read {MQTT_ROOT}/{HUB5_NODE_NAME}/status" if v3 else f"topic read {MQTT_BASE}/status/hub")
     return acl
 
 

@@ -120,4 +120,7 @@ def test_broker_acl_scopes_each_login_to_its_own_topics(v3: bool) -> None:
                                                                                                      "status")))
         at = acl.index(f"user {key}")
         assert acl[at + 1 : at + 4] == [f"topic write {c2s}", f"topic read {s2c}", f"topic readwrite {status}"]
+        # the hub's presence, readable: hub 4.x <base>/status/hub, hub 5.x <root>/<node name>/status
+        presence = "hivemind/unnamed-node/status" if v3 else "hivemind/thalovant-test-hub/status/hub"
+        assert acl[at + 4] == f"topic read {presence}"
         assert mqtt_prefix(v3, key) == (f"hivemind/{key}" if v3 else "hivemind/thalovant-test-hub")

@@ -71,10 +71,9 @@ def _client_kwargs(generation: str, protocol: str) -> dict[str, Any]:
     if generation == "hub5":
         extra["auth_encoding"] = "percent"
         if protocol == "mqtt":
-            # hub 5.x's plugin: <root>/<key>/in|out|status; its presence topic (<root>/<node name>/status)
-            # cannot be derived, so a restarted hub hears of the client at its next keep-alive PING (15 s
-            # idle by default): 2 s here, the one non-default of this cell
-            extra.update(mqtt_layout="modern", keepalive=2.0)
+            # hub 5.x's plugin: <root>/<key>/in|out|status; its presence topic (<root>/<node name>/status) is
+            # learned through <root>/+/status (core/links/mqtt_presence.py): default keep-alive
+            extra.update(mqtt_layout="modern")
     return extra
 
 

@@ -174,11 +174,11 @@ async def test_v3_listen_survives_a_hub_restart(real_hub_v3: Any, protocol: str)
     run = tag("v3-restart")
     seen: list[str] = []
     async with AsyncThalovantClient.from_identity_file(
-        # MQTT: a restarted hub hears of a client only when it sends something (the keep-alive PING, 15 s idle)
+        # MQTT: the client follows the hub's presence (learned through <root>/+/status), not its keep-alive
         hub.identity_path("psk2"),
         protocol=protocol,
         **v3_kwargs(hub, protocol),
-        **fast_reconnect(**({"keepalive": 2.0} if protocol == "mqtt" else {})),
+        **fast_reconnect(),
     ) as client:
         listener = client.listen("speak", timeout=60, predicate=lambda ev: ev.text.startswith(run))
 
@@ -213,3 +213,47 @@ async def test_v3_listen_survives_a_hub_restart(real_hub_v3: Any, protocol: str)
                 await hub_control(hub.start_hub)
     numbered = [s for s in seen if "-probe-" not in s]
     assert numbered == before + after, "each event exactly once, in order"
+
+
+def _reaches_a_peer(hub: Any) -> bool:
+    try:
+        return bool(hub.push_event("thalovant.test.recovery", {}, timeout=1.0, wait_for_peer=0))
+    except Exception:  # the restarted hub's bus link may not be up yet
+        return False
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_v3_mqtt_with_default_settings_notices_a_dead_hub_at_once_and_is_back_soon_after_it(
+    real_hub_v3: Any,
+) -> None:
+    """Issue 16 on hub 5.x MQTT. The broker stays up, so before the hub's presence was followed the client
+    learned of a restart only from its 15 s keep-alive PING: its health check said ok meanwhile, and an ask
+    sent to the restarted hub drew a cleartext greeting that ended the session (``ThalovantConnectionError``).
+    Now the client learns the hub's presence topic (``<root>/<node name>/status``) from the status wildcard
+    and follows its last will and its ``online``; figures: ``benchmarks/recovery.py``."""
+    hub = real_hub_v3
+    need_protocol(hub, "mqtt")
+    async with AsyncThalovantClient.from_identity_file(
+        hub.identity_path("psk2"), protocol="mqtt", mqtt_layout="modern"
+    ) as client:
+        assert (await client.ask("before", timeout=10)).text == "echo: before"
+        try:
+            for n in range(2):
+                await hub_control(hub.kill_hub)
+                started = time.monotonic()
+                while (await client.healthcheck()).ok:  # the hub's last will, not the keep-alive
+                    assert time.monotonic() - started < 2.0, f"restart {n}: still ok 2 s after the hub died"
+                    await anyio.sleep(0.02)
+                await hub_control(hub.start_hub)
+                started = time.monotonic()
+                assert await in_thread(wait_until, lambda: _reaches_a_peer(hub), 3.0, None, 0.02), (
+                    f"restart {n}: not a peer again within 3 s"
+                )
+                back = time.monotonic() - started
+                reply = await client.ask(f"after {n}", timeout=5)
+                assert reply.text == f"echo: after {n}" and (await client.healthcheck()).ok
+                print(f"\n[v3 mqtt restart {n}] a peer again {back:.2f}s after the hub answered")
+        finally:
+            if not hub.hub_alive():
+                await hub_control(hub.start_hub)

@@ -251,7 +251,7 @@ class Connection:
         out: list[Output] = []
         if self._ep.link is not None:  # the old WebSocket is still closing: let the shell drop it
             out.append(DropLink(epoch=self._ep.number))
-        self._ep = Epoch.start(self._ep.number + 1, self._cfg, self._token, self._entropy)
+        self._ep = self._ep.successor(self._cfg, self._token, self._entropy)
         out.append(Note(level=NoteLevel.INFO, text=f"opening link {self._ep.number} (attempt {attempt})"))
         if isinstance(self._ep.link, WsLink):
             out.append(LinkOrder(epoch=self._ep.number, order=OpenWebSocket(target=self._ep.link.target)))
@@ -317,7 +317,7 @@ class Connection:
     def _drop_finished_link(self, now: float) -> list[Output]:
         if self._ep.link is None or not self._ep.link.finished:
             return []
-        self._ep.link = None
+        self._ep.drop_link()
         out: list[Output] = [DropLink(epoch=self._ep.number)]
         attempt, self._open_after = self._open_after, None
         if attempt is not None and self.state not in TERMINAL:

@@ -39,6 +39,8 @@ class Epoch:
         lost: the loss of this link was already handled (a session failure, then the socket close).
         close_code: the WebSocket close code the link reported, if any.
         last_sent: when something was last handed to the ready session (for the keep-alive).
+        hub_name: the hub 5.x node name an MQTT link of this connection learned (its presence topic),
+            handed to every later link (:mod:`thalovant.core.links.mqtt_presence`).
     """
 
     number: int = 0
@@ -50,11 +52,25 @@ class Epoch:
     lost: bool = False
     close_code: int | None = None
     last_sent: float = 0.0
+    hub_name: str | None = None
 
     @classmethod
-    def start(cls, number: int, cfg: ConnectionConfig, token: str, entropy: Entropy) -> Epoch:
+    def start(
+        cls, number: int, cfg: ConnectionConfig, token: str, entropy: Entropy, *, hub_name: str | None = None
+    ) -> Epoch:
         """Epoch ``number`` with a fresh session and link for ``cfg``'s transport (``token``: a secret)."""
-        return cls(number=number, session=new_session(cfg, entropy), link=new_link(cfg, token, entropy))
+        link = new_link(cfg, token, entropy, hub_name=hub_name)
+        return cls(number=number, session=new_session(cfg, entropy), link=link, hub_name=hub_name)
+
+    def successor(self, cfg: ConnectionConfig, token: str, entropy: Entropy) -> Epoch:
+        """The next epoch, told what the links so far learned of the hub's presence."""
+        return Epoch.start(self.number + 1, cfg, token, entropy, hub_name=self.hub_name)
+
+    def drop_link(self) -> None:
+        """Forget the finished link, keeping what it learned of the hub's presence."""
+        if isinstance(self.link, MqttMap):
+            self.hub_name = self.link.hub_name or self.hub_name
+        self.link = None
 
     def ping_at(self, keepalive: float | None) -> float | None:
         """When a keep-alive PING is due (never before the session is ready, or without ``keepalive``)."""
@@ -107,8 +123,9 @@ def new_session(cfg: ConnectionConfig, entropy: Entropy) -> Session:
     )
 
 
-def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy) -> Link:
-    """The link machine for ``cfg``'s transport; ``token`` is the ``authorization`` value (a secret)."""
+def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy, *, hub_name: str | None = None) -> Link:
+    """The link machine for ``cfg``'s transport; ``token`` is the ``authorization`` value (a secret);
+    ``hub_name``: the hub 5.x node name an earlier MQTT link learned."""
     if cfg.protocol == "wss":
         return WsLink(authorization=token, auth_encoding=cfg.auth_encoding, useragent=cfg.useragent)
     if cfg.protocol == "https":
@@ -125,4 +142,5 @@ def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy) -> Link:
         layout=cfg.mqtt_layout,
         overrides=cfg.mqtt_overrides,
         qos=cfg.mqtt_qos,
+        hub_name=hub_name,
     )

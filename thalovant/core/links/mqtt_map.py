@@ -17,36 +17,30 @@ QoS and retain flags to use, and in which order (§8.3 rules 1-7)::
     UP --StopRequested--> CLOSING      Publish(status, "offline") (rule 7), [the hub's tombstone], DisconnectMqtt
     any --MqttDisconnected--> CLOSED   LinkDown (classified by return code)
 
-Rule 3 (publish ``offline`` first, wait for the PUBACK) makes hub 4.x drop a
-stale logical connection left by an earlier process (harness P16). It is
-UNCERTAIN on brokers other than mosquitto (§13.2), so ``reset_on_connect``
-can turn it off; a failed reset publish is only a warning.
+Rule 3 (publish ``offline`` first, wait for the PUBACK) makes hub 4.x drop a stale logical connection
+left by an earlier process (harness P16). It is UNCERTAIN on brokers other than mosquitto (§13.2), so
+``reset_on_connect`` can turn it off; a failed reset publish is only a warning.
 
-Status discipline (``watch_status``). Hub 4.x drops its connection for a key
-on *every* ``offline`` on that key's status topic, then publishes its own
-retained ``offline`` there (a tombstone), which its ``status/+`` subscription
-brings back to it. It writes that tombstone only after reading the frames
-queued behind the ``offline``, so the tombstone of a client that just closed
-can reach the hub after the HELLO of the next client of the same key and kill
-that new connection (seen live: 8 of 20 back-to-back clients were greeted
-again mid-session). So this machine subscribes to its status topic and the
-hub's presence (:func:`.mqtt.hub_status_topic`) before the s2c topic, and:
+Status discipline (``watch_status``). Hub 4.x drops its connection for a key on *every* ``offline`` on
+that key's status topic, then publishes its own retained ``offline`` there (a tombstone), which its
+``status/+`` subscription brings back to it. It writes that tombstone only after reading the frames
+queued behind the ``offline``, so the tombstone of a client that just closed can reach the hub after
+the HELLO of the next client of the same key and kill that new connection (seen live: 8 of 20
+back-to-back clients were greeted again mid-session; plugin 0.2.5a2 does the same). So this machine
+subscribes to its status topic and the hub's presence (:mod:`.mqtt_presence`; on hub 5.x a wildcard,
+the hub's topic learned, ``hub_name`` hands it to the next link) before the s2c topic, and:
 
-* on close, after its ``offline``, waits up to ``tombstone_wait`` for the
-  hub's tombstone (two ``offline`` in all) before it disconnects;
-* says ``HubSessionLost`` when, after the hub spoke to this link, an
-  ``offline`` arrives on its status topic, or the hub's presence turns
-  ``offline`` (its last will) or ``online`` again (a restart);
-* holds the link in AWAITING_HUB while the hub's presence is ``offline`` and
-  goes up the moment it turns ``online`` (or after ``hub_wait``: it may be stale).
+* on close, after its ``offline``, waits up to ``tombstone_wait`` for the hub's tombstone (two
+  ``offline`` in all) before it disconnects;
+* says ``HubSessionLost`` when, after the hub spoke to this link, an ``offline`` arrives on its
+  status topic, or the hub's presence turns ``offline`` (its last will) or ``online`` again (a restart);
+* holds the link in AWAITING_HUB while the hub's presence is ``offline`` and goes up the moment it
+  turns ``online`` (or after ``hub_wait``: it may be stale).
 
-Topics the broker does not let the client read stay silent: the link then
-behaves as without the discipline.
-
-The client id is random (``thalovant-<16 hex>`` from the injected entropy,
-drawn when ``Started`` arrives so a replay sees the draw):
-a fixed id per access key made two processes kick each other (P16).
-Topics embed the access key, so they never appear in ``repr``.
+Topics the broker does not let the client read stay silent: the link then behaves as without them.
+The client id is random (``thalovant-<16 hex>`` from the injected entropy, drawn when ``Started``
+arrives so a replay sees the draw): a fixed id per access key made two processes kick each other
+(P16). Topics embed the access key, so they never appear in ``repr``.
 """
 
 from __future__ import annotations
@@ -90,24 +84,14 @@ from thalovant.core.links.mqtt import (
     SetWill,
     Subscribe,
     TopicOverrides,
-    hub_status_topic,
 )
+from thalovant.core.links.mqtt_presence import HubPresence
 from thalovant.core.links.mqtt_topics import classify_payload, classify_rc, mqtt_topics
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, Tick, earliest
 
 # The vocabulary is re-exported so one import gives the machine and what it speaks.
-__all__ = [
-    "TABLE",
-    "TRACE_TYPES",
-    "MqttConnected",
-    "MqttDisconnected",
-    "MqttMap",
-    "MqttMessage",
-    "MqttPublishFailed",
-    "MqttPublished",
-    "MqttState",
-    "MqttSubscribed",
-]
+__all__ = ["TABLE", "TRACE_TYPES", "MqttConnected", "MqttDisconnected", "MqttMap", "MqttMessage"]
+__all__ += ["MqttPublishFailed", "MqttPublished", "MqttState", "MqttSubscribed"]
 
 _ONLINE, _OFFLINE = b"online", b"offline"
 
@@ -130,6 +114,7 @@ class MqttMap(LinkMachine[MqttState]):
         watch_status: follow the status topics (see "Status discipline" in the module docstring).
         hub_wait: the longest AWAITING_HUB lasts before the link goes up anyway.
         tombstone_wait: the longest a close waits for the hub's tombstone after its ``offline``.
+        hub_name: the hub 5.x node name an earlier link learned (:attr:`hub_name`), or None.
     """
 
     _TERMINAL = frozenset({MqttState.CLOSED})
@@ -154,6 +139,7 @@ class MqttMap(LinkMachine[MqttState]):
         watch_status: bool = False,
         hub_wait: float = 10.0,
         tombstone_wait: float = 1.0,
+        hub_name: str | None = None,
     ) -> None:
         topics = mqtt_topics(access_key=access_key, topic_prefix=topic_prefix, layout=layout, overrides=overrides)
         if isinstance(topics, Failure):
@@ -174,8 +160,7 @@ class MqttMap(LinkMachine[MqttState]):
         self._pending: dict[int, Refs] = {}  # pub_id -> refs of frames in flight
         self._control: set[int] = set()  # pub_ids of status publishes
         self._next_pub = 1
-        self._watch = watch_status
-        self._hub_topic = hub_status_topic(self.topics) if watch_status else None
+        self._presence = HubPresence(self.topics, layout=layout, hub_name=hub_name) if watch_status else None
         self._hub_wait, self._tomb_wait = hub_wait, tombstone_wait
         self._acks_due = 0  # SUBACKs still to come (the s2c one is the last)
         self._hub_status: bytes | None = None  # the last "online"/"offline" of the hub's presence
@@ -204,13 +189,17 @@ class MqttMap(LinkMachine[MqttState]):
         """The last will (rule 1): ``offline`` on the status topic, QoS 1, retained."""
         return SetWill(topic=self.topics.status, payload=_OFFLINE, qos=1, retain=True)
 
+    @property
+    def hub_name(self) -> str | None:
+        """The hub 5.x node name this link knows (given or learned): for the next link's ``hub_name``."""
+        return None if self._presence is None else self._presence.hub_name
+
     def route(self, topic: str) -> Maybe[str]:
-        """Which of our topics ``topic`` is (``"s2c"``, ``"status"`` or ``"hub"`` while watching), if any."""
+        """Which of our topics ``topic`` is (``"s2c"``; while watching ``"status"``, ``"hub"``, ``"other"``)."""
         if topic == self.topics.s2c:
             return Some("s2c")
-        if self._watch and topic == self.topics.status:
-            return Some("status")
-        return Some("hub") if topic == self._hub_topic else Nothing
+        which = None if self._presence is None else self._presence.route(topic)
+        return Nothing if which is None else Some(which)
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
         """Feed one input; returns the orders for the shell.
@@ -230,8 +219,8 @@ class MqttMap(LinkMachine[MqttState]):
         return [self.will, ConnectMqtt(client_id=self.client_id, keepalive=self._keepalive)]
 
     def _on_connected(self, inp: MqttConnected, now: float) -> list[Output]:
-        status = [self._hub_topic, self.topics.status] if self._watch else []
-        subs: list[Output] = [Subscribe(topic=t, qos=1) for t in status if t is not None]
+        status = self._presence.subscriptions() if self._presence is not None else []
+        subs: list[Output] = [Subscribe(topic=t, qos=1) for t in status]
         subs.append(Subscribe(topic=self.topics.s2c, qos=self._qos))  # last: its SUBACK ends SUBSCRIBING
         self._acks_due = len(subs)
         return subs
@@ -239,8 +228,9 @@ class MqttMap(LinkMachine[MqttState]):
     def _on_subscribed(self, inp: MqttSubscribed, now: float) -> list[Output]:
         self._acks_due -= 1
         if self._acks_due > 0:  # a status topic's SUBACK: a refusal only leaves that topic silent
-            self._exit(MqttState.SUBSCRIBING)
-            return []
+            self._exit(MqttState.SUBSCRIBING)  # (a refused wildcard: the own status topic instead)
+            instead = self._presence.refused() if self._presence and not 0 <= inp.granted_qos <= 2 else None
+            return [] if instead is None else [Subscribe(topic=instead, qos=1)]
         if not 0 <= inp.granted_qos <= 2:
             text = f"broker refused the subscription (granted {inp.granted_qos}); check the broker ACL"
             return [DisconnectMqtt(), *self._down(LinkDown(reason=text, retryable=False))]
@@ -296,12 +286,18 @@ class MqttMap(LinkMachine[MqttState]):
         which = self.route(inp.topic)
         if which == Nothing:
             return [Note(level=NoteLevel.DEBUG, text="mqtt: message on a topic that is not ours; dropped")]
+        value = inp.payload.strip()
+        if which == Some("other") and self._presence is not None:
+            self._presence.note_other(inp.topic, value)
+            return []
         if which != Some("s2c"):
-            value = inp.payload.strip()
             return self._on_hub_status(value, now) if which == Some("hub") else self._on_own_status(value)
         if self._state in (MqttState.SUBSCRIBING, MqttState.RESETTING, MqttState.AWAITING_HUB):
             return [Note(level=NoteLevel.DEBUG, text="mqtt: frame before the link was up (stale); dropped")]
-        self._heard = self._heard or self._state is MqttState.UP
+        if not self._heard and self._state is MqttState.UP:
+            self._heard = True  # the hub is online and speaks to us: its presence is the one "online" (hub 5.x)
+            learned = self._presence.learn() if self._presence is not None else None
+            self._hub_status = learned or self._hub_status
         return [InboundFrame(data=classify_payload(inp.payload))]
 
     def _on_hub_status(self, value: bytes, now: float) -> list[Output]:
