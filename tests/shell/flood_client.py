@@ -44,7 +44,8 @@ async def main(port: int, password: str) -> None:
     await client.close()
     close_s = anyio.current_time() - started
     rss_mb = peak_rss_mb()
-    print(json.dumps({"close_s": close_s, "rss_mb": rss_mb, "dropped": listener.dropped, "kept": listener.buffered}))
+    print(json.dumps({"close_s": close_s, "rss_mb": rss_mb, "dropped": listener.dropped, "kept": listener.buffered,
+                      "kept_bytes": listener.buffered_bytes}))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import pytest
 
 from tests.paths import ROOT
 from tests.shell.hostile import TcpWsHub, loopback_server
+from thalovant.shell.listeners import BUFFER_BYTES
 from thalovant.testing import FakeHub
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -38,18 +39,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_an_event_flood_is_pushed_back_and_close_ends_within_its_grace() -> None:
+async def _flood(events: int, distinct: int, pad: int) -> tuple[TcpWsHub, dict[str, float]]:
+    """Flood a child client with ``events`` events (``distinct`` sealed frames sent in turn, each utterance padded
+    to ``pad`` characters), ask it to close, and return the hub and the child's report."""
     flooded = anyio.Event()
 
     async def flood(tcp: TcpWsHub) -> None:
         context = {"destination": "client", "source": "skill"}
-        sealed = [tcp.hub.push("speak", {"utterance": f"flood {n}"}, context) for n in range(DISTINCT)]
+        sealed = [
+            tcp.hub.push("speak", {"utterance": f"flood {n} ".ljust(pad, "x")}, context) for n in range(distinct)
+        ]
         n = 0
         with anyio.move_on_after(600):
             while True:
-                await tcp.send_frames(sealed[n % DISTINCT])
+                await tcp.send_frames(sealed[n % distinct])
                 n += 1
-                if n == EVENTS:
+                if n == events:
                     flooded.set()
 
     tcp = TcpWsHub(FakeHub(password=PASSWORD), after_hello=flood)
@@ -70,8 +75,23 @@ async def test_an_event_flood_is_pushed_back_and_close_ends_within_its_grace() -
             await child.wait()
     lines = out.decode().splitlines()
     assert lines[0] == "ready" and child.returncode == 0
-    report = json.loads(lines[-1])
+    report: dict[str, float] = json.loads(lines[-1])
     print(f"flood of {tcp.sent} events: {report}")
+    return tcp, report
+
+
+async def test_an_event_flood_is_pushed_back_and_close_ends_within_its_grace() -> None:
+    _, report = await _flood(EVENTS, DISTINCT, pad=0)
     assert report["rss_mb"] < MAX_RSS_MB
     assert report["close_s"] < MAX_CLOSE_S
     assert report["kept"] == 1000 and report["dropped"] > 0
+
+
+async def test_a_flood_of_large_events_is_bounded_in_bytes_not_only_in_count() -> None:
+    """256 KiB events: 1000 unread of them were 256 MiB in the listener alone, and 256 waiting frames
+    64 MiB in the inbox. Both are bounded in bytes now (16 MiB each, the newest event always fits)."""
+    pad = 256 * 1024
+    _, report = await _flood(2_000, 600, pad=pad)  # 600 distinct frames: more than the repeat window (512)
+    assert report["rss_mb"] < MAX_RSS_MB
+    assert report["close_s"] < MAX_CLOSE_S
+    assert report["kept_bytes"] <= BUFFER_BYTES and report["kept"] < 1000 and report["dropped"] > 0

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["DESCEND", "DROP", "MAX_JSON_DEPTH", "JsonTooDeep", "copy_tree", "depth", "loads"]
+__all__ = ["DESCEND", "DROP", "MAX_JSON_DEPTH", "JsonTooDeep", "copy_tree", "depth", "loads", "weight"]
 
 #: Deepest nesting (objects and arrays) accepted from a peer; a hub's envelope uses 3 of them.
 MAX_JSON_DEPTH = 128
@@ -49,6 +49,27 @@ def depth(value: Any) -> int:
         deepest = max(deepest, level)
         stack.extend((child, level) for child in children if isinstance(child, dict | list))
     return deepest
+
+
+def weight(value: Any, *, stop_at: int | None = None) -> int:
+    """About how many bytes ``value`` would take as JSON: string and bytes lengths, 8 per other scalar,
+    2 per container and 2 per member; no recursion. Counting stops once the sum passes ``stop_at``."""
+    total = 0
+    stack: list[Any] = [value]
+    while stack and (stop_at is None or total <= stop_at):
+        item = stack.pop()
+        if isinstance(item, str | bytes | bytearray):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += 8
+    return total
 
 
 def loads(text: str, *, max_depth: int = MAX_JSON_DEPTH, decoder: json.JSONDecoder = _DECODER) -> Any:

@@ -73,6 +73,7 @@ class Driver:
             None when the recorder was given the wrapper itself.
         stop_when: overrides the "machine is finished" test.
         inbox_size: how many inputs may wait before :meth:`post` blocks.
+        taken: called with each input as the loop takes it from the inbox (before ``handle``).
     """
 
     def __init__(
@@ -84,12 +85,14 @@ class Driver:
         entropy: RecordingEntropy | None = None,
         stop_when: Callable[[], bool] | None = None,
         inbox_size: int = 256,
+        taken: Callable[[Input], None] | None = None,
     ) -> None:
         self.machine = machine
         self._clock = clock
         self._recorder = recorder
         self._entropy = entropy
         self._stop_when = stop_when
+        self._taken = taken
         send: MemoryObjectSendStream[Input]
         receive: MemoryObjectReceiveStream[Input]
         send, receive = anyio.create_memory_object_stream[Input](inbox_size)
@@ -169,6 +172,8 @@ class Driver:
                 inp = await self._next_input(deadline)
                 if inp is None:
                     break
+                if self._taken is not None and not isinstance(inp, Tick):
+                    self._taken(inp)
                 now = self._clock()
                 outputs = self._step(inp, now)
                 if isinstance(inp, Tick) and deadline is not None and now >= deadline:

@@ -6,11 +6,12 @@ accepts it. Listeners live in the client, not in a link, so they survive
 reconnects by construction: a new link simply delivers into the same
 listeners.
 
-Overflow policy. A listener buffers up to ``buffer`` events; when its
-consumer is slower than the hub, the oldest buffered event is dropped for each
-new one and counted (``dropped``); the first drop logs one warning per
-listener, later ones are only counted. Nothing blocks the connection, and an
-event no listener accepts is not kept anywhere.
+Overflow policy. A listener buffers up to ``buffer`` events and up to
+``buffer_bytes`` of them (their JSON size, :func:`~thalovant.core.jsontree.weight`;
+the newest event is always kept); when its consumer is slower than the hub, the
+oldest buffered events are dropped to make room and counted (``dropped``); the
+first drop logs one warning per listener, later ones are only counted. Nothing
+blocks the connection, and an event no listener accepts is not kept anywhere.
 """
 
 from __future__ import annotations
@@ -25,11 +26,20 @@ from typing import Any
 import anyio
 
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
+from thalovant.core.jsontree import weight
 
 log = logging.getLogger("thalovant")
 
+#: Bytes of events one listener holds unread, by default (the newest event is always kept).
+BUFFER_BYTES = 16 * 1024 * 1024
+
 EventPredicate = Callable[[ThalovantEvent], bool]
 EventHandler = Callable[[ThalovantEvent], Any]
+
+
+def event_weight(event: ThalovantEvent) -> int:
+    """About how many bytes ``event`` takes as JSON (type, data and context)."""
+    return weight((event.type, event.data, event.context))
 
 
 class Listener:
@@ -44,12 +54,15 @@ class Listener:
         timeout: float | None = None,
         max_events: int | None = None,
         buffer: int = 1000,
+        buffer_bytes: int = BUFFER_BYTES,
     ) -> None:
         self._registry = registry
         self.filter = flt
         self._predicate = predicate
-        self._buffer: deque[ThalovantEvent] = deque()
+        self._buffer: deque[tuple[ThalovantEvent, int]] = deque()
         self._limit = buffer
+        self._byte_limit = buffer_bytes
+        self._bytes = 0
         self._wake = anyio.Event()
         self._closed = False
         self._error: BaseException | None = None
@@ -65,11 +78,17 @@ class Listener:
         """How many accepted events wait unread (at most ``buffer``)."""
         return len(self._buffer)
 
-    def offer(self, event: ThalovantEvent) -> None:
+    @property
+    def buffered_bytes(self) -> int:
+        """About how many bytes the unread events take (at most ``buffer_bytes``, or the newest one's)."""
+        return self._bytes
+
+    def offer(self, event: ThalovantEvent, size: int | None = None) -> None:
         """Buffer ``event`` if the filter and the predicate accept it (a predicate that raises rejects it).
 
-        When the buffer is full the oldest buffered event is dropped and counted in ``dropped`` (the first
-        drop logs a warning; later ones are only counted).
+        When the buffer is full (in events or in bytes) the oldest buffered events are dropped and counted in
+        ``dropped`` (the first drop logs a warning; later ones are only counted). ``size``: the event's
+        :func:`~thalovant.core.jsontree.weight`, when the caller measured it already.
         """
         if self._closed or not self.filter.accepts(event):
             return
@@ -80,15 +99,18 @@ class Listener:
             except Exception:  # a user predicate must not break delivery to others
                 log.exception("event predicate raised; event skipped for this listener")
                 return
-        if len(self._buffer) >= self._limit:
-            self._buffer.popleft()
+        if size is None:
+            size = event_weight(event)
+        while self._buffer and (len(self._buffer) >= self._limit or self._bytes + size > self._byte_limit):
+            self._bytes -= self._buffer.popleft()[1]
             self.dropped += 1
             if self.dropped == 1:
                 log.warning(
                     "listener %r is slower than the hub: its oldest events are dropped (counted in .dropped)",
                     self.filter.types,
                 )
-        self._buffer.append(event)
+        self._buffer.append((event, size))
+        self._bytes += size
         self._wake.set()
 
     def fail(self, error: BaseException) -> None:
@@ -114,7 +136,9 @@ class Listener:
                     if self._left <= 0:
                         break
                     self._left -= 1
-                return self._buffer.popleft()
+                event, size = self._buffer.popleft()
+                self._bytes -= size
+                return event
             if self._error is not None:
                 error, self._error = self._error, None
                 self.close()
@@ -160,8 +184,9 @@ class ListenerRegistry:
             self._listeners.remove(listener)
 
     def publish(self, event: ThalovantEvent) -> None:
+        size = event_weight(event) if self._listeners else 0
         for listener in list(self._listeners):
-            listener.offer(event)
+            listener.offer(event, size)
 
     def fail_all(self, error: BaseException) -> None:
         for listener in list(self._listeners):

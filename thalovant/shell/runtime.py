@@ -25,7 +25,11 @@ reports from the runtime's own task (the end of an order it carried out, at most
 one per order) must not wait, since that task is the one that empties the inbox:
 :meth:`ConnectionRuntime.fact` queues them, in order, behind a full inbox in a
 backlog that one task drains; the backlog is bounded by the orders the machine
-gave. No retry, timing or protocol decision is made here: those live in the core.
+gave. The inbox is bounded in bytes too (:data:`INBOX_BYTES`): a read whose payload
+(a WebSocket message, an MQTT publish, an HTTP body) would take the payloads waiting
+in the inbox over the budget waits for the machine to take some, unless the inbox
+holds none (one message of the transport's maximum size always fits). No retry,
+timing or protocol decision is made here: those live in the core.
 """
 
 from __future__ import annotations
@@ -57,6 +61,19 @@ _DRIVERS: tuple[type[WsDriver] | type[HttpDriver] | type[MqttDriver], ...] = (Ws
 
 #: Where the runtime hands what users care about (the client's dispatcher).
 Outcomes = Callable[[Output], None]
+
+#: Payload bytes the inbox may hold before a link's next read waits (one payload always fits).
+INBOX_BYTES = 16 * 1024 * 1024
+
+
+def payload_size(item: Input) -> int:
+    """The bytes a transport fact carries from the hub (0 for anything else)."""
+    fact = item.fact if isinstance(item, cx.LinkFact) else None
+    for name in ("data", "payload", "body"):
+        value = getattr(fact, name, None)
+        if isinstance(value, str | bytes | bytearray | memoryview):
+            return len(value)
+    return 0
 
 
 class _Epoch:
@@ -130,8 +147,16 @@ class ConnectionRuntime:
         self.outcomes = outcomes
         self.timeouts = timeouts or Timeouts()
         self.driver = Driver(
-            machine, recorder=recorder, entropy=entropy, clock=clock, stop_when=lambda: machine.finished
+            machine,
+            recorder=recorder,
+            entropy=entropy,
+            clock=clock,
+            stop_when=lambda: machine.finished,
+            taken=self._taken,
         )
+        self.inbox_bytes = 0  # payload bytes posted and not yet taken by the machine
+        self._room = anyio.Event()
+        self._stopping = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._epochs: dict[int, _Epoch] = {}
         self._backlog: deque[cx.LinkFact] = deque()
@@ -157,6 +182,8 @@ class ConnectionRuntime:
 
     def stop(self) -> None:
         self.driver.close()
+        self._stopping = True
+        self._room.set()
 
     async def post(self, inp: Input) -> bool:
         return await self.driver.post(inp)
@@ -171,7 +198,8 @@ class ConnectionRuntime:
         """
         if not self._backlog:
             try:
-                self.driver.post_nowait(item)
+                if self.driver.post_nowait(item):
+                    self.inbox_bytes += payload_size(item)
                 return
             except anyio.WouldBlock:
                 pass
@@ -182,13 +210,40 @@ class ConnectionRuntime:
             self._tg.start_soon(self._drain)
 
     async def deliver(self, item: cx.LinkFact) -> None:
-        """Post a transport fact a link read, waiting while the inbox is full (the back-pressure)."""
-        await self.driver.post(item)
+        """Post a transport fact a link read, waiting while the inbox is full, in items or in bytes (the
+        back-pressure)."""
+        size = payload_size(item)
+        while self.inbox_bytes and self.inbox_bytes + size > INBOX_BYTES and not self._stopping:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+        await self._post_counted(item, size)
+
+    async def _post_counted(self, item: cx.LinkFact, size: int) -> bool:
+        self.inbox_bytes += size
+        posted = False
+        try:
+            posted = await self.driver.post(item)
+        finally:
+            if not posted:
+                self._release(size)
+        return posted
+
+    def _taken(self, item: Input) -> None:
+        """The machine took ``item`` from the inbox: its payload no longer counts."""
+        size = payload_size(item)
+        if size:
+            self._release(size)
+
+    def _release(self, size: int) -> None:
+        self.inbox_bytes -= size
+        self._room.set()
 
     async def _drain(self) -> None:
         """Post the backlog in order; one task at a time (started by :meth:`fact` on the first item)."""
         while self._backlog:
-            if not await self.driver.post(self._backlog[0]):
+            item = self._backlog[0]
+            if not await self._post_counted(item, payload_size(item)):
                 self._backlog.clear()  # the driver stopped: nothing will read them
                 return
             self._backlog.popleft()
