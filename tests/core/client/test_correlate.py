@@ -646,3 +646,19 @@ def test_a_flood_of_speech_for_one_ask_is_capped_and_the_end_still_counts() -> N
     out = c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.1)
     (finished,) = [o for o in out if isinstance(o, AskFinished)]
     assert len(finished.reply.utterances) == MAX_ASK_EVENTS and finished.reply.handled
+
+
+def test_a_flood_of_large_speech_for_one_ask_is_capped_in_bytes_and_the_end_still_counts() -> None:
+    # 64 KiB utterances: 1000 of them were 64 MiB held by one ask; the byte cap keeps about 16 MiB
+    from thalovant.core.client.correlate import MAX_ASK_BYTES, MAX_ASK_EVENTS
+
+    c = Correlator()
+    start(c, "a", deadline=100.0)
+    big = "x" * 64 * 1024
+    for n in range(MAX_ASK_EVENTS):
+        c.handle(speak("req-a", f"{n} {big}"), now=1.0)
+    out = c.handle(reply_to("req-a", "ovos.utterance.handled"), now=1.1)
+    (finished,) = [o for o in out if isinstance(o, AskFinished)]
+    kept = finished.reply.utterances
+    assert MAX_ASK_BYTES // len(big) <= len(kept) <= MAX_ASK_BYTES // len(big) + 1 and finished.reply.handled
+    assert kept[0].startswith("0 ")  # the first speech is kept, the rest of the flood is not

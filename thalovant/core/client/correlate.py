@@ -11,15 +11,11 @@ One :class:`Correlator` per connection. The shell feeds it:
 * ``AskCancelled`` when the caller gives up; ``LinkLost`` when the link dies;
 * ``Tick`` at ``deadline``.
 
-It answers with ``AskProgress`` for each event of an ask, then exactly one
-``AskFinished`` or ``AskFailed`` per ask, and ``UnattributedDenial`` for a
-refusal it cannot pin on one ask.
+It answers with ``AskProgress`` for each event of an ask, then exactly one ``AskFinished`` or
+``AskFailed`` per ask, and ``UnattributedDenial`` for a refusal it cannot pin on one ask.
 
-States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more). The state
-follows the set of pending asks; the table ``TABLE`` lists what each input does
-and the states it can leave the correlator in.
-
-Deadline: the earliest deadline of the pending asks, or None.
+States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more), following the set of pending
+asks; ``TABLE`` lists what each input does. Deadline: the earliest of the pending asks', or None.
 
 Rule 1 (correlation by request id, spec §9.1/§9.2, harness P13). Hub 4.x
 replaces ``context.session`` with the connection's session, so an event is
@@ -39,10 +35,9 @@ its first speech (after the end itself when nothing was said yet), collecting
 late speech; it then finishes (a deadline, never past the ask's own). A
 denial or a cancel still ends it at once; a lost link finishes it.
 
-Rule 2c (late speech). Hub 4.x does not keep a turn's events in order (a thread pool; its MQTT
-plugin writes from two threads through paho 1.6), so ``handled`` can overtake its ``speak``. An ask
-that hears ``handled`` before any speech waits up to ``quiet_grace`` s (0.15) for it and finishes
-at once when it comes, or at the end of the grace with what it has.
+Rule 2c (late speech). Hub 4.x does not keep a turn's events in order (a thread pool; its MQTT plugin
+writes from two threads through paho 1.6), so ``handled`` can overtake its ``speak``: an ask that hears
+``handled`` before any speech waits up to ``quiet_grace`` s (0.15) for it, then ends with what it has.
 
 Rule 3 (denials). A denial with a request id belongs to that ask only. Hub
 5.x sends denials with **no** id (spec §9.2); such a denial is attributed only
@@ -68,11 +63,13 @@ from thalovant.core.bus.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, Thalovant
 from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
 from thalovant.core.bus.reply import ThalovantReply, build_reply
 from thalovant.core.errors import LocalProtocolError
+from thalovant.core.jsontree import weight
 from thalovant.core.machine import Input, Output, Row, Table, Tick
 from thalovant.core.wire.message import BusMessage
 
 FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
 MAX_ASK_EVENTS: Final = 1000  # events one ask keeps for its reply; more speech is dropped (Rule 2)
+MAX_ASK_BYTES: Final = 16 * 1024 * 1024  # ... and bytes of them (their JSON size, ``jsontree.weight``)
 
 
 class CorrelatorState(enum.Enum):
@@ -191,6 +188,7 @@ class _Pending:
     deadline: float
     settle: float = 0.0
     events: list[ThalovantEvent] = field(default_factory=list)
+    size: int = 0  # the events' weight
     first_speech: float | None = None  # when the first speech arrived
     hold_until: float | None = None  # done, collecting late speech until then (Rule 2b)
     quiet_hold: bool = False  # handled before any speech: the first speech finishes it (Rule 2c)
@@ -301,8 +299,10 @@ class Correlator:
             if event.is_policy_denied:
                 return [UnattributedDenial(denial=parse_denial(event), event=event)]
             return []
-        if len(owner.events) < MAX_ASK_EVENTS or event.is_handled or event.is_unanswered or event.is_policy_denied:
+        ends = event.is_handled or event.is_unanswered or event.is_policy_denied
+        if (len(owner.events) < MAX_ASK_EVENTS and owner.size < MAX_ASK_BYTES) or ends:
             owner.events.append(event)  # a flood of speech is capped; the end signals always count
+            owner.size += weight((event.type, event.data, event.context), stop_at=MAX_ASK_BYTES)
         if event.is_speech and owner.first_speech is None:
             owner.first_speech = now
         out: list[Output] = [AskProgress(ask_id=owner.ask_id, event=event)]
