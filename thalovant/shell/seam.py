@@ -23,6 +23,7 @@ a transport skips the identity's endpoint checks: the identity needs no endpoint
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
@@ -55,7 +56,7 @@ from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.memory_link import LinkLevelTransport, MemoryBackend
 from thalovant.shell.recording import TraceSink
 
-__all__ = ["engine_for", "planning_inputs", "transport_doctor", "transport_kind"]
+__all__ = ["engine_for", "patched_transport", "planning_inputs", "transport_doctor", "transport_kind"]
 
 #: Where a transport client "is" when its identity has no endpoint for the protocol (never dialled).
 _STAND_IN = {"wss": "wss://transport.invalid", "https": "https://transport.invalid", "mqtt": "mqtt://transport.invalid"}
@@ -112,6 +113,40 @@ class _Unchecked:
         if name == "mqtt" and self._identity.mqtt is not None:
             return self._identity.mqtt.endpoint
         return self._identity.endpoint_for(name) or _STAND_IN[name]
+
+
+_PATCHABLE = {"https": "HiveMindHTTPTransport", "wss": "HiveMindWSSTransport", "mqtt": "HiveMindMQTTTransport"}
+
+
+def patched_transport(
+    identity: ThalovantIdentity, protocol: str, useragent: str, timeouts: tuple[float, float, float]
+) -> object | None:
+    """The transport 0.4.7 code asked for by patching ``thalovant.client.HiveMind*Transport``, or None.
+
+    A client without ``transport=`` calls this once it knows its protocol. When ``thalovant.client``
+    is loaded and its class for ``protocol`` is not the one it shipped (``SHIPPED_TRANSPORTS``), the
+    replacement is built with 0.4.7's call: ``cls(identity, useragent=..., connect_timeout=...,
+    handshake_timeout=..., send_timeout=...)``. Otherwise None: the client uses its own links. (Nothing
+    is imported: a module nobody imported cannot have been patched.)
+
+    Args:
+        identity: the client's identity.
+        protocol: the protocol the client chose.
+        useragent: the client's user agent.
+        timeouts: ``(connect_timeout, handshake_timeout, send_timeout)``.
+    """
+    module = sys.modules.get("thalovant.client")
+    name = _PATCHABLE.get(protocol)
+    if module is None or name is None:
+        return None
+    current = getattr(module, name, None)
+    if current is None or current is getattr(module, "SHIPPED_TRANSPORTS", {}).get(name):
+        return None
+    connect, handshake, send = timeouts
+    made: object = current(
+        identity, useragent=useragent, connect_timeout=connect, handshake_timeout=handshake, send_timeout=send
+    )
+    return made
 
 
 def planning_inputs(
