@@ -217,3 +217,27 @@ async def test_async_client_handler_fired_inside_emit_event() -> None:
                 await client.emit("ping", {"n": 3})
                 await ponged.wait()
         assert pongs == [3]
+
+
+@pytest.mark.anyio
+async def test_deliveries_nobody_waits_for_keep_nothing_behind() -> None:
+    """Events pushed on the loop's thread, or fired inside emit_event, wait for nothing: the client
+    keeps no record of them (a record is kept only while a transport's thread waits)."""
+    transport = FakeTransport()
+    async with AsyncThalovantClient(identity(), transport=transport) as client:
+        seen = anyio.Event()
+        count = 0
+
+        def handler(event: Any) -> None:
+            nonlocal count
+            count += 1
+            if count == 101:
+                seen.set()
+
+        with client.on("pong", handler):
+            for n in range(100):
+                transport.push("pong", {"n": n})
+            await client.emit("ping", {"n": 100})
+            with anyio.fail_after(WAIT):
+                await seen.wait()
+            assert client._listeners._book.take() == []  # type: ignore[attr-defined]

@@ -123,6 +123,7 @@ class HandlerBook:
         self._listened: Counter[str] = Counter()
         self._sink: Callable[[BusMessage], None] | None = None
         self._taken: list[tuple[Listener, int]] = []
+        self._expecting: Callable[[], bool] = lambda: False
         #: Whether a listener or subscription may take a message of this type (set by WatchedListeners).
         self.listened: Callable[[str], bool] = lambda name: False
 
@@ -136,14 +137,19 @@ class HandlerBook:
 
     # ---- where messages go ---------------------------------------------------------------------------
 
-    def attach(self, sink: Callable[[BusMessage], None]) -> None:
-        """Deliver messages to ``sink`` (must not block) and register every name wanted now."""
-        self._sink = sink
+    def attach(self, sink: Callable[[BusMessage], None], expecting: Callable[[], bool] = lambda: False) -> None:
+        """Deliver messages to ``sink`` and register every name wanted now.
+
+        ``expecting()``: whether a transport's thread waits for a delivery now (only then does
+        :meth:`took` keep what subscriptions accepted).
+        """
+        self._sink, self._expecting = sink, expecting
         self._sync()
 
     def detach(self) -> None:
         """Remove every handler from the transport and drop later messages (the client stopped)."""
         self._sink = None
+        self._taken = []
         with self._lock:
             self._asks.clear()  # the client failed every ask still waiting
             for name in list(self._bridges):
@@ -184,8 +190,12 @@ class HandlerBook:
     # ---- what was delivered (the event loop only) -----------------------------------------------------
 
     def took(self, listener: Listener, count: int) -> None:
-        """``listener`` (a subscription's) accepted its ``count``-th event (handed out by :meth:`take`)."""
-        self._taken.append((listener, count))
+        """``listener`` (a subscription's) accepted its ``count``-th event (handed out by :meth:`take`).
+
+        Kept only while a transport's thread waits for a delivery (else nobody would take it).
+        """
+        if self._expecting():
+            self._taken.append((listener, count))
 
     def take(self) -> list[tuple[Listener, int]]:
         """The subscriptions' listeners that accepted an event since the last call, each with its count."""

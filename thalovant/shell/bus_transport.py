@@ -133,7 +133,7 @@ class BusRuntime:
         self._loop_thread: int | None = None
         self._open_epoch: int | None = None
         self._inside: set[int] = set()  # threads running one of our calls to the transport
-        self._receipts: dict[int, threading.Event] = {}  # the loop only
+        self._receipts: dict[int, threading.Event] = {}  # guarded by _lock (written on the loop only)
         self._next_receipt = 0
         self._stopped = False  # guarded by _lock: set for good when the runtime ends
         self._tg: anyio.abc.TaskGroup | None = None
@@ -152,7 +152,7 @@ class BusRuntime:
                 self._portal, self._tg = portal, tg
                 tg.start_soon(self._work)
                 tg.start_soon(self._pump_inbound)
-                self.book.attach(self._receive)
+                self.book.attach(self._receive, expecting=lambda: bool(self._receipts))
                 try:
                     await self.driver.run(self._execute)
                 finally:
@@ -170,8 +170,8 @@ class BusRuntime:
             self._stopped = True
             waiting = [done for _, done in self._inbound if done is not None]
             self._inbound.clear()
-        waiting += self._receipts.values()
-        self._receipts.clear()
+            waiting += self._receipts.values()
+            self._receipts.clear()
         for done in waiting:
             done.set()
 
@@ -268,13 +268,15 @@ class BusRuntime:
                 if done is not None:
                     self._next_receipt += 1
                     receipt = self._next_receipt
-                    self._receipts[receipt] = done
+                    with self._lock:
+                        self._receipts[receipt] = done
                 if not await self.driver.post(BusFact(epoch=0, fact=BusReceived(message=message, receipt=receipt))):
                     self._release_all()
 
     def _taken(self, receipt: int) -> None:
         """The machine is done with message ``receipt``: release its thread once its subscriptions ran."""
-        done = self._receipts.pop(receipt, None)
+        with self._lock:
+            done = self._receipts.pop(receipt, None)
         if done is None:
             return
         taken, tg = self.book.take(), self._tg
