@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 IDENTITY_ENV = "THALOVANT_IDENTITY"
 NESTED_FORBIDDEN = {"record", "replay", "identity", "version"}
 GLOBAL_DEFAULTS = dict(identity=None, protocol=None, json=False, timeout=None, verbose=0, ca_file=None, insecure=False)
-GLOBAL_DEFAULTS.update(host=None, port=None)
+GLOBAL_DEFAULTS.update(host=None, port=None, proxy=True, mqtt_layout=None)
 
 
 def __getattr__(name: str) -> Any:  # ``ThalovantClient``: 0.4.7's test seam (a test may swap it; shell/cli_seam.py)
@@ -56,6 +56,24 @@ def global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", default=s, help="do not verify TLS (development only)")
     parser.add_argument("--host", metavar="HOST|URL", default=s, help="connect here instead of the identity's endpoint")
     parser.add_argument("--port", type=int, metavar="PORT", default=s, help="connect to this port")
+    parser.add_argument("--proxy", type=proxy_arg, metavar="URL|none|env", default=s, help="HTTP proxy for wss/https")
+    parser.add_argument("--mqtt-layout", choices=("legacy", "modern"), default=s, help="MQTT topics (modern: hub 5.x)")
+
+
+def proxy_arg(text: str) -> str | bool:
+    """``--proxy``: an ``http://[user:password@]host[:port]`` URL, ``none`` (never a proxy) or ``env`` (default)."""
+    word = text.strip().lower()
+    if word in ("none", "off", "direct"):
+        return False
+    if word in ("env", "environment"):
+        return True
+    from thalovant.shell.links.proxy import proxy_policy
+
+    try:
+        proxy_policy(text)
+    except ThalovantError as exc:  # names the option, never the URL (it may hold a password)
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def parse(
@@ -162,7 +180,9 @@ class Context:
             kwargs.setdefault("connect_timeout", max(0.1, min(self.args.timeout, 30.0)))
         if self.trace is not None:
             kwargs["trace"] = self.trace
-        kwargs.update(ca_file=self.args.ca_file or None, insecure=bool(self.args.insecure))
+        kwargs.update(ca_file=self.args.ca_file or None, insecure=bool(self.args.insecure), proxy=self.args.proxy)
+        if self.args.mqtt_layout is not None:
+            kwargs["mqtt_layout"] = self.args.mqtt_layout
         return AsyncThalovantClient(self.identity, protocol=self.args.protocol, transport=self.transport, **kwargs)
 
     @contextlib.asynccontextmanager

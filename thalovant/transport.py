@@ -27,7 +27,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thalovant.core.bus.events import ThalovantEvent
@@ -35,7 +35,9 @@ from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.plan import DEFAULT_USERAGENT
 from thalovant.core.client.topics import mqtt_topics_for_identity
 from thalovant.core.errors import ThalovantConnectionError
+from thalovant.core.identity.fields import split_url
 from thalovant.core.links.mqtt_topics import MqttTopicSet
+from thalovant.core.wire.auth import authorization_token
 from thalovant.shell.bus_handlers import BusTransport
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import Subscription
@@ -243,6 +245,24 @@ class HiveMindWSSTransport(HiveMindHTTPTransport):
     """
 
     _protocol = "wss"
+
+    def _authorized_wss_url(self, *, key: str, useragent: str) -> str:
+        """0.4.7's private helper: the identity's WebSocket endpoint with the hub token in its query.
+
+        The path and the other query parameters are kept; an ``authorization`` already there is
+        replaced by ``base64(useragent:key)``. The result holds a secret: never log or show it (the
+        client itself never builds it this way; its link adds the token when it dials).
+
+        Raises:
+            ThalovantConnectionError: the identity has no usable ws:// or wss:// endpoint (not quoted).
+        """
+        endpoint = self.identity.endpoint_for("wss")
+        parts = split_url(endpoint) if endpoint else "is missing"
+        if isinstance(parts, str) or parts.scheme not in ("ws", "wss"):
+            raise ThalovantConnectionError("the identity's WSS endpoint must be a ws:// or wss:// URL")
+        kept = parts.without_authorization().query
+        token = "authorization=" + authorization_token(useragent, key)
+        return replace(parts, query=f"{kept}&{token}" if kept else token).unsplit()
 
 
 class HiveMindMQTTTransport(_HubTransport):

@@ -405,3 +405,25 @@ def test_pairs_missing_from_the_table_are_misuse_and_change_nothing(state: Docto
         assert doc.state is state
     with pytest.raises(LocalProtocolError, match="does not take"):
         in_state(state).handle(Note(level=NoteLevel.INFO, text="x"), now=0.0)  # an order, not an input
+
+
+def test_transport_checks_are_0_4_7s_four_and_a_failed_one_has_a_hint() -> None:
+    from thalovant.core.doctor_report import TRANSPORT_CHECKS, transport_check
+
+    assert TRANSPORT_CHECKS == ("identity", "endpoint", "connect", "transport")
+    failed = transport_check("connect", FAILED, "refused", 3.0)
+    assert (failed.ok, failed.status, failed.duration_ms) == (False, "failed", 3.0) and failed.hint
+    assert transport_check("transport", OK, "alive").hint == ""
+    with pytest.raises(LocalProtocolError, match="transport check"):
+        transport_check("dns", OK, "no such check with a transport")
+
+
+def test_identity_summary_047_has_0_4_7s_keys_only() -> None:
+    from thalovant.core.doctor_report import identity_summary_047
+
+    plain = ThalovantIdentity.from_mapping(
+        {"access_key": "k" * 12, "password": "p" * 12, "site_id": "s", "default_master": "https://u:pw@hub.test"}
+    )
+    summary = identity_summary_047(plain)
+    assert list(summary) == ["site_id", "default_master", "default_port", "default_path"]
+    assert summary["default_master"] == "https://hub.test" and "k" * 12 not in json.dumps(summary)

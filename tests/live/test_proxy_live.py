@@ -19,7 +19,7 @@ from tests.harness.proxy import LoopbackProxy
 from tests.harness.tls import TlsTestHub
 from tests.live.live_support import tag
 from tests.live.test_tls_live import tls_hub  # noqa: F401  (the module-scoped TLS hub fixture)
-from thalovant.core.errors import ThalovantConnectionError
+from thalovant.core.errors import ThalovantConnectionError, ThalovantProxyAuthenticationError
 from thalovant.shell.client import AsyncThalovantClient
 
 pytestmark = [pytest.mark.hub, pytest.mark.anyio]
@@ -102,6 +102,7 @@ async def test_wrong_proxy_credentials_fail_at_once_naming_the_proxy(
         took = time.monotonic() - started
         await client.close()
     message = str(caught.value)
+    assert isinstance(caught.value, ThalovantProxyAuthenticationError)  # typed, as the dial raised it
     assert took < 2.0, took  # a 407 is not retried until connect_timeout
     assert not caught.value.retryable
     assert f"the proxy http://127.0.0.1:{proxy.port} refused the proxy credentials (HTTP 407" in message

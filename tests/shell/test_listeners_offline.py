@@ -191,3 +191,32 @@ async def test_subscription_with_a_custom_call_and_as_a_context_manager() -> Non
             sub.unsubscribe()
     assert calls == ["via call: x"] and sub.handled == 1
     assert len(registry) == 0
+
+
+async def test_settle_waits_until_the_consumer_comes_back_or_the_event_is_dropped() -> None:
+    registry = ListenerRegistry()
+    source = listener(registry, "speak", buffer=1)
+    registry.publish(speak("one"))
+    assert (source.accepted, source.settled) == (1, 0)
+    registry.publish(speak("two"))  # the buffer holds one: "one" is dropped, which settles it
+    assert (source.accepted, source.settled, source.dropped) == (2, 1, 1)
+    with anyio.fail_after(WAIT):
+        await source.settle(1)
+    assert (await source.__anext__()).data["utterance"] == "two"
+    assert source.settled == 1  # taken, not yet done with
+    with anyio.move_on_after(0.05):
+        await source.settle(2)
+    assert source.settled == 1
+    with anyio.move_on_after(0.05):
+        await source.__anext__()  # the consumer came back for more: done with "two"
+    assert source.settled == 2
+    source.close()
+    with anyio.fail_after(WAIT):
+        await source.settle(99)  # a closed listener settles everything
+
+
+async def test_a_subscription_marks_its_listener_awaited() -> None:
+    registry = ListenerRegistry()
+    plain = listener(registry, "speak")
+    sub = Subscription(listener(registry, "speak"), lambda event: None, "speak")
+    assert not plain.awaited and sub._listener.awaited

@@ -117,12 +117,14 @@ async def test_refused_proxy_credentials_fail_fast_naming_the_proxy(
         monkeypatch.setenv("HTTP_PROXY", proxy.url("alice", "wrong-" + SECRET))
         client = client_for(protocol)
         started = time.monotonic()
-        with pytest.raises(thalovant.ThalovantConnectionError) as caught:
+        with pytest.raises(thalovant.ThalovantProxyAuthenticationError) as caught:  # also a ConnectionError
             await client.connect()
         took = time.monotonic() - started
         await client.close()
     message = str(caught.value)
     assert took < 1.0, took  # not retried until connect_timeout (5 s): a 407 cannot get better
+    assert isinstance(caught.value, thalovant.ThalovantConnectionError)
+    assert caught.value.proxy == f"http://127.0.0.1:{proxy.port}" and caught.value.status_code == 407
     assert not caught.value.retryable and f"the proxy http://127.0.0.1:{proxy.port}" in message
     assert "refused the proxy credentials (HTTP 407" in message and "hub refused" not in message
     for text in (message, caplog.text, repr(client)):

@@ -32,14 +32,18 @@ from thalovant.core.wire.auth import authorization_token
 __all__ = [
     "CHECK_ORDER",
     "DEFAULT_HINTS",
+    "TRANSPORT_CHECKS",
+    "TRANSPORT_HINTS",
     "CheckStatus",
     "ProbeKind",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",
+    "identity_summary_047",
     "make_check",
     "scrub_report",
     "scrub_text",
     "secret_texts",
+    "transport_check",
 ]
 
 
@@ -74,6 +78,18 @@ DEFAULT_HINTS: Mapping[ProbeKind, str] = {
     ProbeKind.ADMISSION: "check the access key with the hub admin and that this port serves the selected protocol",
     ProbeKind.HANDSHAKE: "check that password / crypto_key match the hub's entry for this client",
     ProbeKind.LINK: "the link dropped after the handshake; check the hub's log and the network",
+}
+
+#: The checks of a client with ``transport=``, thalovant 0.4.7's four (no network to probe: the
+#: transport replaces DNS, TCP, TLS and admission).
+TRANSPORT_CHECKS: tuple[str, ...] = ("identity", "endpoint", "connect", "transport")
+
+#: What to do next when a ``transport=`` check failed.
+TRANSPORT_HINTS: Mapping[str, str] = {
+    "identity": DEFAULT_HINTS[ProbeKind.IDENTITY],
+    "endpoint": DEFAULT_HINTS[ProbeKind.ENDPOINT],
+    "connect": "the transport's connect() failed (or, over an in-memory hub, the handshake): see the detail",
+    "transport": "the transport says it is not connected; see its last_error()",
 }
 
 _MAX_TEXT = 300
@@ -178,6 +194,33 @@ def make_check(
 ) -> ThalovantDoctorCheck:
     """The check ``kind`` with ``status`` (``ok`` follows from the status)."""
     return ThalovantDoctorCheck(kind.value, status is not CheckStatus.FAILED, detail, duration_ms, status.value, hint)
+
+
+def transport_check(name: str, status: CheckStatus, detail: str, duration_ms: float = 0.0) -> ThalovantDoctorCheck:
+    """The ``transport=`` check ``name`` (one of :data:`TRANSPORT_CHECKS`); a failed one gets its hint.
+
+    Raises:
+        LocalProtocolError: ``name`` is not one of :data:`TRANSPORT_CHECKS`.
+    """
+    if name not in TRANSPORT_CHECKS:
+        raise LocalProtocolError(f"a transport check is one of {list(TRANSPORT_CHECKS)}")
+    hint = TRANSPORT_HINTS[name] if status is CheckStatus.FAILED else ""
+    return ThalovantDoctorCheck(name, status is not CheckStatus.FAILED, detail, duration_ms, status.value, hint)
+
+
+def identity_summary_047(identity: Identity) -> dict[str, Any]:
+    """``identity`` summarised as thalovant 0.4.7's ``as_dict()`` did, without secrets.
+
+    ``site_id``, ``default_master``, ``default_port``, ``default_path``; then ``data_plane_endpoints``,
+    ``mqtt`` (``{endpoint, tls}``) and ``metadata`` (secret-named keys as ``"***"``) only when present.
+    No ``protocols`` (0.4.7 reported none).
+    """
+    full = identity.as_dict()
+    out = {key: full.get(key) for key in ("site_id", "default_master", "default_port", "default_path")}
+    for key in ("data_plane_endpoints", "mqtt", "metadata"):
+        if full.get(key):
+            out[key] = full[key]
+    return out
 
 
 # ---- secrets ------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ registered, each with one bridge function of its own:
   cannot be registered by name: such listeners see what the other names bring.
 
 Registration runs on the caller's thread, at once, under a lock (0.4.7 registered from the caller's
-thread too); a bridge never blocks: it queues the message (:meth:`HandlerBook.deliver`) and wakes the
-client's event loop. So a transport may call handlers from any thread, including from inside
-``emit_event`` on the thread that called it, while holding its own locks.
+thread too); a bridge queues the message (:meth:`HandlerBook.deliver`) and wakes the client's event
+loop. On a thread of the transport's own, for a type a listener or subscription takes, it then
+waits (bounded) until the client's ``on()`` handlers ran, as 0.4.7's synchronous handlers had; on
+the loop's thread and inside the client's own calls to the transport it never waits
+(``thalovant.shell.bus_transport``). So a transport may call handlers from any thread, including
+from inside ``emit_event`` on the thread that called it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from thalovant.core.bus.events import ThalovantEvent
+from thalovant.core.bus.filters import type_matches
 from thalovant.core.client.bus_events import ASK_EVENT_TYPES
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.listeners import Listener, ListenerRegistry
@@ -117,6 +122,10 @@ class HandlerBook:
         self._asks: set[str] = set()
         self._listened: Counter[str] = Counter()
         self._sink: Callable[[BusMessage], None] | None = None
+        self._taken: list[tuple[Listener, int]] = []
+        self._expecting: Callable[[], bool] = lambda: False
+        #: Whether a listener or subscription may take a message of this type (set by WatchedListeners).
+        self.listened: Callable[[str], bool] = lambda name: False
 
     def __repr__(self) -> str:
         return f"<HandlerBook names={sorted(self._bridges)} asks={len(self._asks)}>"
@@ -128,21 +137,26 @@ class HandlerBook:
 
     # ---- where messages go ---------------------------------------------------------------------------
 
-    def attach(self, sink: Callable[[BusMessage], None]) -> None:
-        """Deliver messages to ``sink`` (must not block) and register every name wanted now."""
-        self._sink = sink
+    def attach(self, sink: Callable[[BusMessage], None], expecting: Callable[[], bool] = lambda: False) -> None:
+        """Deliver messages to ``sink`` and register every name wanted now.
+
+        ``expecting()``: whether a transport's thread waits for a delivery now (only then does
+        :meth:`took` keep what subscriptions accepted).
+        """
+        self._sink, self._expecting = sink, expecting
         self._sync()
 
     def detach(self) -> None:
         """Remove every handler from the transport and drop later messages (the client stopped)."""
         self._sink = None
+        self._taken = []
         with self._lock:
             self._asks.clear()  # the client failed every ask still waiting
             for name in list(self._bridges):
                 self._remove(name)
 
     def deliver(self, name: str, raw: Any) -> None:
-        """The bridge of ``name``: a transport handed it ``raw`` (any thread; never blocks, never raises)."""
+        """The bridge of ``name``: a transport handed it ``raw`` (any thread; never raises; waits bounded)."""
         sink = self._sink
         if sink is None:
             return
@@ -172,6 +186,21 @@ class HandlerBook:
                     if self._listened[name] <= 0:
                         del self._listened[name]
         self._sync()
+
+    # ---- what was delivered (the event loop only) -----------------------------------------------------
+
+    def took(self, listener: Listener, count: int) -> None:
+        """``listener`` (a subscription's) accepted its ``count``-th event (handed out by :meth:`take`).
+
+        Kept only while a transport's thread waits for a delivery (else nobody would take it).
+        """
+        if self._expecting():
+            self._taken.append((listener, count))
+
+    def take(self) -> list[tuple[Listener, int]]:
+        """The subscriptions' listeners that accepted an event since the last call, each with its count."""
+        taken, self._taken = self._taken, []
+        return taken
 
     def _wanted(self) -> set[str]:
         wanted = set(self._listened)
@@ -214,12 +243,27 @@ class WatchedListeners(ListenerRegistry):
         super().__init__()
         self._book = book
         self._watched: set[int] = set()
+        book.listened = self.listened
+
+    def listened(self, name: str) -> bool:
+        """Whether a listener (or a subscription's) may take an event of type ``name`` (any thread)."""
+        return any(
+            any(type_matches(pattern, name) for pattern in listener.filter.types) for listener in list(self._listeners)
+        )
 
     def add(self, listener: Listener) -> Listener:
         added = super().add(listener)
         self._watched.add(id(listener))
         self._book.listening(listener.filter.types, +1)
         return added
+
+    def publish(self, event: ThalovantEvent) -> None:
+        """Offer ``event`` to every listener; tell the book which subscriptions took it (:meth:`HandlerBook.take`)."""
+        for listener in list(self._listeners):
+            before = listener.accepted
+            listener.offer(event)
+            if listener.awaited and listener.accepted > before:
+                self._book.took(listener, listener.accepted)
 
     def remove(self, listener: Listener) -> None:
         super().remove(listener)

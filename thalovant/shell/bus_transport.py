@@ -13,7 +13,16 @@ and exceptions; only the machine and the runtime change (``thalovant.shell.seam`
 * the handler book (:mod:`thalovant.shell.bus_handlers`): messages a transport hands to a bridge are
   queued without blocking and posted into the machine's inbox in arrival order by one task;
 * before the worker reports that ``emit_event`` returned, it posts every message that arrived
-  meanwhile, so a reply fired from inside ``emit_event`` reaches the correlator before ``BusEmitted``.
+  meanwhile, so a reply fired from inside ``emit_event`` reaches the correlator before ``BusEmitted``;
+* delivery is synchronous for the thread that hands a message over, as it was in 0.4.7: a bridge
+  called on a thread of the transport's own (a fake's ``push`` on the test's thread, a network
+  thread) with a message of a type a listener or an ``on()`` subscription takes waits, at most
+  :data:`DELIVER_WAIT`, until the machine took the message (``BusTaken``; ``listen()`` and
+  ``wait_for_event()`` have it buffered then) and every subscription that accepted its event has
+  run its handler. Other types (an ask's replies) never wait: the loop may be removing the ask's
+  handlers, which takes a transport's lock that its delivering thread may hold. A bridge called on the event
+  loop's thread or inside one of the client's own calls to the transport (``emit_event`` firing
+  handlers) never waits: the loop or the worker it would wait for is the one it runs on.
 
 Which exceptions mean what (``emit_event``): a ``TimeoutError`` (the call ran past its bound too) means
 the transport may have taken the message: it fails and is never sent again; a ``ConnectionError``,
@@ -33,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -50,6 +60,7 @@ from thalovant.core.client.bus_events import (
     BusOpenFailed,
     BusProbed,
     BusReceived,
+    BusTaken,
     CloseBus,
     EmitBus,
     OpenBus,
@@ -63,14 +74,17 @@ from thalovant.core.wire.message import BusMessage
 from thalovant.shell.bus_handlers import HandlerBook
 from thalovant.shell.driver import Driver, StepRecorder
 from thalovant.shell.links.epoch import Timeouts
+from thalovant.shell.listeners import Listener
 from thalovant.shell.runtime import Outcomes
 
-__all__ = ["CLOSE_WAIT", "MAX_INBOUND", "BusBackend", "BusRuntime"]
+__all__ = ["CLOSE_WAIT", "DELIVER_WAIT", "MAX_INBOUND", "BusBackend", "BusRuntime"]
 
 log = logging.getLogger("thalovant")
 
 #: Seconds ``disconnect()`` may take before the client stops waiting for it.
 CLOSE_WAIT = 2.0
+#: Seconds a transport's thread may wait for the client to deliver one message (see the module docstring).
+DELIVER_WAIT = 5.0
 #: Messages from the transport that may wait for the machine; past it the oldest are dropped (counted).
 MAX_INBOUND = 10_000
 _JOBS = 64  # the machine has at most one connect, one emit, one probe and one close out per attempt
@@ -110,7 +124,7 @@ class BusRuntime:
         receive: MemoryObjectReceiveStream[_Job]
         send, receive = anyio.create_memory_object_stream[_Job](_JOBS)
         self._jobs_in, self._jobs = send, receive
-        self._inbound: deque[BusMessage] = deque()
+        self._inbound: deque[tuple[BusMessage, threading.Event | None]] = deque()
         self._lock = threading.Lock()  # guards _inbound and _wake_pending (transport threads append)
         self._wake_pending = False
         self._wake = anyio.Event()
@@ -118,6 +132,11 @@ class BusRuntime:
         self._portal: BlockingPortal | None = None
         self._loop_thread: int | None = None
         self._open_epoch: int | None = None
+        self._inside: set[int] = set()  # threads running one of our calls to the transport
+        self._receipts: dict[int, threading.Event] = {}  # guarded by _lock (written on the loop only)
+        self._next_receipt = 0
+        self._stopped = False  # guarded by _lock: set for good when the runtime ends
+        self._tg: anyio.abc.TaskGroup | None = None
         self.dropped = 0
 
     def __repr__(self) -> str:
@@ -130,19 +149,31 @@ class BusRuntime:
         self._loop_thread = threading.get_ident()
         try:
             async with BlockingPortal() as portal, anyio.create_task_group() as tg:
-                self._portal = portal
+                self._portal, self._tg = portal, tg
                 tg.start_soon(self._work)
                 tg.start_soon(self._pump_inbound)
-                self.book.attach(self._receive)
+                self.book.attach(self._receive, expecting=lambda: bool(self._receipts))
                 try:
                     await self.driver.run(self._execute)
                 finally:
                     self.book.detach()
-                    self._portal = None
+                    self._portal, self._tg = None, None
                     tg.cancel_scope.cancel()
         finally:
             self._loop_thread = None
+            self._release_all()
             self.done.set()
+
+    def _release_all(self) -> None:
+        """Nobody delivers any more: let every waiting transport thread go."""
+        with self._lock:
+            self._stopped = True
+            waiting = [done for _, done in self._inbound if done is not None]
+            self._inbound.clear()
+            waiting += self._receipts.values()
+            self._receipts.clear()
+        for done in waiting:
+            done.set()
 
     def stop(self) -> None:
         self.driver.close()
@@ -170,6 +201,8 @@ class BusRuntime:
         elif isinstance(out, corr.AskFinished | corr.AskFailed):
             self.book.ask_ended(out.ask_id)  # before the caller hears of it (a fake may check)
             self.outcomes(out)
+        elif isinstance(out, BusTaken):
+            self._taken(out.receipt)
         elif isinstance(out, Note):
             log.log(_LOG_LEVEL.get(out.level, logging.DEBUG), "%s", out.text)
         else:
@@ -178,26 +211,40 @@ class BusRuntime:
     # ---- messages from the transport (any thread) -------------------------------------------------
 
     def _receive(self, message: BusMessage) -> None:
+        here = threading.get_ident()
+        on_loop = here == self._loop_thread
+        wait = not on_loop and here not in self._inside and self.book.listened(message.type)
+        done = threading.Event() if wait else None
         with self._lock:
+            if self._stopped:
+                return
             if len(self._inbound) >= MAX_INBOUND:
-                self._inbound.popleft()
+                _, lost = self._inbound.popleft()
+                if lost is not None:
+                    lost.set()
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.warning("the transport delivers faster than the client reads: %d dropped", self.dropped)
-            self._inbound.append(message)
-            if self._wake_pending:
-                return
+            self._inbound.append((message, done))
+            ring = not self._wake_pending
             self._wake_pending = True
-        if threading.get_ident() == self._loop_thread:
+        if ring and on_loop:
             self._wake.set()
+        elif ring and not self._ring_from_thread():
+            self._release_all()
             return
+        if done is not None:
+            done.wait(DELIVER_WAIT)
+
+    def _ring_from_thread(self) -> bool:
         portal = self._portal
         if portal is None:
-            return
+            return False
         try:
             portal.start_task_soon(self._ring)
         except RuntimeError:  # the client is stopping: nobody reads any more
-            pass
+            return False
+        return True
 
     async def _ring(self) -> None:
         self._wake.set()
@@ -216,8 +263,35 @@ class BusRuntime:
                     if not self._inbound:
                         self._wake_pending = False
                         return
-                    message = self._inbound.popleft()
-                await self.driver.post(BusFact(epoch=0, fact=BusReceived(message=message)))
+                    message, done = self._inbound.popleft()
+                receipt = 0
+                if done is not None:
+                    self._next_receipt += 1
+                    receipt = self._next_receipt
+                    with self._lock:
+                        self._receipts[receipt] = done
+                if not await self.driver.post(BusFact(epoch=0, fact=BusReceived(message=message, receipt=receipt))):
+                    self._release_all()
+
+    def _taken(self, receipt: int) -> None:
+        """The machine is done with message ``receipt``: release its thread once its subscriptions ran."""
+        with self._lock:
+            done = self._receipts.pop(receipt, None)
+        if done is None:
+            return
+        taken, tg = self.book.take(), self._tg
+        if not taken or tg is None:
+            done.set()
+            return
+        tg.start_soon(self._settle, taken, done)
+
+    async def _settle(self, taken: list[tuple[Listener, int]], done: threading.Event) -> None:
+        try:
+            with anyio.move_on_after(DELIVER_WAIT):
+                for listener, count in taken:
+                    await listener.settle(count)
+        finally:
+            done.set()
 
     # ---- the transport's blocking calls ------------------------------------------------------------
 
@@ -228,7 +302,17 @@ class BusRuntime:
 
     async def _call(self, fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
         with anyio.fail_after(timeout):
-            return await anyio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
+            call = functools.partial(self._inside_call, fn, *args)
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+    def _inside_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on a worker thread, marked so that handlers it fires there never wait."""
+        me = threading.get_ident()
+        self._inside.add(me)
+        try:
+            return fn(*args)
+        finally:
+            self._inside.discard(me)
 
     def _why(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

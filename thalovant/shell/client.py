@@ -47,7 +47,7 @@ from thalovant.shell.links.epoch import Endpoint
 from thalovant.shell.links.proxy import ProxyOption, proxy_policy
 from thalovant.shell.outcomes import AskEnded, SendEnded, raise_for
 from thalovant.shell.recording import TraceSink
-from thalovant.shell.seam import engine_for, planning_inputs, transport_doctor
+from thalovant.shell.seam import engine_for, patched_transport, planning_inputs, transport_doctor
 from thalovant.shell.tls import make_ssl_context
 
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
@@ -148,9 +148,13 @@ class AsyncThalovantClient(ClientEvents):
         self._ca_file = ca_file
         self._noise_key_file = noise_key_file
         self._auth_encoding: Literal["raw", "percent"] = auth_encoding
-        self._transport = transport
         planned, key_file = planning_inputs(identity, transport, noise_key_file)  # a transport skips endpoint checks
         chosen = choose_protocol(planned, protocol)  # before the key file: a bad protocol creates no file
+        waits = (connect_timeout, handshake_timeout, send_timeout)
+        if transport is None and (patched := patched_transport(identity, chosen, useragent, waits)) is not None:
+            transport = patched  # 0.4.7 code patched thalovant.client.HiveMind*Transport (thalovant.shell.seam)
+            planned, key_file = planning_inputs(identity, transport, noise_key_file)
+        self._transport = transport
         self._proxies = proxy_policy(proxy)
         key = noise_static_key(
             password=identity.password, access_key=identity.access_key, key_file=key_file, entropy=self._entropy

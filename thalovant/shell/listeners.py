@@ -69,6 +69,11 @@ class Listener:
         self._deadline = math.inf if timeout is None else anyio.current_time() + timeout
         self._left = max_events
         self.dropped = 0
+        self.accepted = 0  # events accepted so far (buffered, then taken or dropped)
+        self.settled = 0  # of those, the ones the consumer is done with (came back for more) or that were dropped
+        self.awaited = False  # a subscription's: its consumer always comes back (see settle)
+        self._taken_out = False
+        self._progress = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<Listener types={self.filter.types!r} buffered={len(self._buffer)} dropped={self.dropped}>"
@@ -101,9 +106,11 @@ class Listener:
                 return
         if size is None:
             size = event_weight(event)
+        self.accepted += 1
         while self._buffer and (len(self._buffer) >= self._limit or self._bytes + size > self._byte_limit):
             self._bytes -= self._buffer.popleft()[1]
             self.dropped += 1
+            self._settle_one()
             if self.dropped == 1:
                 log.warning(
                     "listener %r is slower than the hub: its oldest events are dropped (counted in .dropped)",
@@ -112,6 +119,16 @@ class Listener:
         self._buffer.append((event, size))
         self._bytes += size
         self._wake.set()
+
+    def _settle_one(self) -> None:
+        self.settled += 1
+        self._progress.set()
+        self._progress = anyio.Event()
+
+    async def settle(self, count: int) -> None:
+        """Return once ``count`` accepted events are settled (handled or dropped) or the listener closed."""
+        while self.settled < count and not self._closed:
+            await self._progress.wait()
 
     def fail(self, error: BaseException) -> None:
         """End the iteration with ``error`` (e.g. the client gave up connecting)."""
@@ -123,6 +140,7 @@ class Listener:
         if not self._closed:
             self._closed = True
             self._wake.set()
+            self._progress.set()
             self._registry.remove(self)
 
     def __aiter__(self) -> Listener:
@@ -130,12 +148,16 @@ class Listener:
 
     async def __anext__(self) -> ThalovantEvent:
         """Next matching event; stops at the timeout, after ``max_events``, or on close."""
+        if self._taken_out:  # the consumer came back: it is done with the last one
+            self._taken_out = False
+            self._settle_one()
         while True:
             if self._buffer and not self._closed:
                 if self._left is not None:
                     if self._left <= 0:
                         break
                     self._left -= 1
+                self._taken_out = True
                 event, size = self._buffer.popleft()
                 self._bytes -= size
                 return event
@@ -212,6 +234,7 @@ class Subscription:
         self.event_name = event_name
         self.call = call
         self._listener = listener
+        listener.awaited = True
         self._handler = handler
         self.handled = 0
         self.failed = 0

@@ -28,8 +28,10 @@ from thalovant.core.errors import (
     ThalovantAuthenticationError,
     ThalovantConnectionError,
     ThalovantPolicyDenied,
+    ThalovantProxyAuthenticationError,
     ThalovantTimeoutError,
 )
+from thalovant.core.links.proxy_connect import proxy_refused_credentials
 from thalovant.core.machine import Output
 
 __all__ = ["AskEnded", "ConnectEnded", "Outcome", "SendEnded", "error_for", "raise_for"]
@@ -98,6 +100,11 @@ def _connect_error(outcome: ConnectEnded) -> Exception:
     if status is not None:
         if status.auth:
             return ThalovantAuthenticationError(f"the hub refused the credentials: {status.detail}")
+        refused = proxy_refused_credentials(status.detail)  # the proxy's 407, not the hub's refusal
+        if refused is not None:
+            return ThalovantProxyAuthenticationError(
+                f"could not connect to the hub ({outcome.protocol}): {status.detail}", proxy=refused.proxy
+            )
         return ThalovantConnectionError(
             f"could not connect to the hub ({outcome.protocol}): {status.detail}", retryable=False
         )
@@ -124,6 +131,8 @@ def raise_for(outcome: Outcome) -> None:
         ThalovantTimeoutError: the core's deadline (or ``connect_timeout``) passed first.
         ThalovantConnectionError: the link was lost, the client closed or gave up, or a send was refused.
         ThalovantAuthenticationError: the hub refused the credentials.
+        ThalovantProxyAuthenticationError: the proxy refused its credentials (HTTP 407; also a
+            ThalovantConnectionError).
         ThalovantPolicyDenied: the hub refused the ask's utterance.
     """
     error = error_for(outcome)

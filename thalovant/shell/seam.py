@@ -17,12 +17,13 @@ transport are accepted, told apart by their methods (:func:`transport_kind`):
 Either way the client's :class:`~thalovant.shell.engine.ClientEngine` runs with a backend
 (:func:`engine_for`), so waits, listeners and exceptions behave as over a real network. As in 0.4.7,
 a transport skips the identity's endpoint checks: the identity needs no endpoint for the protocol
-(:func:`planning_identity`), and ``client.doctor()`` checks the client through its transport
+(:func:`planning_inputs`), and ``client.doctor()`` runs 0.4.7's four checks through the transport
 (:func:`transport_doctor`) instead of probing DNS, TCP and TLS.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
@@ -31,17 +32,17 @@ import anyio
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.plan import ClientPlan, PlannedIdentity
 from thalovant.core.doctor_report import (
-    DEFAULT_HINTS,
     CheckStatus,
-    ProbeKind,
     ThalovantDoctorCheck,
     ThalovantDoctorReport,
-    make_check,
+    identity_summary_047,
     scrub_report,
     scrub_text,
     secret_texts,
+    transport_check,
 )
 from thalovant.core.errors import ThalovantUnsupportedProtocolError
+from thalovant.core.identity.fields import without_userinfo
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
 from thalovant.shell.bus_handlers import BusTransport, HandlerBook, WatchedListeners, is_bus_transport
@@ -55,7 +56,7 @@ from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.memory_link import LinkLevelTransport, MemoryBackend
 from thalovant.shell.recording import TraceSink
 
-__all__ = ["engine_for", "planning_inputs", "transport_doctor", "transport_kind"]
+__all__ = ["engine_for", "patched_transport", "planning_inputs", "transport_doctor", "transport_kind"]
 
 #: Where a transport client "is" when its identity has no endpoint for the protocol (never dialled).
 _STAND_IN = {"wss": "wss://transport.invalid", "https": "https://transport.invalid", "mqtt": "mqtt://transport.invalid"}
@@ -112,6 +113,40 @@ class _Unchecked:
         if name == "mqtt" and self._identity.mqtt is not None:
             return self._identity.mqtt.endpoint
         return self._identity.endpoint_for(name) or _STAND_IN[name]
+
+
+_PATCHABLE = {"https": "HiveMindHTTPTransport", "wss": "HiveMindWSSTransport", "mqtt": "HiveMindMQTTTransport"}
+
+
+def patched_transport(
+    identity: ThalovantIdentity, protocol: str, useragent: str, timeouts: tuple[float, float, float]
+) -> object | None:
+    """The transport 0.4.7 code asked for by patching ``thalovant.client.HiveMind*Transport``, or None.
+
+    A client without ``transport=`` calls this once it knows its protocol. When ``thalovant.client``
+    is loaded and its class for ``protocol`` is not the one it shipped (``SHIPPED_TRANSPORTS``), the
+    replacement is built with 0.4.7's call: ``cls(identity, useragent=..., connect_timeout=...,
+    handshake_timeout=..., send_timeout=...)``. Otherwise None: the client uses its own links. (Nothing
+    is imported: a module nobody imported cannot have been patched.)
+
+    Args:
+        identity: the client's identity.
+        protocol: the protocol the client chose.
+        useragent: the client's user agent.
+        timeouts: ``(connect_timeout, handshake_timeout, send_timeout)``.
+    """
+    module = sys.modules.get("thalovant.client")
+    name = _PATCHABLE.get(protocol)
+    if module is None or name is None:
+        return None
+    current = getattr(module, name, None)
+    if current is None or current is getattr(module, "SHIPPED_TRANSPORTS", {}).get(name):
+        return None
+    connect, handshake, send = timeouts
+    made: object = current(
+        identity, useragent=useragent, connect_timeout=connect, handshake_timeout=handshake, send_timeout=send
+    )
+    return made
 
 
 def planning_inputs(
@@ -192,50 +227,54 @@ class _TransportClient(DoctorClient, Protocol):
 
 
 async def transport_doctor(client: _TransportClient, transport: object, timeout: float) -> ThalovantDoctorReport:
-    """The doctor of a client with ``transport=``: identity, then the handshake and the link through it.
+    """The doctor of a client with ``transport=``: thalovant 0.4.7's four checks and identity summary.
 
-    DNS, TCP, TLS and admission do not apply (the transport replaces the network) and are skipped. A
-    client that was not connected is connected for the check (within its ``connect_timeout``) and closed
-    again; ``timeout`` bounds the link check. Never raises for a failing check.
+    ``identity``, ``endpoint`` (what the identity names; never dialled), ``connect`` (through the
+    transport; over an in-memory hub this includes the handshake) and ``transport`` (its health). DNS,
+    TCP, TLS and admission do not apply: the transport replaces the network. A client that was not
+    connected is connected for the check (within its ``connect_timeout``) and closed again; ``timeout``
+    bounds the health check. After a failure the later checks are skipped. Never raises for a failing
+    check; no secret reaches the report.
     """
     name, identity = type(transport).__name__, client.identity
-    checks: list[ThalovantDoctorCheck] = [
-        make_check(ProbeKind.IDENTITY, CheckStatus.OK, f"site_id={identity.site_id}"),
-        make_check(ProbeKind.ENDPOINT, CheckStatus.OK, f"no network: the client talks through {name}"),
+    try:
+        where = f"{without_userinfo(identity.endpoint_base())} (not dialled: the client talks through {name})"
+    except Exception:  # no default_master: nothing to name
+        where = f"no network: the client talks through {name}"
+    checks = [
+        transport_check("identity", CheckStatus.OK, f"site_id={identity.site_id}"),
+        transport_check("endpoint", CheckStatus.OK, where),
     ]
-    for kind in (ProbeKind.DNS, ProbeKind.TCP, ProbeKind.TLS, ProbeKind.ADMISSION):
-        checks.append(make_check(kind, CheckStatus.SKIPPED, f"not used with transport={name}"))
-
     was_connected = client.connected
 
-    async def handshake() -> str:
+    async def connect() -> str:
         if not was_connected:  # bounded by the client's connect_timeout (its task groups outlive a scope here)
             await client.connect()
         return f"connected through {name}"
 
-    async def link() -> str:
+    async def health() -> str:
         with anyio.fail_after(timeout):
-            health: ThalovantHealth = await client.healthcheck()
-        if not health.ok:
-            raise ConnectionError(health.last_error or "the transport is not alive")
+            found: ThalovantHealth = await client.healthcheck()
+        if not found.ok:
+            raise ConnectionError(found.last_error or "the transport is not alive")
         return f"{client.protocol} over {name} alive"
 
     try:
-        checks += await _probes(((ProbeKind.HANDSHAKE, handshake), (ProbeKind.LINK, link)))
+        checks += await _probes((("connect", connect), ("transport", health)))
     finally:
         if not was_connected:
             await client.close()
-    report = ThalovantDoctorReport(identity.as_dict(), tuple(checks), client.protocol)
+    report = ThalovantDoctorReport(identity_summary_047(identity), tuple(checks), client.protocol)
     return scrub_report(report, secret_texts(identity, client.useragent))
 
 
-async def _probes(probes: Sequence[tuple[ProbeKind, Callable[[], Awaitable[str]]]]) -> list[ThalovantDoctorCheck]:
+async def _probes(probes: Sequence[tuple[str, Callable[[], Awaitable[str]]]]) -> list[ThalovantDoctorCheck]:
     """Run ``probes`` in order; after a failure the rest are skipped."""
     checks: list[ThalovantDoctorCheck] = []
     failed = False
-    for kind, probe in probes:
+    for name, probe in probes:
         if failed:
-            checks.append(make_check(kind, CheckStatus.SKIPPED, "an earlier check failed"))
+            checks.append(transport_check(name, CheckStatus.SKIPPED, "an earlier check failed"))
             continue
         started = anyio.current_time()
         try:
@@ -243,9 +282,9 @@ async def _probes(probes: Sequence[tuple[ProbeKind, Callable[[], Awaitable[str]]
         except Exception as exc:
             failed = True
             why = scrub_text(f"{type(exc).__name__}: {exc}")
-            checks.append(make_check(kind, CheckStatus.FAILED, why, DEFAULT_HINTS[kind], _ms(started)))
+            checks.append(transport_check(name, CheckStatus.FAILED, why, _ms(started)))
         else:
-            checks.append(make_check(kind, CheckStatus.OK, detail, duration_ms=_ms(started)))
+            checks.append(transport_check(name, CheckStatus.OK, detail, _ms(started)))
     return checks
 
 

@@ -28,6 +28,7 @@ from thalovant.core.client.bus_events import (
     BusOpenFailed,
     BusProbed,
     BusReceived,
+    BusTaken,
     CloseBus,
     EmitBus,
     OpenBus,
@@ -141,6 +142,17 @@ def test_a_reply_fired_inside_emit_event_is_attributed_before_the_transport_retu
     finished = [o for o in ended if isinstance(o, corr.AskFinished)]
     assert finished and finished[0].reply.text == "hello back"
     assert run.fact(BusEmitted(ref=1)) == [SendDone(ref=1)]
+
+
+def test_a_received_message_with_a_receipt_is_answered_after_its_own_outputs() -> None:
+    """The shell lets a transport's thread go only after the event was delivered (BusTaken last)."""
+    run = Run()
+    run.ready()
+    got = run.feed(BusFact(epoch=0, fact=BusReceived(message=speak("hi"), receipt=7)))
+    assert isinstance(got[0], EventDelivered) and got[-1] == BusTaken(receipt=7)
+    bad = BusMessage(type="", data={}, context={})
+    assert run.feed(BusFact(epoch=0, fact=BusReceived(message=bad, receipt=8)))[-1] == BusTaken(receipt=8)
+    assert not [o for o in run.feed(received(speak("no receipt"))) if isinstance(o, BusTaken)]
 
 
 def test_two_asks_in_a_row_get_the_same_reply_objects_twice() -> None:

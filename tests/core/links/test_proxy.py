@@ -24,7 +24,13 @@ from thalovant.core.links.proxy import (
     parse_no_proxy,
     parse_proxy_url,
 )
-from thalovant.core.links.proxy_connect import auth_schemes, connect_request, judge_answer, tunnel_target
+from thalovant.core.links.proxy_connect import (
+    auth_schemes,
+    connect_request,
+    judge_answer,
+    proxy_refused_credentials,
+    tunnel_target,
+)
 
 SECRET = "s3cr3t-Pa55"
 
@@ -297,3 +303,25 @@ def test_every_status_has_one_verdict_and_a_short_printable_message(status: int,
     if error is not None:
         assert error.status_code == status and SECRET not in str(error)
         assert str(error).isprintable() and len(str(error)) < 300
+
+
+@pytest.mark.parametrize("user", [None, "alice"])
+def test_a_407_told_as_text_is_recognised_even_cut_short(user: str | None) -> None:
+    """The link machines carry a failed tunnel on as text (cut to 120 characters); connect() types it again."""
+    proxy = parse_proxy_url(f"http://{user}:{SECRET}@proxy.corp:3128" if user else "http://proxy.corp:3128")
+    error = judge_answer(proxy, "hub", 443, status=407)
+    assert error is not None
+    cut = str(error)[: str(error).index("(HTTP 407") + 9]  # what survives when the rest is cut off
+    for detail in (str(error), "closed 1015: " + cut):
+        again = proxy_refused_credentials(detail)
+        assert isinstance(again, ThalovantProxyAuthenticationError)
+        assert again.proxy == "http://proxy.corp:3128" and again.status_code == 407 and not again.retryable
+    for other in (judge_answer(proxy, "hub", 443, status=403), judge_answer(proxy, "hub", 443, status=502)):
+        assert proxy_refused_credentials(str(other)) is None
+    assert proxy_refused_credentials("the hub refused the credentials (HTTP 403)") is None
+
+
+@given(st.text(max_size=200))
+def test_recognising_a_407_never_raises(text: str) -> None:
+    found = proxy_refused_credentials(text)
+    assert found is None or found.status_code == 407

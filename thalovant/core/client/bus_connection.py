@@ -51,6 +51,7 @@ from thalovant.core.client.bus_events import (
     BusOpenFailed,
     BusProbed,
     BusReceived,
+    BusTaken,
     CloseBus,
     EmitBus,
     OpenBus,
@@ -249,7 +250,8 @@ class BusConnection:
     def _on_fact(self, inp: BusFact, now: float) -> list[Output]:
         fact = inp.fact
         if isinstance(fact, BusReceived):
-            return self._deliver(fact.message, now)
+            taken: list[Output] = [BusTaken(receipt=fact.receipt)] if fact.receipt else []
+            return self._deliver(fact.message, now) + taken
         if isinstance(fact, BusEmitted):
             out = self._outbox.confirmed((fact.ref,))
             self._retried.discard(fact.ref)

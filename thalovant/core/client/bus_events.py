@@ -39,6 +39,7 @@ __all__ = [
     "BusOpened",
     "BusProbed",
     "BusReceived",
+    "BusTaken",
     "CloseBus",
     "EmitBus",
     "OpenBus",
@@ -134,9 +135,14 @@ class BusClosed(Input):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BusReceived(Input):
-    """A handler registered on the transport got ``message`` (whatever the epoch: handlers outlive it)."""
+    """A handler registered on the transport got ``message`` (whatever the epoch: handlers outlive it).
+
+    ``receipt`` (not 0): the shell waits for this message; the machine answers :class:`BusTaken` after
+    the message's own outputs.
+    """
 
     message: BusMessage
+    receipt: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +179,13 @@ class ProbeBus(Output):
     """Call ``is_connected()`` (and ``last_error()``); answer ``BusProbed``."""
 
     epoch: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusTaken(Output):
+    """Every output of the :class:`BusReceived` with ``receipt`` came before this one."""
+
+    receipt: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,11 +38,13 @@ from thalovant.core.errors import ThalovantProxyAuthenticationError, ThalovantPr
 from thalovant.core.links.base import printable
 from thalovant.core.links.proxy import ProxyUrl, host_for_authority
 
-__all__ = ["auth_schemes", "connect_request", "judge_answer", "tunnel_target"]
+__all__ = ["auth_schemes", "connect_request", "judge_answer", "proxy_refused_credentials", "tunnel_target"]
 
 _SCHEME = re.compile(r"[A-Za-z0-9_.+-]{1,24}")
 _REACH = frozenset({502, 503, 504})
 _MAX_SCHEMES = 4
+#: How :func:`judge_answer` words a 407 (the link machines carry the error on as text, maybe cut short).
+_REFUSED_407 = re.compile(r"the proxy (\S+) (?:refused the proxy credentials|requires credentials) \(HTTP 407")
 
 
 def tunnel_target(host: str, port: int) -> str:
@@ -121,3 +123,15 @@ def judge_answer(
     else:
         text, retry = f"the proxy {where} refused the tunnel to {target} ({said})", False
     return ThalovantProxyError(text, proxy=where, status_code=status, retryable=retry)
+
+
+def proxy_refused_credentials(detail: str) -> ThalovantProxyAuthenticationError | None:
+    """The 407 error again, if ``detail`` (why a connection failed, as text) is :func:`judge_answer`'s 407.
+
+    The link machines report a failed tunnel by its text only; the client uses this to raise
+    :class:`~thalovant.errors.ThalovantProxyAuthenticationError` at ``connect()``, as the dial did.
+    """
+    match = _REFUSED_407.search(detail)
+    if match is None:
+        return None
+    return ThalovantProxyAuthenticationError(detail, proxy=match.group(1))
