@@ -16,6 +16,12 @@ TOKEN = "dTprZXk="
 CFG = LivenessConfig(idle=2.0, timeout=1.0)
 
 
+def test_a_bound_below_two_seconds_is_refused() -> None:
+    with pytest.raises(LocalProtocolError, match="at least 2 s"):
+        LivenessConfig(idle=1.0, timeout=0.5)
+    assert LivenessConfig(idle=1.0, timeout=1.0).bound == 2.0
+
+
 def opened(at: float = 0.0, liveness: LivenessConfig | None = CFG) -> WsLink:
     link = WsLink(authorization=TOKEN, liveness=liveness)
     assert link.handle(WsOpened(), now=at) == [LinkUp()]
@@ -102,7 +108,7 @@ _STEP = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=st.lists(_STEP, max_size=40), idle=st.floats(0.1, 5), timeout=st.floats(0.1, 5))
+@given(steps=st.lists(_STEP, max_size=40), idle=st.floats(1.0, 5), timeout=st.floats(1.0, 5))
 def test_ws_never_dies_while_heard_in_time_and_always_dies_within_the_bound(
     steps: list[tuple[str, float]], idle: float, timeout: float
 ) -> None:

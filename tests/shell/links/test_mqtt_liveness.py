@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 CONNACK = b"\x20\x02\x00\x00"
 PINGREQ = b"\xc0\x00"
 PINGRESP = b"\xd0\x00"
-LIVE = LivenessConfig(idle=0.3, timeout=0.3)
+LIVE = LivenessConfig(idle=1.0, timeout=1.0)
 SLACK = 0.2
 
 

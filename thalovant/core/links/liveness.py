@@ -33,12 +33,16 @@ from typing import Literal
 
 from thalovant.core.errors import LocalProtocolError
 
-__all__ = ["DEFAULT_LIVENESS", "Liveness", "LivenessConfig", "Verdict"]
+__all__ = ["DEFAULT_LIVENESS", "MIN_BOUND", "Liveness", "LivenessConfig", "Verdict"]
 
 #: What :meth:`Liveness.check` asks the link to do: nothing, send a probe, or give the link up.
 Verdict = Literal["wait", "probe", "dead"]
 
 _MAX_SECONDS = 86400.0
+#: The smallest ``idle + timeout`` accepted. A link that ends without a word from the hub within 2 s of
+#: the session becoming ready is how hub 4.x refuses a pre-shared key (the session then gives up, see
+#: ``core/session/classify.py``); a liveness verdict must never look like that.
+MIN_BOUND = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +54,8 @@ class LivenessConfig:
         timeout: seconds a probe may go unanswered (nothing heard at all) before the link is dead.
 
     Raises:
-        LocalProtocolError: a value is not a finite number of seconds in (0, 86400] (the message
-            names the field).
+        LocalProtocolError: a value is not a finite number of seconds in (0, 86400], or
+            ``idle + timeout`` is below :data:`MIN_BOUND` (the message names the field).
     """
 
     idle: float = 10.0
@@ -64,6 +68,8 @@ class LivenessConfig:
                 raise LocalProtocolError(f"LivenessConfig.{name} must be a number of seconds")
             if not (math.isfinite(value) and 0 < value <= _MAX_SECONDS):
                 raise LocalProtocolError(f"LivenessConfig.{name} must be in (0, {_MAX_SECONDS:g}] seconds")
+        if self.idle + self.timeout < MIN_BOUND:
+            raise LocalProtocolError(f"LivenessConfig.idle + LivenessConfig.timeout must be at least {MIN_BOUND:g} s")
 
     @property
     def bound(self) -> float:
