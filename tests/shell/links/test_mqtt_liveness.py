@@ -68,3 +68,22 @@ async def test_a_silent_broker_is_given_up_within_the_bound() -> None:
         elapsed = anyio.current_time() - started
     assert LIVE.bound - 0.05 <= elapsed <= LIVE.bound + SLACK, elapsed
     assert broker.pings == 1
+
+
+async def test_a_connection_paused_by_backpressure_is_not_given_up() -> None:
+    """The reader stops reading while ``max_pending`` messages wait: the silence that follows is ours."""
+    topic = b"\x00\x03t/x"
+    publish = b"\x30" + bytes([len(topic) + 1]) + topic + b"!"
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()  # the CONNECT
+        await stream.send(CONNACK + publish * 3)
+        with anyio.move_on_after(10):
+            while await stream.receive():
+                pass  # then silence: no PINGRESP either
+
+    async with loopback_server(serve) as port, MqttConnection(liveness=LIVE, max_pending=2) as mqtt:
+        await mqtt.connect("127.0.0.1", port, client_id="live-3", keepalive=60)
+        await anyio.sleep(2 * LIVE.bound)  # nobody drains: the reader is paused
+        assert mqtt.connected
+        assert await mqtt.receive() == ("t/x", b"!", 0)

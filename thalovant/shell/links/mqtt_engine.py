@@ -21,7 +21,8 @@ This module owns the IO half; the MQTT operations and their waits are in
     from the broker (PINGRESP, PUBACK, SUBACK, PUBLISH...) is heard; after ``liveness.idle``
     quiet seconds a PINGREQ goes out; with nothing heard ``liveness.timeout`` seconds later the
     connection is lost ("no answer from the broker"), ``liveness.bound`` seconds after the last
-    packet at the latest. The misc task wakes at the timer's deadline, not just once a second.
+    packet at the latest (while the reader is paused for backpressure, silence is not held against
+    the broker). The misc task wakes at the timer's deadline, not just once a second.
 
 * paho callbacks only record facts on ``self`` (append to a deque, store a
   value, set a flag). Some fire in the worker thread during ``connect()``.
@@ -245,6 +246,8 @@ class PahoEngine:
                 self._after_io(client.loop_misc())
             if live is None or self._lost is not None:
                 continue
+            if len(self._inbound) >= self._max_pending:
+                live.heard(now)  # the reader paused by choice (backpressure): silence proves nothing
             verdict = live.check(now)
             if verdict == "probe":
                 self._after_io(client._send_pingreq())
