@@ -62,6 +62,7 @@ TYPE_ERRORS: list[tuple[str, object]] = [
     ("self_signed", 0),
     ("reconnect", {"base": 1}),
     ("http", {"hot_growth": 1.2}),
+    ("liveness", (10, 5)),
     ("auth_encoding", 1),
     ("mqtt_layout", None),
     ("useragent", 5),

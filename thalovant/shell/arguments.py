@@ -32,6 +32,7 @@ from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantArgumentTypeError
 from thalovant.core.identity.fields import text_problem
 from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.liveness import LivenessConfig
 from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.shell.links.proxy import proxy_policy
 
@@ -222,6 +223,7 @@ CLIENT_RULES: Mapping[str, Rule] = MappingProxyType(
         "self_signed": _optional_flag,
         "reconnect": _instance(ReconnectConfig),
         "http": _instance(HttpPollConfig),
+        "liveness": _instance(LivenessConfig, optional=True),
         "ca_file": _ca_file,
         "auth_encoding": _choice("raw", "percent"),
         "mqtt_layout": _choice("legacy", "modern"),

@@ -33,6 +33,7 @@ from thalovant.core.client.plan import (
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.liveness import LivenessConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client_doctor import doctor_through
@@ -89,6 +90,8 @@ class AsyncThalovantClient(ClientEvents):
         keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
+        liveness: when a quiet WebSocket or MQTT link is probed and given up (``LivenessConfig(idle, timeout)``,
+            default 10 s and 5 s): a stalled or half-open path becomes a link loss within ``idle + timeout``.
         trace: records the session's machine steps (e.g. ``thalovant.shell.recording.TraceWriter(path)``).
         proxy: HTTP proxy of the WebSocket and HTTP links: ``True`` (default) reads ``HTTPS_PROXY``/``HTTP_PROXY``/
             ``NO_PROXY``; ``None`` or ``False`` connect directly; ``"http://[user:password@]host[:port]"`` is used
@@ -126,6 +129,7 @@ class AsyncThalovantClient(ClientEvents):
         mqtt_layout: Literal["legacy", "modern"] = "legacy",
         http: HttpPollConfig | None = None,
         keepalive: float | None = None,
+        liveness: LivenessConfig | None = None,
         noise_key_file: NoiseKeyFile = None,
         trace: TraceSink | None = None,
         proxy: ProxyOption = True,
@@ -172,6 +176,7 @@ class AsyncThalovantClient(ClientEvents):
             reconnect=reconnect,
             http=http,
             keepalive=keepalive,
+            liveness=liveness,
             noise_static_key=key,
         )
         self._plan = build_plan(planned, options, entropy=self._entropy)

@@ -191,7 +191,7 @@ def engine_for(
         ThalovantUnsupportedProtocolError: ``trace=`` with a bus-level transport (nothing to record).
     """
     connect, send = waits
-    timeouts = Timeouts(connect=connect, send=send, http_request=send)
+    timeouts = Timeouts(connect=connect, send=send, http_request=send, liveness=plan.config.liveness)
     backend: EngineBackend | None = None
     listeners: ListenerRegistry
     if transport is None:

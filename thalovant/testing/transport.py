@@ -9,7 +9,8 @@ results into the transport facts the Connection expects, wrapped as
 network); time only moves when the test moves a :class:`VirtualClock`.
 
 * WebSocket: ``OpenWebSocket`` -> ``WsOpened`` + the greeting as ``WsMessage``;
-  ``SendWs`` -> the hub's answers as ``WsMessage``; ``CloseWs`` -> ``WsClosed``.
+  ``SendWs`` -> the hub's answers as ``WsMessage``; ``PingWs`` -> ``WsPonged``;
+  ``CloseWs`` -> ``WsClosed``.
 * HTTP: ``StartRequest`` -> the hub's five endpoints emulated (``/connect``,
   ``/send_message``, ``/get_messages``, ``/get_binary_messages``,
   ``/disconnect``) -> ``ResponseReceived``. Frames for the client wait in an
@@ -49,7 +50,7 @@ from thalovant.core.links.mqtt import (
     SetWill,
     Subscribe,
 )
-from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
+from thalovant.core.links.ws import CloseWs, PingWs, SendWs, WsClosed, WsMessage, WsOpened, WsPonged
 from thalovant.core.machine import Input, Machine, Output, Tick
 from thalovant.core.wire.auth import authorization_token
 from thalovant.testing.hub import FakeHub, HubFrame
@@ -173,6 +174,8 @@ class FakeTransport:
             self._open_ws(epoch, order.target)
         elif isinstance(order, SendWs) and epoch == self.epoch:
             self._deliver(epoch, self.hub.receive(order.data))
+        elif isinstance(order, PingWs) and epoch == self.epoch:
+            self._fact(epoch, WsPonged())
         elif isinstance(order, CloseWs) and epoch == self.epoch:
             self.hub.close_connection()
             self._fact(epoch, WsClosed(code=order.code, reason=order.reason))

@@ -302,13 +302,27 @@ def test_poll_errors_back_off_with_jitter_then_link_down() -> None:
     assert all(s / 2 < d < s for d, s in zip(spans[1], [1.0, 2.0, 3.0], strict=True))
 
 
-def test_request_timeout_cancels_and_counts_as_an_error() -> None:
+def test_a_poll_past_its_timeout_is_cancelled_and_takes_the_link_down_at_once() -> None:
+    """The hub answers polls at once: a poll without an answer means a stalled or half-open path (liveness)."""
     m, poll = up(request_timeout=2.0)
     assert m.deadline == 2.0
     outs = m.handle(Tick(), now=2.0)
-    assert outs == [CancelRequest(req_id=poll.req_id)]
-    assert m.deadline is not None and m.deadline > 2.0
-    assert m.handle(ok(poll.req_id, {"messages": ["late"]}), now=2.1)[0].text.startswith("http: ignoring")  # type: ignore[attr-defined]
+    assert outs[0] == CancelRequest(req_id=poll.req_id)
+    (down,) = [o for o in outs if isinstance(o, LinkDown)]
+    assert down.retryable and "no answer to a poll" in down.reason and m.state is HttpState.FAILED
+    assert m.handle(ok(poll.req_id, {"messages": ["late"]}), now=2.1) == []  # late: ignored
+
+
+def test_a_poll_the_shell_timed_out_takes_the_link_down_but_other_failures_only_count() -> None:
+    m, poll = up()
+    assert not [
+        o for o in m.handle(RequestFailed(req_id=poll.req_id, kind="reset"), now=0.5) if isinstance(o, LinkDown)
+    ]
+    assert m.state is HttpState.UP
+    later = m.deadline or 0.0
+    (retry,) = [o for o in m.handle(Tick(), now=later) if isinstance(o, StartRequest) and o.method == "GET"]
+    outs = m.handle(RequestFailed(req_id=retry.req_id, kind="timeout"), now=later + 0.1)
+    assert any(isinstance(o, LinkDown) and o.retryable for o in outs) and m.state is HttpState.FAILED
 
 
 def test_replica_cookie_is_echoed() -> None:
@@ -367,8 +381,10 @@ def test_transition_table_handlers_exist() -> None:
 headers_st = st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40)), max_size=3).map(tuple)
 json_junk = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda c: st.lists(c, max_size=3)
-    | st.dictionaries(st.sampled_from(["messages", "b64_messages", "error", "status"]), c, max_size=3),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(st.sampled_from(["messages", "b64_messages", "error", "status"]), c, max_size=3)
+    ),
     max_leaves=8,
 )
 body_st = st.one_of(st.binary(max_size=64), json_junk.map(lambda v: json.dumps(v).encode()))

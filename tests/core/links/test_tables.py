@@ -164,6 +164,7 @@ WS_INPUTS: dict[type, Input] = {
     wl.WsOpened: wl.WsOpened(),
     wl.WsRejected: wl.WsRejected(status=403),
     wl.WsMessage: wl.WsMessage(data="{}"),
+    wl.WsPonged: wl.WsPonged(),
     wl.WsClosed: wl.WsClosed(code=1011),
     OutboundFrame: OutboundFrame(data="x", refs=(1,)),
     StopRequested: StopRequested(),
@@ -189,7 +190,13 @@ def test_ws_every_declared_exit_is_reached() -> None:
     m = ws_in(W.CLOSING)
     m.handle(Tick(), now=0.0)  # before the close timeout: an early Tick changes nothing
     assert m.state is W.CLOSING and m.state in wl.TABLE[(W.CLOSING, Tick)].exits
-    assert {(row, end) for row, r in wl.TABLE.items() for end in r.exits} == {((W.CLOSING, Tick), W.CLOSING)}
+    m = ws_in(W.OPEN)
+    for _ in range(2):  # the first Tick at the deadline probes, the second finds the probe unanswered
+        assert m.deadline is not None
+        m.handle(Tick(), now=m.deadline)
+    assert m.state is W.CLOSED and m.state in wl.TABLE[(W.OPEN, Tick)].exits
+    exits = {(row, end) for row, r in wl.TABLE.items() for end in r.exits}
+    assert exits == {((W.CLOSING, Tick), W.CLOSING), ((W.OPEN, Tick), W.CLOSED)}
 
 
 # ---- MqttMap --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from thalovant.core.links.base import (
     OutboundFrame,
     StopRequested,
 )
+from thalovant.core.links.liveness import LivenessConfig
 from thalovant.core.links.ws import (
     TABLE,
     CloseWs,
@@ -24,6 +25,7 @@ from thalovant.core.links.ws import (
     WsLink,
     WsMessage,
     WsOpened,
+    WsPonged,
     WsRejected,
     WsState,
     classify_close,
@@ -177,13 +179,14 @@ ws_inputs = st.one_of(
     st.builds(OutboundFrame, data=st.text(max_size=5), refs=st.tuples(st.integers(0, 10**6))),
     st.builds(StopRequested),
     st.builds(Tick),
+    st.builds(WsPonged),
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(inputs=st.lists(ws_inputs, max_size=12))
 def test_garbage_sequences_never_raise_and_end_consistently(inputs: list[Input]) -> None:
-    link = WsLink(authorization=TOKEN)
+    link = WsLink(authorization=TOKEN, liveness=LivenessConfig(idle=1.0, timeout=1.0))  # ticks 1 s apart: it fires
     downs, answered, sent = 0, 0, 0
     for i, inp in enumerate(inputs):
         before, row = link.state, TABLE.get((link.state, type(inp)))

@@ -25,7 +25,7 @@ from wsproto.events import (
 )
 
 from thalovant.errors import ThalovantAuthenticationError, ThalovantConnectionError, ThalovantTimeoutError
-from thalovant.shell.links.ws import WsClosed, WsConnection, WsUpgradeRejected
+from thalovant.shell.links.ws import WsClosed, WsConnection, WsPong, WsUpgradeRejected
 
 pytestmark = pytest.mark.anyio
 
@@ -181,6 +181,25 @@ async def test_fragmented_messages_are_reassembled() -> None:
             assert await ws.receive() == b"\x01\x02\x03\x04"
             await ws.close()
         assert Pong(payload=b"mid") in peers[0].seen
+
+
+async def test_our_ping_is_answered_and_receive_event_reports_the_pong() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.accept()
+        ev = await peer.next_event()
+        assert isinstance(ev, Ping)
+        await peer.send(ev.response())
+        await peer.send(Pong(payload=b"unasked"))  # an unsolicited pong is heard too
+        await peer.send(TextMessage(data="after"))
+        await peer.echo_until_close()
+
+    async with serve(script) as (port, _):
+        with anyio.fail_after(5):
+            ws = await open_client(port)
+            await ws.send_ping(b"liveness")
+            assert await ws.receive_event() == WsPong()
+            assert await ws.receive() == "after"  # receive() skips pongs
+            await ws.close()
 
 
 async def test_ping_is_answered_with_pong() -> None:

@@ -17,6 +17,7 @@ from thalovant.core.client import correlate as corr
 from thalovant.core.client import reconnect as rc
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_poll import HttpPollConfig
+from thalovant.core.links.liveness import DEFAULT_LIVENESS, LivenessConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Input, Output
 from thalovant.core.wire.message import BusMessage
@@ -60,6 +61,8 @@ class ConnectionConfig:
     #: send a PING frame after this many idle seconds while ready (None: never). MQTT needs it:
     #: a restarted hub 4.x only notices (and re-greets) a client that sends something.
     keepalive: float | None = None
+    #: when a quiet WebSocket or MQTT link sends a probe and when it is given up (None: never)
+    liveness: LivenessConfig | None = DEFAULT_LIVENESS
 
     def __post_init__(self) -> None:
         if self.protocol not in ("wss", "https", "mqtt"):

@@ -127,7 +127,9 @@ def new_link(cfg: ConnectionConfig, token: str, entropy: Entropy, *, hub_name: s
     """The link machine for ``cfg``'s transport; ``token`` is the ``authorization`` value (a secret);
     ``hub_name``: the hub 5.x node name an earlier MQTT link learned."""
     if cfg.protocol == "wss":
-        return WsLink(authorization=token, auth_encoding=cfg.auth_encoding, useragent=cfg.useragent)
+        return WsLink(
+            authorization=token, auth_encoding=cfg.auth_encoding, useragent=cfg.useragent, liveness=cfg.liveness
+        )
     if cfg.protocol == "https":
         http_cfg = cfg.http if not cfg.http_base_path else replace(cfg.http, base_path=cfg.http_base_path)
         # v1 sessions never produce binary frames over HTTP (binary_ok=False); v3 Noise frames are

@@ -47,6 +47,7 @@ from thalovant.core.client.topics import mqtt_topics_for_identity
 from thalovant.core.identity.mqtt import MqttBrokerCredentials
 from thalovant.core.identity.protocols import HubProtocol, normalize_protocol
 from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.liveness import DEFAULT_LIVENESS, LivenessConfig
 from thalovant.core.links.mqtt_topics import MqttLayout
 from thalovant.core.machine import Entropy
 
@@ -119,6 +120,7 @@ class ClientOptions:
     reconnect: ReconnectConfig | None = None
     http: HttpPollConfig | None = None
     keepalive: float | None = None
+    liveness: LivenessConfig | None = None
     #: the Noise (hub 5.x) static key; given only for an identity with a password
     noise_static_key: bytes | None = field(default=None, repr=False)
 
@@ -214,6 +216,7 @@ def _shared_config(identity: PlannedIdentity, options: ClientOptions, entropy: E
         reconnect=reconnect,
         auth_encoding=options.auth_encoding,
         keepalive=options.keepalive,
+        liveness=options.liveness or DEFAULT_LIVENESS,
         v3_options=(("static_key", key),) if key is not None else (),
     )
 

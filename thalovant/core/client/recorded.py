@@ -14,6 +14,7 @@ from thalovant.core.client import connection as cx
 from thalovant.core.client.reconnect import Jitter, ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_wire import HttpPollConfig
+from thalovant.core.links.liveness import LivenessConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Entropy
 from thalovant.core.trace import TraceHeader, TypeRegistry, decode_value, default_registry, encode_value
@@ -26,7 +27,7 @@ MACHINE_NAME = "connection"
 
 def connection_registry() -> TypeRegistry:
     """The classes a recorded client session may name: every machine message plus the config types."""
-    config = [cx.ConnectionConfig, HttpPollConfig, ReconnectConfig, Jitter, MqttLayout, TopicOverrides]
+    config = [cx.ConnectionConfig, HttpPollConfig, ReconnectConfig, Jitter, MqttLayout, TopicOverrides, LivenessConfig]
     return default_registry().merged(TypeRegistry(config))
 
 

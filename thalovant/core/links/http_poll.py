@@ -42,7 +42,10 @@ because an answer is probably on its way; then ever slower up to
 exponentially growing delay (jitter from the injected entropy); after
 ``max_errors`` consecutive errors the link goes down (retryable). Every
 request has a ``request_timeout``; when it passes, the machine emits
-``CancelRequest`` and treats the request as failed.
+``CancelRequest`` and treats the request as failed. A *poll* that times out
+(here or in the shell) takes the link down at once: the hub answers polls at
+once, so silence means a stalled or half-open path (liveness: a dead path is
+noticed within the poll interval plus the request timeout).
 
 Every ``OutboundFrame`` ends in exactly one ``FrameSent`` or ``FrameNotSent``.
 A send whose request failed is never retried (the hub may have it).
@@ -295,6 +298,10 @@ class HttpPoll(LinkMachine[HttpState]):
     def _poll_answered(self, inp: ResponseReceived | RequestFailed, req: _Request, now: float) -> list[Output]:
         if isinstance(inp, RequestFailed) and inp.kind == NOT_SENT:  # refused: the hub is not listening
             return self._go_down(f"the hub could not be reached: {inp.detail}", retryable=True)
+        if isinstance(inp, RequestFailed) and inp.kind == "timeout":  # the hub answers polls at once: a dead path
+            return self._go_down(
+                "no answer to a poll in time (the network path stalled or the hub hung)", retryable=True
+            )
         if isinstance(inp, RequestFailed):
             return self._count_error(now)
         body = parse_body(inp.body)

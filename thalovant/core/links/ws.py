@@ -11,6 +11,13 @@ ask for and what a close means::
     OPEN --OutboundFrame--> OPEN (SendWs, FrameSent)
     OPEN --StopRequested--> CLOSING (CloseWs 1000) --WsClosed or close_timeout--> CLOSED
     OPEN --WsClosed--> CLOSED (LinkDown classified by close code)
+    OPEN --Tick, idle--> OPEN (PingWs) --Tick, no WsMessage/WsPonged in timeout--> CLOSED (LinkDown)
+
+Liveness (:mod:`.liveness`): a stalled or half-open path keeps the socket "open" and silent.
+After ``liveness.idle`` seconds with nothing from the hub the machine orders a ``PingWs``; if
+nothing at all (``WsPonged`` or a message) arrives within ``liveness.timeout`` the link is lost,
+retryable, ``liveness.bound`` seconds after the last thing heard at the latest. Hub 4.x and 5.x
+answer pings (their WebSocket servers do it on their own).
 
 Upgrade target (§3.2). The token always travels as ``?authorization=`` on path
 ``/``; how it is written depends on the hub:
@@ -66,17 +73,20 @@ from thalovant.core.links.base import (
     percent_encode,
     printable,
 )
+from thalovant.core.links.liveness import DEFAULT_LIVENESS, Liveness, LivenessConfig
 from thalovant.core.machine import Input, Note, NoteLevel, Output, Row, Table, Tick
 
 __all__ = [
     "TABLE",
     "TRACE_TYPES",
     "CloseWs",
+    "PingWs",
     "SendWs",
     "WsClosed",
     "WsLink",
     "WsMessage",
     "WsOpened",
+    "WsPonged",
     "WsRejected",
     "WsState",
     "classify_close",
@@ -117,6 +127,11 @@ class WsMessage(Input):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WsPonged(Input):
+    """The hub answered a ping (a PONG frame arrived)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WsClosed(Input):
     """The socket closed. ``code`` None = no status (wsproto 1005); 1006 = no close frame or connect failed."""
 
@@ -133,6 +148,11 @@ class SendWs(Output):
 
     data: Frame
     refs: Refs = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PingWs(Output):
+    """Send a PING frame (the liveness probe); the hub's PONG comes back as ``WsPonged``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,11 +222,12 @@ class WsLink(LinkMachine[WsState]):
         useragent: sent as ``User-Agent`` if given (see :attr:`headers`).
         close_timeout: how long to wait for the hub's close echo (seconds).
         max_queue: frames held while connecting.
+        liveness: when to probe a quiet link and when to give it up (None: never).
     """
 
     _TERMINAL = frozenset({WsState.CLOSED})
     _CLOSED = WsState.CLOSED
-    _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsClosed)
+    _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsPonged, WsClosed)
 
     def __init__(
         self,
@@ -216,6 +237,7 @@ class WsLink(LinkMachine[WsState]):
         useragent: str | None = None,
         close_timeout: float = 5.0,
         max_queue: int = 64,
+        liveness: LivenessConfig | None = DEFAULT_LIVENESS,
     ) -> None:
         if not authorization:
             raise LocalProtocolError("WsLink needs an authorization token")
@@ -226,6 +248,8 @@ class WsLink(LinkMachine[WsState]):
         self._state = WsState.CONNECTING
         self._queue: deque[OutboundFrame] = deque()
         self._greeted = False
+        self._liveness_config = liveness
+        self._liveness: Liveness | None = None  # runs while OPEN
 
     def __repr__(self) -> str:
         return f"<WsLink state={self._state.value} greeted={self._greeted}>"
@@ -246,6 +270,8 @@ class WsLink(LinkMachine[WsState]):
 
     @property
     def deadline(self) -> float | None:
+        if self._state is WsState.OPEN and self._liveness is not None:
+            return self._liveness.deadline
         return self._close_by if self._state is WsState.CLOSING else None
 
     def handle(self, inp: Input, *, now: float) -> list[Output]:
@@ -259,6 +285,8 @@ class WsLink(LinkMachine[WsState]):
     # ---- handlers -------------------------------------------------------------------------------
 
     def _on_opened(self, inp: WsOpened, now: float) -> list[Output]:
+        if self._liveness_config is not None:
+            self._liveness = Liveness(self._liveness_config, now=now)
         out: list[Output] = [LinkUp()]
         while self._queue:
             out.extend(self._on_send(self._queue.popleft(), now))
@@ -286,7 +314,26 @@ class WsLink(LinkMachine[WsState]):
 
     def _on_message(self, inp: WsMessage, now: float) -> list[Output]:
         self._greeted = True
+        self._heard(now)
         return [InboundFrame(data=inp.data)]
+
+    def _on_pong(self, inp: WsPonged, now: float) -> list[Output]:
+        self._heard(now)
+        return []
+
+    def _heard(self, now: float) -> None:
+        if self._liveness is not None:
+            self._liveness.heard(now)
+
+    def _on_open_tick(self, inp: Tick, now: float) -> list[Output]:
+        verdict = self._liveness.check(now) if self._liveness is not None else "wait"
+        if verdict == "probe":
+            return [PingWs()]
+        if verdict == "dead" and self._liveness is not None:
+            bound = self._liveness.config
+            text = f"no answer from the hub within {bound.timeout:g} s of a ping after {bound.idle:g} s of silence"
+            return self._down(LinkDown(reason=text + " (the network path stalled or lost a direction)", retryable=True))
+        return []
 
     def _on_send(self, inp: OutboundFrame, now: float) -> list[Output]:
         return [SendWs(data=inp.data, refs=inp.refs), FrameSent(refs=inp.refs)]
@@ -319,6 +366,8 @@ TABLE: Table[WsState, WsLink] = {
     (_S.OPEN, OutboundFrame): _R(_S.OPEN, WsLink._on_send),  # SendWs + FrameSent
     (_S.OPEN, WsClosed): _R(_S.CLOSED, WsLink._on_closed),  # classify_close
     (_S.OPEN, StopRequested): _R(_S.CLOSING, WsLink._on_stop),  # CloseWs(1000), wait for the echo
+    (_S.OPEN, WsPonged): _R(_S.OPEN, WsLink._on_pong),  # the path works
+    (_S.OPEN, Tick): _R(_S.OPEN, WsLink._on_open_tick, frozenset({_S.CLOSED})),  # PingWs, or dead: LinkDown
     (_S.CLOSING, WsClosed): _R(_S.CLOSED, WsLink._on_close_done),
     (_S.CLOSING, Tick): _R(_S.CLOSED, WsLink._on_close_timeout, frozenset({_S.CLOSING})),  # at close_timeout
     (_S.CLOSING, OutboundFrame): _R(_S.CLOSING, WsLink._on_refuse),
@@ -327,4 +376,5 @@ TABLE: Table[WsState, WsLink] = {
 
 
 #: Every class a WsLink trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (WsOpened, WsRejected, WsMessage, WsClosed, SendWs, CloseWs, *LINK_TRACE_TYPES)
+TRACE_TYPES: tuple[type, ...] = (WsOpened, WsRejected, WsMessage, WsPonged, WsClosed, SendWs, PingWs, CloseWs)
+TRACE_TYPES += LINK_TRACE_TYPES

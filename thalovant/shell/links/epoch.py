@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from thalovant.core.links.liveness import DEFAULT_LIVENESS, LivenessConfig
 from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.core.machine import Input, Output
 
@@ -50,9 +51,12 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
+    """The IO bounds of the drivers; ``liveness`` is the MQTT connection's (the WebSocket's is in its machine)."""
+
     connect: float = 10.0
     send: float = 10.0
     http_request: float = 10.0
+    liveness: LivenessConfig | None = DEFAULT_LIVENESS
 
 
 class LinkEpoch(Protocol):

@@ -7,7 +7,9 @@ Theory of operation
   ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
   credentials, 8 (paho's ``MQTT_ERR_TLS``, final) when the broker's
   certificate did not verify, and 3 otherwise), then reports every received message as
-  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``). Its
+  ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``; a
+  quiet connection whose PINGREQ goes unanswered is lost too, see the
+  ``liveness`` of :mod:`~thalovant.shell.links.mqtt_engine`). Its
   tasks report through ``epoch.deliver``, which waits while the machine's
   inbox is full; the connection then stops reading the socket once
   ``max_pending`` messages wait (TCP pushes back on the broker).
@@ -90,7 +92,7 @@ class MqttDriver:
         self.jobs = send
         will = self.will
         try:
-            async with MqttConnection(ack_timeout=epoch.timeouts.send) as mqtt:
+            async with MqttConnection(ack_timeout=epoch.timeouts.send, liveness=epoch.timeouts.liveness) as mqtt:
                 try:
                     present = await mqtt.connect(
                         ep.host,

@@ -14,7 +14,15 @@ This module owns the IO half; the MQTT operations and their waits are in
   - writer: sleeps on an event; woken when ``client.want_write()`` is true
     after any paho call made on the loop thread; then ``wait_writable(sock)``
     -> ``loop_write()`` until nothing is left;
-  - misc: ``loop_misc()`` once a second (keep-alive PINGREQ, ping timeout).
+  - misc: ``loop_misc()`` once a second (paho's keep-alive PINGREQ, ping timeout), and the
+    liveness probe: MQTT 3.1.1's keep-alive only bounds the *broker's* wait (1.5 x keepalive)
+    and paho gives up on a missing PINGRESP only after about 2 x keepalive. So the engine also
+    runs the core's pure :class:`~thalovant.core.links.liveness.Liveness` timer: every packet
+    from the broker (PINGRESP, PUBACK, SUBACK, PUBLISH...) is heard; after ``liveness.idle``
+    quiet seconds a PINGREQ goes out; with nothing heard ``liveness.timeout`` seconds later the
+    connection is lost ("no answer from the broker"), ``liveness.bound`` seconds after the last
+    packet at the latest (while the reader is paused for backpressure, silence is not held against
+    the broker). The misc task wakes at the timer's deadline, not just once a second.
 
 * paho callbacks only record facts on ``self`` (append to a deque, store a
   value, set a flag). Some fire in the worker thread during ``connect()``.
@@ -47,6 +55,7 @@ import anyio.abc
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from thalovant.core.links.liveness import Liveness, LivenessConfig
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "MqttPacketTooLarge", "PahoEngine", "Will"]
@@ -87,6 +96,12 @@ class _BoundedClient(paho.Client):
 
     max_packet_size = DEFAULT_MAX_PACKET_SIZE
     refused: int | None = None  # the announced length of the packet refused, once one was
+    packets_in = 0  # complete packets read from the broker (the liveness timer hears them)
+
+    def _packet_handle(self) -> MQTTErrorCode:
+        self.packets_in += 1
+        rc: MQTTErrorCode = super()._packet_handle()
+        return rc
 
     def _sock_recv(self, bufsize: int) -> bytes:
         packet = self._in_packet
@@ -105,6 +120,7 @@ class PahoEngine:
         max_pending: received messages buffered before reading pauses.
         max_packet_size: largest packet accepted (its announced remaining length, in bytes).
         thread_guard: raise if an anyio primitive is touched off the loop thread.
+        liveness: when a quiet connection sends a PINGREQ and when it is given up (None: paho's keep-alive only).
     """
 
     def __init__(
@@ -114,7 +130,11 @@ class PahoEngine:
         max_pending: int = 1000,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         thread_guard: bool = True,
+        liveness: LivenessConfig | None = None,
     ) -> None:
+        self._liveness_config = liveness
+        self._live: Liveness | None = None
+        self._packets_heard = 0
         self._ack_timeout = ack_timeout
         self._max_pending = max_pending
         self._max_packet_size = max_packet_size
@@ -215,14 +235,36 @@ class PahoEngine:
 
     async def _misc_loop(self) -> None:
         client = self._require_client()
+        cfg = self._liveness_config
+        live = self._live = Liveness(cfg, now=anyio.current_time()) if cfg is not None else None
+        misc_at = anyio.current_time() + _MISC_INTERVAL
         while self._lost is None:
-            await anyio.sleep(_MISC_INTERVAL)
-            self._after_io(client.loop_misc())
+            await anyio.sleep_until(misc_at if live is None else min(misc_at, live.deadline))
+            now = anyio.current_time()
+            if now >= misc_at:
+                misc_at = now + _MISC_INTERVAL
+                self._after_io(client.loop_misc())
+            if live is None or self._lost is not None:
+                continue
+            if len(self._inbound) >= self._max_pending:
+                live.heard(now)  # the reader paused by choice (backpressure): silence proves nothing
+            verdict = live.check(now)
+            if verdict == "probe":
+                self._after_io(client._send_pingreq())
+            elif verdict == "dead":
+                assert cfg is not None
+                self._mark_lost(
+                    f"no answer from the broker within {cfg.timeout:g} s of a PINGREQ after {cfg.idle:g} s of silence"
+                )
 
     def _after_io(self, rc: MQTTErrorCode) -> None:
         """Turn what paho callbacks recorded into wake-ups (loop thread only)."""
         self._guard()
         client = self._client
+        if client is not None and client.packets_in != self._packets_heard:
+            self._packets_heard = client.packets_in
+            if self._live is not None:
+                self._live.heard(anyio.current_time())
         if client is not None and client.refused is not None:
             self._mark_lost(f"packet too large (announced {client.refused} bytes, limit {self._max_packet_size})")
             return

@@ -9,10 +9,10 @@ RFC 6455 upgrade with ``wsproto``, and then moves whole messages:
 * ``send_text`` / ``send_bytes`` write one message (one frame).
 * ``receive`` reads until a *complete* message is available. wsproto may hand
   out a message in pieces (``message_finished=False``); they are joined here.
-  Pings are answered on the spot with ``Ping.response()``. A close frame from
-  the hub is answered with ``CloseConnection.response()``, the stream is
-  closed, and ``receive`` *returns* a :class:`WsClosed` value (it does not
-  raise): the caller turns it into the link machine's ``WsClosed`` fact.
+  Pings are answered at once; :meth:`receive_event` also returns each PONG (a
+  :class:`WsPong`: the answer to a liveness probe, :meth:`send_ping`). A close
+  frame from the hub is answered, the stream is closed, and ``receive``
+  *returns* a :class:`WsClosed` value (it does not raise).
   A TCP drop without a close frame becomes ``WsClosed(code=1006)``, a missing
   status code is reported as 1005 (wsproto's convention), and a frame that
   wsproto cannot parse becomes a local close with wsproto's code (1002, 1007).
@@ -49,6 +49,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -67,7 +68,7 @@ from thalovant.errors import (
 )
 from thalovant.shell.links import dial
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WsClosed", "WsConnection", "WsUpgradeRejected"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WsClosed", "WsConnection", "WsPong", "WsUpgradeRejected"]
 
 #: Largest message (after reassembly) accepted by default: 8 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
@@ -92,6 +93,11 @@ class WsClosed:
     code: int
     reason: str = ""
     by_peer: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WsPong:
+    """A PONG frame arrived (returned by :meth:`WsConnection.receive_event` only)."""
 
 
 class WsUpgradeRejected(ThalovantHandshakeError):
@@ -309,6 +315,13 @@ class WsConnection:
             ThalovantConnectionError: only for failures while answering the peer
                 (the stream broke while sending a pong).
         """
+        item = await self.receive_event()
+        while isinstance(item, WsPong):
+            item = await self.receive_event()
+        return item
+
+    async def receive_event(self) -> str | bytes | WsClosed | WsPong:
+        """Like :meth:`receive`, and also returns a :class:`WsPong` for every PONG frame from the peer."""
         while self._closed is None:
             while self._pending:
                 result = await self._on_event(self._pending.popleft())
@@ -326,7 +339,7 @@ class WsConnection:
             self._pending.extend(self._ws.events())
         return self._closed
 
-    async def _on_event(self, event: Event) -> str | bytes | WsClosed | None:
+    async def _on_event(self, event: Event) -> str | bytes | WsClosed | WsPong | None:
         if isinstance(event, TextMessage | BytesMessage):
             data = event.data if isinstance(event.data, str) else bytes(event.data)
             return await self._on_data(data, event.message_finished)
@@ -336,7 +349,7 @@ class WsConnection:
             return None
         if isinstance(event, CloseConnection):
             return await self._on_close(event)
-        return None  # Pong and anything else: nothing to do
+        return WsPong() if isinstance(event, Pong) else None  # anything else: nothing to do
 
     async def _on_data(self, data: str | bytes, finished: bool) -> str | bytes | WsClosed | None:
         self._size += len(data)

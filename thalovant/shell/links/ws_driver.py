@@ -16,6 +16,10 @@ Theory of operation
   the reader reports the loss.
 * ``CloseWs`` sends a close frame from a task of its own; the reader task
   receives the hub's reply and reports ``WsClosed``.
+* ``PingWs`` (the liveness probe) sends a PING from a task of its own, bounded
+  by the send timeout (a stalled path must not hold the runtime's task); the
+  reader reports the hub's PONG as ``WsPonged``. A ping that cannot be written
+  needs no report: the unanswered probe is what the machine acts on.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from thalovant.core.errors import (
     ThalovantError,
     ThalovantProxyError,
 )
-from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened, WsRejected
+from thalovant.core.links.ws import CloseWs, PingWs, SendWs, WsClosed, WsMessage, WsOpened, WsPonged, WsRejected
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.ws import WsClosed as ShellWsClosed
-from thalovant.shell.links.ws import WsConnection, WsUpgradeRejected
+from thalovant.shell.links.ws import WsConnection, WsPong, WsUpgradeRejected
 
 __all__ = ["WsDriver"]
 
@@ -46,7 +50,7 @@ log = logging.getLogger("thalovant")
 class WsDriver:
     """The WebSocket of one link epoch."""
 
-    ORDERS: ClassVar[tuple[type[Output], ...]] = (OpenWebSocket, SendWs, CloseWs)
+    ORDERS: ClassVar[tuple[type[Output], ...]] = (OpenWebSocket, SendWs, CloseWs, PingWs)
 
     def __init__(self, epoch: LinkEpoch) -> None:
         self.epoch = epoch
@@ -62,6 +66,8 @@ class WsDriver:
             await self._send(order)
         elif isinstance(order, CloseWs):
             self.epoch.spawn(self._close, order)
+        elif isinstance(order, PingWs):
+            self.epoch.spawn(self._ping)
 
     async def _read(self, order: OpenWebSocket) -> None:
         epoch, ep = self.epoch, self.epoch.endpoint
@@ -95,11 +101,11 @@ class WsDriver:
         await epoch.deliver(WsOpened())
         try:
             while True:
-                item = await ws.receive()
+                item = await ws.receive_event()
                 if isinstance(item, ShellWsClosed):
                     await epoch.deliver(WsClosed(code=item.code, reason=item.reason))
                     return
-                await epoch.deliver(WsMessage(data=item))
+                await epoch.deliver(WsPonged() if isinstance(item, WsPong) else WsMessage(data=item))
         except ThalovantError as exc:
             await epoch.deliver(WsClosed(code=1006, reason=str(exc)))
         finally:
@@ -119,6 +125,16 @@ class WsDriver:
         except (ThalovantError, TimeoutError) as exc:
             log.debug("websocket send failed: %s", type(exc).__name__)
             await ws.abort()
+
+    async def _ping(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        with anyio.move_on_after(self.epoch.timeouts.send):
+            try:
+                await ws.send_ping()
+            except ThalovantError as exc:
+                log.debug("websocket ping failed: %s", type(exc).__name__)
 
     async def _close(self, order: CloseWs) -> None:
         if self.ws is not None:
