@@ -77,6 +77,24 @@ def test_on_calls_the_handler_in_a_worker_thread(client: thalovant.ThalovantClie
     assert got == [("echo: handled elsewhere", True)]
 
 
+def test_closing_a_subscription_from_this_thread_runs_on_the_clients_loop(client: thalovant.ThalovantClient) -> None:
+    """``close()`` touches the listener's events, which belong to the loop: from another thread it must go
+    through the portal (calling it here, on a thread the loop does not know, is not thread-safe)."""
+    sub = client.on("speak", lambda event: None)
+    listener_close = sub._listener.close
+    ran_on: list[int] = []
+
+    def recording_close() -> None:
+        ran_on.append(threading.get_ident())
+        listener_close()
+
+    sub._listener.close = recording_close  # type: ignore[method-assign]
+    sub.close()
+    sub.close()  # idempotent
+    assert ran_on and threading.get_ident() not in ran_on
+    assert client.ask("still answered", timeout=WAIT).text == "echo: still answered"
+
+
 def test_conversation_turns(client: thalovant.ThalovantClient, net: MemoryHubNet) -> None:
     with client.conversation() as convo:
         first = convo.ask("one", timeout=WAIT)
@@ -95,3 +113,12 @@ def test_leaving_the_block_closes_the_link(net: MemoryHubNet, protocol: str) -> 
     assert not net.hub.connected  # wss: close handshake; https: GET /disconnect
     if protocol == "wss":
         assert net.streams[-1].closed_by_client
+
+
+def test_a_subscription_closed_after_its_client_closes_quietly(net: MemoryHubNet, protocol: str) -> None:
+    with thalovant.ThalovantClient(
+        identity(protocol), protocol=protocol, useragent=UA, noise_key_file=False, connect_timeout=WAIT
+    ) as client:
+        sub = client.on("speak", lambda event: None)
+    sub.close()  # the loop is gone: runs right here, raises nothing
+    assert "speak" in repr(sub)

@@ -238,6 +238,8 @@ class Subscription:
         self._handler = handler
         self.handled = 0
         self.failed = 0
+        #: How a blocking client runs :meth:`close` on its event loop's thread (None: right here).
+        self.closer: Callable[[Callable[[], None]], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Subscription {self.event_name!r} handled={self.handled} failed={self.failed}>"
@@ -258,8 +260,11 @@ class Subscription:
                 log.exception("handler for %r raised; the subscription keeps running", self.event_name)
 
     def close(self) -> None:
-        """Detach the handler. Idempotent."""
-        self._listener.close()
+        """Detach the handler. Idempotent; safe from any thread of a blocking client."""
+        if self.closer is not None:
+            self.closer(self._listener.close)
+        else:
+            self._listener.close()
 
     unsubscribe = close
 

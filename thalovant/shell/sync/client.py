@@ -203,7 +203,7 @@ class ThalovantClient:
         :meth:`AsyncThalovantClient.listen`.
         """
         session_id, request_id = wanted_ids("on", context, session_id, request_id)
-        return self._portal.call_sync(
+        subscription = self._portal.call_sync(
             self._async.on,
             event,
             handler,
@@ -212,3 +212,6 @@ class ThalovantClient:
             request_id=request_id,
             _call=in_worker_thread,
         )
+        if isinstance(subscription, Subscription):
+            subscription.closer = self._portal.run_on_loop  # close() from this thread reaches the loop safely
+        return subscription

@@ -141,6 +141,18 @@ class Portal:
                 if after is not None:
                     portal.call(after)
 
+    def run_on_loop(self, fn: Callable[[], None]) -> None:
+        """``fn()`` on the loop's thread when called from another thread while the loop runs; else right here
+        (on the loop's own thread, or once the loop has stopped and nothing else touches what ``fn`` does)."""
+        portal = self._portal
+        if portal is None:
+            fn()
+            return
+        try:
+            portal.call(fn)
+        except RuntimeError:  # the loop's own thread, or the portal closed meanwhile
+            fn()
+
     def iterate(self, stream: AsyncStream[T]) -> Iterator[T]:
         """Iterate ``stream`` (which lives on this loop) from this thread; closing the iterator closes it."""
         return _iterate(self._current(), stream)
