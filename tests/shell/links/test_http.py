@@ -557,3 +557,34 @@ def test_a_post_after_the_server_died_while_idle_is_never_sent() -> None:
 
     with pytest.raises(HttpNotSentError):
         run(main)
+
+
+def test_the_idle_check_works_on_descriptors_past_select_limit() -> None:
+    """``select()`` cannot watch a descriptor >= 1024 (FD_SETSIZE): a busy process would have taken every
+    kept-alive stream for closed and dialled for each request."""
+    import os
+    import resource
+
+    from thalovant.shell.links.http import _idle_stream_is_done
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 2100:
+        pytest.skip(f"the hard descriptor limit ({hard}) leaves no room past 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2100), hard))
+    ours, theirs = socket.socketpair()
+    high = os.dup2(ours.fileno(), 2048)
+    watched = socket.socket(fileno=high)
+
+    class Stream:
+        def extra(self, attribute: object, default: object = None) -> object:
+            return watched if attribute is anyio.abc.SocketAttribute.raw_socket else default
+
+    try:
+        assert watched.fileno() >= 1024
+        assert not _idle_stream_is_done(Stream())  # type: ignore[arg-type]  # idle and open
+        theirs.close()
+        assert _idle_stream_is_done(Stream())  # type: ignore[arg-type]  # the peer closed it
+    finally:
+        watched.close()
+        ours.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

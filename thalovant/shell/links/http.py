@@ -36,7 +36,7 @@ byte chunks without sockets; the default dials through :mod:`~thalovant.shell.li
 from __future__ import annotations
 
 import re
-import select
+import selectors
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -210,10 +210,11 @@ def _idle_stream_is_done(stream: anyio.abc.ByteStream) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):  # closed or out of range: unusable either way
+        with selectors.DefaultSelector() as selector:  # poll/epoll: no FD_SETSIZE limit, unlike select()
+            selector.register(sock, selectors.EVENT_READ)
+            return bool(selector.select(0))
+    except (OSError, ValueError):  # a closed socket: unusable either way
         return True
-    return bool(readable)
 
 
 class _StaleConnection(Exception):
