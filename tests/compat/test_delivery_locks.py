@@ -273,3 +273,32 @@ def test_a_patched_subclass_of_a_shipped_transport_is_built_once(
     with ThalovantClient(wss_identity(), protocol="wss", useragent=UA) as client:  # was a RecursionError
         assert client.ask("through my subclass", timeout=WAIT).text == "echo: through my subclass"
     assert len(made) == 1 and isinstance(made[0], MyTransport)
+
+
+def test_a_subscription_to_a_name_already_registered_keeps_the_push_waiting() -> None:
+    """Only a call to the transport lets a waiting push go: a second subscription to the same name
+    makes none, so the push still returns only after its handler ran (0.4.7's synchronous push)."""
+    transport = LockingTransport()
+    release, running = threading.Event(), threading.Event()
+    ran: list[int] = []
+    after_push: list[list[int]] = []
+    with ThalovantClient(identity(), transport=transport) as client:
+
+        def slow(event: Any) -> None:
+            running.set()
+            release.wait(WAIT)
+            ran.append(event.data["n"])
+
+        def push() -> None:
+            transport.push("slow.event", {"n": 1})
+            after_push.append(list(ran))
+
+        with client.on("slow.event", slow):
+            pusher = threading.Thread(target=push)
+            pusher.start()
+            assert running.wait(WAIT)
+            with client.on("slow.event", lambda event: None):  # no on_mycroft: the name is registered
+                assert len(transport.handlers["slow.event"]) == 1
+            release.set()
+            pusher.join(WAIT)
+    assert after_push == [[1]]
