@@ -11,7 +11,10 @@ MQTT with paho), so the handshake, the encryption and the TLS checks are thalova
   ``transport=`` does, with its reconnect policy), as in 0.4.7.
 * Handlers registered with ``on_mycroft(name, fn)`` get every bus message of that type, one at a
   time, in a worker thread, as an object with ``msg_type``, ``data`` and ``context``; they stay
-  registered across reconnects.
+  registered across reconnects. A client given the adapter as ``transport=`` never makes that thread
+  wait for its ``on()`` handlers (a reply they wait for may queue behind the event they handle).
+* A patched ``thalovant.client.HiveMind*Transport`` (even a subclass of these) is not used for the
+  adapter's own connection (``thalovant.shell.seam.own_links``).
 * ``emit_event`` blocks until the transport took the message and raises
   :class:`~thalovant.ThalovantConnectionError` (or ``ThalovantTimeoutError``) otherwise; it never
   connects by itself.
@@ -41,6 +44,7 @@ from thalovant.core.wire.auth import authorization_token
 from thalovant.shell.bus_handlers import BusTransport
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import Subscription
+from thalovant.shell.seam import own_links
 from thalovant.shell.sync.client import ThalovantClient
 
 __all__ = [
@@ -77,6 +81,10 @@ class _HubTransport:
     """The shared body of the three classes (see the module docstring)."""
 
     _protocol = "https"
+    #: A client given this transport never makes its threads wait for the client's ``on()`` handlers:
+    #: they are the inner client's handler threads, and a reply the outer handler waits for would
+    #: queue behind the very event it handles (``thalovant.shell.bus_handlers``).
+    _hands_off_deliveries = True
 
     def __init__(
         self,
@@ -93,17 +101,18 @@ class _HubTransport:
             identity = ThalovantIdentity.from_mapping(identity)
         self.identity = identity
         self.useragent = useragent
-        self._client = ThalovantClient(
-            identity,
-            protocol=self._protocol,
-            useragent=useragent,
-            connect_timeout=connect_timeout + handshake_timeout,
-            handshake_timeout=handshake_timeout,
-            send_timeout=send_timeout,
-            insecure=bool(self_signed),
-            auto_reconnect=False,
-            **options,
-        )
+        with own_links():  # a patched thalovant.client.HiveMind*Transport (maybe this class) is not used here
+            self._client = ThalovantClient(
+                identity,
+                protocol=self._protocol,
+                useragent=useragent,
+                connect_timeout=connect_timeout + handshake_timeout,
+                handshake_timeout=handshake_timeout,
+                send_timeout=send_timeout,
+                insecure=bool(self_signed),
+                auto_reconnect=False,
+                **options,
+            )
         self._lock = threading.Lock()
         self._handlers: dict[str, list[Handler]] = {}
         self._subscription: Subscription | None = None

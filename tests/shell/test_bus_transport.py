@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock
 
 import anyio
 import pytest
@@ -31,7 +32,9 @@ from thalovant import (
     ThalovantTimeoutError,
 )
 from thalovant.cli import main
+from thalovant.shell.bus_handlers import HandlerBook
 from thalovant.shell.recording import TraceWriter
+from thalovant.transport import HiveMindWSSTransport
 
 IDENTITY = {
     "access_key": "fake-access-key-0123456789",
@@ -488,3 +491,11 @@ def test_cli_over_a_fake_transport(tmp_path: Path) -> None:
             assert main(["-i", str(path), *argv], transport=transport) == 0
         assert out.getvalue().splitlines()[0].startswith(printed), out.getvalue()
     assert [e[0] for e in transport.emitted] == ["recognizer_loop:utterance", "custom.event"]
+
+
+def test_only_thalovant_transport_adapters_are_hands_off() -> None:
+    """A client never makes the adapters' handler threads wait (issue 12 review); anything else,
+    including a Mock whose every attribute is truthy, keeps 0.4.7's synchronous delivery."""
+    assert HandlerBook(MagicMock()).waits
+    adapter = HiveMindWSSTransport.__new__(HiveMindWSSTransport)  # no connection needed to read the flag
+    assert not HandlerBook(adapter).waits

@@ -14,12 +14,15 @@ registered, each with one bridge function of its own:
   cannot be registered by name: such listeners see what the other names bring.
 
 Registration runs on the caller's thread, at once, under a lock (0.4.7 registered from the caller's
-thread too); a bridge queues the message (:meth:`HandlerBook.deliver`) and wakes the client's event
-loop. On a thread of the transport's own, for a type a listener or subscription takes, it then
-waits (bounded) until the client's ``on()`` handlers ran, as 0.4.7's synchronous handlers had; on
-the loop's thread and inside the client's own calls to the transport it never waits
-(``thalovant.shell.bus_transport``). So a transport may call handlers from any thread, including
-from inside ``emit_event`` on the thread that called it.
+thread too), so a handler is in place when ``on()`` returns; a bridge queues the message
+(:meth:`HandlerBook.deliver`) and wakes the client's event loop. On a thread of the transport's own,
+for a type a listener or subscription takes, it then waits (bounded) until the client's ``on()``
+handlers ran, as 0.4.7's synchronous handlers had; on the loop's thread, inside the client's own
+calls to the transport, for :mod:`thalovant.transport`'s adapters and while the client registers or
+removes a name, it never waits (``thalovant.shell.bus_transport``). A transport may thus call
+handlers from any thread, including from inside ``emit_event`` on the thread that called it, and
+may hold a lock of its own while it does: the client never calls ``on_mycroft`` or
+``remove_mycroft`` while one of the transport's threads waits for it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 from thalovant.core.bus.events import ThalovantEvent
@@ -124,6 +128,9 @@ class HandlerBook:
         self._sink: Callable[[BusMessage], None] | None = None
         self._taken: list[tuple[Listener, int]] = []
         self._expecting: Callable[[], bool] = lambda: False
+        self._hold: Callable[[], AbstractContextManager[Any]] = nullcontext
+        #: False for thalovant.transport's adapters: their threads never wait for our handlers.
+        self.waits = getattr(transport, "_hands_off_deliveries", False) is not True
         #: Whether a listener or subscription may take a message of this type (set by WatchedListeners).
         self.listened: Callable[[str], bool] = lambda name: False
 
@@ -137,20 +144,26 @@ class HandlerBook:
 
     # ---- where messages go ---------------------------------------------------------------------------
 
-    def attach(self, sink: Callable[[BusMessage], None], expecting: Callable[[], bool] = lambda: False) -> None:
+    def attach(
+        self,
+        sink: Callable[[BusMessage], None],
+        expecting: Callable[[], bool] = lambda: False,
+        hold: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> None:
         """Deliver messages to ``sink`` and register every name wanted now.
 
         ``expecting()``: whether a transport's thread waits for a delivery now (only then does
-        :meth:`took` keep what subscriptions accepted).
+        :meth:`took` keep what subscriptions accepted). ``hold()``: entered around every call to
+        ``on_mycroft``/``remove_mycroft`` (no transport thread may wait for the client meanwhile).
         """
-        self._sink, self._expecting = sink, expecting
+        self._sink, self._expecting, self._hold = sink, expecting, hold
         self._sync()
 
     def detach(self) -> None:
         """Remove every handler from the transport and drop later messages (the client stopped)."""
         self._sink = None
         self._taken = []
-        with self._lock:
+        with self._lock, self._hold():
             self._asks.clear()  # the client failed every ask still waiting
             for name in list(self._bridges):
                 self._remove(name)
@@ -198,7 +211,10 @@ class HandlerBook:
             self._taken.append((listener, count))
 
     def take(self) -> list[tuple[Listener, int]]:
-        """The subscriptions' listeners that accepted an event since the last call, each with its count."""
+        """The subscriptions' listeners that accepted an event since the last call, each with its count.
+
+        The runtime calls it once per message (``BusTaken``): what it returns is that message's.
+        """
         taken, self._taken = self._taken, []
         return taken
 
@@ -213,16 +229,19 @@ class HandlerBook:
             return
         with self._lock:
             wanted = self._wanted()
-            for name in sorted(set(self._bridges) - wanted):
-                self._remove(name)
-            for name in sorted(wanted - set(self._bridges)):
-                bridge = functools.partial(self.deliver, name)
-                try:
-                    self.transport.on_mycroft(name, bridge)
-                except Exception as exc:
-                    log.warning("the transport refused a handler for %r: %s", name, type(exc).__name__)
-                    continue
-                self._bridges[name] = bridge
+            if wanted == set(self._bridges):
+                return  # no call to the transport: no transport thread is let go
+            with self._hold():
+                for name in sorted(set(self._bridges) - wanted):
+                    self._remove(name)
+                for name in sorted(wanted - set(self._bridges)):
+                    bridge = functools.partial(self.deliver, name)
+                    try:
+                        self.transport.on_mycroft(name, bridge)
+                    except Exception as exc:
+                        log.warning("the transport refused a handler for %r: %s", name, type(exc).__name__)
+                        continue
+                    self._bridges[name] = bridge
 
     def _remove(self, name: str) -> None:
         bridge = self._bridges.pop(name)

@@ -15,14 +15,13 @@ and exceptions; only the machine and the runtime change (``thalovant.shell.seam`
 * before the worker reports that ``emit_event`` returned, it posts every message that arrived
   meanwhile, so a reply fired from inside ``emit_event`` reaches the correlator before ``BusEmitted``;
 * delivery is synchronous for the thread that hands a message over, as it was in 0.4.7: a bridge
-  called on a thread of the transport's own (a fake's ``push`` on the test's thread, a network
-  thread) with a message of a type a listener or an ``on()`` subscription takes waits, at most
-  :data:`DELIVER_WAIT`, until the machine took the message (``BusTaken``; ``listen()`` and
-  ``wait_for_event()`` have it buffered then) and every subscription that accepted its event has
-  run its handler. Other types (an ask's replies) never wait: the loop may be removing the ask's
-  handlers, which takes a transport's lock that its delivering thread may hold. A bridge called on the event
-  loop's thread or inside one of the client's own calls to the transport (``emit_event`` firing
-  handlers) never waits: the loop or the worker it would wait for is the one it runs on.
+  called on a thread of the transport's own with a message of a type a listener or an ``on()``
+  subscription takes waits, at most :data:`DELIVER_WAIT`, until the machine took the message
+  (``BusTaken``) and every subscription that accepted *that message's* event ran its handler. It
+  never waits on the loop's thread, inside the client's own calls to the transport (``emit_event``
+  firing handlers), for :mod:`thalovant.transport`'s adapters (a network thread: nothing to keep in
+  step with), nor while the client calls ``on_mycroft``/``remove_mycroft`` (:meth:`BusRuntime._holding`
+  lets waiting threads go first: a transport may hold its lock while it delivers).
 
 Which exceptions mean what (``emit_event``): a ``TimeoutError`` (the call ran past its bound too) means
 the transport may have taken the message: it fails and is never sent again; a ``ConnectionError``,
@@ -38,7 +37,8 @@ import functools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -135,6 +135,8 @@ class BusRuntime:
         self._inside: set[int] = set()  # threads running one of our calls to the transport
         self._receipts: dict[int, threading.Event] = {}  # guarded by _lock (written on the loop only)
         self._next_receipt = 0
+        self._waiting: set[threading.Event] = set()  # guarded by _lock: every transport thread that waits now
+        self._registering = 0  # guarded by _lock: calls to on_mycroft/remove_mycroft running (see _holding)
         self._stopped = False  # guarded by _lock: set for good when the runtime ends
         self._tg: anyio.abc.TaskGroup | None = None
         self.dropped = 0
@@ -152,7 +154,7 @@ class BusRuntime:
                 self._portal, self._tg = portal, tg
                 tg.start_soon(self._work)
                 tg.start_soon(self._pump_inbound)
-                self.book.attach(self._receive, expecting=lambda: bool(self._receipts))
+                self.book.attach(self._receive, expecting=lambda: bool(self._receipts), hold=self._holding)
                 try:
                     await self.driver.run(self._execute)
                 finally:
@@ -168,12 +170,33 @@ class BusRuntime:
         """Nobody delivers any more: let every waiting transport thread go."""
         with self._lock:
             self._stopped = True
-            waiting = [done for _, done in self._inbound if done is not None]
             self._inbound.clear()
-            waiting += self._receipts.values()
             self._receipts.clear()
+        self._let_go_all()
+
+    def _let_go_all(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, set()
         for done in waiting:
             done.set()
+
+    def _let_go(self, done: threading.Event) -> None:
+        with self._lock:
+            self._waiting.discard(done)
+        done.set()
+
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """Around ``on_mycroft``/``remove_mycroft``: waiting transport threads go first, new ones never wait
+        (one may hold the transport's lock those calls take, waiting for the loop that makes them)."""
+        with self._lock:
+            self._registering += 1
+        try:
+            self._let_go_all()
+            yield
+        finally:
+            with self._lock:
+                self._registering -= 1
 
     def stop(self) -> None:
         self.driver.close()
@@ -213,14 +236,19 @@ class BusRuntime:
     def _receive(self, message: BusMessage) -> None:
         here = threading.get_ident()
         on_loop = here == self._loop_thread
-        wait = not on_loop and here not in self._inside and self.book.listened(message.type)
+        wait = not on_loop and here not in self._inside and self.book.waits and self.book.listened(message.type)
         done = threading.Event() if wait else None
         with self._lock:
             if self._stopped:
                 return
+            if self._registering:
+                done = None
+            elif done is not None:
+                self._waiting.add(done)
             if len(self._inbound) >= MAX_INBOUND:
                 _, lost = self._inbound.popleft()
                 if lost is not None:
+                    self._waiting.discard(lost)
                     lost.set()
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
@@ -235,6 +263,7 @@ class BusRuntime:
             return
         if done is not None:
             done.wait(DELIVER_WAIT)
+            self._let_go(done)
 
     def _ring_from_thread(self) -> bool:
         portal = self._portal
@@ -264,10 +293,9 @@ class BusRuntime:
                         self._wake_pending = False
                         return
                     message, done = self._inbound.popleft()
-                receipt = 0
-                if done is not None:
-                    self._next_receipt += 1
-                    receipt = self._next_receipt
+                self._next_receipt += 1  # every message: BusTaken then ends what its publishing accepted
+                receipt = self._next_receipt
+                if done is not None and not done.is_set():
                     with self._lock:
                         self._receipts[receipt] = done
                 if not await self.driver.post(BusFact(epoch=0, fact=BusReceived(message=message, receipt=receipt))):
@@ -277,11 +305,11 @@ class BusRuntime:
         """The machine is done with message ``receipt``: release its thread once its subscriptions ran."""
         with self._lock:
             done = self._receipts.pop(receipt, None)
+        taken, tg = self.book.take(), self._tg  # only this message's (see HandlerBook.took)
         if done is None:
             return
-        taken, tg = self.book.take(), self._tg
         if not taken or tg is None:
-            done.set()
+            self._let_go(done)
             return
         tg.start_soon(self._settle, taken, done)
 
@@ -291,7 +319,7 @@ class BusRuntime:
                 for listener, count in taken:
                     await listener.settle(count)
         finally:
-            done.set()
+            self._let_go(done)
 
     # ---- the transport's blocking calls ------------------------------------------------------------
 

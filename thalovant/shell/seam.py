@@ -24,7 +24,9 @@ a transport skips the identity's endpoint checks: the identity needs no endpoint
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, Protocol, cast
 
 import anyio
@@ -56,7 +58,7 @@ from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.memory_link import LinkLevelTransport, MemoryBackend
 from thalovant.shell.recording import TraceSink
 
-__all__ = ["engine_for", "patched_transport", "planning_inputs", "transport_doctor", "transport_kind"]
+__all__ = ["engine_for", "own_links", "patched_transport", "planning_inputs", "transport_doctor", "transport_kind"]
 
 #: Where a transport client "is" when its identity has no endpoint for the protocol (never dialled).
 _STAND_IN = {"wss": "wss://transport.invalid", "https": "https://transport.invalid", "mqtt": "mqtt://transport.invalid"}
@@ -116,6 +118,21 @@ class _Unchecked:
 
 
 _PATCHABLE = {"https": "HiveMindHTTPTransport", "wss": "HiveMindWSSTransport", "mqtt": "HiveMindMQTTTransport"}
+_OWN_LINKS: ContextVar[bool] = ContextVar("thalovant_own_links", default=False)
+
+
+@contextmanager
+def own_links() -> Iterator[None]:
+    """Clients built inside this block ignore patched transport classes (:func:`patched_transport`).
+
+    :mod:`thalovant.transport`'s adapters build their inner client in it: a patched class that
+    subclasses one of them would otherwise build itself again, without end.
+    """
+    token = _OWN_LINKS.set(True)
+    try:
+        yield
+    finally:
+        _OWN_LINKS.reset(token)
 
 
 def patched_transport(
@@ -127,7 +144,7 @@ def patched_transport(
     is loaded and its class for ``protocol`` is not the one it shipped (``SHIPPED_TRANSPORTS``), the
     replacement is built with 0.4.7's call: ``cls(identity, useragent=..., connect_timeout=...,
     handshake_timeout=..., send_timeout=...)``. Otherwise None: the client uses its own links. (Nothing
-    is imported: a module nobody imported cannot have been patched.)
+    is imported: a module nobody imported cannot have been patched.) Inside :func:`own_links`: None.
 
     Args:
         identity: the client's identity.
@@ -137,7 +154,7 @@ def patched_transport(
     """
     module = sys.modules.get("thalovant.client")
     name = _PATCHABLE.get(protocol)
-    if module is None or name is None:
+    if module is None or name is None or _OWN_LINKS.get():
         return None
     current = getattr(module, name, None)
     if current is None or current is getattr(module, "SHIPPED_TRANSPORTS", {}).get(name):
