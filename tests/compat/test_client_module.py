@@ -9,12 +9,12 @@ existed each of these tests failed with ``ModuleNotFoundError: thalovant.client`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import thalovant
+from tests.compat.fakes import BusFake, FakeMessage
 from thalovant import (
     AsyncThalovantClient,
     HubDataPlaneEndpoints,
@@ -28,48 +28,19 @@ from thalovant import (
 MQTT_PASSWORD = "broker-password-never-shown"
 
 
-@dataclass
-class FakeMessage:
-    data: dict[str, Any]
-    context: dict[str, Any] | None = None
-    msg_type: str | None = None
-
-
-class RecordingTransport:
+class RecordingTransport(BusFake):
     """A 0.4.7 fake built the 0.4.7 way: ``cls(identity, **kwargs)``; answers every utterance."""
 
     made: list[tuple[ThalovantIdentity, dict[str, Any]]] = []
 
     def __init__(self, identity: ThalovantIdentity, **kwargs: Any) -> None:
+        super().__init__()
         RecordingTransport.made.append((identity, kwargs))
-        self.connected = False
-        self.handlers: dict[str, list[Any]] = {}
-
-    def connect(self) -> None:
-        self.connected = True
-
-    def disconnect(self) -> None:
-        self.connected = False
-
-    def on_mycroft(self, name: str, fn: Any) -> None:
-        self.handlers.setdefault(name, []).append(fn)
-
-    def remove_mycroft(self, name: str, fn: Any) -> None:
-        self.handlers[name] = [entry for entry in self.handlers.get(name, []) if entry is not fn]
 
     def emit_event(self, event_type: str, data: dict[str, Any], context: dict[str, Any]) -> None:
         for name, body in (("speak", {"utterance": f"fake {type(self).__name__}"}), ("ovos.utterance.handled", {})):
             for fn in list(self.handlers.get(name, [])):
                 fn(FakeMessage(body))
-
-    def healthcheck(self) -> None:
-        return None
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def last_error(self) -> BaseException | None:
-        return None
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,6 +20,7 @@ import pytest
 
 import thalovant
 import thalovant.client
+from tests.compat.fakes import BusFake, bus_identity
 from tests.shell.inmemory import MemoryHubNet
 from thalovant import AsyncThalovantClient, ThalovantClient, ThalovantIdentity
 from thalovant.shell import bus_transport
@@ -40,14 +40,7 @@ def short_deliver_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bus_transport, "DELIVER_WAIT", STALL)
 
 
-@dataclass
-class FakeMessage:
-    data: dict[str, Any]
-    context: dict[str, Any] | None = None
-    msg_type: str | None = None
-
-
-class LockingTransport:
+class LockingTransport(BusFake):
     """A transport that holds its lock while it calls handlers and takes it to (un)register them.
 
     An utterance is answered (``speak``, then ``ovos.utterance.handled``) from a thread of its own,
@@ -55,29 +48,21 @@ class LockingTransport:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.lock = threading.Lock()
-        self.connected = False
-        self.handlers: dict[str, list[Callable[[Any], None]]] = {}
         self.threads: list[threading.Thread] = []
-
-    def connect(self) -> None:
-        self.connected = True
-
-    def disconnect(self) -> None:
-        self.connected = False
 
     def on_mycroft(self, name: str, fn: Callable[[Any], None]) -> None:
         with self.lock:
-            self.handlers.setdefault(name, []).append(fn)
+            super().on_mycroft(name, fn)
 
     def remove_mycroft(self, name: str, fn: Callable[[Any], None]) -> None:
         with self.lock:
-            self.handlers[name] = [entry for entry in self.handlers.get(name, []) if entry is not fn]
+            super().remove_mycroft(name, fn)
 
     def push(self, name: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
         with self.lock:
-            for handler in list(self.handlers.get(name, [])):
-                handler(FakeMessage(data or {}, context=context or {}, msg_type=name))
+            super().push(name, data, context)
 
     def emit_event(self, event_type: str, data: dict[str, Any], context: dict[str, Any]) -> None:
         if event_type == "recognizer_loop:utterance":
@@ -91,25 +76,8 @@ class LockingTransport:
             self.threads.append(thread)
             thread.start()
 
-    def healthcheck(self) -> None:
-        return None
 
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def last_error(self) -> BaseException | None:
-        return None
-
-
-def identity() -> ThalovantIdentity:
-    return ThalovantIdentity(
-        access_key="key",
-        password="password",
-        crypto_key="crypto",
-        site_id="site",
-        default_master="http://hub.local",
-        default_port=5679,
-    )
+identity = bus_identity
 
 
 def test_a_handler_that_subscribes_does_not_freeze_the_loop() -> None:

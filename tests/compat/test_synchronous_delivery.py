@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
 
-from thalovant import AsyncThalovantClient, ThalovantClient, ThalovantIdentity
+from tests.compat.fakes import BusFake, bus_identity
+from thalovant import AsyncThalovantClient, ThalovantClient
 from thalovant.shell import bus_transport
 
 WAIT = 5.0
@@ -30,61 +29,16 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@dataclass
-class FakeMessage:
-    data: dict[str, Any]
-    context: dict[str, Any] | None = None
-    msg_type: str | None = None
-
-
-class FakeTransport:
+class FakeTransport(BusFake):
     """A 0.4.7 user's fake: ``emit_event`` answers ``ping`` with ``pong`` from inside itself."""
 
-    def __init__(self) -> None:
-        self.connected = False
-        self.emitted: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        self.handlers: dict[str, list[Callable[[Any], None]]] = {}
-
-    def connect(self) -> None:
-        self.connected = True
-
-    def disconnect(self) -> None:
-        self.connected = False
-
-    def on_mycroft(self, event_name: str, handler: Callable[[Any], None]) -> None:
-        self.handlers.setdefault(event_name, []).append(handler)
-
-    def remove_mycroft(self, event_name: str, handler: Callable[[Any], None]) -> None:
-        self.handlers[event_name] = [entry for entry in self.handlers.get(event_name, []) if entry is not handler]
-
     def emit_event(self, event_type: str, data: dict[str, Any], context: dict[str, Any]) -> None:
-        self.emitted.append((event_type, data, context))
+        super().emit_event(event_type, data, context)
         if event_type == "ping":
             self.push("pong", {"n": data.get("n")})
 
-    def push(self, event_name: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
-        for handler in list(self.handlers.get(event_name, [])):
-            handler(FakeMessage(data or {}, context=context or {}, msg_type=event_name))
 
-    def healthcheck(self) -> None:
-        return None
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def last_error(self) -> BaseException | None:
-        return None
-
-
-def identity() -> ThalovantIdentity:
-    return ThalovantIdentity(
-        access_key="key",
-        password="password",
-        crypto_key="crypto",
-        site_id="site",
-        default_master="http://hub.local",
-        default_port=5679,
-    )
+identity = bus_identity
 
 
 def test_the_handler_has_run_when_push_returns() -> None:
