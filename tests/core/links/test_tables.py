@@ -165,6 +165,7 @@ WS_INPUTS: dict[type, Input] = {
     wl.WsRejected: wl.WsRejected(status=403),
     wl.WsMessage: wl.WsMessage(data="{}"),
     wl.WsPonged: wl.WsPonged(),
+    wl.WsReceiving: wl.WsReceiving(),
     wl.WsClosed: wl.WsClosed(code=1011),
     OutboundFrame: OutboundFrame(data="x", refs=(1,)),
     StopRequested: StopRequested(),
