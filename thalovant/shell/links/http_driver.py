@@ -12,10 +12,18 @@ Theory of operation
   credentials: not worth retrying), ``timeout`` or ``connect``.
 * ``CancelRequest`` cancels that request's task; a cancelled request closes
   its connection, because a half-read response leaves it unusable.
+* An answer still arriving is reported as ``ResponseProgress`` (its first bytes,
+  then at most every quarter of the request timeout, at most every second): the
+  machine's timeout for the request counts from there, so a large poll body on a
+  slow link is not taken for a dead path. A poll has no bound of its own on the
+  whole request (each read still has the request timeout): the machine's timer
+  is that bound. A send keeps its total bound.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import ClassVar
 
 import anyio
@@ -26,6 +34,7 @@ from thalovant.core.links.http_wire import (
     TLS_FAILED,
     CancelRequest,
     RequestFailed,
+    ResponseProgress,
     ResponseReceived,
     StartRequest,
 )
@@ -70,7 +79,7 @@ class HttpDriver:
                 ep.port,
                 tls=ep.tls is not None,
                 ssl_context=ep.tls,
-                timeouts=HttpTimeouts.uniform(self.epoch.timeouts.http_request),
+                timeouts=self._timeouts(poll=poll),
                 proxy=ep.proxy,
             )
             if poll:
@@ -79,11 +88,25 @@ class HttpDriver:
                 self.send = conn
         return conn
 
+    def _timeouts(self, *, poll: bool) -> HttpTimeouts:
+        limits = HttpTimeouts.uniform(self.epoch.timeouts.http_request)
+        return dataclasses.replace(limits, total=None) if poll else limits
+
     async def _request(self, conn: HttpConnection, order: StartRequest, scope: anyio.CancelScope) -> None:
         fact = self.epoch.deliver
+        every = min(1.0, self.epoch.timeouts.http_request / 4)
+        reported = -math.inf
+
+        async def progress() -> None:
+            nonlocal reported
+            now = anyio.current_time()
+            if now - reported >= every:
+                reported = now
+                await fact(ResponseProgress(req_id=order.req_id))
+
         with scope:
             try:
-                resp = await conn.request(order.method, order.target, order.headers, order.body)
+                resp = await conn.request(order.method, order.target, order.headers, order.body, progress=progress)
             except HttpNotSentError as exc:  # not retryable: TLS verification failed, or a proxy refused
                 kind = NOT_SENT if exc.retryable else TLS_FAILED
                 await fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))
