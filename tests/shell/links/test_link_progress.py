@@ -17,12 +17,15 @@ import pytest
 from anyio.abc import SocketAttribute
 from wsproto.events import BytesMessage
 
+from tests.shell.links.test_http import Dialer, ScriptedStream, conn_for, response
 from tests.shell.links.test_ws import Peer
 from thalovant.core.client.connection_events import OpenWebSocket
 from thalovant.core.links.http_wire import RequestFailed, ResponseProgress, ResponseReceived, StartRequest
 from thalovant.core.links.ws import PingWs, WsMessage, WsOpened, WsPonged, WsReceiving
 from thalovant.core.machine import Input
+from thalovant.errors import ThalovantTimeoutError
 from thalovant.shell.links.epoch import Endpoint, Timeouts
+from thalovant.shell.links.http import HttpTimeouts
 from thalovant.shell.links.http_driver import HttpDriver
 from thalovant.shell.links.ws_driver import WsDriver
 
@@ -136,3 +139,37 @@ async def test_a_large_ws_message_on_its_way_after_a_ping_is_reported_as_receivi
             await epoch.until(lambda: WsPonged() in epoch.facts)
         tg.cancel_scope.cancel()
     assert epoch.facts == [WsOpened(), WsReceiving(), WsMessage(data=big), WsPonged()]
+
+
+class Trickle(ScriptedStream):
+    """Plays its chunks back ``gap`` seconds apart (a slow link), then hangs."""
+
+    def __init__(self, chunks: list[bytes], gap: float) -> None:
+        super().__init__(chunks, hang=True)
+        self.gap = gap
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self.chunks:
+            await anyio.sleep(self.gap)
+        return await super().receive(max_bytes)
+
+
+async def test_with_progress_the_total_bound_counts_from_the_last_bytes() -> None:
+    raw = response(b"z" * 100)
+    reads = [0]
+
+    async def progress() -> None:
+        reads[0] += 1
+
+    pieces = [raw[i : i + 20] for i in range(0, len(raw), 20)]  # ~10 pieces over ~1 s, total bound 0.3 s
+    conn = conn_for(Dialer(Trickle(pieces, 0.1)), timeouts=HttpTimeouts(connect=1, read=1, write=1, total=0.3))
+    with anyio.fail_after(5):
+        resp = await conn.request("GET", "/get_messages", progress=progress)
+    assert resp.body == b"z" * 100 and reads[0] == len(pieces)
+    stalled = Trickle([raw[:40]], 0.05)  # then nothing: lost ``total`` after the last bytes
+    started = anyio.current_time()
+    with anyio.fail_after(5), pytest.raises(ThalovantTimeoutError):
+        await conn_for(Dialer(stalled), timeouts=HttpTimeouts(connect=1, read=1, write=1, total=0.3)).request(
+            "GET", "/get_messages", progress=progress
+        )
+    assert 0.3 <= anyio.current_time() - started < 0.6

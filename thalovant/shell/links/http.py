@@ -24,8 +24,8 @@ parsing; this module only moves bytes:
 * a body larger than ``max_body`` aborts the response with
   :class:`HttpBodyTooLargeError`;
 * ``progress`` (optional) is awaited after each read that brought bytes of the
-  response, outside the read timeout: a caller can tell a slow but moving
-  answer from silence.
+  response, outside the read timeout, and then ``total`` counts from the last
+  such read instead of the start: a slow but moving answer is not silence.
 
 Every exception from anyio, h11, ``ssl`` or the OS leaves through
 :func:`map_exceptions` as a ``ThalovantConnectionError`` or
@@ -309,7 +309,8 @@ class HttpConnection:
             headers: extra headers; ``host``, and ``content-length`` when there is a body, are added.
             body: request body (may be empty).
             timeouts: overrides the connection's :class:`HttpTimeouts` for this request.
-            progress: awaited after each read that brought bytes of the response.
+            progress: awaited after each read that brought bytes of the response; given, ``total``
+                counts from the last such read instead of the start of the request.
 
         Raises:
             ThalovantTimeoutError: a phase took longer than its timeout.
@@ -326,7 +327,8 @@ class HttpConnection:
         async with self._lock:
             with map_exceptions(what):
                 try:
-                    with anyio.fail_after(limits.total if limits.total is not None else float("inf")):
+                    with anyio.fail_after(limits.total if limits.total is not None else float("inf")) as bound:
+                        progress = _restarting(bound, limits.total, progress)
                         try:
                             return await self._attempt(method, target, all_headers, body, limits, progress)
                         except _StaleConnection:
@@ -346,14 +348,9 @@ class HttpConnection:
         return host if self.port == default else f"{host}:{self.port}"
 
     async def _attempt(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        limits: HttpTimeouts,
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: HttpTimeouts,
         progress: Progress | None = None,
-    ) -> HttpResponse:
+    ) -> HttpResponse:  # fmt: skip
         if self._stream is not None and self._reused and _idle_stream_is_done(self._stream):
             await self.aclose()
         if self._stream is None or self._h11 is None:
@@ -432,3 +429,16 @@ async def _receive(stream: anyio.abc.ByteStream, seconds: float) -> bytes:
             return await stream.receive(_READ_SIZE)
         except anyio.EndOfStream:
             return b""
+
+
+def _restarting(bound: anyio.CancelScope, total: float | None, progress: Progress | None) -> Progress | None:
+    """``progress`` that first moves ``bound`` to ``total`` seconds from now."""
+    if progress is None or total is None:
+        return progress
+    report, seconds = progress, total
+
+    async def moved() -> None:
+        bound.deadline = anyio.current_time() + seconds
+        await report()
+
+    return moved

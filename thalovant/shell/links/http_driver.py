@@ -14,15 +14,13 @@ Theory of operation
   its connection, because a half-read response leaves it unusable.
 * An answer still arriving is reported as ``ResponseProgress`` (its first bytes,
   then at most every quarter of the request timeout, at most every second): the
-  machine's timeout for the request counts from there, so a large poll body on a
-  slow link is not taken for a dead path. A poll has no bound of its own on the
-  whole request (each read still has the request timeout): the machine's timer
-  is that bound. A send keeps its total bound.
+  machine's timeout for the request counts from there, and so does the shell's
+  bound on the whole request (:meth:`HttpConnection.request` with ``progress``),
+  so a large poll body on a slow link is not taken for a dead path.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import ClassVar
 
@@ -79,7 +77,7 @@ class HttpDriver:
                 ep.port,
                 tls=ep.tls is not None,
                 ssl_context=ep.tls,
-                timeouts=self._timeouts(poll=poll),
+                timeouts=HttpTimeouts.uniform(self.epoch.timeouts.http_request),
                 proxy=ep.proxy,
             )
             if poll:
@@ -87,10 +85,6 @@ class HttpDriver:
             else:
                 self.send = conn
         return conn
-
-    def _timeouts(self, *, poll: bool) -> HttpTimeouts:
-        limits = HttpTimeouts.uniform(self.epoch.timeouts.http_request)
-        return dataclasses.replace(limits, total=None) if poll else limits
 
     async def _request(self, conn: HttpConnection, order: StartRequest, scope: anyio.CancelScope) -> None:
         fact = self.epoch.deliver
