@@ -296,3 +296,62 @@ def test_property_order_is_preserved_for_any_inbox_size(ns: list[int], size: int
         return done.outputs
 
     assert anyio.run(main) == [e for n in ns for e in (Echo(n=n), Echo(n=-n))]
+
+
+async def test_input_queued_before_a_deadline_is_handled_before_its_tick() -> None:
+    """The loop is held past a deadline (a slow execute): what was already queued comes before the Tick."""
+    now = [0.0]
+    toy = Toy()
+    driver = Driver(toy, clock=lambda: now[0])
+    gate = anyio.Event()
+    done: list[Output] = []
+
+    async def execute(out: Output) -> None:
+        done.append(out)
+        if out == Echo(n=1):
+            await gate.wait()  # e.g. a large send, awaited on the driver's task
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(driver.run, execute)
+        await driver.post(Schedule(delay=5.0))  # due at t=5
+        await driver.post(Number(n=1))
+        await wait_for(lambda: Echo(n=1) in done)
+        driver.post_nowait(Number(n=2))  # arrives at t=0, before the deadline (a pong, say)
+        now[0] = 6.0  # the loop is still held when the deadline passes
+        gate.set()
+        await wait_for(lambda: any(isinstance(o, Fired) for o in done))
+        await driver.post(Stop())
+    fired = next(o for o in done if isinstance(o, Fired))
+    assert done.index(Echo(n=2)) < done.index(fired)
+
+
+async def test_a_flood_of_inputs_does_not_starve_an_overdue_tick() -> None:
+    """Each handled input queues another: the Tick still comes after the inputs queued when it fell due."""
+    now = [0.0]
+    toy = Toy()
+    driver = Driver(toy, clock=lambda: now[0], inbox_size=16)
+    gate = anyio.Event()
+    done: list[Output] = []
+    fed = [0]
+
+    async def execute(out: Output) -> None:
+        done.append(out)
+        if out == Echo(n=1):
+            await gate.wait()
+        elif isinstance(out, Echo) and out.n > 1 and fed[0] < 500:  # a bounded flood
+            fed[0] += 1
+            driver.post_nowait(Number(n=out.n + 1))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(driver.run, execute)
+        await driver.post(Schedule(delay=5.0))  # due at t=5
+        await driver.post(Number(n=1))
+        await wait_for(lambda: Echo(n=1) in done)
+        for n in range(1, 9):
+            driver.post_nowait(Number(n=100 * n))  # queued before the deadline
+        now[0] = 6.0
+        gate.set()
+        await wait_for(lambda: any(isinstance(o, Fired) for o in done))
+        await driver.post(Stop())
+    fired = done.index(next(o for o in done if isinstance(o, Fired)))
+    assert [o.n for o in done[:fired] if isinstance(o, Echo) and o.n > 0] == [1, 100, 200, 300, 400, 500, 600, 700, 800]

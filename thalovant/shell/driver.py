@@ -8,7 +8,12 @@ link reader tasks, user commands, and results of spawned effects. The loop:
 
 1. ask the machine for its ``deadline``;
 2. wait for the next inbox item, but no longer than the deadline; if the wait
-   runs out, the input is a ``Tick()``;
+   runs out, the input is a ``Tick()``. Once the deadline has passed, the inputs
+   that were already queued when the loop saw it pass are taken first (at most
+   that many, so a flood never starves the Tick): an input that arrived before
+   a deadline is handled before that deadline's Tick, even when the loop was
+   held past the deadline (a slow ``execute``). A pong queued at t=10.1 is not
+   a ping unanswered at t=15 because a send held the loop until t=16;
 3. read the clock once and call ``machine.handle(inp, now=now)``;
 4. hand the step to the recorder (if any), with the entropy drawn during it
    (the trace format is :mod:`thalovant.core.trace`);
@@ -35,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from thalovant.core.machine import Input, Machine, Output, Tick
@@ -100,6 +106,7 @@ class Driver:
         self._receive = receive
         self._closed = False
         self._running = False
+        self._owed: int | None = None  # inputs queued when the loop saw the deadline pass, not yet taken
         self.steps = 0
 
     def __repr__(self) -> str:
@@ -189,12 +196,32 @@ class Driver:
             self._receive.close()
 
     async def _next_input(self, deadline: float | None) -> Input | None:
-        wait = math.inf if deadline is None else max(deadline - self._clock(), 0.0)
+        wait = math.inf if deadline is None else deadline - self._clock()
+        if wait <= 0:
+            return await self._overdue_input()
+        self._owed = None
         with anyio.move_on_after(wait):
             try:
                 return await self._receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return None
+        return Tick()
+
+    async def _overdue_input(self) -> Input | None:
+        """The deadline has passed: first what was queued before it (counted once), then the Tick."""
+        await anyio.lowlevel.checkpoint()
+        if self._owed is None:
+            stats = self._receive.statistics()
+            self._owed = stats.current_buffer_used + stats.tasks_waiting_send
+        if self._owed > 0:
+            self._owed -= 1
+            try:
+                return self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                pass
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return None
+        self._owed = None
         return Tick()
 
     def _step(self, inp: Input, now: float) -> list[Output]:

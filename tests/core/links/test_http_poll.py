@@ -28,6 +28,7 @@ from thalovant.core.links.http_poll import (
     HttpPollConfig,
     HttpState,
     RequestFailed,
+    ResponseProgress,
     ResponseReceived,
     Started,
     StartRequest,
@@ -311,6 +312,26 @@ def test_a_poll_past_its_timeout_is_cancelled_and_takes_the_link_down_at_once() 
     (down,) = [o for o in outs if isinstance(o, LinkDown)]
     assert down.retryable and "no answer to a poll" in down.reason and m.state is HttpState.FAILED
     assert m.handle(ok(poll.req_id, {"messages": ["late"]}), now=2.1) == []  # late: ignored
+
+
+def test_a_large_poll_answer_arriving_slowly_is_not_a_dead_path() -> None:
+    """Each ``ResponseProgress`` restarts the request's timeout: a slow but progressing body never times out."""
+    m, poll = up(request_timeout=2.0)
+    for at in (1.5, 3.0, 4.5):  # bytes keep arriving, the whole answer takes longer than the timeout
+        assert m.handle(ResponseProgress(req_id=poll.req_id), now=at) == []
+        assert m.deadline == at + 2.0
+        assert m.handle(Tick(), now=at + 1.9) == [] and m.state is HttpState.UP
+    assert m.handle(ResponseProgress(req_id=999), now=5.0) == [] and m.deadline == 6.5  # unknown id: nothing
+    assert m.handle(ok(poll.req_id, {"messages": ["slow"]}), now=6.0)[0] == InboundFrame(data="slow")
+    assert m.state is HttpState.UP
+
+
+def test_a_poll_whose_answer_stops_arriving_still_takes_the_link_down() -> None:
+    m, poll = up(request_timeout=2.0)
+    m.handle(ResponseProgress(req_id=poll.req_id), now=1.0)
+    outs = m.handle(Tick(), now=3.0)  # 2 s after the last byte
+    assert outs[0] == CancelRequest(req_id=poll.req_id) and m.state is HttpState.FAILED
+    assert m.handle(ResponseProgress(req_id=poll.req_id), now=3.1) == []  # late: ignored
 
 
 def test_a_poll_the_shell_timed_out_takes_the_link_down_but_other_failures_only_count() -> None:

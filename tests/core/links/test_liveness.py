@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.base import InboundFrame, LinkDown, LinkUp, OutboundFrame, StopRequested
 from thalovant.core.links.liveness import DEFAULT_LIVENESS, Liveness, LivenessConfig
-from thalovant.core.links.ws import CloseWs, PingWs, WsClosed, WsLink, WsMessage, WsOpened, WsPonged, WsState
+from thalovant.core.links.ws import (
+    CloseWs,
+    PingWs,
+    WsClosed,
+    WsLink,
+    WsMessage,
+    WsOpened,
+    WsPonged,
+    WsReceiving,
+    WsState,
+)
 from thalovant.core.machine import Input, Output, Tick
 
 TOKEN = "dTprZXk="
@@ -87,6 +97,19 @@ def test_ws_unanswered_ping_loses_the_link_retryably_within_the_bound() -> None:
     assert link.handle(WsPonged(), now=13.1) == [] and link.handle(WsClosed(code=1006), now=13.2) == []
 
 
+def test_ws_a_large_message_arriving_slowly_after_a_ping_is_not_silence() -> None:
+    """The PONG queues behind an 8 MiB message that takes longer than ``timeout`` to arrive: its bytes count."""
+    link = opened()
+    assert link.handle(Tick(), now=2.0) == [PingWs()]
+    assert link.handle(WsReceiving(), now=2.5) == []  # the first bytes of the message, no message yet
+    assert link.deadline == 4.5  # heard at 2.5: the next probe is due idle seconds later
+    assert link.handle(Tick(), now=4.5) == [PingWs()]
+    assert link.handle(WsReceiving(), now=5.4) == []
+    assert link.handle(Tick(), now=5.5) == [] and not link.finished  # once dead at 3.0 (2.0 + timeout)
+    assert link.handle(WsMessage(data=b"\x00" * 10), now=7.0) == [InboundFrame(data=b"\x00" * 10)]
+    assert link.handle(WsPonged(), now=7.0) == [] and link.state is WsState.OPEN
+
+
 def test_ws_without_liveness_never_pings() -> None:
     link = opened(liveness=None)
     assert link.deadline is None and link.handle(Tick(), now=1e6) == []
@@ -103,6 +126,7 @@ _STEP = st.one_of(
     st.tuples(st.just("tick"), st.floats(0, 5)),
     st.tuples(st.just("pong"), st.floats(0, 5)),
     st.tuples(st.just("msg"), st.floats(0, 5)),
+    st.tuples(st.just("bytes"), st.floats(0, 5)),
     st.tuples(st.just("send"), st.floats(0, 5)),
 )
 
@@ -117,7 +141,12 @@ def test_ws_never_dies_while_heard_in_time_and_always_dies_within_the_bound(
     cfg = LivenessConfig(idle=idle, timeout=timeout)
     link = opened(liveness=cfg)
     now, heard = 0.0, 0.0
-    inputs: dict[str, Input] = {"tick": Tick(), "pong": WsPonged(), "msg": WsMessage(data=b"\x00")}
+    inputs: dict[str, Input] = {
+        "tick": Tick(),
+        "pong": WsPonged(),
+        "msg": WsMessage(data=b"\x00"),
+        "bytes": WsReceiving(),
+    }
     for kind, gap in steps:
         now += gap
         inp = inputs.get(kind, OutboundFrame(data="x", refs=()))
@@ -126,7 +155,7 @@ def test_ws_never_dies_while_heard_in_time_and_always_dies_within_the_bound(
             assert any(isinstance(o, LinkDown) and o.retryable for o in out)
             assert now - heard >= cfg.bound - 1e-9
             return
-        if kind in ("pong", "msg"):
+        if kind in ("pong", "msg", "bytes"):
             heard = now
     silent_from = now
     for _ in range(2):  # then silence, with every Tick on time: at most a probe, then the end

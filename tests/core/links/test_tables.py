@@ -77,6 +77,7 @@ HTTP_INPUTS: dict[type, Callable[[list[int]], Input]] = {
     Tick: lambda ids: Tick(),
     hp.ResponseReceived: lambda ids: _ok(ids[-1], {"status": "ok", "messages": []}),
     hp.RequestFailed: lambda ids: hp.RequestFailed(req_id=ids[-1], kind="reset"),
+    hp.ResponseProgress: lambda ids: hp.ResponseProgress(req_id=ids[-1]),
 }
 
 
@@ -165,6 +166,7 @@ WS_INPUTS: dict[type, Input] = {
     wl.WsRejected: wl.WsRejected(status=403),
     wl.WsMessage: wl.WsMessage(data="{}"),
     wl.WsPonged: wl.WsPonged(),
+    wl.WsReceiving: wl.WsReceiving(),
     wl.WsClosed: wl.WsClosed(code=1011),
     OutboundFrame: OutboundFrame(data="x", refs=(1,)),
     StopRequested: StopRequested(),

@@ -26,6 +26,7 @@ from thalovant.core.links.ws import (
     WsMessage,
     WsOpened,
     WsPonged,
+    WsReceiving,
     WsRejected,
     WsState,
     classify_close,
@@ -180,6 +181,7 @@ ws_inputs = st.one_of(
     st.builds(StopRequested),
     st.builds(Tick),
     st.builds(WsPonged),
+    st.builds(WsReceiving),
 )
 
 

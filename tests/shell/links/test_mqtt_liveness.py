@@ -87,3 +87,37 @@ async def test_a_connection_paused_by_backpressure_is_not_given_up() -> None:
         await anyio.sleep(2 * LIVE.bound)  # nobody drains: the reader is paused
         assert mqtt.connected
         assert await mqtt.receive() == ("t/x", b"!", 0)
+
+
+async def test_a_large_publish_arriving_slowly_after_a_pingreq_is_not_silence() -> None:
+    """The PINGRESP queues behind a PUBLISH that takes longer than ``timeout`` to arrive: its bytes count."""
+    topic = b"\x00\x03t/x"
+    body = topic + b"x" * 30_000
+    publish = b"\x30" + _remaining_length(len(body)) + body
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()  # the CONNECT
+        await stream.send(CONNACK)
+        assert PINGREQ in await stream.receive()  # the probe, after ``idle`` quiet seconds
+        for i in range(0, len(publish), 1000):  # 30 pieces over ~3 s: three times the timeout
+            await stream.send(publish[i : i + 1000])
+            await anyio.sleep(0.1)  # a slow link (pacing, not synchronisation)
+        await stream.send(PINGRESP)
+        with anyio.move_on_after(5):
+            while await stream.receive():
+                pass
+
+    async with loopback_server(serve) as port, MqttConnection(liveness=LIVE) as mqtt:
+        await mqtt.connect("127.0.0.1", port, client_id="live-4", keepalive=60)
+        with anyio.fail_after(8):
+            message = await mqtt.receive()
+        assert message == ("t/x", b"x" * 30_000, 0) and mqtt.connected
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

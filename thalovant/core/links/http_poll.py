@@ -42,10 +42,12 @@ because an answer is probably on its way; then ever slower up to
 exponentially growing delay (jitter from the injected entropy); after
 ``max_errors`` consecutive errors the link goes down (retryable). Every
 request has a ``request_timeout``; when it passes, the machine emits
-``CancelRequest`` and treats the request as failed. A *poll* that times out
-(here or in the shell) takes the link down at once: the hub answers polls at
-once, so silence means a stalled or half-open path (liveness: a dead path is
-noticed within the poll interval plus the request timeout).
+``CancelRequest`` and treats the request as failed. The timeout counts from the
+last sign of life: each ``ResponseProgress`` (bytes of an answer still arriving)
+restarts it, so a large poll body on a slow link is not silence. A *poll* that
+times out (here or in the shell) takes the link down at once: the hub answers
+polls at once, so silence means a stalled or half-open path (liveness: a dead
+path is noticed within the poll interval plus the request timeout).
 
 Every ``OutboundFrame`` ends in exactly one ``FrameSent`` or ``FrameNotSent``.
 A send whose request failed is never retried (the hub may have it).
@@ -88,6 +90,7 @@ from thalovant.core.links.http_wire import (
     HttpProblem,
     RequestFailed,
     RequestKind,
+    ResponseProgress,
     ResponseReceived,
     StartRequest,
     error_text,
@@ -98,19 +101,8 @@ from thalovant.core.links.http_wire import (
 )
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, Tick, earliest
 
-__all__ = [
-    "TABLE",
-    "TRACE_TYPES",
-    "CancelRequest",
-    "HttpPoll",
-    "HttpPollConfig",
-    "HttpProblem",
-    "HttpState",
-    "RequestFailed",
-    "ResponseReceived",
-    "Started",
-    "StartRequest",
-]
+__all__ = ["TABLE", "TRACE_TYPES", "CancelRequest", "HttpPoll", "HttpPollConfig", "HttpProblem", "HttpState"]
+__all__ += ["RequestFailed", "ResponseProgress", "ResponseReceived", "Started", "StartRequest"]
 
 
 class HttpState(enum.Enum):
@@ -126,7 +118,7 @@ class HttpState(enum.Enum):
 @dataclass(slots=True)
 class _Request:
     kind: RequestKind
-    started: float
+    started: float  # when it was sent, or the last ResponseProgress: its timeout counts from here
     refs: Refs = ()
 
 
@@ -144,7 +136,7 @@ class HttpPoll(LinkMachine[HttpState]):
     """
 
     _TERMINAL = frozenset({HttpState.CLOSED, HttpState.FAILED})
-    _QUIET = (ResponseReceived, RequestFailed, Tick)  # late answers after the end: nothing to do
+    _QUIET = (ResponseReceived, ResponseProgress, RequestFailed, Tick)  # late answers after the end: nothing to do
 
     def __init__(
         self,
@@ -212,6 +204,12 @@ class HttpPoll(LinkMachine[HttpState]):
 
     def _on_nothing(self, inp: Input, now: float) -> list[Output]:
         return []  # a Tick: timers are checked after every input, in _expire and _pump
+
+    def _on_progress(self, inp: ResponseProgress, now: float) -> list[Output]:
+        req = self._inflight.get(inp.req_id)
+        if req is not None:  # an answer on its way: its timeout restarts (an unknown id changes nothing)
+            req.started = max(req.started, now)
+        return []
 
     def _on_stop_idle(self, inp: StopRequested, now: float) -> list[Output]:
         return self._fail_queue("link closed")
@@ -405,6 +403,7 @@ class HttpPoll(LinkMachine[HttpState]):
 _S = HttpState
 _R = Row  # each row is typed by the table annotation
 _answer, _on_refuse, _on_nothing = HttpPoll._on_answer, HttpPoll._on_refuse, HttpPoll._on_nothing
+_on_progress = HttpPoll._on_progress
 #: (state, input type) -> Row(next state, handler, other possible ends). Unlisted: remote input is
 #: ignored, commands raise. A request timeout runs the state's RequestFailed row. An answer leads
 #: to ``to`` when it answers the request the state waits for; an unknown id changes nothing.
@@ -417,22 +416,26 @@ TABLE: Table[HttpState, HttpPoll] = {
     (_S.RESETTING, RequestFailed): _R(_S.FAILED, _answer, frozenset({_S.RESETTING})),  # hub unreachable
     (_S.RESETTING, OutboundFrame): _R(_S.RESETTING, HttpPoll._on_outbound),
     (_S.RESETTING, StopRequested): _R(_S.STOPPING, HttpPoll._on_stop),
+    (_S.RESETTING, ResponseProgress): _R(_S.RESETTING, _on_progress),  # an answer on its way: its timeout restarts
     (_S.RESETTING, Tick): _R(_S.RESETTING, _on_nothing),
     (_S.CONNECTING, ResponseReceived): _R(_S.UP, _answer, frozenset({_S.FAILED, _S.CONNECTING})),  # 200: LinkUp
     (_S.CONNECTING, RequestFailed): _R(_S.FAILED, _answer, frozenset({_S.CONNECTING})),
     (_S.CONNECTING, OutboundFrame): _R(_S.CONNECTING, HttpPoll._on_outbound),
     (_S.CONNECTING, StopRequested): _R(_S.STOPPING, HttpPoll._on_stop),
+    (_S.CONNECTING, ResponseProgress): _R(_S.CONNECTING, _on_progress),
     (_S.CONNECTING, Tick): _R(_S.CONNECTING, _on_nothing),
     (_S.UP, ResponseReceived): _R(_S.UP, _answer, frozenset({_S.FAILED})),  # poll: InboundFrame*, send: FrameSent
     (_S.UP, RequestFailed): _R(_S.UP, _answer, frozenset({_S.FAILED})),  # jittered backoff, FAILED after max_errors
     (_S.UP, OutboundFrame): _R(_S.UP, HttpPoll._on_outbound),  # queued, sent one at a time
     (_S.UP, StopRequested): _R(_S.STOPPING, HttpPoll._on_stop),  # POST /disconnect after the in-flight send
+    (_S.UP, ResponseProgress): _R(_S.UP, _on_progress),
     (_S.UP, Tick): _R(_S.UP, _on_nothing),  # next poll / request timeouts
     # the disconnect answered (or failed): CLOSED; the in-flight send answered: STOPPING (or FAILED)
     (_S.STOPPING, ResponseReceived): _R(_S.CLOSED, _answer, frozenset({_S.STOPPING, _S.FAILED})),
     (_S.STOPPING, RequestFailed): _R(_S.CLOSED, _answer, frozenset({_S.STOPPING, _S.FAILED})),
     (_S.STOPPING, OutboundFrame): _R(_S.STOPPING, _on_refuse),  # FrameNotSent
     (_S.STOPPING, StopRequested): _R(_S.STOPPING, _on_nothing),
+    (_S.STOPPING, ResponseProgress): _R(_S.STOPPING, _on_progress),
     (_S.STOPPING, Tick): _R(_S.STOPPING, _on_nothing),
     (_S.CLOSED, OutboundFrame): _R(_S.CLOSED, _on_refuse),
     (_S.CLOSED, StopRequested): _R(_S.CLOSED, _on_nothing),
@@ -442,5 +445,5 @@ TABLE: Table[HttpState, HttpPoll] = {
 
 
 #: Every class an HttpPoll trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (Started, ResponseReceived, RequestFailed, StartRequest, CancelRequest)
-TRACE_TYPES += LINK_TRACE_TYPES
+TRACE_TYPES: tuple[type, ...] = (Started, ResponseReceived, ResponseProgress, RequestFailed, StartRequest)
+TRACE_TYPES += (CancelRequest, *LINK_TRACE_TYPES)

@@ -25,6 +25,7 @@ from thalovant.core.wire.frame import Frame
 __all__ = [
     "CancelRequest",
     "RequestFailed",
+    "ResponseProgress",
     "ResponseReceived",
     "StartRequest",
     "Headers",
@@ -70,6 +71,13 @@ class RequestFailed(Input):
     req_id: int
     kind: str
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseProgress(Input):
+    """Bytes of the answer to request ``req_id`` arrived, the answer is not complete yet: the path works."""
+
+    req_id: int
 
 
 # ---- outputs ------------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ ask for and what a close means::
     OPEN --OutboundFrame--> OPEN (SendWs, FrameSent)
     OPEN --StopRequested--> CLOSING (CloseWs 1000) --WsClosed or close_timeout--> CLOSED
     OPEN --WsClosed--> CLOSED (LinkDown classified by close code)
-    OPEN --Tick, idle--> OPEN (PingWs) --Tick, no WsMessage/WsPonged in timeout--> CLOSED (LinkDown)
+    OPEN --Tick, idle--> OPEN (PingWs) --Tick, nothing heard in timeout--> CLOSED (LinkDown)
 
 Liveness (:mod:`.liveness`): a stalled or half-open path keeps the socket "open" and silent.
 After ``liveness.idle`` seconds with nothing from the hub the machine orders a ``PingWs``; if
-nothing at all (``WsPonged`` or a message) arrives within ``liveness.timeout`` the link is lost,
-retryable, ``liveness.bound`` seconds after the last thing heard at the latest. Hub 4.x and 5.x
-answer pings (their WebSocket servers do it on their own).
+nothing at all (``WsPonged``, a message, or ``WsReceiving``: bytes of a message still on its way)
+arrives within ``liveness.timeout`` the link is lost, retryable, ``liveness.bound`` seconds after
+the last thing heard at the latest. Hub 4.x and 5.x answer pings (their WebSocket servers do it on
+their own), but the PONG queues behind whatever the hub is already sending: an 8 MiB message that
+takes longer than ``timeout`` to arrive is not silence, so the shell reports its bytes as
+``WsReceiving`` (once per probe, when asked by ``PingWs``).
 
 Upgrade target (§3.2). The token always travels as ``?authorization=`` on path
 ``/``; how it is written depends on the hub:
@@ -87,6 +90,7 @@ __all__ = [
     "WsMessage",
     "WsOpened",
     "WsPonged",
+    "WsReceiving",
     "WsRejected",
     "WsState",
     "classify_close",
@@ -132,6 +136,11 @@ class WsPonged(Input):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WsReceiving(Input):
+    """Bytes arrived from the hub that complete no message yet (a large message on its way): the path works."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WsClosed(Input):
     """The socket closed. ``code`` None = no status (wsproto 1005); 1006 = no close frame or connect failed."""
 
@@ -152,7 +161,10 @@ class SendWs(Output):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PingWs(Output):
-    """Send a PING frame (the liveness probe); the hub's PONG comes back as ``WsPonged``."""
+    """Send a PING frame (the liveness probe); the hub's PONG comes back as ``WsPonged``.
+
+    The shell also reports the first bytes that arrive after it and complete nothing as ``WsReceiving``.
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +239,7 @@ class WsLink(LinkMachine[WsState]):
 
     _TERMINAL = frozenset({WsState.CLOSED})
     _CLOSED = WsState.CLOSED
-    _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsPonged, WsClosed)
+    _QUIET = (OutboundFrame, StopRequested, Tick, WsOpened, WsRejected, WsMessage, WsPonged, WsReceiving, WsClosed)
 
     def __init__(
         self,
@@ -317,7 +329,7 @@ class WsLink(LinkMachine[WsState]):
         self._heard(now)
         return [InboundFrame(data=inp.data)]
 
-    def _on_pong(self, inp: WsPonged, now: float) -> list[Output]:
+    def _on_pong(self, inp: WsPonged | WsReceiving, now: float) -> list[Output]:
         self._heard(now)
         return []
 
@@ -367,6 +379,7 @@ TABLE: Table[WsState, WsLink] = {
     (_S.OPEN, WsClosed): _R(_S.CLOSED, WsLink._on_closed),  # classify_close
     (_S.OPEN, StopRequested): _R(_S.CLOSING, WsLink._on_stop),  # CloseWs(1000), wait for the echo
     (_S.OPEN, WsPonged): _R(_S.OPEN, WsLink._on_pong),  # the path works
+    (_S.OPEN, WsReceiving): _R(_S.OPEN, WsLink._on_pong),  # a large message on its way: the path works
     (_S.OPEN, Tick): _R(_S.OPEN, WsLink._on_open_tick, frozenset({_S.CLOSED})),  # PingWs, or dead: LinkDown
     (_S.CLOSING, WsClosed): _R(_S.CLOSED, WsLink._on_close_done),
     (_S.CLOSING, Tick): _R(_S.CLOSED, WsLink._on_close_timeout, frozenset({_S.CLOSING})),  # at close_timeout
@@ -376,5 +389,6 @@ TABLE: Table[WsState, WsLink] = {
 
 
 #: Every class a WsLink trace may contain (for ``trace.TypeRegistry``).
-TRACE_TYPES: tuple[type, ...] = (WsOpened, WsRejected, WsMessage, WsPonged, WsClosed, SendWs, PingWs, CloseWs)
+TRACE_TYPES: tuple[type, ...] = (WsOpened, WsRejected, WsMessage, WsPonged, WsReceiving, WsClosed, SendWs, PingWs)
+TRACE_TYPES += (CloseWs,)
 TRACE_TYPES += LINK_TRACE_TYPES

@@ -22,7 +22,10 @@ parsing; this module only moves bytes:
   idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS); a POST is never sent
   twice;
 * a body larger than ``max_body`` aborts the response with
-  :class:`HttpBodyTooLargeError`.
+  :class:`HttpBodyTooLargeError`;
+* ``progress`` (optional) is awaited after each read that brought bytes of the
+  response, outside the read timeout, and then ``total`` counts from the last
+  such read instead of the start: a slow but moving answer is not silence.
 
 Every exception from anyio, h11, ``ssl`` or the OS leaves through
 :func:`map_exceptions` as a ``ThalovantConnectionError`` or
@@ -53,6 +56,7 @@ from thalovant.shell.links import dial
 from thalovant.shell.tls import make_ssl_context
 
 Connector = Callable[[], Awaitable[anyio.abc.ByteStream]]
+Progress = Callable[[], Awaitable[None]]
 Headers = Sequence[tuple[str, str]]
 
 #: Largest response body accepted unless the caller says otherwise.
@@ -296,6 +300,7 @@ class HttpConnection:
         body: bytes = b"",
         *,
         timeouts: HttpTimeouts | None = None,
+        progress: Progress | None = None,
     ) -> HttpResponse:
         """Send one request and read the whole response.
 
@@ -305,6 +310,8 @@ class HttpConnection:
             headers: extra headers; ``host``, and ``content-length`` when there is a body, are added.
             body: request body (may be empty).
             timeouts: overrides the connection's :class:`HttpTimeouts` for this request.
+            progress: awaited after each read that brought bytes of the response; given, ``total``
+                counts from the last such read instead of the start of the request.
 
         Raises:
             ThalovantTimeoutError: a phase took longer than its timeout.
@@ -321,16 +328,17 @@ class HttpConnection:
         async with self._lock:
             with map_exceptions(what):
                 try:
-                    with anyio.fail_after(limits.total if limits.total is not None else float("inf")):
+                    with anyio.fail_after(limits.total if limits.total is not None else float("inf")) as bound:
+                        progress = _restarting(bound, limits.total, progress)
                         try:
-                            return await self._attempt(method, target, all_headers, body, limits)
+                            return await self._attempt(method, target, all_headers, body, limits, progress)
                         except _StaleConnection:
                             if method not in _IDEMPOTENT:
                                 raise ThalovantConnectionError(
                                     f"{what}: the kept-alive connection was closed by the server; the request was "
                                     "not re-sent because it is not idempotent"
                                 ) from None
-                            return await self._attempt(method, target, all_headers, body, limits)
+                            return await self._attempt(method, target, all_headers, body, limits, progress)
                 except BaseException:
                     await self.aclose()
                     raise
@@ -341,8 +349,9 @@ class HttpConnection:
         return host if self.port == default else f"{host}:{self.port}"
 
     async def _attempt(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: HttpTimeouts
-    ) -> HttpResponse:
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, limits: HttpTimeouts,
+        progress: Progress | None = None,
+    ) -> HttpResponse:  # fmt: skip
         if self._stream is not None and self._reused and _idle_stream_is_done(self._stream):
             await self.aclose()
         if self._stream is None or self._h11 is None:
@@ -370,15 +379,13 @@ class HttpConnection:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    with anyio.fail_after(limits.read):
-                        try:
-                            incoming = await stream.receive(_READ_SIZE)
-                        except anyio.EndOfStream:
-                            incoming = b""
+                    incoming = await _receive(stream, limits.read)
                     got_bytes = got_bytes or bool(incoming)
                     if not incoming and not got_bytes and reused:
                         raise _StaleConnection
                     conn.receive_data(incoming)
+                    if incoming and progress is not None:
+                        await progress()
                 elif isinstance(event, h11.InformationalResponse):
                     continue
                 elif isinstance(event, h11.Response):
@@ -414,3 +421,25 @@ class HttpConnection:
             self._reused = True
         else:  # MUST_CLOSE / CLOSED: drop the stream; the next request dials again
             await self.aclose()
+
+
+async def _receive(stream: anyio.abc.ByteStream, seconds: float) -> bytes:
+    """The next bytes of the response within ``seconds``; ``b""`` at the end of the stream."""
+    with anyio.fail_after(seconds):
+        try:
+            return await stream.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
+
+
+def _restarting(bound: anyio.CancelScope, total: float | None, progress: Progress | None) -> Progress | None:
+    """``progress`` that first moves ``bound`` to ``total`` seconds from now."""
+    if progress is None or total is None:
+        return progress
+    report, seconds = progress, total
+
+    async def moved() -> None:
+        bound.deadline = anyio.current_time() + seconds
+        await report()
+
+    return moved

@@ -12,10 +12,16 @@ Theory of operation
   credentials: not worth retrying), ``timeout`` or ``connect``.
 * ``CancelRequest`` cancels that request's task; a cancelled request closes
   its connection, because a half-read response leaves it unusable.
+* An answer still arriving is reported as ``ResponseProgress`` (its first bytes,
+  then at most every quarter of the request timeout, at most every second): the
+  machine's timeout for the request counts from there, and so does the shell's
+  bound on the whole request (:meth:`HttpConnection.request` with ``progress``),
+  so a large poll body on a slow link is not taken for a dead path.
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import anyio
@@ -26,6 +32,7 @@ from thalovant.core.links.http_wire import (
     TLS_FAILED,
     CancelRequest,
     RequestFailed,
+    ResponseProgress,
     ResponseReceived,
     StartRequest,
 )
@@ -81,9 +88,19 @@ class HttpDriver:
 
     async def _request(self, conn: HttpConnection, order: StartRequest, scope: anyio.CancelScope) -> None:
         fact = self.epoch.deliver
+        every = min(1.0, self.epoch.timeouts.http_request / 4)
+        reported = -math.inf
+
+        async def progress() -> None:
+            nonlocal reported
+            now = anyio.current_time()
+            if now - reported >= every:
+                reported = now
+                await fact(ResponseProgress(req_id=order.req_id))
+
         with scope:
             try:
-                resp = await conn.request(order.method, order.target, order.headers, order.body)
+                resp = await conn.request(order.method, order.target, order.headers, order.body, progress=progress)
             except HttpNotSentError as exc:  # not retryable: TLS verification failed, or a proxy refused
                 kind = NOT_SENT if exc.retryable else TLS_FAILED
                 await fact(RequestFailed(req_id=order.req_id, kind=kind, detail=str(exc)))

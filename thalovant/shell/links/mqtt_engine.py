@@ -17,11 +17,12 @@ This module owns the IO half; the MQTT operations and their waits are in
   - misc: ``loop_misc()`` once a second (paho's keep-alive PINGREQ, ping timeout), and the
     liveness probe: MQTT 3.1.1's keep-alive only bounds the *broker's* wait (1.5 x keepalive)
     and paho gives up on a missing PINGRESP only after about 2 x keepalive. So the engine also
-    runs the core's pure :class:`~thalovant.core.links.liveness.Liveness` timer: every packet
-    from the broker (PINGRESP, PUBACK, SUBACK, PUBLISH...) is heard; after ``liveness.idle``
+    runs the core's pure :class:`~thalovant.core.links.liveness.Liveness` timer: every byte
+    from the broker is heard (a PINGRESP, an acknowledgement, a PUBLISH, and a large PUBLISH
+    still on its way: the PINGRESP queues behind it); after ``liveness.idle``
     quiet seconds a PINGREQ goes out; with nothing heard ``liveness.timeout`` seconds later the
     connection is lost ("no answer from the broker"), ``liveness.bound`` seconds after the last
-    packet at the latest (while the reader is paused for backpressure, silence is not held against
+    byte at the latest (while the reader is paused for backpressure, silence is not held against
     the broker). The misc task wakes at the timer's deadline, not just once a second.
 
 * paho callbacks only record facts on ``self`` (append to a deque, store a
@@ -96,12 +97,7 @@ class _BoundedClient(paho.Client):
 
     max_packet_size = DEFAULT_MAX_PACKET_SIZE
     refused: int | None = None  # the announced length of the packet refused, once one was
-    packets_in = 0  # complete packets read from the broker (the liveness timer hears them)
-
-    def _packet_handle(self) -> MQTTErrorCode:
-        self.packets_in += 1
-        rc: MQTTErrorCode = super()._packet_handle()
-        return rc
+    bytes_in = 0  # bytes read from the broker, complete packets or not (the liveness timer hears them)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         packet = self._in_packet
@@ -109,6 +105,7 @@ class _BoundedClient(paho.Client):
             self.refused = int(packet["remaining_length"])
             raise _Oversized
         data: bytes = super()._sock_recv(min(bufsize, _READ_CHUNK))
+        self.bytes_in += len(data)
         return data
 
 
@@ -134,7 +131,7 @@ class PahoEngine:
     ) -> None:
         self._liveness_config = liveness
         self._live: Liveness | None = None
-        self._packets_heard = 0
+        self._bytes_heard = 0
         self._ack_timeout = ack_timeout
         self._max_pending = max_pending
         self._max_packet_size = max_packet_size
@@ -261,8 +258,8 @@ class PahoEngine:
         """Turn what paho callbacks recorded into wake-ups (loop thread only)."""
         self._guard()
         client = self._client
-        if client is not None and client.packets_in != self._packets_heard:
-            self._packets_heard = client.packets_in
+        if client is not None and client.bytes_in != self._bytes_heard:
+            self._bytes_heard = client.bytes_in
             if self._live is not None:
                 self._live.heard(anyio.current_time())
         if client is not None and client.refused is not None:

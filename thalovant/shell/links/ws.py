@@ -10,7 +10,9 @@ RFC 6455 upgrade with ``wsproto``, and then moves whole messages:
 * ``receive`` reads until a *complete* message is available. wsproto may hand
   out a message in pieces (``message_finished=False``); they are joined here.
   Pings are answered at once; :meth:`receive_event` also returns each PONG (a
-  :class:`WsPong`: the answer to a liveness probe, :meth:`send_ping`). A close
+  :class:`WsPong`: the answer to a liveness probe, :meth:`send_ping`), and after
+  :meth:`want_progress` one :class:`WsProgress` as soon as bytes arrive that
+  complete nothing (a large message on its way is not silence). A close
   frame from the hub is answered, the stream is closed, and ``receive``
   *returns* a :class:`WsClosed` value (it does not raise).
   A TCP drop without a close frame becomes ``WsClosed(code=1006)``, a missing
@@ -28,14 +30,15 @@ chained with ``from None`` when they could quote it.
 
 Concurrency: one task may call ``receive`` while others send; sends are
 serialised by a lock because ``receive`` itself sends pongs and close replies.
+A send cancelled while writing (a timeout around it) aborts the stream: part of
+a frame may be out. One cancelled while still waiting for the lock wrote nothing.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -56,19 +59,17 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
-from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.errors import (
     ThalovantAuthenticationError,
     ThalovantConnectionError,
-    ThalovantError,
     ThalovantHandshakeError,
-    ThalovantTimeoutError,
 )
 from thalovant.shell.links import dial
+from thalovant.shell.links.ws_errors import host_header, mapped_errors
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WsClosed", "WsConnection", "WsPong", "WsUpgradeRejected"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WsClosed", "WsConnection", "WsPong", "WsProgress", "WsUpgradeRejected"]
 
 #: Largest message (after reassembly) accepted by default: 8 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
@@ -100,6 +101,11 @@ class WsPong:
     """A PONG frame arrived (returned by :meth:`WsConnection.receive_event` only)."""
 
 
+@dataclass(frozen=True, slots=True)
+class WsProgress:
+    """Bytes arrived that complete no message yet (:meth:`WsConnection.receive_event`, once asked)."""
+
+
 class WsUpgradeRejected(ThalovantHandshakeError):
     """The server answered the upgrade with something other than ``101``.
 
@@ -113,36 +119,6 @@ class WsUpgradeRejected(ThalovantHandshakeError):
             retryable=status_code >= 500 or status_code in (408, 429),
         )
         self.status_code = status_code
-
-
-def _host_header(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"{shown}:{port}"
-
-
-@contextmanager
-def _mapped_errors(action: str) -> Iterator[None]:
-    """Turn transport exceptions into thalovant's connection errors (no secrets)."""
-    try:
-        yield
-    except ThalovantError:
-        raise  # already typed (ThalovantConnectionError is an OSError: keep it out of the OSError arm)
-    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-        raise ThalovantConnectionError(f"websocket {action} failed: connection lost") from exc
-    except ssl.SSLCertVerificationError as exc:
-        raise ThalovantConnectionError(
-            f"websocket {action} failed: TLS certificate verification failed ({exc.verify_message}); "
-            "pass ca_file= with the hub's CA",
-            retryable=False,
-        ) from None
-    except ssl.SSLError as exc:
-        raise ThalovantConnectionError(f"websocket {action} failed: TLS error ({exc.reason})") from None
-    except TimeoutError:
-        raise ThalovantTimeoutError(f"websocket {action} timed out") from None
-    except OSError as exc:
-        raise ThalovantConnectionError(f"websocket {action} failed: {exc.strerror or type(exc).__name__}") from None
-    except (WsLocalProtocolError, WsRemoteProtocolError) as exc:
-        raise ThalovantConnectionError(f"websocket {action} failed: protocol error ({type(exc).__name__})") from None
 
 
 class WsConnection:
@@ -174,6 +150,7 @@ class WsConnection:
         self._size = 0
         self._send_lock = anyio.Lock()
         self._closed: WsClosed | None = None
+        self._progress_wanted = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed is not None else self._ws.state.name.lower()
@@ -223,10 +200,10 @@ class WsConnection:
             WsUpgradeRejected: any other non-101 answer (``.status_code``).
             ThalovantConnectionError: anything else (refused, reset, TLS, protocol).
         """
-        peer = _host_header(host, port)
+        peer = host_header(host, port)
         stream: anyio.abc.ByteStream | None = None
         try:
-            with _mapped_errors("connect"), anyio.fail_after(timeout):
+            with mapped_errors("connect"), anyio.fail_after(timeout):
                 stream = await dial.open_stream(host, port, tls=tls, tls_hostname=server_hostname or host, proxy=proxy)
                 ws = WSConnection(ConnectionType.CLIENT)
                 conn = cls(stream, ws, peer=peer, max_message_size=max_message_size)
@@ -296,10 +273,14 @@ class WsConnection:
         await self._send_raw(event)
 
     async def _send_raw(self, event: Event) -> None:
-        with _mapped_errors("send"):
+        with mapped_errors("send"):
             data = self._ws.send(event)
             async with self._send_lock:
-                await self._stream.send(data)
+                try:
+                    await self._stream.send(data)
+                except anyio.get_cancelled_exc_class():
+                    await self.abort()  # cut off mid-write: a partial frame leaves the stream unusable
+                    raise
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -316,12 +297,18 @@ class WsConnection:
                 (the stream broke while sending a pong).
         """
         item = await self.receive_event()
-        while isinstance(item, WsPong):
+        while isinstance(item, WsPong | WsProgress):
             item = await self.receive_event()
         return item
 
-    async def receive_event(self) -> str | bytes | WsClosed | WsPong:
-        """Like :meth:`receive`, and also returns a :class:`WsPong` for every PONG frame from the peer."""
+    def want_progress(self) -> None:
+        """Ask :meth:`receive_event` to return one :class:`WsProgress` when bytes arrive that complete nothing."""
+        self._progress_wanted = True
+
+    async def receive_event(self) -> str | bytes | WsClosed | WsPong | WsProgress:
+        """Like :meth:`receive`, and also returns a :class:`WsPong` for every PONG frame from the peer
+        and, after :meth:`want_progress`, one :class:`WsProgress`."""
+        read = False
         while self._closed is None:
             while self._pending:
                 result = await self._on_event(self._pending.popleft())
@@ -329,10 +316,14 @@ class WsConnection:
                     return result
             if self._closed is not None:
                 break
+            if read and self._progress_wanted:
+                self._progress_wanted = False
+                return WsProgress()
             try:
                 chunk: bytes | None = await self._stream.receive(_READ_CHUNK)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 chunk = None
+            read = chunk is not None
             if self._ws.state is ConnectionState.CLOSED and chunk is not None:
                 continue  # we already finished the close handshake; ignore trailing bytes
             self._ws.receive_data(chunk)

@@ -18,8 +18,14 @@ Theory of operation
   receives the hub's reply and reports ``WsClosed``.
 * ``PingWs`` (the liveness probe) sends a PING from a task of its own, bounded
   by the send timeout (a stalled path must not hold the runtime's task); the
-  reader reports the hub's PONG as ``WsPonged``. A ping that cannot be written
-  needs no report: the unanswered probe is what the machine acts on.
+  reader reports the hub's PONG as ``WsPonged``, and the first bytes read after
+  the ping that complete nothing as ``WsReceiving`` (the PONG queues behind a
+  large message the hub is sending: its bytes arriving prove the path). A ping
+  that cannot be written needs no report: the unanswered probe is what the
+  machine acts on. A ping cut off by the send timeout mid-write aborts the
+  stream (:class:`WsConnection` does it: a half-written frame leaves the stream
+  unusable); the reader reports the loss. Still waiting for a large send to
+  finish, it has written nothing and the link stays up.
 """
 
 from __future__ import annotations
@@ -36,11 +42,21 @@ from thalovant.core.errors import (
     ThalovantError,
     ThalovantProxyError,
 )
-from thalovant.core.links.ws import CloseWs, PingWs, SendWs, WsClosed, WsMessage, WsOpened, WsPonged, WsRejected
+from thalovant.core.links.ws import (
+    CloseWs,
+    PingWs,
+    SendWs,
+    WsClosed,
+    WsMessage,
+    WsOpened,
+    WsPonged,
+    WsReceiving,
+    WsRejected,
+)
 from thalovant.core.machine import Output
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.ws import WsClosed as ShellWsClosed
-from thalovant.shell.links.ws import WsConnection, WsPong, WsUpgradeRejected
+from thalovant.shell.links.ws import WsConnection, WsPong, WsProgress, WsUpgradeRejected
 
 __all__ = ["WsDriver"]
 
@@ -105,7 +121,12 @@ class WsDriver:
                 if isinstance(item, ShellWsClosed):
                     await epoch.deliver(WsClosed(code=item.code, reason=item.reason))
                     return
-                await epoch.deliver(WsPonged() if isinstance(item, WsPong) else WsMessage(data=item))
+                if isinstance(item, WsPong):
+                    await epoch.deliver(WsPonged())
+                elif isinstance(item, WsProgress):
+                    await epoch.deliver(WsReceiving())
+                else:
+                    await epoch.deliver(WsMessage(data=item))
         except ThalovantError as exc:
             await epoch.deliver(WsClosed(code=1006, reason=str(exc)))
         finally:
@@ -130,7 +151,8 @@ class WsDriver:
         ws = self.ws
         if ws is None:
             return
-        with anyio.move_on_after(self.epoch.timeouts.send):
+        ws.want_progress()
+        with anyio.move_on_after(self.epoch.timeouts.send):  # cut off mid-write, it aborts the stream
             try:
                 await ws.send_ping()
             except ThalovantError as exc:
