@@ -23,7 +23,10 @@ Why both places: OVOS reads the ``Session`` fields, but hub 4.x replaces
 ``context.session`` with the connection's session (spec §9.1: it adopts the
 message's session only when its id is the HELLO one, i.e. not inside a
 conversation with its own session id), while top-level context keys reach the
-hub bus unchanged on hub 4.x and 5.x.
+hub bus unchanged on hub 4.x and 5.x. Seen on the harness hubs
+(``tests/live/test_hints_live.py``): hub 5.x keeps all three session fields;
+hub 4.x keeps ``session.pipeline`` but drops ``session.stt_lang`` and
+``session.location_preferences``; the top-level keys arrive on both.
 
 A hint argument wins over the same key already in ``context`` (it is the more
 specific, per-request word); the ``session`` dict is merged key by key, so
