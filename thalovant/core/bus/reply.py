@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.bus.ends import ends_unanswered, is_turn_failure
 from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent
 from thalovant.core.bus.failures import ThalovantUnansweredError
 from thalovant.core.bus.redact import redact
@@ -303,14 +304,14 @@ def build_reply(
             seen.add(key)
             unique.append(event)
     pieces = speech_pieces(unique)
-    failure = next((e for e in unique if e.is_failure), None)
+    failure = next((e for e in unique if is_turn_failure(e)), None)
     return ThalovantReply(
         text=" ".join(pieces),
         utterances=pieces,
         events=tuple(unique),
         handled=any(e.is_handled for e in unique),
         timed_out=timed_out,
-        unanswered=any(e.is_unanswered for e in unique),
+        unanswered=any(ends_unanswered(e) for e in unique),
         session_id=session_id,
         request_id=request_id,
         failure_event=failure,
