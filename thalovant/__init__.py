@@ -64,6 +64,10 @@ _EXPORTS: dict[str, str] = {
     "ThalovantDisplayItem": "thalovant.core.bus.display",
     "strip_ssml": "thalovant.core.bus.display",
     "build_client_context": "thalovant.core.bus.outbound",
+    "build_location": "thalovant.core.bus.hints",
+    "request_context": "thalovant.core.bus.hints",
+    "ThalovantUnansweredError": "thalovant.core.bus.failures",
+    "THALOVANT_CLAIMED_META_KEY": "thalovant.core.bus.reply",
     "EVENT_RECOGNIZER_LOOP_UTTERANCE": "thalovant.core.bus.events",
     "EVENT_SPEAK": "thalovant.core.bus.events",
     "EVENT_UTTERANCE_HANDLED": "thalovant.core.bus.events",
@@ -87,8 +91,10 @@ if TYPE_CHECKING:
         EventFilter,
         ThalovantEvent,
     )
+    from thalovant.core.bus.failures import ThalovantUnansweredError
+    from thalovant.core.bus.hints import build_location, request_context
     from thalovant.core.bus.outbound import build_client_context
-    from thalovant.core.bus.reply import ThalovantReply
+    from thalovant.core.bus.reply import THALOVANT_CLAIMED_META_KEY, ThalovantReply
     from thalovant.core.client.health import ThalovantHealth
     from thalovant.core.client.topics import mqtt_topics_for_identity
     from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport

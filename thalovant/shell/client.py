@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from thalovant.core.bus.hints import request_context
 from thalovant.core.bus.outbound import action_message, code_message
 from thalovant.core.bus.outbound import utterance_message as build_utterance
 from thalovant.core.bus.reply import ThalovantReply
@@ -337,10 +338,17 @@ class AsyncThalovantClient(ClientEvents):
         session_id: str | None = None,
         request_id: str | None = None,
         timeout: float | None = None,
+        stt_lang: str | None = None,
+        pipeline: Sequence[str] | None = None,
+        location: Mapping[str, Any] | None = None,
+        raise_unanswered: bool = False,
     ) -> ThalovantReply:
         """Send an utterance and wait until the hub says the turn is handled.
 
         ``text``, ``lang``, ``context``, ``session_id``, ``request_id``: see :meth:`send_utterance`.
+        ``stt_lang``, ``pipeline``, ``location``: request hints merged into the context
+        (:func:`thalovant.request_context`; checked before anything is sent). ``raise_unanswered``:
+        raise :class:`thalovant.ThalovantUnansweredError` instead of returning an unanswered reply.
 
         Returns:
             The reply. ``reply.unanswered`` is True when no skill matched;
@@ -354,6 +362,7 @@ class AsyncThalovantClient(ClientEvents):
             ThalovantArgumentError, ThalovantArgumentTypeError: ``timeout`` is not a number of seconds.
         """
         wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
+        context = request_context(context, stt_lang=stt_lang, pipeline=pipeline, location=location)
         message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
         settle = self.reply_settle_seconds
         await self._first_use()
@@ -362,7 +371,7 @@ class AsyncThalovantClient(ClientEvents):
             raise_for(SendEnded(result=sent, wait=wait))
         raise_for(AskEnded(result=ended, wait=wait))
         assert isinstance(ended, corr.AskFinished)  # raise_for lets only a success through
-        return ended.reply
+        return ended.reply.raise_for_unanswered(text.strip()) if raise_unanswered else ended.reply
 
     # ---- events: listen, wait_for_event, on (shell/client_events.py) --------------------------------
 

@@ -168,6 +168,7 @@ class AsyncThalovantConversation:
         context: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        **hints: Any,
     ) -> ThalovantReply:
         """One turn: send ``text`` and wait for the reply (see :meth:`AsyncThalovantClient.ask`).
 
@@ -177,10 +178,15 @@ class AsyncThalovantConversation:
             context: merged over the conversation's context for this turn.
             timeout: seconds to wait (None: the client's ``reply_timeout``).
             request_id: the turn's request id (None: a fresh one).
+            **hints: ``stt_lang``, ``pipeline``, ``location``, ``raise_unanswered`` of the client's ``ask``.
         """
-        reply = await self._turn(self.client.ask, text, lang, context, request_id, timeout=timeout)
-        self._state = self._state.update_from_reply(reply)
-        return reply
+        unknown = set(hints) - {"stt_lang", "pipeline", "location", "raise_unanswered"}
+        if unknown:
+            raise TypeError(f"ask() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        strict = bool(hints.pop("raise_unanswered", False))
+        reply = await self._turn(self.client.ask, text, lang, context, request_id, timeout=timeout, **hints)
+        self._state = self._state.update_from_reply(reply)  # remembered even when it raises below
+        return reply.raise_for_unanswered(text.strip()) if strict else reply
 
     async def send_utterance(
         self,

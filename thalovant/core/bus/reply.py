@@ -22,9 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
+from thalovant.core.bus.ends import ends_unanswered, is_turn_failure
 from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent
+from thalovant.core.bus.failures import ThalovantUnansweredError
 from thalovant.core.bus.redact import redact
 from thalovant.core.deprecation import warn_once
+
+#: The key (in an event's ``data.meta`` or ``context``) whose bool says whether a skill claimed the turn.
+THALOVANT_CLAIMED_META_KEY = "thalovant_claimed"
+
+
+def _text_of(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 class _RawMessagesSlot:
@@ -141,6 +150,61 @@ class ThalovantReply(_RawMessagesSlot):
         return tuple(found)
 
     @property
+    def pipeline_ids(self) -> tuple[str, ...]:
+        """The pipelines that matched, in order: ``context.pipeline_id`` or ``data.meta.pipeline_id`` of each event.
+
+        Empty when no event names one (hubs 4.x and 5.x of the harness do not; a hub plugin may).
+        """
+        found: list[str] = []
+        for event in self.events:
+            meta = event.data.get("meta")
+            for value in (
+                event.context.get("pipeline_id"),
+                meta.get("pipeline_id") if isinstance(meta, dict) else None,
+            ):
+                text = _text_of(value)
+                if text is not None and text not in found:
+                    found.append(text)
+        return tuple(found)
+
+    @property
+    def claimed(self) -> bool | None:
+        """Whether a skill (not a fallback) claimed the turn; None when the events do not tell.
+
+        The last event with a bool ``THALOVANT_CLAIMED_META_KEY`` (``data.meta`` or ``context``) decides;
+        else an unanswered turn is False, and a handled turn with a skill id is True unless a
+        pipeline id starts with ``fallback``.
+        """
+        said: bool | None = None
+        for event in self.events:
+            meta = event.data.get("meta")
+            for value in (
+                event.context.get(THALOVANT_CLAIMED_META_KEY),
+                meta.get(THALOVANT_CLAIMED_META_KEY) if isinstance(meta, dict) else None,
+            ):
+                if isinstance(value, bool):
+                    said = value
+        if said is not None:
+            return said
+        if self.unanswered:
+            return False
+        if self.handled and self.skill_ids:
+            return not any(p.lower().startswith("fallback") for p in self.pipeline_ids)
+        return None
+
+    def raise_for_unanswered(self, said: str | None = None) -> ThalovantReply:
+        """Raise :class:`ThalovantUnansweredError` if no skill matched, else return the reply itself.
+
+        Args:
+            said: what was said (None: the failure event's ``utterance``, if any).
+        """
+        if not self.unanswered:
+            return self
+        if said is None and self.failure_event is not None:
+            said = _text_of(self.failure_event.data.get("utterance"))
+        raise ThalovantUnansweredError(said, request_id=self.request_id, reply=self)
+
+    @property
     def empty(self) -> bool:
         """Nothing was said (a handled turn can be silent)."""
         return not self.text
@@ -185,6 +249,8 @@ class ThalovantReply(_RawMessagesSlot):
             "cancelled": self.cancelled,
             "lang": self.lang,
             "skill_ids": list(self.skill_ids),
+            "pipeline_ids": list(self.pipeline_ids),
+            "claimed": self.claimed,
             "session_id": self.session_id,
             "request_id": self.request_id,
             "display_items": redact([i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)]),
@@ -238,14 +304,14 @@ def build_reply(
             seen.add(key)
             unique.append(event)
     pieces = speech_pieces(unique)
-    failure = next((e for e in unique if e.is_failure), None)
+    failure = next((e for e in unique if is_turn_failure(e)), None)
     return ThalovantReply(
         text=" ".join(pieces),
         utterances=pieces,
         events=tuple(unique),
         handled=any(e.is_handled for e in unique),
         timed_out=timed_out,
-        unanswered=any(e.is_unanswered for e in unique),
+        unanswered=any(ends_unanswered(e) for e in unique),
         session_id=session_id,
         request_id=request_id,
         failure_event=failure,

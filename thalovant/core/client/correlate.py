@@ -24,10 +24,10 @@ trip). Only an event with no id at all falls back to the session id, and only
 when exactly one pending ask has that (user-given) session id.
 
 Rule 2 (ends). An ask ends as soon as the hub says so: ``ovos.utterance.handled``
-→ finished; ``complete_intent_failure`` / ``ovos.intent.unmatched`` →
-finished with ``unanswered``; ``hive.policy.denied`` → failed (denial), not
-followed by ``handled`` on hub 5.x. At the deadline, speech already heard is
-returned (``timed_out=True``); only a silent ask fails with ``timeout``.
+→ finished; ``complete_intent_failure`` / ``ovos.intent.unmatched`` / ``hive.query.timeout``
+(its ``query_id`` is the ask's request id: ``core/bus/ends.py``) → finished with ``unanswered``;
+``hive.policy.denied`` → failed (denial), not followed by ``handled`` on hub 5.x. At the deadline,
+speech already heard is returned (``timed_out=True``); only a silent ask fails with ``timeout``.
 
 Rule 2b (settle, 0.4.7's ``reply_settle_seconds``; off by default). An ask
 with ``settle > 0`` that hears its end is held until ``settle`` seconds after
@@ -59,13 +59,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from thalovant.core.bus.ends import ends_unanswered, request_id_of, turn_ids
 from thalovant.core.bus.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, ThalovantEvent
 from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
 from thalovant.core.bus.reply import ThalovantReply, build_reply
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.jsontree import weight
 from thalovant.core.machine import Input, Output, Row, Table, Tick
-from thalovant.core.wire.message import BusMessage
 
 FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
 MAX_ASK_EVENTS: Final = 1000  # events one ask keeps for its reply; more speech is dropped (Rule 2)
@@ -299,7 +299,7 @@ class Correlator:
             if event.is_policy_denied:
                 return [UnattributedDenial(denial=parse_denial(event), event=event)]
             return []
-        ends = event.is_handled or event.is_unanswered or event.is_policy_denied
+        ends = event.is_handled or ends_unanswered(event) or event.is_policy_denied
         if (len(owner.events) < MAX_ASK_EVENTS and owner.size < MAX_ASK_BYTES) or ends:
             owner.events.append(event)  # a flood of speech is capped; the end signals always count
             owner.size += weight((event.type, event.data, event.context), stop_at=MAX_ASK_BYTES)
@@ -312,7 +312,7 @@ class Correlator:
         elif owner.quiet_hold and event.is_speech:  # Rule 2c: the speech that handled overtook
             owner.quiet_hold, owner.hold_until = False, None
             out += self._done(owner, now)
-        elif (event.is_handled or event.is_unanswered) and owner.hold_until is None:
+        elif (event.is_handled or ends_unanswered(event)) and owner.hold_until is None:
             if event.is_handled and owner.first_speech is None and self._quiet_grace > 0:
                 owner.quiet_hold, owner.hold_until = True, now + self._quiet_grace  # Rule 2c
             else:
@@ -363,7 +363,7 @@ class Correlator:
         self._sends.append(send)
 
     def _owner(self, event: ThalovantEvent, now: float) -> _Pending | None:
-        ids = event.request_ids
+        ids = turn_ids(event)
         if ids:
             for rid in ids:
                 ask_id = self._by_request.get(rid)
@@ -434,12 +434,6 @@ def ask_failed(ask: AskStarted | None, kind: FailKind, reason: str) -> list[Outp
         return []
     reply = ThalovantReply(session_id=ask.session_id, request_id=ask.request_id)
     return [AskFailed(ask_id=ask.ask_id, kind=kind, reason=reason, reply=reply)]
-
-
-def request_id_of(message: BusMessage) -> str | None:
-    """The correlation id a message carries in ``context.request_id``, if it is a string."""
-    rid = message.context.get("request_id")
-    return rid if isinstance(rid, str) else None
 
 
 __all__ = [  # the machine, its inputs, its outputs, helpers for the Connection
