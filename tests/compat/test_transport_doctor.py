@@ -9,9 +9,9 @@ A client without a transport keeps the eight (``tests/core/test_doctor.py``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from tests.compat.fakes import BusFake
 from thalovant import (
     HubDataPlaneEndpoints,
     HubProtocolSettings,
@@ -25,36 +25,17 @@ ACCESS_KEY = "access-key-never-shown-0123"
 BROKER_PASSWORD = "broker-password-never-shown"
 
 
-@dataclass
-class FakeTransport:
-    refuse: bool = False
-    connected: bool = False
+class FakeTransport(BusFake):
+    """The shared 0.4.7 fake; ``refuse=True`` makes ``connect()`` fail the way a hub refusal does."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.refuse = refuse
 
     def connect(self) -> None:
         if self.refuse:
             raise ThalovantConnectionError(f"hub said no to {ACCESS_KEY}")
-        self.connected = True
-
-    def disconnect(self) -> None:
-        self.connected = False
-
-    def on_mycroft(self, name: str, fn: Any) -> None:
-        pass
-
-    def remove_mycroft(self, name: str, fn: Any) -> None:
-        pass
-
-    def emit_event(self, event_type: str, data: dict[str, Any], context: dict[str, Any]) -> None:
-        pass
-
-    def healthcheck(self) -> None:
-        return None
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def last_error(self) -> BaseException | None:
-        return None
+        super().connect()
 
 
 def identity(**extra: Any) -> ThalovantIdentity:

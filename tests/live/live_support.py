@@ -32,6 +32,12 @@ def need_protocol(hub: Any, protocol: str) -> None:
         pytest.skip(f"MQTT unavailable: {hub.mqtt_unavailable_reason}")
 
 
+def hub_of_generation(request: pytest.FixtureRequest) -> Any:
+    """The real hub of the parametrized cell's ``generation`` (``"hub4"``: ``real_hub``, else ``real_hub_v3``)."""
+    generation = request.node.callspec.params["generation"]
+    return request.getfixturevalue("real_hub" if generation == "hub4" else "real_hub_v3")
+
+
 def tag(prefix: str) -> str:
     """A unique marker for one test's messages."""
     return f"{prefix}-{secrets.token_hex(4)}"

@@ -30,6 +30,7 @@ from tests.live.live_support import (
     echo_utterances,
     fast_reconnect,
     heard_again,
+    hub_of_generation,
     in_thread,
     need_protocol,
     report_in_summary,
@@ -71,7 +72,7 @@ def _summary(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def live_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield request.getfixturevalue("real_hub" if request.node.callspec.params["generation"] == "hub4" else "real_hub_v3")
+    yield hub_of_generation(request)
 
 
 def bound(protocol: str) -> float:

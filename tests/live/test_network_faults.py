@@ -35,6 +35,7 @@ from tests.live.live_support import (
     echo_utterances,
     fast_reconnect,
     heard_again,
+    hub_of_generation,
     in_thread,
     need_protocol,
     report_in_summary,
@@ -76,7 +77,7 @@ def _faults_summary(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def fault_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield request.getfixturevalue("real_hub" if request.node.callspec.params["generation"] == "hub4" else "real_hub_v3")
+    yield hub_of_generation(request)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.live.live_support import in_thread, need_protocol, tag
+from tests.live.live_support import hub_of_generation, in_thread, need_protocol, tag
 from thalovant.shell.client import AsyncThalovantClient
 
 CELLS = [("hub4", "wss"), ("hub4", "https"), ("hub4", "mqtt"), ("hub5", "wss"), ("hub5", "https"), ("hub5", "mqtt")]
@@ -30,7 +30,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def cell_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield request.getfixturevalue("real_hub" if request.node.callspec.params["generation"] == "hub4" else "real_hub_v3")
+    yield hub_of_generation(request)
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ from tests.live.live_support import (
     echo_utterances,
     heard_again,
     hub_control,
+    hub_of_generation,
     in_thread,
     need_protocol,
     report_in_summary,
@@ -53,7 +54,7 @@ def _soak_summary(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def soak_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The hub of the cell's generation, always left running."""
-    hub = request.getfixturevalue("real_hub" if request.node.callspec.params["generation"] == "hub4" else "real_hub_v3")
+    hub = hub_of_generation(request)
     yield hub
     if not hub.hub_alive():
         hub.start_hub()
