@@ -25,6 +25,7 @@ core has no connect deadline.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -151,6 +152,8 @@ class ClientEngine:
         self._ready: anyio.Event | None = None  # created on the event loop by start()
         self._settled: anyio.Event | None = None
         self._stack: AsyncExitStack | None = None
+        self._closed: anyio.Event | None = None  # set when stop() has finished (created by start())
+        self.close_grace = CLOSE_GRACE  # stop()'s default limit on the polite goodbye
 
     @property
     def protocol(self) -> str:
@@ -164,6 +167,7 @@ class ClientEngine:
             return
         self._ready = anyio.Event()
         self._settled = anyio.Event()
+        self._closed = anyio.Event()
         self.gave_up = None
         entropy: Any = self._entropy
         recorder = None
@@ -203,20 +207,21 @@ class ClientEngine:
         """Why the machine is not ready (``timeout``: the seconds waited, for the message when it did not give up)."""
         return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=self.gave_up, detail=self.detail)
 
-    async def stop(self, reason: str) -> None:
+    async def stop(self, reason: str, grace: float | None = None) -> None:
         """Close the link and end every wait with ``reason``. Idempotent.
 
-        A ready session is closed politely (the transport's goodbye), for at most :data:`CLOSE_GRACE`
-        seconds whatever the hub does, the wait for room in the inbox included. A link that never became
-        ready (still connecting, or reconnecting) is dropped at once: there is no session to say goodbye
-        to, and ``connect()`` closes that way when it fails, so it raises at its own timeout.
+        A ready session is closed politely (the transport's goodbye), for at most ``grace`` seconds
+        (default :attr:`close_grace`) whatever the hub does, the wait for room in the inbox included. A link
+        that never became ready (still connecting, or reconnecting) is dropped at once: there is no session to
+        say goodbye to, and ``connect()`` closes that way when it fails, so it raises at its own timeout.
         """
         runtime, stack = self.runtime, self._stack
         if runtime is None or stack is None:
             return
         self.runtime = self._stack = None
         if self.status is cx.ConnectionState.READY:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
+            limit = self.close_grace if grace is None else grace
+            with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
                 if await runtime.post(cx.Disconnect()):
                     await runtime.done.wait()
         runtime.stop()
@@ -227,6 +232,20 @@ class ClientEngine:
         self.status = cx.ConnectionState.CLOSED
         self._listeners.fail_all(ThalovantConnectionError(reason))
         self.results.fail_pending(reason)
+        if self._closed is not None:
+            self._closed.set()
+
+    async def wait_closed(self, timeout: float | None) -> bool:
+        """Wait until :meth:`stop` has finished (at most ``timeout`` seconds; None: no limit); whether it has.
+
+        An engine never started counts as closed.
+        """
+        closed = self._closed
+        if closed is None or closed.is_set():
+            return True
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            await closed.wait()
+        return closed.is_set()
 
     def _on_status(self, status: cx.StatusChanged) -> None:
         self.status = status.state
