@@ -27,8 +27,10 @@ from __future__ import annotations
 import logging
 import math
 import ssl
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
@@ -37,6 +39,7 @@ import anyio.abc
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
+from thalovant.core.client.info import ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantConnectionError
 from thalovant.core.machine import Entropy, Input, Output
@@ -154,6 +157,9 @@ class ClientEngine:
         self._stack: AsyncExitStack | None = None
         self._closed: anyio.Event | None = None  # set when stop() has finished (created by start())
         self.close_grace = CLOSE_GRACE  # stop()'s default limit on the polite goodbye
+        self._machine: object = None  # the last runtime's machine, kept for info() after stop()
+        self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
+        self._t0 = 0.0
 
     @property
     def protocol(self) -> str:
@@ -193,6 +199,9 @@ class ClientEngine:
         stack = AsyncExitStack()
         self.task_group = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        self._machine = getattr(self.runtime, "machine", None)
+        self._times = {"started_at": time.time(), "connected_at": None, "connect_ms": None}  # wall clock, for info()
+        self._t0 = anyio.current_time()
         self.task_group.start_soon(self.runtime.run)
         await self.runtime.post(cx.Connect())
 
@@ -255,6 +264,9 @@ class ClientEngine:
             self.generation = status.generation
         assert self._ready is not None and self._settled is not None
         if status.state is cx.ConnectionState.READY:
+            self._times["connected_at"] = time.time()
+            if self._times["connect_ms"] is None:
+                self._times["connect_ms"] = round((anyio.current_time() - self._t0) * 1000, 1)
             self._ready.set()
             self._settled.set()
             log.info("connected to the hub over %s (protocol v%s)", self.protocol, status.generation)
@@ -276,7 +288,14 @@ class ClientEngine:
             protocol=self.protocol,
             generation=self.generation,
             epoch=self.epoch,
+            connection=self.info(),
         )
+
+    def info(self) -> ThalovantConnectionInfo:
+        """What the connection negotiated and its times (``connection_info()``)."""
+        info = connection_info(self._machine, transport=self.protocol, **self._times)
+        stale = self.runtime is None or info.phase == "unknown"  # closed, or a machine that is not a Connection
+        return replace(info, phase=self.status.value) if stale else info
 
     # ---- requests -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, Self, TypeVar
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.client.info import ThalovantConnectionInfo
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client import AsyncThalovantClient
@@ -152,6 +153,15 @@ class ThalovantClient:
         return self._closed.wait(wait)
 
     disconnect = close
+
+    def connection_info(self) -> ThalovantConnectionInfo:
+        """What the connection negotiated and its times (see :meth:`AsyncThalovantClient.connection_info`)."""
+        return self._async.connection_info()
+
+    def connect_with_info(self) -> ThalovantConnectionInfo:
+        """``connect()``, then :meth:`connection_info` (raises as ``connect()`` does)."""
+        self.connect()
+        return self.connection_info()
 
     def _call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await fn(...)`` on the client's loop (connecting first if needed)."""
