@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thalovant.core.client.connection_events import ConnectionState
-from thalovant.core.client.info import ThalovantConnectionInfo
+
+if TYPE_CHECKING:  # info.py imports the connection machine: the CLI's --help must not load it
+    from thalovant.core.client.info import ThalovantConnectionInfo
 
 
 @dataclass(frozen=True, slots=True)
