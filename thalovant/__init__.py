@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncThalovantClient": "thalovant.shell.client",
     "ThalovantClient": "thalovant.shell.sync.client",
     "ThalovantHealth": "thalovant.core.client.health",
+    "ThalovantConnectionInfo": "thalovant.core.client.info",
     "ThalovantSubscription": "thalovant.shell.listeners",
     "ThalovantListener": "thalovant.shell.listeners",
     "EventHandler": "thalovant.shell.listeners",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     from thalovant.core.bus.outbound import build_client_context
     from thalovant.core.bus.reply import THALOVANT_CLAIMED_META_KEY, ThalovantReply
     from thalovant.core.client.health import ThalovantHealth
+    from thalovant.core.client.info import ThalovantConnectionInfo
     from thalovant.core.client.topics import mqtt_topics_for_identity
     from thalovant.core.doctor import ThalovantDoctorCheck, ThalovantDoctorReport
     from thalovant.core.identity.mqtt import MqttBrokerCredentials

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("version", "print the version")
     add("doctor", "check the identity, the endpoint, the connection and the transport")
     add("health", "connect and report the connection's health")
+    add("info", "connect and print what the connection negotiated and how long it took")
     ask = add("ask", "send an utterance and print the answer")
     utter = add("utter", "send an utterance without waiting for an answer")
     for speak in (ask, utter):
@@ -220,6 +221,12 @@ async def cmd_health(ctx: Context) -> int:
         await client.close()
     out(render.json_text(health.as_dict()) if ctx.args.json else render.health_text(health))
     return EXIT_OK if health.ok else EXIT_REMOTE
+
+
+async def cmd_info(ctx: Context) -> int:
+    async with ctx.session() as client:
+        out(render.info_text(client.connection_info().as_dict(), as_json=ctx.args.json))
+    return EXIT_OK
 
 
 async def cmd_ask(ctx: Context) -> int:
@@ -353,6 +360,7 @@ def cmd_version(ctx: Context) -> int:
 
 COMMANDS: dict[str, Callable[[Context], Any]] = {
     "health": cmd_health,
+    "info": cmd_info,
     "ask": cmd_ask,
     "utter": cmd_utter,
     "emit": cmd_emit,

@@ -228,6 +228,13 @@ def unhealthy(error: str, protocol: str | None) -> ThalovantHealth:
     )
 
 
+def info_text(info: Mapping[str, Any], *, as_json: bool = False) -> str:
+    """A connection info (``ThalovantConnectionInfo.as_dict()``): JSON, or one ``name=value`` line per known field."""
+    if as_json:
+        return json_text(dict(info))
+    return "\n".join(f"{name}={value}" for name, value in info.items() if value is not None)
+
+
 def health_text(health: ThalovantHealth) -> str:
     """``ok`` or ``failed``, then one ``name=value`` line per field that is known."""
     lines = ["ok" if health.ok else "failed"]

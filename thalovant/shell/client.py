@@ -39,6 +39,7 @@ from thalovant.core.wire.message import BusMessage
 from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.client_events import ClientEvents
+from thalovant.shell.client_info import ClientInfo
 from thalovant.shell.client_options import reconnect_policy, settle_seconds
 from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
@@ -55,7 +56,7 @@ from thalovant.shell.tls import make_ssl_context
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
 
 
-class AsyncThalovantClient(ClientEvents):
+class AsyncThalovantClient(ClientEvents, ClientInfo):
     """Async client for a HiveMind hub over WebSocket, HTTP polling or MQTT.
 
     Use ``async with AsyncThalovantClient(identity) as client:``; ``connect()``
@@ -241,9 +242,28 @@ class AsyncThalovantClient(ClientEvents):
             await self.close()
             raise_for(failed)
 
-    async def close(self) -> None:
-        """Close the connection (politely where the transport allows). Idempotent."""
-        await self._engine.stop("the client was closed")
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the connection (politely where the transport allows). Idempotent; never raises on a slow hub.
+
+        ``timeout``: seconds the polite goodbye may take (default 2 s); past it the link is dropped, so
+        ``close()`` returns within ``timeout`` (+0.2 s) whatever the hub does. ``0`` drops it at once.
+
+        Raises:
+            ThalovantArgumentError: ``timeout`` is not a non-negative number of seconds.
+        """
+        grace = None if timeout is None else check_seconds("timeout", timeout, zero=True)
+        await self._engine.stop("the client was closed", grace)
+
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until a ``close()`` (from any task) has finished; True once closed, False if ``timeout`` ran out.
+
+        A client never connected counts as closed. ``timeout``: seconds (None: no limit).
+
+        Raises:
+            ThalovantArgumentError: ``timeout`` is not a non-negative number of seconds.
+        """
+        wait = None if timeout is None else check_seconds("timeout", timeout, zero=True)
+        return await self._engine.wait_closed(wait)
 
     disconnect = close
 

@@ -25,9 +25,12 @@ core has no connect deadline.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
@@ -36,6 +39,7 @@ import anyio.abc
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
+from thalovant.core.client.info import ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantConnectionError
 from thalovant.core.machine import Entropy, Input, Output
@@ -151,6 +155,11 @@ class ClientEngine:
         self._ready: anyio.Event | None = None  # created on the event loop by start()
         self._settled: anyio.Event | None = None
         self._stack: AsyncExitStack | None = None
+        self._closed: anyio.Event | None = None  # set when stop() has finished (created by start())
+        self.close_grace = CLOSE_GRACE  # stop()'s default limit on the polite goodbye
+        self._machine: object = None  # the last runtime's machine, kept for info() after stop()
+        self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
+        self._t0 = 0.0
 
     @property
     def protocol(self) -> str:
@@ -164,6 +173,7 @@ class ClientEngine:
             return
         self._ready = anyio.Event()
         self._settled = anyio.Event()
+        self._closed = anyio.Event()
         self.gave_up = None
         entropy: Any = self._entropy
         recorder = None
@@ -189,6 +199,9 @@ class ClientEngine:
         stack = AsyncExitStack()
         self.task_group = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        self._machine = getattr(self.runtime, "machine", None)
+        self._times = {"started_at": time.time(), "connected_at": None, "connect_ms": None}  # wall clock, for info()
+        self._t0 = anyio.current_time()
         self.task_group.start_soon(self.runtime.run)
         await self.runtime.post(cx.Connect())
 
@@ -203,20 +216,21 @@ class ClientEngine:
         """Why the machine is not ready (``timeout``: the seconds waited, for the message when it did not give up)."""
         return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=self.gave_up, detail=self.detail)
 
-    async def stop(self, reason: str) -> None:
+    async def stop(self, reason: str, grace: float | None = None) -> None:
         """Close the link and end every wait with ``reason``. Idempotent.
 
-        A ready session is closed politely (the transport's goodbye), for at most :data:`CLOSE_GRACE`
-        seconds whatever the hub does, the wait for room in the inbox included. A link that never became
-        ready (still connecting, or reconnecting) is dropped at once: there is no session to say goodbye
-        to, and ``connect()`` closes that way when it fails, so it raises at its own timeout.
+        A ready session is closed politely (the transport's goodbye), for at most ``grace`` seconds
+        (default :attr:`close_grace`) whatever the hub does, the wait for room in the inbox included. A link
+        that never became ready (still connecting, or reconnecting) is dropped at once: there is no session to
+        say goodbye to, and ``connect()`` closes that way when it fails, so it raises at its own timeout.
         """
         runtime, stack = self.runtime, self._stack
         if runtime is None or stack is None:
             return
         self.runtime = self._stack = None
         if self.status is cx.ConnectionState.READY:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
+            limit = self.close_grace if grace is None else grace
+            with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
                 if await runtime.post(cx.Disconnect()):
                     await runtime.done.wait()
         runtime.stop()
@@ -227,6 +241,20 @@ class ClientEngine:
         self.status = cx.ConnectionState.CLOSED
         self._listeners.fail_all(ThalovantConnectionError(reason))
         self.results.fail_pending(reason)
+        if self._closed is not None:
+            self._closed.set()
+
+    async def wait_closed(self, timeout: float | None) -> bool:
+        """Wait until :meth:`stop` has finished (at most ``timeout`` seconds; None: no limit); whether it has.
+
+        An engine never started counts as closed.
+        """
+        closed = self._closed
+        if closed is None or closed.is_set():
+            return True
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            await closed.wait()
+        return closed.is_set()
 
     def _on_status(self, status: cx.StatusChanged) -> None:
         self.status = status.state
@@ -236,6 +264,9 @@ class ClientEngine:
             self.generation = status.generation
         assert self._ready is not None and self._settled is not None
         if status.state is cx.ConnectionState.READY:
+            self._times["connected_at"] = time.time()
+            if self._times["connect_ms"] is None:
+                self._times["connect_ms"] = round((anyio.current_time() - self._t0) * 1000, 1)
             self._ready.set()
             self._settled.set()
             log.info("connected to the hub over %s (protocol v%s)", self.protocol, status.generation)
@@ -257,7 +288,14 @@ class ClientEngine:
             protocol=self.protocol,
             generation=self.generation,
             epoch=self.epoch,
+            connection=self.info(),
         )
+
+    def info(self) -> ThalovantConnectionInfo:
+        """What the connection negotiated and its times (``connection_info()``)."""
+        info = connection_info(self._machine, transport=self.protocol, **self._times)
+        stale = self.runtime is None or info.phase == "unknown"  # closed, or a machine that is not a Connection
+        return replace(info, phase=self.status.value) if stale else info
 
     # ---- requests -------------------------------------------------------------------------------
 

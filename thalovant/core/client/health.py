@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thalovant.core.client.connection_events import ConnectionState
+
+if TYPE_CHECKING:  # info.py imports the connection machine: the CLI's --help must not load it
+    from thalovant.core.client.info import ThalovantConnectionInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class ThalovantHealth:
         protocol: ``"wss"``, ``"https"`` or ``"mqtt"``.
         generation: 1 (legacy, hub 4.x) or 3 (Noise, hub 5.x) once known.
         reconnects: how many times the link was re-opened since connect.
+        connection: what the connection negotiated and its times (``client.connection_info()``), if known.
     """
 
     connected: bool
@@ -33,6 +37,7 @@ class ThalovantHealth:
     protocol: str | None = None
     generation: int | None = None
     reconnects: int = 0
+    connection: ThalovantConnectionInfo | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,11 +55,19 @@ class ThalovantHealth:
             "protocol": self.protocol,
             "generation": self.generation,
             "reconnects": self.reconnects,
+            "connection": self.connection.as_dict() if self.connection is not None else None,
         }
 
 
 def health_snapshot(
-    *, state: ConnectionState, detail: str, running: bool, protocol: str, generation: int | None, epoch: int
+    *,
+    state: ConnectionState,
+    detail: str,
+    running: bool,
+    protocol: str,
+    generation: int | None,
+    epoch: int,
+    connection: ThalovantConnectionInfo | None = None,
 ) -> ThalovantHealth:
     """The health a client reports from the machine's last ``StatusChanged`` (``running``: its runtime exists)."""
     ready = state is ConnectionState.READY
@@ -67,4 +80,5 @@ def health_snapshot(
         protocol=protocol,
         generation=generation,
         reconnects=max(0, epoch - 1),
+        connection=connection,
     )

@@ -182,6 +182,7 @@ class Handshake(TableMachine[HandshakeState]):
         self._password = password or None
         self._entropy = entropy
         self._deadline = started_at + timeout
+        self.channel: LegacyChannel | None = None  # the negotiated channel once READY (read by connection info)
         self._timeout = timeout
         self._binarize = binarize
         self._prefer = prefer
@@ -336,6 +337,7 @@ class Handshake(TableMachine[HandshakeState]):
 
     def _done(self, channel: LegacyChannel) -> list[Output]:
         self._exit(_S.READY)
+        self.channel = channel
         return [
             _note(f"handshake: {self.path} path, {channel.cipher.value}/{channel.encoding.value}", NoteLevel.INFO),
             HandshakeDone(channel=channel, hub_peer=self.hub_peer, node_id=self.node_id),

@@ -13,6 +13,7 @@ themselves without deadlocking the event loop.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from types import TracebackType
@@ -21,7 +22,9 @@ from typing import Any, ParamSpec, Self, TypeVar
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
+from thalovant.core.client.info import ThalovantConnectionInfo
 from thalovant.core.doctor import ThalovantDoctorReport
+from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.client_events import wanted_ids
 from thalovant.shell.identity_io import ThalovantIdentity
@@ -55,6 +58,8 @@ class ThalovantClient:
     def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **kwargs: Any) -> None:
         self._async = AsyncThalovantClient(identity, **kwargs)
         self._portal = Portal(autostart=self.connect)
+        self._closed = threading.Event()  # set while no loop runs (wait_closed)
+        self._closed.set()
 
     def __repr__(self) -> str:
         return repr(self._async).replace("AsyncThalovantClient", "ThalovantClient", 1)
@@ -120,13 +125,43 @@ class ThalovantClient:
         if self._portal.is_open:
             self._portal.call(self._async.connect)
         else:
-            self._portal.open(serve=self._async)
+            self._closed.clear()
+            try:
+                self._portal.open(serve=self._async)
+            except BaseException:
+                self._closed.set()
+                raise
 
-    def close(self) -> None:
-        """Close the connection and stop the background event loop. Idempotent."""
-        self._portal.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Close the connection and stop the background event loop. Idempotent.
+
+        ``timeout``: as :meth:`AsyncThalovantClient.close` (the polite goodbye's limit, default 2 s).
+        """
+        if timeout is not None:  # the loop's holder task leaves the client (its task group is that task's)
+            self._async._engine.close_grace = check_seconds("timeout", timeout, zero=True)
+        try:
+            self._portal.close()
+        finally:
+            self._closed.set()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until a ``close()`` (from any thread) has finished; True once closed, False if ``timeout`` ran out.
+
+        A client never connected counts as closed. ``timeout``: seconds (None: no limit).
+        """
+        wait = None if timeout is None else check_seconds("timeout", timeout, zero=True)
+        return self._closed.wait(wait)
 
     disconnect = close
+
+    def connection_info(self) -> ThalovantConnectionInfo:
+        """What the connection negotiated and its times (see :meth:`AsyncThalovantClient.connection_info`)."""
+        return self._async.connection_info()
+
+    def connect_with_info(self) -> ThalovantConnectionInfo:
+        """``connect()``, then :meth:`connection_info` (raises as ``connect()`` does)."""
+        self.connect()
+        return self.connection_info()
 
     def _call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await fn(...)`` on the client's loop (connecting first if needed)."""

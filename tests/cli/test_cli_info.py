@@ -1,0 +1,49 @@
+"""``thalovant info``: the connection's info as ``name=value`` lines or JSON (``--json``), from the in-memory hub.
+
+On main the command did not exist (argparse exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from thalovant.cli import main
+from thalovant.testing import MemoryHub
+
+IDENTITY = {
+    "access_key": "cli-info-access-key",
+    "password": "cli-info-password",
+    "default_master": "https://hub.example.invalid",
+    "site_id": "kitchen",
+}
+
+
+@pytest.fixture
+def identity_path(tmp_path: Path) -> str:
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps(IDENTITY))
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.mark.parametrize("generation", [1, 3])
+def test_info_json_reports_the_negotiated_connection(
+    identity_path: str, generation: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-i", identity_path, "--json", "info"], transport=MemoryHub(generation=generation)) == 0
+    printed = capsys.readouterr()
+    info = json.loads(printed.out)
+    assert info["transport"] == "https" and info["phase"] == "ready" and info["generation"] == generation
+    assert info["cipher"] == ("AES-GCM" if generation == 1 else "25519_ChaChaPoly_SHA256")
+    assert info["connect_ms"] >= 0 and info["started_at"] <= info["connected_at"]
+    assert not any(secret in printed.out + printed.err for secret in ("cli-info-access-key", "cli-info-password"))
+
+
+def test_info_text_prints_one_line_per_known_field(identity_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-i", identity_path, "info"], transport=MemoryHub()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["transport=https", "phase=ready", "generation=1"]
+    assert "encoding=JSON-HEX" in lines and not any(line.endswith("=None") for line in lines)
