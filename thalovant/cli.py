@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from returns.result import Failure
 
+from thalovant.cli_commands import cmd_ask, cmd_doctor, cmd_emit, cmd_health, cmd_info, cmd_listen, cmd_utter
 from thalovant.core import render
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
-from thalovant.core.render import EXIT_OK, EXIT_REMOTE, RemoteFailure, UsageError, exit_code, identity_secrets, scrub
+from thalovant.core.render import EXIT_OK, EXIT_REMOTE, UsageError, exit_code, identity_secrets, scrub
+from thalovant.core.render import RemoteFailure as RemoteFailure  # re-exported: what a failed command raises
 from thalovant.shell.progress import Progress
 
 if TYPE_CHECKING:
@@ -197,6 +199,10 @@ class Context:
         finally:
             await client.close()
 
+    def out(self, text: str) -> None:
+        """Print one result to stdout (the commands print nothing else there)."""
+        out(text)
+
     @contextlib.contextmanager
     def busy(self, label: str) -> Iterator[None]:
         """``with ctx.busy(label):`` shows ``label`` on the spinner line while the block runs."""
@@ -205,94 +211,6 @@ class Context:
             yield
         finally:
             self.progress.set(None)
-
-
-async def cmd_health(ctx: Context) -> int:
-    client = ctx.client()
-    try:
-        with ctx.busy("connecting"):
-            await client.connect()
-        health = await client.healthcheck()
-    except ThalovantError as exc:  # a failed connect is an unhealthy report, not a crash
-        if exit_code(exc) == render.EXIT_USAGE:
-            raise
-        health = render.unhealthy(scrub(str(exc), ctx.secrets), client.protocol)
-    finally:
-        await client.close()
-    out(render.json_text(health.as_dict()) if ctx.args.json else render.health_text(health))
-    return EXIT_OK if health.ok else EXIT_REMOTE
-
-
-async def cmd_info(ctx: Context) -> int:
-    async with ctx.session() as client:
-        out(render.info_text(client.connection_info().as_dict(), as_json=ctx.args.json))
-    return EXIT_OK
-
-
-async def cmd_ask(ctx: Context) -> int:
-    args = ctx.args
-    async with ctx.session() as client:
-        with ctx.busy("waiting for the answer"):
-            reply = await client.ask(args.text, lang=args.lang, session_id=args.session_id, timeout=args.timeout)
-    text = render.json_text(reply.as_dict()) if args.json else render.reply_text(reply)
-    if text is not None:
-        out(text)
-    if reply.ok:
-        return EXIT_OK
-    raise RemoteFailure(render.ask_failure(reply))
-
-
-async def cmd_utter(ctx: Context) -> int:
-    args = ctx.args
-    async with ctx.session() as client:
-        rid = await client.send_utterance(args.text, lang=args.lang, session_id=args.session_id)
-    out(render.sent_text(as_json=args.json, request_id=rid))
-    return EXIT_OK
-
-
-async def cmd_emit(ctx: Context) -> int:
-    args = ctx.args
-    parsed = render.emit_arguments(args.event, data=args.data, context=args.context)
-    if isinstance(parsed, Failure):
-        raise UsageError(parsed.failure())
-    data, context = parsed.unwrap()
-    async with ctx.session() as client:
-        await client.emit(args.event, data, context)
-    out(render.sent_text(as_json=args.json, type=args.event))
-    return EXIT_OK
-
-
-async def cmd_listen(ctx: Context) -> int:
-    args = ctx.args
-    if args.max_events is not None and args.max_events < 1:
-        raise UsageError("--max-events must be at least 1")
-    label = f"listening for {args.event}"
-    async with ctx.session() as client:
-        events = client.listen(args.event, timeout=args.timeout, max_events=args.max_events, session_id=args.session_id)
-        with ctx.busy(label):
-            async for event in events:
-                ctx.progress.set(None)
-                out(render.event_line(event, as_json=args.json))
-                ctx.progress.set(label)
-    return EXIT_OK
-
-
-async def cmd_doctor(ctx: Context) -> int:
-    from thalovant.shell.doctor import run_doctor
-
-    args = ctx.args
-    timeout = args.timeout if args.timeout is not None else 10.0
-    with ctx.busy("running checks"):
-        try:
-            client = ctx.client()
-        except ThalovantError:  # e.g. the protocol is not configured: the doctor says which check fails
-            report = await run_doctor(
-                ctx.identity, protocol=args.protocol, timeout=timeout, ca_file=args.ca_file, insecure=args.insecure
-            )
-        else:
-            report = await client.doctor(timeout=timeout)
-    out(render.json_text(report.as_dict()) if args.json else report.format())
-    return EXIT_OK if report.ok else EXIT_REMOTE
 
 
 def cmd_identity_check(ctx: Context) -> int:

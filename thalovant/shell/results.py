@@ -33,6 +33,7 @@ import anyio
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.machine import Output
+from thalovant.core.wire.message import HiveMessage
 from thalovant.shell.listeners import ListenerRegistry
 
 __all__ = ["GUARD_SLACK", "SEND_SLACK", "Bell", "Results", "Slot", "ask_settled"]
@@ -105,10 +106,14 @@ class Results:
         self._refs = itertools.count(1)
         self._sends: dict[int, Slot] = {}
         self._asks: dict[str, Slot] = {}
+        #: Called, in order, with every non-bus frame the hub delivers (binary, mesh, query answers).
+        self.frame_handlers: list[Callable[[HiveMessage], None]] = []
 
     def __call__(self, output: Output) -> None:
         if isinstance(output, cx.EventDelivered):
             self._listeners.publish(output.event)
+        elif isinstance(output, cx.FrameDelivered):
+            self._frame(output.message)
         elif isinstance(output, cx.SendDone | cx.SendError):
             slot = self._sends.pop(output.ref, None)
             if slot is not None:
@@ -121,6 +126,12 @@ class Results:
             self._on_status(output)
         elif isinstance(output, corr.UnattributedDenial):
             log.warning("the hub refused a message: %s", output.denial.message())
+
+    def _frame(self, message: HiveMessage) -> None:
+        if not self.frame_handlers:
+            log.debug("ignored a %s frame (nothing handles it)", message.msg_type.value)
+        for handler in tuple(self.frame_handlers):
+            handler(message)
 
     def expect_send(self, bell: Bell | None = None) -> tuple[int, Slot]:
         """A fresh send ref and the slot its ``SendDone``/``SendError`` will fill."""

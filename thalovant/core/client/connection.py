@@ -55,6 +55,7 @@ from thalovant.core.client.connection_events import (
     Disconnect,
     DropLink,
     EventDelivered,
+    FrameDelivered,
     LinkFact,
     LinkOrder,
     OpenWebSocket,
@@ -431,7 +432,7 @@ class Connection:
     def _deliver(self, message: HiveMessage, now: float) -> list[Output]:
         event = delivered_event(message, self._cfg.access_key)
         if isinstance(event, Note):
-            return [event]
+            return [FrameDelivered(message=message)] if message.bus() is None else [event]
         served = self._reconnect_do(rc.Served(), now)  # the hub answers: this link ends the outage when lost
         return [EventDelivered(event=event), *served, *self._correlator_do(corr.EventArrived(event=event), now)]
 
@@ -443,7 +444,7 @@ class Connection:
 
 
 __all__ = [  # grouped: machine and config, inputs, outputs
-    "Connection", "ConnectionConfig", "ConnectionState", "Protocol",
-    "CancelAsk", "Connect", "Disconnect", "LinkFact", "SendRequested",
-    "DropLink", "EventDelivered", "LinkOrder", "OpenWebSocket", "SendDone", "SendError", "StatusChanged",
+    "Connection", "ConnectionConfig", "ConnectionState", "Protocol", "CancelAsk", "Connect", "Disconnect",
+    "LinkFact", "SendRequested", "DropLink", "EventDelivered", "FrameDelivered", "LinkOrder", "OpenWebSocket",
+    "SendDone", "SendError", "StatusChanged",
 ]  # fmt: skip

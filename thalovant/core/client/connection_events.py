@@ -20,7 +20,7 @@ from thalovant.core.links.http_poll import HttpPollConfig
 from thalovant.core.links.liveness import DEFAULT_LIVENESS, LivenessConfig
 from thalovant.core.links.mqtt_topics import MqttLayout, TopicOverrides
 from thalovant.core.machine import Input, Output
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.message import BusMessage, HiveMessage
 
 Protocol = Literal["wss", "https", "mqtt"]
 #: Why a send failed (``SendError.kind``).
@@ -153,6 +153,17 @@ class EventDelivered(Output):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FrameDelivered(Output):
+    """A frame from the hub that is not a bus message (BINARY, QUERY, BROADCAST, PROPAGATE, ESCALATE, ...).
+
+    The shell hands it to whoever registered for frames (binary and mesh handlers); with nobody
+    registered it is dropped with a debug log, as before.
+    """
+
+    message: HiveMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendDone(Output):
     """The message ``ref`` was handed over to the hub."""
 
@@ -198,6 +209,7 @@ for _cls in (
     LinkOrder,
     DropLink,
     EventDelivered,
+    FrameDelivered,
     SendDone,
     SendError,
     StatusChanged,
