@@ -70,7 +70,10 @@ def learned_hub_key(machine: object) -> bytes | None:
 def refusal_possible(machine: object) -> bool:
     """The ready session ran XXpsk2 although the hub offered KKpsk0: the hub pinned a client key for this
     access key, and refuses ours right after the handshake if it is another one (spec §7.8)."""
-    handshake = _handshake(machine)
+    return _xx_where_hub_knows_a_key(_handshake(machine))
+
+
+def _xx_where_hub_knows_a_key(handshake: object | None) -> bool:
     return (
         getattr(handshake, "failure", "") is None
         and getattr(handshake, "pattern", None) == "XXpsk2"
@@ -94,7 +97,11 @@ def key_stop(machine: object, endpoint: str) -> KeyStop | None:
         return KeyStop(
             kind="hub-key-changed", endpoint=endpoint, pinned=pinned, presented=presented, client_key=client_key
         )
-    if machine._ep.failure == "client-key-rejected":
+    failure = machine._ep.failure
+    # hub 5.x often closes with "invalid message" (our HELLO reached a connection it had just refused) rather
+    # than with its reason: a close right after an XX the hub did not need (it offered KK) is that refusal
+    suspected = failure == "refused-after-handshake" and _xx_where_hub_knows_a_key(handshake)
+    if failure == "client-key-rejected" or suspected:
         return KeyStop(kind="client-key-rejected", endpoint=endpoint, presented=presented, client_key=client_key)
     return None
 
