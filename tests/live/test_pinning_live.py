@@ -48,9 +48,9 @@ def shared_client_key(hub: Any, tmp_path: Path) -> Path:
     return copy
 
 
-def client(hub: Any, key_file: Path, **extra: Any) -> ThalovantClient:
+def client(hub: Any, key_file: Path, protocol: str = "wss", **extra: Any) -> ThalovantClient:
     return ThalovantClient.from_identity_file(
-        hub.identity_path(KIND), protocol="wss", noise_key_file=key_file, **fast_reconnect(**extra)
+        hub.identity_path(KIND), protocol=protocol, noise_key_file=key_file, **fast_reconnect(**extra)
     )
 
 
@@ -63,10 +63,13 @@ def hub_public(hub: Any) -> bytes:
     return public_key(bytes.fromhex(hub.noise_key_path().read_text().strip()))
 
 
-def test_a_rotated_hub_key_stops_the_client_and_forgetting_the_pin_accepts_it(real_hub_v3: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_a_rotated_hub_key_stops_the_client_and_forgetting_the_pin_accepts_it(
+    real_hub_v3: Any, tmp_path: Path, protocol: str
+) -> None:
     hub = real_hub_v3
     key_file = shared_client_key(hub, tmp_path)
-    with client(hub, key_file) as first:
+    with client(hub, key_file, protocol) as first:
         assert first.ask(f"pin {tag('first')}").ok
         original = hub.noise_key_path().read_text()
         old = hub_public(hub)
@@ -80,17 +83,19 @@ def test_a_rotated_hub_key_stops_the_client_and_forgetting_the_pin_accepts_it(re
             new = hub_public(hub)
             assert new != old
 
-            again = client(hub, key_file)
+            again = client(hub, key_file, protocol)
             t0 = time.monotonic()
             with pytest.raises(ThalovantHubKeyChangedError) as info:
                 again.connect()
             took = time.monotonic() - t0
             error = info.value
             assert (error.pinned, error.presented) == (fingerprint(old), fingerprint(new))
-            assert error.endpoint == f"ws://127.0.0.1:{hub.ports.ws}" and not error.retryable
+            port = hub.ports.ws if protocol == "wss" else hub.ports.http
+            assert error.endpoint == f"{'ws' if protocol == 'wss' else 'http'}://127.0.0.1:{port}"
+            assert not error.retryable
             shown = f"{error!s} {error!r} {error.args!r}"
             assert not [s for s in secrets_of(hub) if s in shown]
-            print(f"\nMEASURE hub-key-changed: connect() raised in {took * 1000:.0f} ms: {error}")
+            print(f"\nMEASURE hub-key-changed ({protocol}): connect() raised in {took * 1000:.0f} ms: {error}")
 
             assert again.forget_hub_key() is True
             with again:
@@ -99,7 +104,7 @@ def test_a_rotated_hub_key_stops_the_client_and_forgetting_the_pin_accepts_it(re
         finally:
             control(hub.restart_hub, noise_key=original)  # leave the session's hub as it was
     with pytest.raises(ThalovantHubKeyChangedError):  # our pin is now the rotated key: the original is a change
-        client(hub, key_file).connect()
+        client(hub, key_file, protocol).connect()
 
 
 def test_a_restart_with_the_same_key_reconnects(real_hub_v3: Any, tmp_path: Path) -> None:
