@@ -199,3 +199,26 @@ async def test_the_async_client_stops_on_a_new_hub_key() -> None:
     assert client.forget_hub_key() is True
     async with client:
         assert (await client.ask("two")).text == "echo: two"
+
+
+def test_a_single_attempt_client_still_tells_a_changed_key_after_a_refused_kk(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as client:
+        client.ask("one")
+    hub.restart(new_key=True, keep_pins=True)  # the hub offers KKpsk0; ours uses the old key and is refused
+    with pytest.raises(ThalovantHubKeyChangedError):
+        ThalovantClient(identity(), transport=hub, noise_key_file=key_file, auto_reconnect=False).connect()
+    assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]
+
+
+def test_a_wrong_password_after_a_refused_kk_is_an_authentication_error(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as client:
+        client.ask("one")
+    wrong = {**identity(), "password": "another-password-0123456789"}
+    with pytest.raises(ThalovantAuthenticationError) as info:  # KKpsk0 refused, then XXpsk2 tells why
+        ThalovantClient(wrong, transport=hub, noise_key_file=key_file, auto_reconnect=False).connect()
+    assert not isinstance(info.value, ThalovantHubKeyChangedError | ThalovantClientKeyRejectedError)
+    assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]

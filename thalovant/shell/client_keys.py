@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 
 from thalovant.core.client.connection import ConnectionState
-from thalovant.core.client.hub_keys import REFUSAL_WINDOW, learned_hub_key, refusal_possible, repinned
+from thalovant.core.client.hub_keys import (
+    REFUSAL_WINDOW,
+    kk_refused,
+    learned_hub_key,
+    refusal_possible,
+    repinned,
+    without_kk,
+)
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantError
 from thalovant.core.handshake.pins import PinDecision, decide, fingerprint
@@ -46,6 +53,7 @@ class ClientKeys:
 
     _engine: ClientEngine
     _plan: ClientPlan
+    connect_timeout: float
     _hub_keys: HubKeyStore
     identity: ThalovantIdentity
 
@@ -122,6 +130,8 @@ class ClientKeys:
         the session already looks ready. Only when the hub offered KKpsk0 (it knows a key for this access key)
         and this client ran XXpsk2 does ``connect()`` wait for that, at most ``REFUSAL_WINDOW`` seconds.
         """
+        if failed is not None and kk_refused(self._engine.machine):  # a single attempt ended on KKpsk0
+            failed = await self._retry_with_xx()
         if failed is None and refusal_possible(self._engine.machine):
             with anyio.move_on_after(REFUSAL_WINDOW):
                 while self._engine.status is ConnectionState.READY:  # noqa: ASYNC110 (bounded: no event for it)
@@ -130,6 +140,17 @@ class ClientKeys:
                 failed = self._engine.not_connected(0.0)
         self._keep_hub_key(failed)
         return failed
+
+    async def _retry_with_xx(self) -> ConnectEnded | None:
+        """Connect once more with ``XXpsk2``: it tells a changed hub key (or a wrong password) from a glitch."""
+        config = self._engine.config
+        await self._engine.stop("retrying the Noise handshake with XXpsk2")
+        self._engine.config = without_kk(config)
+        try:
+            await self._engine.start()
+            return await self._engine.settle(self.connect_timeout)
+        finally:
+            self._engine.config = config
 
     def _keep_hub_key(self, failed: ConnectEnded | None) -> None:
         """Pin the key a first v3 session authenticated (trust on first use)."""

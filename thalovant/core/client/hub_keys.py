@@ -20,7 +20,16 @@ from typing import Literal
 from thalovant.core.client.connection import Connection, ConnectionConfig
 from thalovant.core.handshake.pins import fingerprint
 
-__all__ = ["REFUSAL_WINDOW", "KeyStop", "key_stop", "learned_hub_key", "refusal_possible", "repinned"]
+__all__ = [
+    "REFUSAL_WINDOW",
+    "KeyStop",
+    "key_stop",
+    "kk_refused",
+    "learned_hub_key",
+    "refusal_possible",
+    "repinned",
+    "without_kk",
+]
 
 #: Seconds after an XXpsk2 handshake in which hub 5.x closing the link means "not your key" (spec §7.8).
 REFUSAL_WINDOW = 0.75
@@ -81,6 +90,16 @@ def _xx_where_hub_knows_a_key(handshake: object | None) -> bool:
     )
 
 
+def kk_refused(machine: object) -> bool:
+    """The connection gave up right after the hub refused a ``KKpsk0`` handshake (a single-attempt policy:
+    the ``XXpsk2`` retry of spec §7.8, which tells a wrong password from a changed hub key, never ran)."""
+    handshake = _handshake(machine)
+    if handshake is None or getattr(handshake, "pattern", None) != "KKpsk0":
+        return False
+    assert isinstance(machine, Connection)
+    return machine._ep.failure == "handshake-refused" and machine.state.value == "gave-up"
+
+
 def key_stop(machine: object, endpoint: str) -> KeyStop | None:
     """Why ``machine`` stopped over a Noise key (None: it did not; ``endpoint``: the pin id to name)."""
     handshake = _handshake(machine)
@@ -116,3 +135,9 @@ def repinned(config: ConnectionConfig, pin: bytes | None) -> ConnectionConfig:
         return config
     pinned = [("pinned_hub_key", pin)] if pin is not None else []
     return replace(config, v3_options=(*options, *pinned))
+
+
+def without_kk(config: ConnectionConfig) -> ConnectionConfig:
+    """``config`` whose Noise handshakes run ``XXpsk2`` even with a pin (the pin is still checked)."""
+    options = [(name, value) for name, value in config.v3_options if name != "allow_kk"]
+    return replace(config, v3_options=(*options, ("allow_kk", False))) if options else config
