@@ -97,6 +97,12 @@ def test_a_rotated_hub_key_stops_the_client_and_forgetting_the_pin_accepts_it(
             assert not [s for s in secrets_of(hub) if s in shown]
             print(f"\nMEASURE hub-key-changed ({protocol}): connect() raised in {took * 1000:.0f} ms: {error}")
 
+            single = ThalovantClient.from_identity_file(
+                hub.identity_path(KIND), protocol=protocol, noise_key_file=key_file, auto_reconnect=False
+            )
+            with pytest.raises(ThalovantHubKeyChangedError):  # one attempt: the refused KKpsk0 is retried with XX
+                single.connect()
+
             assert again.forget_hub_key() is True
             with again:
                 assert again.ask(f"rotated {tag('accept')}").ok

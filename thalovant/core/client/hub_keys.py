@@ -91,13 +91,14 @@ def _xx_where_hub_knows_a_key(handshake: object | None) -> bool:
 
 
 def kk_refused(machine: object) -> bool:
-    """The connection gave up right after the hub refused a ``KKpsk0`` handshake (a single-attempt policy:
-    the ``XXpsk2`` retry of spec §7.8, which tells a wrong password from a changed hub key, never ran)."""
+    """The connection gave up on a ``KKpsk0`` handshake that never finished (a single-attempt policy: the
+    ``XXpsk2`` retry of spec §7.8, which tells a wrong password from a changed hub key, never ran)."""
     handshake = _handshake(machine)
     if handshake is None or getattr(handshake, "pattern", None) != "KKpsk0":
         return False
     assert isinstance(machine, Connection)
-    return machine._ep.failure == "handshake-refused" and machine.state.value == "gave-up"
+    ep = machine._ep  # over WebSocket the hub closes 1008 "handshake failure"; over HTTP it just drops us
+    return not ep.ready_generation and ep.failure != "client-key-rejected" and machine.state.value == "gave-up"
 
 
 def key_stop(machine: object, endpoint: str) -> KeyStop | None:
