@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     isub.required = True
     check = isub.add_parser("check", help="validate an identity file and print it redacted", parents=[common])
     check.add_argument("file")
+    forget = isub.add_parser("forget-hub-key", help="forget the hub's pinned key (accept a rotation)", parents=[common])
+    forget.add_argument("--noise-key-file", metavar="PATH", help="the client's noise_key_file (default: the default)")
     record = add("record", "run a command and record the connection's steps to a trace file")
     record.add_argument("file", help="trace file to write (JSON lines; holds credentials: mode 0600)")
     record.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command to record")
@@ -215,6 +217,11 @@ class Context:
 
 def cmd_identity_check(ctx: Context) -> int:
     from thalovant.shell.identity_io import ThalovantIdentity
+
+    if ctx.args.identity_command == "forget-hub-key":
+        from thalovant.cli_hub_keys import cmd_forget_hub_key
+
+        return cmd_forget_hub_key(ctx)
 
     try:
         identity = ThalovantIdentity.from_file(ctx.args.file)

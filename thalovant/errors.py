@@ -9,7 +9,9 @@
     │   └── ThalovantArgumentTypeError (TypeError)  an argument of the wrong type
     ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
     │   ├── ThalovantHandshakeError
+    │   │   ├── ThalovantHubKeyChangedError       hub 5.x presented another key than the pinned one
     │   │   └── ThalovantAuthenticationError      credentials refused (never retried)
+    │   │       └── ThalovantClientKeyRejectedError  hub 5.x pinned another client key
     │   └── ThalovantProxyError                   the HTTP proxy failed or refused (.proxy, .status_code)
     │       └── ThalovantProxyAuthenticationError  the proxy refused its credentials (407; also an
     │                                              authentication error)

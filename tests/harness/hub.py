@@ -340,10 +340,25 @@ class TestHub:
         procs.wait_until("hivemind-core", ready, READY_TIMEOUT, alive=lambda: self._procs.alive("hub"), logs=(log,))
         self.timings.start["hub"] = time.monotonic() - t0
 
-    def restart_hub(self) -> None:
-        """Kill hivemind-core and start it again (ports, credentials and node identity are kept)."""
+    def restart_hub(self, *, noise_key: str | None = None) -> None:
+        """Kill hivemind-core and start it again (ports, credentials and node identity are kept).
+
+        ``noise_key`` (hub 5.x): the hub comes back with this Noise static key file content (64 hex digits);
+        ``""`` lets it make a new one. Its RSA node identity, so the node id and the PSK salt, stay.
+        """
         self.kill_hub()
+        if noise_key is not None:
+            path = self.noise_key_path()
+            path.unlink(missing_ok=True)
+            if noise_key:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(noise_key)
         self.start_hub()
+
+    def noise_key_path(self) -> Path:
+        """Hub 5.x's Noise static key file (hex, made on the first v3 handshake): ``config/hivemind/``."""
+        return self.run_dir / "config" / "hivemind" / "unnamed-node_noise.key"
 
     def hub_alive(self) -> bool:
         return self._procs.alive("hub")

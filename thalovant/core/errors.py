@@ -90,6 +90,45 @@ class ThalovantAuthenticationError(ThalovantHandshakeError):
         super().__init__(message, retryable=False)
 
 
+class ThalovantHubKeyChangedError(ThalovantHandshakeError):
+    """The hub (5.x) presented another Noise static key than the one pinned for it; never retried.
+
+    Either the hub was reinstalled or got a new identity (then accept the new key: forget the pin,
+    ``client.forget_hub_key()`` or ``thalovant identity forget-hub-key``, and connect again), or another
+    machine answers for the hub. The message names the endpoint and both key fingerprints (public keys,
+    no secret).
+
+    Attributes:
+        endpoint: the hub as ``scheme://host:port`` (no query, no credentials).
+        pinned: the fingerprint (``SHA256:...``) of the pinned key.
+        presented: the fingerprint of the key the hub presented.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, pinned: str, presented: str) -> None:
+        super().__init__(message, retryable=False)
+        self.endpoint = endpoint
+        self.pinned = pinned
+        self.presented = presented
+
+
+class ThalovantClientKeyRejectedError(ThalovantAuthenticationError):
+    """The hub (5.x) refused this client's Noise static key: it pinned another one for this access key.
+
+    The client's key file was lost or replaced (a new machine, ``noise_key_file=False``, another
+    ``noise_key_file``). Use the original key file, or have the hub operator clear the pin
+    (``hivemind-core reset-noise-pin <client id>``) so the hub pins the new key. Never retried.
+
+    Attributes:
+        endpoint: the hub as ``scheme://host:port`` (no query, no credentials).
+        client_key: the fingerprint (``SHA256:...``) of the static key this client presented.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, client_key: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.client_key = client_key
+
+
 class ThalovantProxyError(ThalovantConnectionError):
     """The HTTP proxy in front of the hub could not open a tunnel to it.
 
@@ -216,9 +255,11 @@ __all__ = [
     "ThalovantArgumentError",
     "ThalovantArgumentTypeError",
     "ThalovantAuthenticationError",
+    "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
     "ThalovantError",
     "ThalovantHandshakeError",
+    "ThalovantHubKeyChangedError",
     "ThalovantIdentityError",
     "ThalovantPolicyDenied",
     "ThalovantProtocolError",

@@ -143,6 +143,22 @@ class AgentBase(Generic[C]):
         """Build an agent from ``THALOVANT_*`` environment variables."""
         return cls(ThalovantIdentity.from_env(prefix), **client_kwargs)
 
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, profile: str | None = None, **client_kwargs: Any
+    ) -> Self:
+        """Build an agent from one profile of the YAML config file (``ThalovantIdentity.from_config``).
+
+        Args:
+            path: the config file (default ``$THALOVANT_CONFIG``, else ``~/.config/thalovant/config.yaml``).
+            profile: the profile (default ``$THALOVANT_PROFILE``, then the file's choice).
+            **client_kwargs: the client's options.
+
+        Raises:
+            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
+        """
+        return cls(ThalovantIdentity.from_config(path, profile), **client_kwargs)
+
     @property
     def running(self) -> bool:
         """True between the start of ``run_forever`` and its end."""

@@ -40,6 +40,7 @@ from thalovant.shell.arguments import check_seconds
 from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.client_events import ClientEvents
 from thalovant.shell.client_info import ClientInfo
+from thalovant.shell.client_keys import ClientKeys
 from thalovant.shell.client_options import reconnect_policy, settle_seconds
 from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
@@ -56,7 +57,7 @@ from thalovant.shell.tls import make_ssl_context
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
 
 
-class AsyncThalovantClient(ClientEvents, ClientInfo):
+class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
     """Async client for a HiveMind hub over WebSocket, HTTP polling or MQTT.
 
     Use ``async with AsyncThalovantClient(identity) as client:``; ``connect()``
@@ -88,7 +89,8 @@ class AsyncThalovantClient(ClientEvents, ClientInfo):
         noise_key_file: where this client's Noise (hub 5.x) static key is kept, created with mode 0600 on first
             use. Hub 5.x pins the key of a client on first contact and refuses any other, so it must survive
             restarts. Default: ``$XDG_STATE_HOME/thalovant/noise-keys/<hash of the access key>.key``; ``False``
-            keeps a key in memory for this client object only.
+            keeps a key in memory for this client object only. The hub's own key is pinned next to it on first
+            contact (``hub-keys/``; in memory with ``False``): see ``forget_hub_key()``.
         keepalive: idle seconds before a keep-alive PING frame (default: 15 s on MQTT, where a
             restarted hub notices a client only when it sends something; off elsewhere).
         http: HTTP polling timing (``HttpPollConfig``); default ``DEFAULT_HTTP_POLL``.
@@ -181,13 +183,14 @@ class AsyncThalovantClient(ClientEvents, ClientInfo):
             liveness=liveness,
             noise_static_key=key,
         )
-        self._plan = build_plan(planned, options, entropy=self._entropy)
+        self._plan = self._pinned_plan(build_plan(planned, options, entropy=self._entropy), key_file)
         self.protocol: Literal["wss", "https", "mqtt"] = self._plan.protocol
         self.session_id = self._plan.config.session_id
         self._composer = Composer(site_id=identity.site_id, metadata=identity.metadata, entropy=self._entropy)
         self._listeners, self._engine = engine_for(  # the network, or transport= (thalovant.shell.seam)
             transport, self._plan, self._endpoint, identity, self._entropy, trace, (connect_timeout, send_timeout)
         )
+        self._engine.hub_endpoint = self._hub_keys.endpoint
 
     def _endpoint(self) -> Endpoint:
         """Where the client dials when it has no ``transport=``."""
@@ -198,16 +201,6 @@ class AsyncThalovantClient(ClientEvents, ClientInfo):
         return f"<AsyncThalovantClient protocol={self.protocol} state={state} site={site!r}>"
 
     # ---- construction helpers -------------------------------------------------------------------
-
-    @classmethod
-    def from_identity_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
-        """Load the identity file at ``path`` and build a client (see the class for ``kwargs``)."""
-        return cls(ThalovantIdentity.from_file(path), **kwargs)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", **kwargs: Any) -> Self:
-        """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
-        return cls(ThalovantIdentity.from_env(prefix), **kwargs)
 
     def _ssl(self) -> ssl.SSLContext:
         return make_ssl_context(ca_file=self._ca_file, insecure=self._insecure)
@@ -232,12 +225,14 @@ class AsyncThalovantClient(ClientEvents, ClientInfo):
         """Connect and finish the handshake; no-op when already connected.
 
         Raises:
-            ThalovantAuthenticationError: the hub refused the credentials.
+            ThalovantAuthenticationError: the hub refused the credentials (``ThalovantClientKeyRejectedError``:
+                hub 5.x pinned another Noise key for this client).
+            ThalovantHubKeyChangedError: hub 5.x presented another key than the pinned one (``forget_hub_key``).
             ThalovantTimeoutError: no ready session within ``connect_timeout``.
             ThalovantConnectionError: the hub cannot be reached.
         """
         await self._engine.start()
-        failed = await self._engine.settle(self.connect_timeout)
+        failed = await self._keys_settled(await self._engine.settle(self.connect_timeout))  # hub 5.x key pins
         if failed is not None:
             await self.close()
             raise_for(failed)

@@ -39,6 +39,7 @@ import anyio.abc
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
+from thalovant.core.client.hub_keys import key_stop
 from thalovant.core.client.info import ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantConnectionError
@@ -158,12 +159,18 @@ class ClientEngine:
         self._closed: anyio.Event | None = None  # set when stop() has finished (created by start())
         self.close_grace = CLOSE_GRACE  # stop()'s default limit on the polite goodbye
         self._machine: object = None  # the last runtime's machine, kept for info() after stop()
+        self.hub_endpoint = ""  # the hub's pin id, for a key stop's error (thalovant.shell.client_keys)
         self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
         self._t0 = 0.0
 
     @property
     def protocol(self) -> str:
         return self.config.protocol
+
+    @property
+    def machine(self) -> object:
+        """The current (or last) runtime's machine: a ``Connection``, or a bus-level transport's stand-in."""
+        return self._machine
 
     # ---- life cycle -----------------------------------------------------------------------------
 
@@ -214,7 +221,8 @@ class ClientEngine:
 
     def not_connected(self, timeout: float) -> ConnectEnded:
         """Why the machine is not ready (``timeout``: the seconds waited, for the message when it did not give up)."""
-        return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=self.gave_up, detail=self.detail)
+        gave_up, stop = self.gave_up, key_stop(self._machine, self.hub_endpoint) if self.gave_up else None
+        return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=gave_up, detail=self.detail, stop=stop)
 
     async def stop(self, reason: str, grace: float | None = None) -> None:
         """Close the link and end every wait with ``reason``. Idempotent.

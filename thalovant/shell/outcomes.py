@@ -24,6 +24,7 @@ from typing import Any
 
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
+from thalovant.core.client.hub_keys import KeyStop
 from thalovant.core.errors import (
     ThalovantAuthenticationError,
     ThalovantConnectionError,
@@ -33,6 +34,7 @@ from thalovant.core.errors import (
 )
 from thalovant.core.links.proxy_connect import proxy_refused_credentials
 from thalovant.core.machine import Output
+from thalovant.shell.hub_keys import key_error
 
 __all__ = ["AskEnded", "ConnectEnded", "Outcome", "SendEnded", "error_for", "raise_for"]
 
@@ -61,6 +63,7 @@ class ConnectEnded:
     timeout: float
     gave_up: cx.StatusChanged | None
     detail: str = ""
+    stop: KeyStop | None = None  # the connection stopped over a Noise key (hub 5.x pinning)
 
 
 Outcome = SendEnded | AskEnded | ConnectEnded
@@ -97,6 +100,8 @@ def _ask_error(outcome: AskEnded) -> Exception | None:
 
 def _connect_error(outcome: ConnectEnded) -> Exception:
     status = outcome.gave_up
+    if status is not None and outcome.stop is not None:
+        return key_error(outcome.stop)
     if status is not None:
         if status.auth:
             return ThalovantAuthenticationError(f"the hub refused the credentials: {status.detail}")

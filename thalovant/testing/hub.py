@@ -194,10 +194,11 @@ class FakeHub:
         """The client's connection ended: forget its keys and session."""
         self._link = None
 
-    def restart(self) -> None:
-        """The hub process restarted: every connection and pin is forgotten."""
+    def restart(self, *, new_key: bool = False, keep_pins: bool = False) -> None:
+        """The hub process restarted: connections (and pins, unless ``keep_pins``) forgotten; ``new_key``: rotate."""
         self._link = None
-        self.pinned_client = None
+        self.pinned_client = self.pinned_client if keep_pins else None
+        self._static = hashlib.sha256(b"rotated" + self._static).digest() if new_key else self._static
 
     def corrupt_next(self, count: int = 1) -> None:
         """Garble the next ``count`` frames the hub sends (decryption on the client fails)."""
@@ -261,6 +262,7 @@ class FakeHub:
         return self._on_bus(link, bus)
 
     last_error: str = ""
+    close_with: tuple[int, str] | None = None  # the hub closes the link (code, reason): the transport acts on it
 
     def _open(self, link: _Link, frame: HubFrame) -> HiveMessage | None:
         if link.channel is not None:
@@ -345,8 +347,8 @@ class FakeHub:
                 initiator=False,
                 remote_static=self.pinned_client if pattern == "KKpsk0" else None,
             )
-            if not isinstance(link.noise.read_message(msg), Success):
-                link.failed = "noise message 1 rejected"
+            if not isinstance(link.noise.read_message(msg), Success):  # KKpsk0: wrong password or keys
+                self.close_with = (1008, "handshake failure: noise message 1 rejected")
                 return []
             self.handshakes += 1
             msg2 = link.noise.write_message(json.dumps({"encoding": "JSON-HEX"}).encode())
@@ -362,6 +364,9 @@ class FakeHub:
     def _maybe_finish(self, link: _Link) -> None:
         noise = link.noise
         if noise is None or not noise.finished or link.channel is not None:
+            return
+        if self.pinned_client not in (None, noise.remote_static):  # hub 5.x refuses a client key it did not pin
+            self.close_with = (1008, "client Noise static key contradicts the pinned key")
             return
         send, receive = noise.split()
         self.pinned_client = noise.remote_static

@@ -160,12 +160,18 @@ class MemoryHub:
         """The hub closes the client's link with ``code`` (a WebSocket close code; MQTT sees rc 7)."""
         self._act(lambda: self.transport.close_link(code, reason) if self.transport is not None else None)
 
-    def restart(self) -> None:
-        """The hub process restarts: connections and pinned keys are forgotten, the link dies."""
+    def restart(self, *, new_key: bool = False, keep_pins: bool = False) -> None:
+        """The hub process restarts: connections and pinned keys are forgotten, the link dies.
+
+        Args:
+            new_key: the hub comes back with a new Noise static key (a client that pinned the old one
+                stops with ``ThalovantHubKeyChangedError``).
+            keep_pins: the hub keeps the client keys it pinned (as hub 5.x does: they live in its database).
+        """
 
         def action() -> None:
             if self.hub is not None:
-                self.hub.restart()
+                self.hub.restart(new_key=new_key, keep_pins=keep_pins)
             if self.transport is not None:
                 self.transport.drop_link()
 

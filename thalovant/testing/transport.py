@@ -205,6 +205,9 @@ class FakeTransport:
             elif self._s2c is not None:
                 payload = frame.encode("utf-8") if isinstance(frame, str) else frame
                 self._fact(epoch, MqttMessage(topic=self._s2c, payload=payload, qos=1))
+        closing, self.hub.close_with = self.hub.close_with, None
+        if closing is not None:  # the hub refused the handshake (hub 5.x closes with 1008)
+            self.close_link(*closing)
 
     def _token_ok(self, target: str) -> bool:
         if self._token is None:

@@ -24,6 +24,7 @@ from thalovant.core.handshake.noise import (
     public_key,
 )
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
+from thalovant.core.handshake.pins import fingerprint
 from thalovant.core.handshake.v3 import (
     TABLE,
     NoiseChannel,
@@ -228,8 +229,11 @@ def test_changed_hub_key_is_a_hard_failure_before_message_3() -> None:
     [first] = m.start(now=100.0)
     assert first.message.payload["noise"]["pattern"] == PATTERN_XX
     out = m.handle(hub_reply(VECTORS["N3_XXpsk2_ChaChaPoly"]["msg2_hex"]), now=100.5)
-    assert out == [HandshakeFailed(code="hub-key-changed", detail=out[0].detail, auth=False)]
-    assert m.state is S.FAILED
+    assert out == [HandshakeFailed(code="hub-key-changed", detail=out[0].detail, auth=False, retryable=False)]
+    assert m.state is S.FAILED and m.failure == "hub-key-changed"
+    presented = H(KEYS["hub_static_pub_hex"])
+    assert m.hub_static == presented and m.pinned_hub_key == public_key(bytes(range(1, 33)))
+    assert fingerprint(presented) in out[0].detail and fingerprint(m.pinned_hub_key) in out[0].detail
 
 
 def test_allow_kk_false_forces_xx_but_still_checks_the_pin() -> None:

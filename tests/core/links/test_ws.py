@@ -110,6 +110,8 @@ def test_stop_while_connecting_ends_at_once() -> None:
         (1008, "invalid authorization", False, False, True),
         (1008, "this node requires the v3 Noise handshake", True, False, False),
         (1008, "invalid message", True, False, False),
+        (1008, "handshake failure: ", True, True, False),  # hub 5.x: KKpsk0 after its key changed: retry with XX
+        (1008, "client Noise static key contradicts the pinned key", True, False, False),
         (None, "", False, False, True),  # hub 4.x unknown key: close without status
         (1005, "", False, False, True),
         (1006, "", False, True, False),  # hub 4.x bad token, or the network

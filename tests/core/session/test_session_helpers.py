@@ -53,6 +53,10 @@ def test_frames_are_classified_by_kind() -> None:
         (4003, "", True, True, ("refused", False, False)),
         (1008, "bad key", False, True, ("refused", False, True)),
         (1008, "noise required", False, True, ("v3-required", False, False)),
+        # hub 5.x: a KKpsk0 message 1 it cannot read (its key changed): retry with XX, not "v3 required"
+        (1008, "hub refused the Noise handshake (close 1008 'handshake failure: ')", False, True,
+         ("handshake-refused", True, False)),
+        (1008, "client Noise static key contradicts the pinned key", True, True, ("client-key-rejected", False, True)),
         (1005, "", False, False, ("refused", False, True)),
         (1006, "", False, True, ("link-closed", True, False)),
         (1006, "", True, True, ("link-closed", True, False)),

@@ -41,6 +41,10 @@ class Epoch:
         last_sent: when something was last handed to the ready session (for the keep-alive).
         hub_name: the hub 5.x node name an MQTT link of this connection learned (its presence topic),
             handed to every later link (:mod:`thalovant.core.links.mqtt_presence`).
+        hub_key: the hub 5.x static key this connection pinned (given, or learned by a first XX), checked
+            by every later handshake; ``allow_kk``: False right after a KKpsk0 handshake failed, so the
+            next one runs XXpsk2 and tells a wrong password from a changed hub key (spec §7.8).
+        failure: the code of the session's failure once the link closed (``"client-key-rejected"`` ...).
     """
 
     number: int = 0
@@ -53,18 +57,35 @@ class Epoch:
     close_code: int | None = None
     last_sent: float = 0.0
     hub_name: str | None = None
+    hub_key: bytes | None = None
+    allow_kk: bool = True
+    failure: str | None = None
 
     @classmethod
     def start(
-        cls, number: int, cfg: ConnectionConfig, token: str, entropy: Entropy, *, hub_name: str | None = None
+        cls,
+        number: int,
+        cfg: ConnectionConfig,
+        token: str,
+        entropy: Entropy,
+        *,
+        hub_name: str | None = None,
+        hub_key: bytes | None = None,
+        allow_kk: bool = True,
     ) -> Epoch:
         """Epoch ``number`` with a fresh session and link for ``cfg``'s transport (``token``: a secret)."""
         link = new_link(cfg, token, entropy, hub_name=hub_name)
-        return cls(number=number, session=new_session(cfg, entropy), link=link, hub_name=hub_name)
+        session = new_session(cfg, entropy, hub_key=hub_key, allow_kk=allow_kk)
+        return cls(number=number, session=session, link=link, hub_name=hub_name, hub_key=hub_key, allow_kk=allow_kk)
 
     def successor(self, cfg: ConnectionConfig, token: str, entropy: Entropy) -> Epoch:
-        """The next epoch, told what the links so far learned of the hub's presence."""
-        return Epoch.start(self.number + 1, cfg, token, entropy, hub_name=self.hub_name)
+        """The next epoch, told what the links so far learned of the hub's presence and its Noise key."""
+        handshake = self.session.handshake if self.session is not None else None
+        learned = getattr(handshake, "hub_static", None) if getattr(handshake, "failure", 1) is None else None
+        kk_failed = getattr(handshake, "pattern", None) == "KKpsk0" and not self.ready_generation
+        hub_key = learned if isinstance(learned, bytes) else self.hub_key
+        number = self.number + 1
+        return Epoch.start(number, cfg, token, entropy, hub_name=self.hub_name, hub_key=hub_key, allow_kk=not kk_failed)
 
     def drop_link(self) -> None:
         """Forget the finished link, keeping what it learned of the hub's presence."""
@@ -93,6 +114,8 @@ class Epoch:
         if self.session is None or self.session.finished:
             return reason, retryable, auth, suspect, failed
         for so in self.session.handle(session_io.LinkClosed(code=self.close_code, reason=reason), now=now):
+            if isinstance(so, session_io.SessionFailed):
+                self.failure = so.code
             if isinstance(so, session_io.SessionFailed) and so.code == "refused-after-handshake":
                 suspect = self.close_code is not None  # a WebSocket closed
                 reason = so.detail if suspect else reason
@@ -104,9 +127,17 @@ class Epoch:
         return reason, retryable, auth, suspect, failed
 
 
-def new_session(cfg: ConnectionConfig, entropy: Entropy) -> Session:
+def new_session(
+    cfg: ConnectionConfig, entropy: Entropy, *, hub_key: bytes | None = None, allow_kk: bool = True
+) -> Session:
     """A session for ``cfg``'s transport: MQTT speaks bitstrings and must send the first HELLO;
-    HTTP (hub 4.x) cannot carry binary frames."""
+    HTTP (hub 4.x) cannot carry binary frames. ``hub_key``: the hub key this connection pinned so far
+    (it overrides the configured pin); ``allow_kk=False`` forces XXpsk2 (spec §7.8)."""
+    v3 = dict(cfg.v3_options)
+    if hub_key is not None:
+        v3["pinned_hub_key"] = hub_key
+    if not allow_kk:
+        v3["allow_kk"] = False
     return Session(
         session_id=cfg.session_id,
         useragent=cfg.useragent,
@@ -119,7 +150,7 @@ def new_session(cfg: ConnectionConfig, entropy: Entropy) -> Session:
         binary_ok=cfg.protocol != "https",
         trigger_hello=cfg.protocol == "mqtt",
         handshake_timeout=cfg.handshake_timeout,
-        v3_options=dict(cfg.v3_options),
+        v3_options=v3,
     )
 
 

@@ -77,9 +77,11 @@ class HandshakeFailed(Output):
     """The handshake cannot complete.
 
     ``auth`` is True when the credentials were refused (wrong password or
-    key): reconnecting will not help.
+    key): reconnecting will not help. ``retryable`` is False for other hard
+    stops (the hub's pinned key changed, ``code="hub-key-changed"``).
     """
 
     code: str
     detail: str
     auth: bool = False
+    retryable: bool = True

@@ -10,7 +10,7 @@ The session machine sees the hub's cleartext HELLO and HANDSHAKE offer, asks
     CREATED --start()--[emit msg1]---------------> WAIT_REPLY
     WAIT_HELLO --GreetingReceived(hello)--[msg1]-> WAIT_REPLY
     WAIT_REPLY --GreetingReceived(shake msg2)----> DONE         (XX: emits msg3 first; then HandshakeDone)
-    any live state --bad msg2 / pin mismatch-----> FAILED       (HandshakeFailed)
+    any live state --bad msg2 / pin mismatch-----> FAILED       (HandshakeFailed; a mismatch: retryable=False)
     any live state --Tick at/after deadline------> FAILED       (HandshakeFailed code "timeout")
 
 ``start()`` negotiates (spec §7.2), derives the PSK (spec §7.3; Argon2id, about 0.3 s of CPU
@@ -59,19 +59,14 @@ from thalovant.core.handshake.noise import (
     public_key,
 )
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
+from thalovant.core.handshake.pins import PinDecision, decide, fingerprint
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Row, Table, TableMachine, Tick
 from thalovant.core.wire.message import HiveMessage, MsgType
 
-__all__ = [
-    "NoiseChannel",  # re-exported for the session: the channel HandshakeDone carries
-    "NoiseHandshake",
-    "NoiseHandshakeState",
-    "StartHandshake",
-    "TABLE",
-    "negotiate",
-    "offer_generation",
-]
+# NoiseChannel is re-exported for the session: the channel HandshakeDone carries
+__all__ = ["NoiseChannel", "NoiseHandshake", "NoiseHandshakeState", "StartHandshake", "TABLE", "negotiate"]
+__all__ += ["offer_generation"]
 
 
 def offer_generation(offer_payload: object) -> int:
@@ -209,6 +204,7 @@ class NoiseHandshake(TableMachine[NoiseHandshakeState]):
         self._allow_kk = allow_kk
         self._noise: NoiseHandshaker | None = None
         self._hub_static: bytes | None = None
+        self._failure: str | None = None
         self._state = _S.CREATED
 
     _TERMINAL = frozenset({NoiseHandshakeState.DONE, NoiseHandshakeState.FAILED})
@@ -243,8 +239,22 @@ class NoiseHandshake(TableMachine[NoiseHandshakeState]):
 
     @property
     def hub_static(self) -> bytes | None:
-        """The hub's authenticated static public key after DONE (pin it after a first XX)."""
+        """The hub's static public key from message 2 (pin it after a first XX; on a mismatch: the new one)."""
         return self._hub_static
+
+    @property
+    def pinned_hub_key(self) -> bytes | None:
+        return self._pin  # the pin the hub's key is checked against (None: trust on first use)
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure  # the HandshakeFailed code once FAILED ("hub-key-changed", "auth-failed" ...)
+
+    @property
+    def hub_knows_a_client_key(self) -> bool:
+        """The hub offered KKpsk0: it pinned a client key for this access key (an XX with another key is refused)."""
+        noise = self._offer.payload.get("noise") if isinstance(self._offer.payload, dict) else None
+        return isinstance(noise, dict) and PATTERN_KK in (noise.get("patterns") or [])
 
     @property
     def verified_psk(self) -> bytes | None:
@@ -365,8 +375,10 @@ class NoiseHandshake(TableMachine[NoiseHandshakeState]):
             return self._fail("bad-reply", f"Noise message 2 is malformed: {problem.detail}")
         hub_static = noise.remote_static
         assert hub_static is not None  # both patterns know it after message 2
-        if self._pin is not None and hub_static != self._pin:
-            return self._fail("hub-key-changed", "the hub's Noise static key differs from the pinned key")
+        self._hub_static = hub_static  # kept on a mismatch too: the caller reports what the hub presented
+        if self._pin is not None and decide(self._pin, hub_static) is PinDecision.MISMATCH:
+            shown = f"pinned {fingerprint(self._pin)}, presented {fingerprint(hub_static)}"
+            return self._fail("hub-key-changed", f"the hub's Noise static key changed ({shown})", retryable=False)
         out: list[Output] = []
         if not noise.finished:  # XXpsk2: message 3 carries our static key
             msg3 = noise.write_message(b"")
@@ -382,7 +394,6 @@ class NoiseHandshake(TableMachine[NoiseHandshakeState]):
             local_static=noise.local_static_public,
             remote_static=hub_static,
         )
-        self._hub_static = hub_static
         hello_payload = self._hello.payload if self._hello is not None else None
         peer = hello_payload.get("peer") if isinstance(hello_payload, dict) else None
         node_id = hello_payload.get("node_id") if isinstance(hello_payload, dict) else None
@@ -395,9 +406,10 @@ class NoiseHandshake(TableMachine[NoiseHandshakeState]):
         )
         return out
 
-    def _fail(self, code: str, detail: str, *, auth: bool = False) -> list[Output]:
+    def _fail(self, code: str, detail: str, *, auth: bool = False, retryable: bool = True) -> list[Output]:
         self._exit(_S.FAILED)
-        return [HandshakeFailed(code=code, detail=detail, auth=auth)]
+        self._failure = code
+        return [HandshakeFailed(code=code, detail=detail, auth=auth, retryable=retryable)]
 
 
 def _unhex(value: object) -> bytes | None:

@@ -40,8 +40,10 @@ shell reports as ``WsClosed(1006)``.
 Close codes (§3.3) are sorted into ``LinkDown(reason, retryable, auth)``:
 
 * 1008 with "api key" / "authorization" in the reason (hub 5.x): bad
-  credentials, fatal. Other 1008 (v3 required, invalid message, Noise pin
-  mismatch): fatal, not an auth problem.
+  credentials, fatal. 1008 "handshake failure: ..." (hub 5.x could not read
+  a Noise message, e.g. KKpsk0 after the hub's key changed): retryable, the
+  next link runs XXpsk2 (spec §7.8). Other 1008 (v3 required, invalid message,
+  Noise pin mismatch): fatal, not an auth problem.
 * 1005 (no status) **before the first hub frame**: hub 4.x closes this way
   for an unknown access key (§3.3), so it is treated as fatal auth.
   1006 before the first frame is what hub 4.x does for a token it cannot
@@ -209,6 +211,8 @@ def classify_close(code: int | None, reason: str, *, greeted: bool) -> LinkDown:
         auth = "api key" in why.lower() or "authorization" in why.lower()
         if auth:
             return LinkDown(reason=f"hub refused the credentials ({label})", retryable=False, auth=True)
+        if "handshake failure" in why.lower():  # hub 5.x cannot read a KKpsk0 message 1: retry with XXpsk2
+            return LinkDown(reason=f"hub refused the Noise handshake ({label})", retryable=True)
         return LinkDown(reason=f"hub rejected the client ({label})", retryable=False)
     if code in (None, 1005) and not greeted:
         text = f"hub closed without a status before greeting ({label}): unknown access key on hub 4.x"

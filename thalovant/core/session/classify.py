@@ -10,7 +10,10 @@ bitstring are taken as sealed under an older key (HTTP re-connect, spec §8.2) s
 drops them instead of failing.
 
 Closes: a refusal is not retried (``retryable=False``), and a refusal of the credentials says so
-(``auth=True``), so the reconnect policy gives up with a clear reason.
+(``auth=True``), so the reconnect policy gives up with a clear reason. Hub 5.x refusing this client's
+Noise static key (it pinned another one, spec §7.8) is ``client-key-rejected``; hub 5.x failing a Noise
+handshake (``handshake failure: ...``) is retryable: after a KKpsk0 failure the next link runs XXpsk2, which
+tells a wrong password from a changed hub key (:mod:`thalovant.core.client.epoch`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ def classify_close(
     reason = inp.reason.lower()
     if inp.reason:
         said += f" ({inp.reason[:120]})"
+    if inp.code == 1008 and "static key" in reason:  # hub 5.x pinned another Noise key for this access key
+        detail = f"the hub refused this client's Noise static key (it pinned another one for this access key): {said}"
+        return Verdict("client-key-rejected", detail, False, True)
+    if inp.code == 1008 and "handshake failure" in reason:  # hub 5.x: a KKpsk0 message 1 it cannot read
+        return Verdict("handshake-refused", f"the hub refused the Noise handshake: {said}", True, False)
     if inp.code == 4003:
         return Verdict("refused", f"the hub refused this request type: {said}", False, False)
     if inp.code == 1008 and ("key" in reason or "authoriz" in reason):

@@ -347,7 +347,7 @@ class Session(TableMachine[SessionState]):
             elif isinstance(out, HandshakeDone):
                 result.extend(self._on_done(out, now))
             elif isinstance(out, HandshakeFailed):
-                result.extend(self._fail(out.code, out.detail, retryable=not out.auth, auth=out.auth))
+                result.extend(self._fail(out.code, out.detail, retryable=out.retryable and not out.auth, auth=out.auth))
             elif isinstance(out, NoiseOffered):
                 result.extend(self._switch_to_v3(out, now))
             else:

@@ -109,6 +109,31 @@ class ThalovantClient:
         """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
         return cls(ThalovantIdentity.from_env(prefix), **kwargs)
 
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, profile: str | None = None, **kwargs: Any) -> Self:
+        """Build a client from one profile of the YAML config file (see :meth:`AsyncThalovantClient.from_config`).
+
+        Args:
+            path: the config file (default ``$THALOVANT_CONFIG``, else ``~/.config/thalovant/config.yaml``).
+            profile: the profile (default ``$THALOVANT_PROFILE``, then the file's choice).
+            **kwargs: the client's options.
+
+        Raises:
+            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
+        """
+        return cls(ThalovantIdentity.from_config(path, profile), **kwargs)
+
+    # ---- the hub's pinned key (hub 5.x) ---------------------------------------------------------
+
+    @property
+    def hub_key_fingerprint(self) -> str | None:
+        """The pinned hub key's fingerprint, or None (see :attr:`AsyncThalovantClient.hub_key_fingerprint`)."""
+        return self._async.hub_key_fingerprint
+
+    def forget_hub_key(self) -> bool:
+        """Forget the hub's pinned key to accept a rotated one (see :meth:`AsyncThalovantClient.forget_hub_key`)."""
+        return self._async.forget_hub_key()
+
     # ---- life cycle -----------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
