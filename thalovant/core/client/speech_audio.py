@@ -29,11 +29,22 @@ from typing import Final
 from thalovant.core.bus.binary import ThalovantBinary, binary_of
 from thalovant.core.bus.events import ThalovantEvent
 from thalovant.core.bus.media import MAX_CLIP_BYTES, MAX_REPLY_MEDIA_BYTES, speech_key
+from thalovant.core.bus.outbound import correlated_context
 from thalovant.core.bus.refusal import parse_denial
 from thalovant.core.bus.reply import speech_pieces
-from thalovant.core.wire.message import HiveMessage
+from thalovant.core.client.correlate_events import SynthWanted
+from thalovant.core.wire.message import BusMessage, HiveMessage
 
-__all__ = ["EARLY_CLIPS", "EARLY_SECONDS", "SYNTH_TYPE", "AudioTrack", "EarlyClips", "refuses_synth", "tts_clip"]
+__all__ = [
+    "EARLY_CLIPS",
+    "EARLY_SECONDS",
+    "SYNTH_TYPE",
+    "AudioTrack",
+    "EarlyClips",
+    "refuses_synth",
+    "synth_message",
+    "tts_clip",
+]
 
 #: The bus type that asks the hub to render speech (hivemind-audio-binary-protocol answers it).
 SYNTH_TYPE: Final = "speak:synth"
@@ -48,6 +59,17 @@ def tts_clip(message: HiveMessage) -> ThalovantBinary | None:
     if clip is None or clip.kind != "tts_audio" or not speech_key(clip.utterance):
         return None
     return clip
+
+
+def synth_message(wanted: SynthWanted) -> BusMessage:
+    """The ``speak:synth`` message that asks the hub to render ``wanted`` (Rule 3), correlated to its ask.
+
+    >>> synth_message(SynthWanted(ask_id="r1", utterance="hi", lang="en-us")).data
+    {'utterance': 'hi', 'lang': 'en-us'}
+    """
+    lang = wanted.lang or "en-us"
+    context = correlated_context(None, request_id=wanted.ask_id, lang=lang, session_id=wanted.session_id)
+    return BusMessage(type=SYNTH_TYPE, data={"utterance": wanted.utterance, "lang": lang}, context=context)
 
 
 def refuses_synth(event: ThalovantEvent) -> bool:
