@@ -74,6 +74,31 @@ def test_async_conversation_synth_and_no_synth(speaking_hub: TestHub) -> None:
     anyio.run(main)
 
 
+def test_without_synth_a_clip_that_comes_while_the_ask_is_in_flight_is_attached(speaking_hub: TestHub) -> None:
+    """The turn's speech is rendered on request of someone else (here: the same client's own ``speak:synth``)."""
+    rid = f"rid-{tag('attach')}"
+
+    async def main() -> Any:
+        path = speaking_hub.identity_path("psk")
+        async with AsyncThalovantClient.from_identity_file(path, protocol="wss") as client:
+
+            async def skill_answers() -> None:
+                entry = await in_thread(lambda: _wait_utterance(speaking_hub, "silent", rid))
+                peer = entry["context"].get("source")
+                context = {**entry["context"], "source": "skills"}
+                await in_thread(lambda: speaking_hub.agent_emit("speak", {"utterance": "rendered"}, context, peer=peer))
+                await client.emit("speak:synth", {"utterance": "rendered", "lang": "en-us"})
+                # no end signal: the turn stays open until the ask's timeout, and the clip comes back before
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(skill_answers)
+                return await client.ask("silent", request_id=rid, timeout=3.0)
+
+    reply = anyio.run(main)
+    assert reply.text == "rendered" and reply.timed_out
+    assert [c.utterance for c in reply.audio] == ["rendered"] and riff_wav(reply.audio[0].data)
+
+
 def test_a_hub_without_tts_answers_with_text_at_the_timeout(real_hub: Any) -> None:
     with ThalovantClient.from_identity_file(real_hub.identity_path("psk"), protocol="wss") as client:
         started = time.monotonic()
