@@ -198,3 +198,16 @@ def test_property_clips_attach_only_to_said_speech_and_at_most_once_each(
     assert [b.utterance for b in end.reply.audio] == [t for t in texts if t in {b.utterance for b in end.reply.audio}]
     track = AudioTrack(synth=synth)
     assert not track.waiting([])
+
+
+def test_early_clips_are_bounded_in_bytes_and_skip_clips_over_the_cap() -> None:
+    early = EarlyClips()
+
+    def big(n: int, size: int) -> ThalovantBinary:
+        return ThalovantBinary(kind="tts_audio", data=bytes(size), metadata={"utterance": str(n)}, bin_type=6)
+
+    early.add(big(0, 4 * 1024 * 1024 + 1), 0.0)
+    assert len(early) == 0
+    for n in range(6):
+        early.add(big(n, 4 * 1024 * 1024), 0.0)
+    assert len(early) == 4 and early.size == 16 * 1024 * 1024

@@ -9,7 +9,8 @@ Rule 1 (matching). A clip is a BINARY frame of kind ``tts_audio`` whose metadata
 ``utterance`` it speaks. It belongs to the oldest pending ask that said that speech (``speech_key``:
 whitespace and case do not count) and has fewer clips for it than times it said it. A clip for no
 pending speech waits in :class:`EarlyClips` (at most :data:`EARLY_CLIPS` clips, :data:`EARLY_SECONDS` s):
-hub 4.x may deliver a clip before its speak; a later speak of a pending ask takes it from there.
+hub 4.x may deliver a clip before its speak; a later speak of a pending ask takes it from there. Clips over
+the 4 MiB cap are not kept aside, and those kept hold at most 16 MiB together (the oldest go first).
 
 Rule 2 (caps, ``core/bus/media.py``). A clip over 4 MiB, or one that would take an ask's clips over
 16 MiB, is not attached: it counts in ``reply.dropped_audio`` and as answered (nothing waits for it).
@@ -147,10 +148,19 @@ class EarlyClips:
     def __len__(self) -> int:
         return len(self._clips)
 
+    @property
+    def size(self) -> int:
+        """The bytes kept."""
+        return sum(len(clip.data) for clip, _ in self._clips)
+
     def add(self, clip: ThalovantBinary, now: float) -> None:
-        """Keep ``clip`` (the oldest goes when full)."""
+        """Keep ``clip`` unless it is over the clip cap (the oldest go when full, in count or bytes)."""
         self._forget_old(now)
+        if len(clip.data) > MAX_CLIP_BYTES:
+            return
         self._clips.append((clip, now))
+        while self.size > MAX_REPLY_MEDIA_BYTES:
+            self._clips.popleft()
 
     def give(self, track: AudioTrack, events: Iterable[ThalovantEvent], now: float) -> None:
         """Hand ``track`` every kept clip it takes (an ask just said more)."""
