@@ -6,15 +6,18 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from thalovant.core.bus.binary import ThalovantBinary, binary_message
 from thalovant.core.bus.events import normalize
 from thalovant.core.client.correlate import (
+    AskFailed,
     AskFinished,
     AskStarted,
     Correlator,
     EventArrived,
     FrameArrived,
+    LinkLost,
     SynthWanted,
 )
 from thalovant.core.client.speech_audio import EARLY_CLIPS, EARLY_SECONDS, AudioTrack, EarlyClips
@@ -211,3 +214,96 @@ def test_early_clips_are_bounded_in_bytes_and_skip_clips_over_the_cap() -> None:
     for n in range(6):
         early.add(big(n, 4 * 1024 * 1024), 0.0)
     assert len(early) == 4 and early.size == 16 * 1024 * 1024
+
+
+class AudioModel(RuleBasedStateMachine):
+    """Asks with and without synth, speech, end signals, TTS clips, time and link loss, in any order.
+
+    Invariants: every ask ends exactly once; the deadline is the earliest pending one; SynthWanted comes once per
+    speech piece of a synth ask and never for another; a reply's clips speak its speech, each piece at most once;
+    a synth ask that ends before its deadline (not by a lost link) has a clip for every piece.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = Correlator(quiet_grace=0.0)
+        self.now = 0.0
+        self.count = 0
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.ended: set[str] = set()
+        self.said: list[str] = []
+
+    def feed(self, inp: Any) -> list[Output]:
+        out = self.c.handle(inp, now=self.now)
+        for o in out:
+            if isinstance(o, SynthWanted):
+                ask = self.pending[o.ask_id]
+                assert ask["synth"] and o.utterance in ask["speech"]
+                assert o.utterance not in ask["wanted"]
+                ask["wanted"].append(o.utterance)
+            elif isinstance(o, AskFinished | AskFailed):
+                assert o.ask_id in self.pending and o.ask_id not in self.ended
+                ask = self.pending.pop(o.ask_id)
+                self.ended.add(o.ask_id)
+                texts = [c.utterance for c in o.reply.audio]
+                assert set(texts) <= set(o.reply.utterances) and len(set(texts)) == len(texts)
+                early = isinstance(o, AskFinished) and self.now < ask["deadline"] and not isinstance(inp, LinkLost)
+                if ask["synth"] and early and o.reply.handled:
+                    assert o.reply.missing_audio == (), o.reply
+        return out
+
+    @rule(synth=st.booleans(), timeout=st.floats(0.1, 5.0))
+    def start(self, synth: bool, timeout: float) -> None:
+        self.count += 1
+        ask_id = f"a{self.count}"
+        deadline = self.now + timeout
+        self.feed(AskStarted(ask_id=ask_id, request_id=ask_id, deadline=deadline, synth=synth))
+        self.pending[ask_id] = {"synth": synth, "deadline": deadline, "speech": [], "wanted": []}
+
+    @precondition(lambda self: self.pending)
+    @rule(n=st.integers(0, 20))
+    def speak(self, n: int) -> None:
+        ask_id = sorted(self.pending)[n % len(self.pending)]
+        self.count += 1
+        text = f"said {self.count}"
+        self.pending[ask_id]["speech"].append(text)
+        self.said.append(text)
+        self.feed(speak(ask_id, text))
+
+    @precondition(lambda self: self.pending)
+    @rule(n=st.integers(0, 20))
+    def end_turn(self, n: int) -> None:
+        self.feed(handled(sorted(self.pending)[n % len(self.pending)]))
+
+    @precondition(lambda self: self.said)
+    @rule(n=st.integers(0, 50))
+    def clip_arrives(self, n: int) -> None:
+        self.feed(clip(self.said[n % len(self.said)]))
+
+    @rule(dt=st.floats(0.0, 2.0))
+    def time_passes(self, dt: float) -> None:
+        self.now += dt
+        self.feed(Tick())
+
+    @rule()
+    def link_lost(self) -> None:
+        self.feed(LinkLost(reason="gone"))
+        assert not self.pending
+
+    @invariant()
+    def deadline_is_earliest_pending(self) -> None:
+        assert self.c.deadline is None or self.c.deadline <= min(p["deadline"] for p in self.pending.values())
+        if not self.pending:
+            assert self.c.deadline is None
+
+    @invariant()
+    def pending_agree(self) -> None:
+        assert set(self.c.pending) == set(self.pending)
+
+    def teardown(self) -> None:
+        self.feed(LinkLost(reason="teardown"))
+        assert not self.pending
+
+
+AudioModel.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+TestAudioModel = AudioModel.TestCase
