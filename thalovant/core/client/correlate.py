@@ -45,16 +45,16 @@ when exactly one pending ask has the denied message type and no other send of
 that type happened within ``send_window`` seconds; otherwise it is reported
 as ``UnattributedDenial``.
 
+Rule 4 (duplicates, harness P18). An event identical to one seen within
+``dedup_window`` seconds (same type, data and context) is dropped. The window
+is short on purpose: hub 5.x sends byte-identical denials for separate sends,
+and those must not be swallowed.
+
 Rule 5 (speech audio, ``speech_audio.py``). ``FrameArrived`` feeds every non-bus frame; a TTS clip whose
 ``utterance`` matches speech of a pending ask is attached to it (``reply.audio``). A ``synth`` ask answers
 each new speech piece with ``SynthWanted`` (the shell sends ``speak:synth``) and, once done (after any
 settle), is held until each piece has its clip, at most until its own deadline; a refused ``speak:synth``
 releases it. Without ``synth``, clips that came while the ask was pending are attached.
-
-Rule 4 (duplicates, harness P18). An event identical to one seen within
-``dedup_window`` seconds (same type, data and context) is dropped. The window
-is short on purpose: hub 5.x sends byte-identical denials for separate sends,
-and those must not be swallowed.
 """
 
 from __future__ import annotations
