@@ -7,12 +7,13 @@ One :class:`Correlator` per connection. The shell feeds it:
 * ``AskStarted`` when it sends an ask's utterance (with the ask's request id,
   the user's session id, the message type and an absolute deadline);
 * ``MessageSent`` for every fire-and-forget send (it may provoke a denial);
-* ``EventArrived`` for every bus event the hub delivers;
+* ``EventArrived`` for every bus event the hub delivers; ``FrameArrived`` for every other frame (Rule 5);
 * ``AskCancelled`` when the caller gives up; ``LinkLost`` when the link dies;
 * ``Tick`` at ``deadline``.
 
 It answers with ``AskProgress`` for each event of an ask, then exactly one ``AskFinished`` or
-``AskFailed`` per ask, and ``UnattributedDenial`` for a refusal it cannot pin on one ask.
+``AskFailed`` per ask, ``UnattributedDenial`` for a refusal it cannot pin on one ask, and ``SynthWanted``
+when a ``synth`` ask wants its speech rendered (Rule 5).
 
 States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more), following the set of pending
 asks; ``TABLE`` lists what each input does. Deadline: the earliest of the pending asks', or None.
