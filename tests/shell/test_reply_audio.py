@@ -120,3 +120,10 @@ def test_skill_sounds_of_the_turn_come_as_media_events() -> None:
         assert reply.as_dict()["media_events"] == [
             {"type": "mycroft.audio.queue", "uri": None, "filename": "ding.wav", "inline_bytes": 9}
         ]
+
+
+def test_the_blocking_conversation_takes_synth() -> None:
+    with ThalovantClient(identity(), transport=MemoryHub(), reply_timeout=WAIT) as client:
+        with client.conversation() as convo:
+            turn = convo.ask("again", synth=True)
+            assert [c.utterance for c in turn.audio] == ["echo: again"] and turn.ok
