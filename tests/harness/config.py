@@ -122,7 +122,7 @@ def write_all(hub: TestHub, clients: list[Client]) -> None:
         "allowed_ciphers": ["CHACHA20-POLY1305", "AES-GCM"],
         "agent_protocol": {"module": "hivemind-ovos-agent-plugin",
                            "hivemind-ovos-agent-plugin": {"host": "127.0.0.1", "port": ports.bus}},
-        "binary_protocol": {"module": None},
+        "binary_protocol": hub.flavour.binary_protocol or {"module": None},
         "network_protocol": network,
         "database": {"module": "hivemind-json-db-plugin",
                      "hivemind-json-db-plugin": {"name": "clients", "subfolder": "hivemind-core"}},
@@ -228,8 +228,9 @@ def _add_clients(hub: TestHub, clients: list[Client]) -> None:
     for client in clients:
         row: dict[str, Any] = {"name": client.spec.name, "key": client.access_key, "admin": client.spec.admin,
                                "password": client.password, "crypto_key": client.crypto_key}
-        if hub.v3 or client.spec.extra_types:
-            row["allowed_types"] = DEFAULT_ALLOWED_TYPES + list(client.spec.extra_types)
+        extra = list(client.spec.extra_types) + list(hub.flavour.extra_types)
+        if hub.v3 or extra:
+            row["allowed_types"] = DEFAULT_ALLOWED_TYPES + extra
         rows.append(row)
     proc = subprocess.run([hub._python(), "-c", _ADD_CLIENTS], input=json.dumps(rows), capture_output=True,
                           text=True, env=hub._env(), cwd=hub.run_dir, timeout=120, check=False)

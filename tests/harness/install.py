@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +59,10 @@ class Flavour:
     constraints: Path
     import_check: str
     pip_args: tuple[str, ...] = ()
+    #: server.json's ``binary_protocol`` for this hub (None: no binary-data plugin), and bus types every client
+    #: may send on top of the defaults (an optional extra such as ``tests/harness/tts.py`` sets both).
+    binary_protocol: dict[str, Any] | None = None
+    extra_types: tuple[str, ...] = ()
 
 
 HUB4 = Flavour(

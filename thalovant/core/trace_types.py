@@ -40,6 +40,7 @@ _TRACE_MODULE_NAMES: dict[str, str] = {
     "client.connection_events": "connection_io",
     "client.reconnect": "reconnect",
     "client.correlate": "correlate",
+    "client.correlate_events": "correlate",
     "client.health": "health",
     "identity.model": "identity",
     "identity.fields": "identity_values",

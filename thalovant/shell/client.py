@@ -357,6 +357,7 @@ class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
         pipeline: Sequence[str] | None = None,
         location: Mapping[str, Any] | None = None,
         raise_unanswered: bool = False,
+        synth: bool = False,
     ) -> ThalovantReply:
         """Send an utterance and wait until the hub says the turn is handled.
 
@@ -364,11 +365,11 @@ class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
         ``stt_lang``, ``pipeline``, ``location``: request hints merged into the context
         (:func:`thalovant.request_context`; checked before anything is sent). ``raise_unanswered``:
         raise :class:`thalovant.ThalovantUnansweredError` instead of returning an unanswered reply.
+        ``synth``: have the hub render the speech (``speak:synth``) into ``reply.audio``, waiting within ``timeout``.
 
         Returns:
-            The reply. ``reply.unanswered`` is True when no skill matched;
-            ``reply.timed_out`` when speech arrived but the end signal did not.
-            With ``reply_settle_seconds``, speech up to that long after the first speech is included.
+            The reply. ``reply.unanswered``: no skill matched; ``reply.timed_out``: speech arrived but the end
+            signal did not. With ``reply_settle_seconds``, speech up to that long after the first one is included.
 
         Raises:
             ThalovantPolicyDenied: the hub refused the utterance.
@@ -379,9 +380,9 @@ class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
         wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
         context = request_context(context, stt_lang=stt_lang, pipeline=pipeline, location=location)
         message, rid = self._composer.turn(build_utterance, text, lang, context, session_id, request_id)
-        settle = self.reply_settle_seconds
+        hold: dict[str, Any] = {"settle": self.reply_settle_seconds, "synth": bool(synth)}
         await self._first_use()
-        sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait, settle=settle)
+        sent, ended = await self._engine.ask(message, ask_id=rid, session_id=session_id, wait=wait, **hold)
         if isinstance(sent, cx.SendError) and sent.kind != "link_lost":
             raise_for(SendEnded(result=sent, wait=wait))
         raise_for(AskEnded(result=ended, wait=wait))

@@ -178,9 +178,9 @@ class AsyncThalovantConversation:
             context: merged over the conversation's context for this turn.
             timeout: seconds to wait (None: the client's ``reply_timeout``).
             request_id: the turn's request id (None: a fresh one).
-            **hints: ``stt_lang``, ``pipeline``, ``location``, ``raise_unanswered`` of the client's ``ask``.
+            **hints: ``stt_lang``, ``pipeline``, ``location``, ``raise_unanswered``, ``synth`` of the client's ``ask``.
         """
-        unknown = set(hints) - {"stt_lang", "pipeline", "location", "raise_unanswered"}
+        unknown = set(hints) - {"stt_lang", "pipeline", "location", "raise_unanswered", "synth"}
         if unknown:
             raise TypeError(f"ask() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
         strict = bool(hints.pop("raise_unanswered", False))

@@ -42,6 +42,7 @@ from thalovant.core.client.health import ThalovantHealth, health_snapshot
 from thalovant.core.client.hub_keys import key_stop
 from thalovant.core.client.info import ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
+from thalovant.core.client.speech_audio import synth_message
 from thalovant.core.errors import ThalovantConnectionError
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.trace import RecordingEntropy
@@ -61,6 +62,8 @@ log = logging.getLogger("thalovant")
 
 #: Seconds ``stop()`` waits for the machine to close its link politely.
 CLOSE_GRACE = 2.0
+#: Seconds the ``speak:synth`` of a synth ask may take to leave (``ask(..., synth=True)``).
+SYNTH_SEND_SECONDS = 5.0
 
 
 def endpoint_for(plan: ClientPlan, tls: Callable[[], ssl.SSLContext]) -> Endpoint:
@@ -146,6 +149,7 @@ class ClientEngine:
         self._trace = trace
         self._backend = backend
         self.results = Results(listeners, self._on_status)
+        self.results.on_synth = self._synth
         self.status = cx.ConnectionState.IDLE
         self.detail = ""
         self.generation: int | None = None
@@ -327,9 +331,16 @@ class ClientEngine:
         return slot.value
 
     async def ask(
-        self, message: BusMessage, *, ask_id: str, session_id: str | None, wait: float, settle: float = 0.0
+        self,
+        message: BusMessage,
+        *,
+        ask_id: str,
+        session_id: str | None,
+        wait: float,
+        settle: float = 0.0,
+        synth: bool = False,
     ) -> tuple[Output | None, Output | None]:
-        """Send an ask's message and wait until the core settled it (``settle``: ``AskStarted.settle``).
+        """Send an ask's message and wait until the core settled it (``settle``, ``synth``: ``AskStarted``'s).
 
         Returns:
             What the core said of the send and of the ask (either None if the guard ran out first;
@@ -346,6 +357,7 @@ class ClientEngine:
             msg_type=message.type,
             deadline=deadline,
             settle=settle,
+            synth=synth,
         )
         bell = Bell()
         ask_slot = self.results.expect_ask(ask_id, bell)
@@ -356,3 +368,15 @@ class ClientEngine:
             # the guard ran out before the core answered: let the core forget the ask
             self.runtime.post_nowait(cx.CancelAsk(ask_id=ask_id))
         return send_slot.value, ask_slot.value
+
+    def _synth(self, wanted: corr.SynthWanted) -> None:
+        """Send the ``speak:synth`` a synth ask wants (on the event loop thread; never waits: the ask does)."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        ref, _ = self.results.expect_send()  # the slot goes when the core answers the send
+        deadline = anyio.current_time() + SYNTH_SEND_SECONDS
+        try:
+            runtime.post_nowait(cx.SendRequested(ref=ref, message=synth_message(wanted), deadline=deadline))
+        except anyio.WouldBlock:  # a full inbox: the ask ends at its deadline without this clip
+            log.warning("could not ask the hub for speech audio: the client's inbox is full")

@@ -108,6 +108,8 @@ class Results:
         self._asks: dict[str, Slot] = {}
         #: Called, in order, with every non-bus frame the hub delivers (binary, mesh, query answers).
         self.frame_handlers: list[Callable[[HiveMessage], None]] = []
+        #: Called with every ``SynthWanted`` (a ``synth`` ask wants its speech rendered: the engine sends it).
+        self.on_synth: Callable[[corr.SynthWanted], None] = lambda wanted: None
 
     def __call__(self, output: Output) -> None:
         if isinstance(output, cx.EventDelivered):
@@ -124,6 +126,8 @@ class Results:
                 slot.set(output)
         elif isinstance(output, cx.StatusChanged):
             self._on_status(output)
+        elif isinstance(output, corr.SynthWanted):
+            self.on_synth(output)
         elif isinstance(output, corr.UnattributedDenial):
             log.warning("the hub refused a message: %s", output.denial.message())
 

@@ -43,22 +43,15 @@ from returns.result import Failure, Success
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.handshake.noise import build_prologue, protocol_name, public_key
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
-from thalovant.core.handshake.v1_crypto import (
-    Cipher,
-    Encoding,
-    client_envelope,
-    derive_password_key,
-    open_binary,
-    open_wrapper,
-    preshared_key,
-    seal_wrapper,
-)
+from thalovant.core.handshake.v1_crypto import Cipher, Encoding, client_envelope, derive_password_key, open_binary
+from thalovant.core.handshake.v1_crypto import open_wrapper, preshared_key, seal_wrapper
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy
 from thalovant.core.wire.bitstring import decode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
+from thalovant.testing.synth import SYNTH_TYPE, speech_frames
 
 __all__ = ["HUB_CIPHERS", "HUB_ENCODINGS", "FakeHub", "HubFrame"]
 
@@ -399,6 +392,8 @@ class FakeHub:
         rid = context.get("request_id")
         if isinstance(rid, str):
             self.request_counts[rid] += 1
+        if bus.type == SYNTH_TYPE:  # a hub with a TTS binary plugin renders speech (thalovant.testing.synth)
+            return [self._out(frame) for frame in speech_frames(request, link, self._entropy)]
         if bus.type != UTTERANCE:
             return []
         utterances = bus.data.get("utterances") or [""]

@@ -21,6 +21,7 @@ from thalovant.core.client.correlate import (
     Correlator,
     CorrelatorState,
     EventArrived,
+    FrameArrived,
     LinkLost,
     MessageSent,
     UnattributedDenial,
@@ -391,7 +392,7 @@ def test_bad_constructor_arguments() -> None:
 
 
 def test_transition_table_covers_every_state_and_input() -> None:
-    inputs = {AskStarted, MessageSent, EventArrived, AskCancelled, LinkLost, Tick}
+    inputs = {AskStarted, MessageSent, EventArrived, FrameArrived, AskCancelled, LinkLost, Tick}
     assert set(TABLE) == {(s, i) for s in CorrelatorState for i in inputs}
     assert Correlator().finished is False
 

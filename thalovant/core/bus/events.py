@@ -32,6 +32,7 @@ from returns.result import Failure, Result, Success
 
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
 from thalovant.core.bus.filters import EventFilter, EventProblem, ids_from_context, parse_filter, type_matches
+from thalovant.core.bus.media import MAX_CLIP_BYTES, MEDIA_EVENTS, inline_audio
 from thalovant.core.bus.redact import bounded_json, redact
 from thalovant.core.deprecation import warn_once
 from thalovant.core.wire.message import BusMessage
@@ -241,6 +242,21 @@ class ThalovantEvent(_RawSlot):
     def is_failure(self) -> bool:
         """The event reports a failed turn: unanswered or policy denied."""
         return self.type in FAILURE_EVENTS
+
+    @property
+    def is_media(self) -> bool:
+        """The event carries or names a sound of the answer (``mycroft.audio.queue`` ...: ``core/bus/media.py``)."""
+        return self.type in MEDIA_EVENTS
+
+    def audio_bytes(self, *, max_bytes: int = MAX_CLIP_BYTES) -> bytes | None:
+        """The sound this event carries inline (base64 ``binary_data`` or ``audio``), decoded.
+
+        None when it carries none, the base64 is not valid, or the sound is over ``max_bytes`` (4 MiB).
+
+        Raises:
+            ValueError: ``max_bytes`` is negative.
+        """
+        return inline_audio(self.data, max_bytes=max_bytes)
 
     def display_items(self, *, max_text_chars: int | None = None) -> tuple[ThalovantDisplayItem, ...]:
         """The rich display items of this event (see ``thalovant.core.bus.display``).

@@ -13,6 +13,10 @@ answered, uncancelled turn without a failure event.
 
 Rule 2: identical events (harness P18) count once, and the speech of failure
 events (the user's own words) is never part of the answer.
+
+Rule 3: sound comes with the answer two ways (``core/bus/media.py``): skill sounds among the events
+(``media_events``, capped) and TTS clips of the speech (``audio``, in speak order, matched by the
+correlator). ``as_dict`` describes both without their bytes.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from thalovant.core.bus.binary import ThalovantBinary
 from thalovant.core.bus.display import ThalovantDisplayItem, display_items_for, strip_ssml
 from thalovant.core.bus.ends import ends_unanswered, is_turn_failure
 from thalovant.core.bus.events import EVENT_UTTERANCE_CANCELLED, ThalovantEvent
 from thalovant.core.bus.failures import ThalovantUnansweredError
+from thalovant.core.bus.media import media_summary, select_media, speech_key
 from thalovant.core.bus.redact import redact
 from thalovant.core.deprecation import warn_once
 
@@ -61,6 +67,8 @@ class ThalovantReply(_RawMessagesSlot):
         timed_out: see the attribute.
         unanswered: see the attribute.
         cancelled: see the attribute.
+        audio: see the attribute.
+        dropped_audio: see the attribute.
 
     Attributes:
         text: the speech of the turn: whitespace collapsed, consecutive
@@ -75,6 +83,10 @@ class ThalovantReply(_RawMessagesSlot):
         request_id: the request id of the ask.
         failure_event: the first failure event of the turn, if any.
         cancelled: the hub cancelled the utterance (``ovos.utterance.cancelled``).
+        audio: the TTS clips of the speech (``ThalovantBinary`` of kind ``tts_audio``), in speak order:
+            binary frames whose ``utterance`` matched a speak of this ask while it was in flight
+            (``ask(..., synth=True)`` asks the hub for them and waits).
+        dropped_audio: TTS clips not attached because of the size caps (4 MiB a clip, 16 MiB a reply).
     """
 
     text: str = ""
@@ -87,6 +99,8 @@ class ThalovantReply(_RawMessagesSlot):
     request_id: str | None = None
     failure_event: ThalovantEvent | None = None
     cancelled: bool = False
+    audio: tuple[ThalovantBinary, ...] = ()
+    dropped_audio: int = 0
 
     def __init__(
         self,
@@ -102,6 +116,8 @@ class ThalovantReply(_RawMessagesSlot):
         timed_out: bool = False,
         unanswered: bool = False,
         cancelled: bool = False,
+        audio: tuple[ThalovantBinary, ...] = (),
+        dropped_audio: int = 0,
     ) -> None:
         if raw_messages is not None:
             warn_once("ThalovantReply(raw_messages=...)", "ThalovantReply(events=...)")
@@ -109,6 +125,8 @@ class ThalovantReply(_RawMessagesSlot):
         for name, value in zip(_FIELDS, values, strict=True):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "cancelled", cancelled)
+        object.__setattr__(self, "audio", tuple(audio))
+        object.__setattr__(self, "dropped_audio", dropped_audio)
         object.__setattr__(self, "_raw_messages", None if raw_messages is None else tuple(raw_messages))
 
     @property
@@ -205,6 +223,29 @@ class ThalovantReply(_RawMessagesSlot):
         raise ThalovantUnansweredError(said, request_id=self.request_id, reply=self)
 
     @property
+    def media_events(self) -> tuple[ThalovantEvent, ...]:
+        """The skill sounds of the turn (``mycroft.audio.queue`` ...), in arrival order, within the caps
+        (4 MiB a clip, 16 MiB a reply; ``event.audio_bytes()`` decodes an inline one)."""
+        kept, _ = select_media((e.type, e.data) for e in self.events)
+        return tuple(self.events[i] for i in kept)
+
+    @property
+    def dropped_media(self) -> int:
+        """Sounds left out because of the caps: media events and TTS clips (``dropped_audio``)."""
+        return select_media((e.type, e.data) for e in self.events)[1] + self.dropped_audio
+
+    @property
+    def has_audio(self) -> bool:
+        """The reply comes with sound: a media event or a TTS clip."""
+        return bool(self.audio) or bool(self.media_events)
+
+    @property
+    def missing_audio(self) -> tuple[str, ...]:
+        """The speech pieces no TTS clip in ``audio`` speaks (all of them when none came)."""
+        have = {speech_key(clip.utterance) for clip in self.audio}
+        return tuple(piece for piece in self.utterances if speech_key(piece) not in have)
+
+    @property
     def empty(self) -> bool:
         """Nothing was said (a handled turn can be silent)."""
         return not self.text
@@ -256,6 +297,10 @@ class ThalovantReply(_RawMessagesSlot):
             "display_items": redact([i.as_dict() for i in self.display_items(max_text_chars=max_text_chars)]),
             "failure_event": self.failure_event.as_dict() if self.failure_event else None,
             "events": [e.as_dict() for e in self.events],
+            "has_audio": self.has_audio,
+            "media_events": [media_summary(e.type, e.data) for e in self.media_events],
+            "audio": [_clip_summary(clip) for clip in self.audio],
+            "dropped_media": self.dropped_media,
         }
 
 
@@ -271,6 +316,24 @@ _FIELDS = (
     "request_id",
     "failure_event",
 )
+
+
+def _clip_summary(clip: ThalovantBinary) -> dict[str, Any]:
+    return {"kind": clip.kind, "utterance": clip.utterance, "lang": clip.lang, "file_name": clip.file_name,
+            "bytes": len(clip.data)}  # fmt: skip
+
+
+def in_speak_order(clips: Iterable[ThalovantBinary], pieces: Iterable[str]) -> tuple[ThalovantBinary, ...]:
+    """``clips`` ordered as the speech ``pieces`` they speak; a clip that speaks none comes last."""
+    rest = list(clips)
+    ordered: list[ThalovantBinary] = []
+    for piece in pieces:
+        key = speech_key(piece)
+        found = next((c for c in rest if speech_key(c.utterance) == key), None)
+        if found is not None:
+            rest.remove(found)
+            ordered.append(found)
+    return (*ordered, *rest)
 
 
 def speech_pieces(events: Iterable[ThalovantEvent]) -> tuple[str, ...]:
@@ -291,10 +354,12 @@ def build_reply(
     session_id: str | None = None,
     request_id: str | None = None,
     timed_out: bool = False,
+    audio: Iterable[ThalovantBinary] = (),
+    dropped_audio: int = 0,
 ) -> ThalovantReply:
-    """Assemble a reply from the events of one turn (in arrival order).
+    """Assemble a reply from the events of one turn (in arrival order) and the TTS clips matched to it.
 
-    ``handled`` and ``unanswered`` are read from the events themselves.
+    ``handled`` and ``unanswered`` are read from the events themselves; ``audio`` is put in speak order.
     """
     seen: set[str] = set()
     unique: list[ThalovantEvent] = []
@@ -316,7 +381,9 @@ def build_reply(
         request_id=request_id,
         failure_event=failure,
         cancelled=any(e.type == EVENT_UTTERANCE_CANCELLED for e in unique),
+        audio=in_speak_order(audio, pieces),
+        dropped_audio=dropped_audio,
     )
 
 
-__all__ = ["ThalovantReply", "build_reply", "speech_pieces"]
+__all__ = ["ThalovantReply", "build_reply", "in_speak_order", "speech_pieces"]

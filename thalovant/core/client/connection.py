@@ -37,8 +37,7 @@ and one whose frame surely never left goes back to wait; an ask that never leave
 Rule 3 (no secrets). Credentials live in ``ConnectionConfig`` fields that are excluded from
 ``repr``; outputs carry only what the shell needs.
 
-Deadline: the earliest of every child machine's deadline, the queue's expiry times and the
-keep-alive.
+Deadline: the earliest of every child machine's deadline, the queue's expiry times and the keep-alive.
 """
 
 from __future__ import annotations
@@ -431,8 +430,9 @@ class Connection:
 
     def _deliver(self, message: HiveMessage, now: float) -> list[Output]:
         event = delivered_event(message, self._cfg.access_key)
-        if isinstance(event, Note):
-            return [FrameDelivered(message=message)] if message.bus() is None else [event]
+        if isinstance(event, Note):  # no bus event: a frame for the shell; a TTS clip may belong to an ask
+            frame = [FrameDelivered(message=message), *self._correlator_do(corr.FrameArrived(message=message), now)]
+            return frame if message.bus() is None else [event]
         served = self._reconnect_do(rc.Served(), now)  # the hub answers: this link ends the outage when lost
         return [EventDelivered(event=event), *served, *self._correlator_do(corr.EventArrived(event=event), now)]
 

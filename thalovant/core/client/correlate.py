@@ -7,12 +7,13 @@ One :class:`Correlator` per connection. The shell feeds it:
 * ``AskStarted`` when it sends an ask's utterance (with the ask's request id,
   the user's session id, the message type and an absolute deadline);
 * ``MessageSent`` for every fire-and-forget send (it may provoke a denial);
-* ``EventArrived`` for every bus event the hub delivers;
+* ``EventArrived`` for every bus event the hub delivers; ``FrameArrived`` for every other frame (Rule 5);
 * ``AskCancelled`` when the caller gives up; ``LinkLost`` when the link dies;
 * ``Tick`` at ``deadline``.
 
 It answers with ``AskProgress`` for each event of an ask, then exactly one ``AskFinished`` or
-``AskFailed`` per ask, and ``UnattributedDenial`` for a refusal it cannot pin on one ask.
+``AskFailed`` per ask, ``UnattributedDenial`` for a refusal it cannot pin on one ask, and ``SynthWanted``
+when a ``synth`` ask wants its speech rendered (Rule 5).
 
 States: ``IDLE`` (no ask in flight) and ``WAITING`` (one or more), following the set of pending
 asks; ``TABLE`` lists what each input does. Deadline: the earliest of the pending asks', or None.
@@ -49,6 +50,12 @@ Rule 4 (duplicates, harness P18). An event identical to one seen within
 ``dedup_window`` seconds (same type, data and context) is dropped. The window
 is short on purpose: hub 5.x sends byte-identical denials for separate sends,
 and those must not be swallowed.
+
+Rule 5 (speech audio, ``speech_audio.py``). ``FrameArrived`` feeds every non-bus frame; a TTS clip whose
+``utterance`` matches speech of a pending ask is attached to it (``reply.audio``). A ``synth`` ask answers
+each new speech piece with ``SynthWanted`` (the shell sends ``speak:synth``) and, once done (after any
+settle), is held until each piece has its clip, at most until its own deadline; a refused ``speak:synth``
+releases it. Without ``synth``, clips that came while the ask was pending are attached.
 """
 
 from __future__ import annotations
@@ -57,17 +64,31 @@ import enum
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
 from thalovant.core.bus.ends import ends_unanswered, request_id_of, turn_ids
-from thalovant.core.bus.events import EVENT_RECOGNIZER_LOOP_UTTERANCE, ThalovantEvent
+from thalovant.core.bus.events import ThalovantEvent
 from thalovant.core.bus.refusal import Denial, clean_text, parse_denial
 from thalovant.core.bus.reply import ThalovantReply, build_reply
+from thalovant.core.client.correlate_events import (
+    AskCancelled,
+    AskFailed,
+    AskFinished,
+    AskProgress,
+    AskStarted,
+    EventArrived,
+    FailKind,
+    FrameArrived,
+    LinkLost,
+    MessageSent,
+    SynthWanted,
+    UnattributedDenial,
+)  # fmt: skip
+from thalovant.core.client.speech_audio import AudioTrack, EarlyClips, refuses_synth, tts_clip
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.jsontree import weight
 from thalovant.core.machine import Input, Output, Row, Table, Tick
 
-FailKind = Literal["policy_denied", "link_lost", "timeout", "cancelled"]
 MAX_ASK_EVENTS: Final = 1000  # events one ask keeps for its reply; more speech is dropped (Rule 2)
 MAX_ASK_BYTES: Final = 16 * 1024 * 1024  # ... and bytes of them (their JSON size, ``jsontree.weight``)
 
@@ -75,105 +96,6 @@ MAX_ASK_BYTES: Final = 16 * 1024 * 1024  # ... and bytes of them (their JSON siz
 class CorrelatorState(enum.Enum):
     IDLE = "idle"  # no ask in flight
     WAITING = "waiting"  # at least one ask in flight
-
-
-# ------------------------------------------------------------------ inputs
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AskStarted(Input):
-    """The shell sent an ask's utterance.
-
-    Attributes:
-        ask_id: the caller's handle for this ask (unique among pending asks).
-        request_id: the correlation id sent in the context (unique among pending asks).
-        session_id: the user's session id, or None.
-        msg_type: the bus type that was sent (a denial names it).
-        deadline: absolute time (same clock as ``now``) at which the ask times out.
-        settle: seconds to keep collecting after the first speech once the ask is done (Rule 2b).
-    """
-
-    ask_id: str
-    request_id: str
-    session_id: str | None = None
-    msg_type: str = EVENT_RECOGNIZER_LOOP_UTTERANCE
-    deadline: float
-    settle: float = 0.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MessageSent(Input):
-    """The shell sent a message that no ask waits for (it may still be refused)."""
-
-    msg_type: str
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventArrived(Input):
-    """The hub delivered a bus event."""
-
-    event: ThalovantEvent
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AskCancelled(Input):
-    """The caller gave up on an ask."""
-
-    ask_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkLost(Input):
-    """The link to the hub is gone; every pending ask fails."""
-
-    reason: str = ""
-
-
-# ------------------------------------------------------------------ outputs
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AskProgress(Output):
-    """An event that belongs to an ask (speech, handled, failure …), in arrival order."""
-
-    ask_id: str
-    event: ThalovantEvent
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AskFinished(Output):
-    """The ask ended with a reply (handled, unanswered, or timed out after speech)."""
-
-    ask_id: str
-    reply: ThalovantReply
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AskFailed(Output):
-    """The ask ended without a usable reply.
-
-    Attributes:
-        ask_id: the ask.
-        kind: ``policy_denied``, ``link_lost``, ``timeout`` or ``cancelled``.
-        reason: a clean one-line reason.
-        denial: the refusal, for ``policy_denied``.
-        reply: whatever the ask collected before it ended (never lost).
-    """
-
-    ask_id: str
-    kind: FailKind
-    reason: str = ""
-    denial: Denial | None = None
-    reply: ThalovantReply = field(default_factory=ThalovantReply)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnattributedDenial(Output):
-    """A refusal that cannot be pinned on exactly one ask; deliver it to listeners."""
-
-    denial: Denial
-    event: ThalovantEvent
 
 
 # ------------------------------------------------------------------ machine
@@ -192,13 +114,22 @@ class _Pending:
     first_speech: float | None = None  # when the first speech arrived
     hold_until: float | None = None  # done, collecting late speech until then (Rule 2b)
     quiet_hold: bool = False  # handled before any speech: the first speech finishes it (Rule 2c)
+    track: AudioTrack = field(default_factory=AudioTrack)  # its TTS clips (Rule 5)
+    audio_hold: bool = False  # done, waiting for the clips of its speech (Rule 5)
 
     @property
     def due(self) -> float:
         return self.deadline if self.hold_until is None else min(self.deadline, self.hold_until)
 
     def reply(self, *, timed_out: bool = False) -> ThalovantReply:
-        return build_reply(self.events, session_id=self.session_id, request_id=self.request_id, timed_out=timed_out)
+        return build_reply(
+            self.events,
+            session_id=self.session_id,
+            request_id=self.request_id,
+            timed_out=timed_out,
+            audio=self.track.clips,
+            dropped_audio=self.track.dropped,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +163,7 @@ class Correlator:
         self._by_request: dict[str, str] = {}
         self._sends: list[_Send] = []
         self._seen: OrderedDict[str, float] = OrderedDict()  # key -> first seen, oldest first
+        self._early = EarlyClips()  # TTS clips that matched no pending speech yet (Rule 5)
 
     @property
     def state(self) -> CorrelatorState:
@@ -275,6 +207,7 @@ class Correlator:
         if not math.isfinite(inp.deadline) or not (math.isfinite(inp.settle) and inp.settle >= 0):
             raise LocalProtocolError("deadline must be a finite time and settle a finite number >= 0")
         pending = _Pending(inp.ask_id, inp.request_id, inp.session_id, inp.msg_type, inp.deadline, inp.settle)
+        pending.track.synth = inp.synth
         self._pending[inp.ask_id] = pending
         self._by_request[inp.request_id] = inp.ask_id
         self._remember_send(_Send(inp.msg_type, inp.request_id, now), now)
@@ -297,7 +230,7 @@ class Correlator:
         owner = self._owner(event, now)
         if owner is None:
             if event.is_policy_denied:
-                return [UnattributedDenial(denial=parse_denial(event), event=event)]
+                return [UnattributedDenial(denial=parse_denial(event), event=event), *self._synth_refused(event, now)]
             return []
         ends = event.is_handled or ends_unanswered(event) or event.is_policy_denied
         if (len(owner.events) < MAX_ASK_EVENTS and owner.size < MAX_ASK_BYTES) or ends:
@@ -306,6 +239,11 @@ class Correlator:
         if event.is_speech and owner.first_speech is None:
             owner.first_speech = now
         out: list[Output] = [AskProgress(ask_id=owner.ask_id, event=event)]
+        if event.is_speech:  # Rule 5: a clip that came first, and the hub's rendering of this speech
+            self._early.give(owner.track, owner.events, now)
+            for piece in owner.track.to_request(owner.events):
+                wanted = SynthWanted(ask_id=owner.ask_id, utterance=piece, lang=event.lang, session_id=owner.session_id)
+                out.append(wanted)
         if event.is_policy_denied:
             denial = parse_denial(event)
             out.append(self._end_failed(owner, "policy_denied", denial.message(), denial=denial))
@@ -325,7 +263,35 @@ class Correlator:
         if anchor + owner.settle > now:
             owner.hold_until = anchor + owner.settle  # Rule 2b: keep collecting until then
             return []
+        return self._release(owner, now)
+
+    def _release(self, owner: _Pending, now: float) -> list[Output]:
+        """A done ask ends, unless it waits for the clips of its speech (Rule 5)."""
+        if now < owner.deadline and owner.track.waiting(owner.events):
+            owner.audio_hold, owner.hold_until = True, owner.deadline
+            return []
         return [self._end_finished(owner)]
+
+    def _on_frame(self, inp: FrameArrived, now: float) -> list[Output]:
+        clip = tts_clip(inp.message)
+        if clip is None or not self._pending:
+            return []
+        for ask in list(self._pending.values()):
+            if ask.track.offer(clip, ask.events):
+                done = ask.audio_hold and not ask.track.waiting(ask.events)
+                return [self._end_finished(ask)] if done else []
+        self._early.add(clip, now)
+        return []
+
+    def _synth_refused(self, event: ThalovantEvent, now: float) -> list[Output]:
+        if not refuses_synth(event):
+            return []
+        out: list[Output] = []
+        for ask in [a for a in self._pending.values() if a.track.synth]:
+            ask.track.refused = True
+            if ask.audio_hold:
+                out.append(self._end_finished(ask))
+        return out
 
     def _on_cancelled(self, inp: AskCancelled, now: float) -> list[Output]:
         ask = self._pending.get(inp.ask_id)
@@ -336,6 +302,7 @@ class Correlator:
     def _on_link_lost(self, inp: LinkLost, now: float) -> list[Output]:
         reason = clean_text(inp.reason) or "link to the hub lost"
         self._sends.clear()
+        self._early.clear()
         out: list[Output] = []
         for ask in list(self._pending.values()):
             settling = ask.hold_until is not None  # already done (Rule 2b): finish it
@@ -345,8 +312,8 @@ class Correlator:
     def _on_tick(self, inp: Tick, now: float) -> list[Output]:
         out: list[Output] = []
         for ask in [a for a in self._pending.values() if a.due <= now]:
-            if ask.hold_until is not None:  # done and settled (Rule 2b)
-                out.append(self._end_finished(ask))
+            if ask.hold_until is not None:  # done and settled (Rule 2b), maybe waiting for audio (Rule 5)
+                out += [self._end_finished(ask)] if ask.quiet_hold or ask.audio_hold else self._release(ask, now)
                 continue
             reply = ask.reply(timed_out=True)
             if reply.text:
@@ -416,6 +383,8 @@ TABLE: Final[Table[CorrelatorState, Correlator]] = {
     (_S.WAITING, MessageSent): Row(_S.WAITING, Correlator._on_sent),
     (_S.IDLE, EventArrived): Row(_S.IDLE, Correlator._on_event),  # only a denial matters (unattributed)
     (_S.WAITING, EventArrived): Row(_S.WAITING, Correlator._on_event, _ENDS),  # match, record, maybe end
+    (_S.IDLE, FrameArrived): Row(_S.IDLE, Correlator._on_frame),  # no ask: nothing to attach to
+    (_S.WAITING, FrameArrived): Row(_S.WAITING, Correlator._on_frame, _ENDS),  # a TTS clip; may end a synth ask
     (_S.IDLE, AskCancelled): Row(_S.IDLE, Correlator._on_cancelled),  # nothing pending: misuse (raises)
     (_S.WAITING, AskCancelled): Row(_S.WAITING, Correlator._on_cancelled, _ENDS),
     (_S.IDLE, LinkLost): Row(_S.IDLE, Correlator._on_link_lost),  # forget recent sends
@@ -438,7 +407,7 @@ def ask_failed(ask: AskStarted | None, kind: FailKind, reason: str) -> list[Outp
 
 __all__ = [  # the machine, its inputs, its outputs, helpers for the Connection
     "Correlator", "CorrelatorState", "FailKind", "TABLE",
-    "AskCancelled", "AskStarted", "EventArrived", "LinkLost", "MessageSent",
-    "AskFailed", "AskFinished", "AskProgress", "UnattributedDenial",
+    "AskCancelled", "AskStarted", "EventArrived", "FrameArrived", "LinkLost", "MessageSent",
+    "AskFailed", "AskFinished", "AskProgress", "SynthWanted", "UnattributedDenial",
     "ask_failed", "request_id_of",
 ]  # fmt: skip
