@@ -2,12 +2,11 @@
 
 Theory of operation
 -------------------
-``FakeHub`` plays the hub's half of the wire protocol for one client at a
-time. It never does IO and never reads a clock: frames go in through
-:meth:`FakeHub.receive` and the frames the hub would answer come back as a
-list (``str`` for a text frame, ``bytes`` for a binary one). A transport
-adapter (:mod:`thalovant.testing.transport`) moves those frames between the
-hub and a client machine, emulating WebSocket, HTTP polling or MQTT.
+``FakeHub`` plays the hub's half of the wire protocol for one client at a time. It never does IO and never
+reads a clock: frames go in through :meth:`FakeHub.receive` and the frames the hub would answer come back as
+a list (``str`` for a text frame, ``bytes`` for a binary one). A transport adapter
+(:mod:`thalovant.testing.transport`) moves those frames between the hub and a client machine, emulating
+WebSocket, HTTP polling or MQTT.
 
 One logical connection::
 
@@ -19,13 +18,12 @@ One logical connection::
     client BUS         -> counted by request id; utterances answered by the echo rules
     close_connection() -> the keys and the session are forgotten
 
-Answers come from :mod:`thalovant.testing.echo` (the harness echo skill's rules: ``echo: <text>``,
-``deny``, ``fail``, ``unmatched``, ``silent``, ``multi``); ``behaviours`` can replace or add rules, and
-``denied_types`` makes the hub refuse message types with ``hive.policy.denied`` (hub 5.x style).
+Answers come from :mod:`thalovant.testing.echo` (the harness echo skill's rules: ``echo: <text>``, ``deny``,
+``fail``, ``unmatched``, ``silent``, ``multi``); ``behaviours`` can replace or add rules, and ``denied_types``
+makes the hub refuse message types with ``hive.policy.denied`` (hub 5.x style).
 
-Failure injection: :meth:`corrupt_next` garbles the next frame the hub sends;
-:meth:`restart` forgets everything (the transport decides how the client
-notices). Secrets (password, pre-shared key, psk) never appear in ``repr``.
+Failure injection: :meth:`corrupt_next` garbles the next frame the hub sends; :meth:`restart` forgets
+everything (the transport decides how the client notices). Secrets never appear in ``repr``.
 """
 
 from __future__ import annotations
@@ -43,8 +41,16 @@ from returns.result import Failure, Success
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.handshake.noise import build_prologue, protocol_name, public_key
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
-from thalovant.core.handshake.v1_crypto import Cipher, Encoding, client_envelope, derive_password_key, open_binary
-from thalovant.core.handshake.v1_crypto import open_wrapper, preshared_key, seal_wrapper
+from thalovant.core.handshake.v1_crypto import (
+    Cipher,
+    Encoding,
+    client_envelope,
+    derive_password_key,
+    open_binary,
+    open_wrapper,
+    preshared_key,
+    seal_wrapper,
+)
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy
 from thalovant.core.wire.bitstring import decode_bitstring
