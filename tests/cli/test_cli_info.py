@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.shell.inmemory import MemoryHubNet
 from thalovant.cli import main
-from thalovant.testing import MemoryHub
+from thalovant.shell.links import dial
+from thalovant.testing import FakeHub, MemoryHub
 
 IDENTITY = {
     "access_key": "cli-info-access-key",
@@ -47,3 +49,31 @@ def test_info_text_prints_one_line_per_known_field(identity_path: str, capsys: p
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["transport=https", "phase=ready", "generation=1"]
     assert "encoding=JSON-HEX" in lines and not any(line.endswith("=None") for line in lines)
+
+
+PHASES = ("dns_ms", "tcp_ms", "tls_ms", "admission_ms", "handshake_ms")
+
+
+def test_info_text_shows_the_phase_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over the real drivers (in-memory streams at the dial seam): admission and handshake are measured, the
+    dial phases are not (the seam replaced the dial) and print as ``-``."""
+    path = tmp_path / "ws-identity.json"
+    path.write_text(json.dumps({**IDENTITY, "data_plane_endpoints": {"wss": "ws://hub.invalid:5678"}}))
+    path.chmod(0o600)
+    net = MemoryHubNet(FakeHub(password=IDENTITY["password"]), protocol="wss", access_key=IDENTITY["access_key"])
+    monkeypatch.setattr(dial, "open_stream", net.open_stream)
+    assert main(["-i", str(path), "--protocol", "wss", "info"]) == 0
+    lines = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert [lines[name] for name in PHASES[:3]] == ["-", "-", "-"]
+    admission, handshake, total = (float(lines[name]) for name in ("admission_ms", "handshake_ms", "connect_ms"))
+    assert 0 <= admission and 0 <= handshake and admission + handshake <= total + 0.2
+
+
+def test_info_text_of_an_in_memory_hub_marks_every_phase_unmeasured(
+    identity_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-i", identity_path, "info"], transport=MemoryHub()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [f"{name}=-" for name in PHASES] == [line for line in lines if line.split("=")[0] in PHASES]

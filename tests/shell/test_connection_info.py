@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import thalovant
+from tests.shell.test_offline_client import WAIT, client_for, hub_net
 from thalovant import AsyncThalovantClient, ThalovantClient, ThalovantConnectionInfo
 from thalovant.testing import MemoryHub
 
@@ -75,3 +76,34 @@ def test_the_info_is_exported_and_json_ready() -> None:
     info = ThalovantConnectionInfo(transport="mqtt", phase="connecting")
     assert thalovant.ThalovantConnectionInfo is ThalovantConnectionInfo
     assert json.loads(json.dumps(info.as_dict()))["phase"] == "connecting"
+
+
+PHASES = ("dns_ms", "tcp_ms", "tls_ms", "admission_ms", "handshake_ms")
+
+
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_the_phase_times_of_a_link_through_the_dial_seam(monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
+    """The real runtime and drivers over in-memory streams: the dial phases stay None (the seam replaced the
+    dial), the hub's admission (101 / first answer) and the handshake after it are measured and ordered."""
+    net = hub_net(monkeypatch, protocol)
+
+    async def scenario() -> ThalovantConnectionInfo:
+        client = client_for(protocol)
+        with anyio.fail_after(WAIT):
+            info = await client.connect_with_info()
+            await client.close()
+        return info
+
+    info = anyio.run(scenario)
+    assert net.dials and info.phase == "ready"
+    assert (info.dns_ms, info.tcp_ms, info.tls_ms) == (None, None, None)
+    assert info.admission_ms is not None and info.handshake_ms is not None and info.connect_ms is not None
+    assert 0 <= info.admission_ms and 0 <= info.handshake_ms
+    assert info.admission_ms + info.handshake_ms <= info.connect_ms + 0.2
+    assert set(PHASES) <= set(info.as_dict())
+
+
+def test_an_in_memory_hub_measures_no_phase() -> None:
+    with ThalovantClient(IDENTITY, transport=MemoryHub(), protocol="wss") as client:
+        info = client.connection_info()
+    assert info.phase == "ready" and all(getattr(info, name) is None for name in PHASES)

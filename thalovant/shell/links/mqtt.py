@@ -36,6 +36,7 @@ import threading
 from types import TracebackType
 
 import anyio
+import paho.mqtt.client as paho
 
 from thalovant.errors import (
     LocalProtocolError,
@@ -44,6 +45,7 @@ from thalovant.errors import (
     ThalovantError,
     ThalovantTimeoutError,
 )
+from thalovant.shell.links.dial import current_times
 from thalovant.shell.links.mqtt_engine import MqttPacketTooLarge, PahoEngine, Will
 
 __all__ = ["MqttConnection", "MqttPacketTooLarge", "MqttTlsVerificationError", "Will"]
@@ -58,6 +60,23 @@ class MqttTlsVerificationError(ThalovantConnectionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+async def _paho_connect(client: paho.Client, host: str, port: int, keepalive: int) -> None:
+    """paho's blocking connect (DNS, TCP, TLS, CONNECT queued) in a worker thread.
+
+    A cancelled connect waits for the thread (paho's ``connect_timeout`` bounds it), then closes the socket
+    the thread opened: a connect that timed out leaves no socket behind, so the broker sees the client go.
+    """
+    try:
+        await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
+    except BaseException:
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+        raise
+    if (times := current_times()) is not None:
+        times.opened(anyio.current_time())
 
 
 class MqttConnection(PahoEngine):
@@ -163,7 +182,7 @@ class MqttConnection(PahoEngine):
         self._client = client
         start = anyio.current_time()
         try:
-            await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
+            await _paho_connect(client, host, port, keepalive)
         except ThalovantError:
             raise
         except ssl.SSLCertVerificationError as exc:
