@@ -242,12 +242,18 @@ async def _first_connected(addresses: list[str], port: int) -> anyio.abc.ByteStr
         won.append(stream)
         group.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as group:
-        for address in addresses:
-            failed = anyio.Event()
-            group.start_soon(attempt, address, failed, group)
-            with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
-                await failed.wait()
+    try:
+        async with anyio.create_task_group() as group:
+            for address in addresses:
+                failed = anyio.Event()
+                group.start_soon(attempt, address, failed, group)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await failed.wait()
+    except BaseException:  # cancelled from outside after a win: the connect that gave up owns no stream
+        with anyio.CancelScope(shield=True):
+            for stream in won:
+                await anyio.aclose_forcefully(stream)
+        raise
     if won:
         return won[0]
     raise errors[-1] if errors else OSError(f"no connection attempt to port {port} succeeded")

@@ -62,18 +62,59 @@ class MqttTlsVerificationError(ThalovantConnectionError):
         super().__init__(message, retryable=False)
 
 
-async def _paho_connect(client: paho.Client, host: str, port: int, keepalive: int) -> None:
-    """paho's blocking connect (DNS, TCP, TLS, CONNECT queued) in a worker thread.
+class _Ownership:
+    """Who closes the socket of paho's connect thread: the connect, or the thread if the connect gave up first.
 
-    A cancelled connect waits for the thread (paho's ``connect_timeout`` bounds it), then closes the socket
-    the thread opened: a connect that timed out leaves no socket behind, so the broker sees the client go.
+    The token of a connect that was cancelled while paho's blocking connect ran: the thread is abandoned (a
+    cancelled ``connect()`` returns at once, its deadline holds) and closes what it opened when it ends late.
     """
-    try:
-        await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
-    except BaseException:
-        sock = client.socket()
-        if sock is not None:
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.finished = False
+
+    def run(self, client: paho.Client, host: str, port: int, keepalive: int) -> None:
+        """In the worker thread: paho's connect; closes its socket if the connect was abandoned meanwhile."""
+        try:
+            client.connect(host, port, keepalive)
+        finally:
+            with self.lock:
+                self.finished = True
+                orphaned = self.abandoned
+            if orphaned:
+                _close_socket(client)
+
+    def abandon(self, client: paho.Client) -> None:
+        """On the loop: the connect gave up; close the socket now if the thread is done, else it will."""
+        with self.lock:
+            self.abandoned = True
+            finished = self.finished
+        if finished:
+            _close_socket(client)
+
+
+def _close_socket(client: paho.Client) -> None:
+    sock = client.socket()
+    if sock is not None:
+        try:
             sock.close()
+        except OSError:
+            pass
+
+
+async def _paho_connect(client: paho.Client, host: str, port: int, keepalive: int) -> None:
+    """paho's blocking connect (DNS, TCP, TLS, CONNECT queued) in a worker thread, owned (:class:`_Ownership`).
+
+    A connect that fails or is cancelled leaves no socket behind (the broker sees the client go): one cancelled
+    while the thread runs returns at once and the thread closes its socket when it ends (paho's
+    ``connect_timeout`` bounds it).
+    """
+    owner = _Ownership()
+    try:
+        await anyio.to_thread.run_sync(owner.run, client, host, port, keepalive, abandon_on_cancel=True)
+    except BaseException:
+        owner.abandon(client)
         raise
     if (times := current_times()) is not None:
         times.opened(anyio.current_time())
