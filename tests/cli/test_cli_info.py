@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import thalovant.cli as cli
+from tests.compat.test_cli_patch_point import RecordingClient
 from tests.shell.inmemory import MemoryHubNet
+from thalovant import ThalovantConnectionInfo
 from thalovant.cli import main
 from thalovant.shell.links import dial
 from thalovant.testing import FakeHub, MemoryHub
@@ -77,3 +80,32 @@ def test_info_text_of_an_in_memory_hub_marks_every_phase_unmeasured(
     assert main(["-i", identity_path, "info"], transport=MemoryHub()) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [f"{name}=-" for name in PHASES] == [line for line in lines if line.split("=")[0] in PHASES]
+
+
+def test_info_through_a_swapped_client_gives_a_minimal_info(
+    identity_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.4.7's clients (swapped in for ``thalovant.cli.ThalovantClient``, ``shell/cli_seam.py``) had no
+    ``connection_info()``: ``thalovant info`` prints what the seam knows instead of an AttributeError."""
+    RecordingClient.made = []
+    monkeypatch.setattr(cli, "ThalovantClient", RecordingClient)
+    assert main(["-i", identity_path, "info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["transport=https", "phase=ready"] and "dns_ms=-" in lines
+    assert main(["-i", identity_path, "--json", "info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["transport"], info["phase"], info["generation"], info["connect_ms"]) == ("https", "ready", None, None)
+    assert len(RecordingClient.made) == 2 and all(client.entered == 0 for client in RecordingClient.made)
+
+
+def test_info_through_a_swapped_client_with_its_own_info(
+    identity_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class InfoClient(RecordingClient):
+        def connection_info(self) -> ThalovantConnectionInfo:
+            return ThalovantConnectionInfo(transport="mqtt", phase="ready", generation=3, handshake_ms=12.5)
+
+    monkeypatch.setattr(cli, "ThalovantClient", InfoClient)
+    assert main(["-i", identity_path, "--json", "info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["transport"], info["generation"], info["handshake_ms"]) == ("mqtt", 3, 12.5)
