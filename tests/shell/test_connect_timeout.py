@@ -31,7 +31,7 @@ from wsproto.events import AcceptConnection, Request
 import thalovant
 from tests.shell.hostile import identity_for, loopback_server
 from tests.shell.inmemory import MemoryHubNet
-from thalovant.errors import ThalovantTimeoutError
+from thalovant.errors import ThalovantArgumentError, ThalovantTimeoutError
 from thalovant.shell.links import dial, mqtt_engine
 from thalovant.testing import THROWAWAY_ACCESS_KEY, FakeHub
 
@@ -190,13 +190,32 @@ def test_the_blocking_client_leaves_no_thread_or_socket() -> None:
     async def scenario() -> None:
         async with stalling_hub("upgraded", "wss") as (hub, identity):
             fds, threads = open_fds(), threading.active_count()
-            client = thalovant.ThalovantClient(identity, protocol="wss", noise_key_file=False, connect_timeout=TIMEOUT)
+            client = thalovant.ThalovantClient(identity, protocol="wss", noise_key_file=False, connect_timeout=30)
             started = time.monotonic()
             with pytest.raises(ThalovantTimeoutError):
-                await anyio.to_thread.run_sync(client.connect)
+                await anyio.to_thread.run_sync(client.connect, TIMEOUT)  # connect(timeout=) beats connect_timeout
             assert time.monotonic() - started < TIMEOUT + SLACK
             await eventually(lambda: hub.ended == hub.accepted == 1, "the timed-out link stayed open")
             await eventually(lambda: threading.active_count() <= threads + 1, "the client's loop thread stayed")
             await eventually(lambda: open_fds() <= fds, "a descriptor of the timed-out connect stayed open")
 
     anyio.run(scenario)
+
+
+async def test_connect_timeout_argument_bounds_this_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with stalling_hub("upgraded", "wss") as (hub, identity):
+        client = thalovant.AsyncThalovantClient(identity, protocol="wss", noise_key_file=False, connect_timeout=30)
+        for bad in (0, -1, float("nan"), "1"):
+            with pytest.raises(ThalovantArgumentError, match="timeout"):
+                await client.connect(bad)  # type: ignore[arg-type]
+        assert hub.accepted == 0  # a bad timeout is refused before anything is dialed
+        started = anyio.current_time()
+        with pytest.raises(ThalovantTimeoutError, match=r"0\.4"):
+            await client.connect_with_info(timeout=0.4)
+        assert anyio.current_time() - started < 0.4 + SLACK
+        await eventually(lambda: hub.ended == hub.accepted == 1, "the timed-out link stayed open")
+    net = MemoryHubNet(FakeHub(password=PASSWORD), protocol="wss", access_key=THROWAWAY_ACCESS_KEY)
+    monkeypatch.setattr(dial, "open_stream", net.open_stream)
+    info = await client.connect_with_info(timeout=5)  # the same client object, afresh
+    await client.close()
+    assert info.phase == "ready" and info.handshake_ms is not None

@@ -228,19 +228,17 @@ class AsyncThalovantClient(ClientEvents, ClientInfo):
         """Whether the session is ready: the link is open and its handshake is done."""
         return self._engine.status is cx.ConnectionState.READY
 
-    async def connect(self) -> None:
-        """Connect and finish the handshake; no-op when already connected.
+    async def connect(self, timeout: float | None = None) -> None:
+        """Connect and finish the handshake within ``timeout`` seconds (None: ``connect_timeout``); no-op when
+        connected. A connect that runs out of time leaves nothing open (docs/guides/connection.md).
 
         Raises:
             ThalovantAuthenticationError: the hub refused the credentials.
-            ThalovantTimeoutError: no ready session within ``connect_timeout``.
+            ThalovantTimeoutError: no ready session within the timeout.
             ThalovantConnectionError: the hub cannot be reached.
+            ThalovantArgumentError: ``timeout`` is not a positive number of seconds.
         """
-        await self._engine.start()
-        failed = await self._engine.settle(self.connect_timeout)
-        if failed is not None:
-            await self.close()
-            raise_for(failed)
+        await self._connect_within(timeout)  # shell/client_info.py
 
     async def close(self, timeout: float | None = None) -> None:
         """Close the connection (politely where the transport allows). Idempotent; never raises on a slow hub.
