@@ -11,7 +11,9 @@ this module holds the operations built on it:
   ``client.connect()`` (DNS, TCP, TLS, CONNECT queued) runs in an anyio worker
   thread, bounded by paho's ``connect_timeout``; then the loops start inside
   the task group that ``async with MqttConnection()`` opened, and the CONNACK
-  is awaited.
+  is awaited. A connect cancelled while the thread runs does not wait for it:
+  the thread is abandoned and closes the socket it opened when it ends
+  (``_Ownership``), so a timed-out connect keeps its deadline and leaks nothing.
 * Waiting: one "progress" event is swapped and set after every IO step.
   ``subscribe`` waits for its SUBACK, ``publish`` (QoS >= 1) for its PUBACK,
   ``receive`` for a message; each re-checks "connection lost" on every wake,

@@ -128,11 +128,10 @@ class _BoundedClient(paho.Client):
             addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
             times.dns_ms = ms(time.perf_counter() - started)
         started, error = time.perf_counter(), OSError(f"no address to connect to for port {self._port}")
+        source, wait = (self._bind_address, self._bind_port), self._connect_timeout
         for address in addresses:
             try:
-                sock = socket.create_connection(
-                    (address, self._port), timeout=self._connect_timeout, source_address=(self._bind_address, 0)
-                )
+                sock = socket.create_connection((address, self._port), timeout=wait, source_address=source)
             except OSError as exc:
                 error = exc
                 continue
