@@ -228,11 +228,20 @@ def unhealthy(error: str, protocol: str | None) -> ThalovantHealth:
     )
 
 
+#: The phase times of a connection info, printed by :func:`info_text` even when unknown (as ``-``).
+PHASE_FIELDS = ("dns_ms", "tcp_ms", "tls_ms", "admission_ms", "handshake_ms")
+
+
 def info_text(info: Mapping[str, Any], *, as_json: bool = False) -> str:
-    """A connection info (``ThalovantConnectionInfo.as_dict()``): JSON, or one ``name=value`` line per known field."""
+    """A connection info (``ThalovantConnectionInfo.as_dict()``): JSON, or one ``name=value`` line per known field
+    and one per phase time (``-``: not applicable or not measured)."""
     if as_json:
         return json_text(dict(info))
-    return "\n".join(f"{name}={value}" for name, value in info.items() if value is not None)
+    return "\n".join(
+        f"{name}={'-' if value is None else value}"
+        for name, value in info.items()
+        if value is not None or name in PHASE_FIELDS
+    )
 
 
 def health_text(health: ThalovantHealth) -> str:

@@ -6,6 +6,11 @@ called its blocking methods (``ask``, ``emit``, ``send_utterance``, ``healthchec
 asynchronous, so a swapped-in class is driven through :class:`PatchedClient`: it enters the fake's
 ``with`` on ``connect()``, leaves it on ``close()``, and runs every other method the CLI calls in a
 worker thread (a fake may block). Nothing else of the CLI changes.
+
+``thalovant info`` asks for ``connection_info()``, which 0.4.7's clients did not have: a fake that has one
+answers it (when it returns a :class:`~thalovant.ThalovantConnectionInfo`); otherwise the seam answers a
+minimal info of its own: the transport and the phase it knows (``idle``, ``ready`` once the fake was entered,
+``closed`` after), every negotiated value and time None.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 
 import anyio.to_thread
 
+from thalovant.core.client.info import ThalovantConnectionInfo
+
 __all__ = ["PatchedClient"]
 
 
@@ -25,6 +32,7 @@ class PatchedClient:
     def __init__(self, factory: Callable[[Any], Any], identity: Any) -> None:
         self.inner = factory(identity)
         self.protocol: str = str(getattr(self.inner, "protocol", "https"))
+        self._phase = "idle"
 
     def __repr__(self) -> str:
         return f"<PatchedClient {type(self.inner).__name__}>"
@@ -33,11 +41,21 @@ class PatchedClient:
         enter = getattr(self.inner, "__enter__", None)
         if enter is not None:
             await anyio.to_thread.run_sync(enter)
+        self._phase = "ready"
 
     async def close(self) -> None:
         leave = getattr(self.inner, "__exit__", None)
         if leave is not None:
             await anyio.to_thread.run_sync(leave, None, None, None)
+        self._phase = "closed"
+
+    def connection_info(self) -> ThalovantConnectionInfo:
+        """The fake's own ``connection_info()`` if it has one that answers an info, else a minimal info."""
+        own = getattr(self.inner, "connection_info", None)
+        info = own() if callable(own) else None
+        if isinstance(info, ThalovantConnectionInfo):
+            return info
+        return ThalovantConnectionInfo(transport=self.protocol, phase=self._phase)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)

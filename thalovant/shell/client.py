@@ -221,19 +221,22 @@ class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
         """Whether the session is ready: the link is open and its handshake is done."""
         return self._engine.status is cx.ConnectionState.READY
 
-    async def connect(self) -> None:
-        """Connect and finish the handshake; no-op when already connected.
+    async def connect(self, timeout: float | None = None) -> None:
+        """Connect and finish the handshake within ``timeout`` seconds (None: ``connect_timeout``); no-op when
+        connected. A connect that runs out of time leaves nothing open (docs/guides/connection.md).
 
         Raises:
             ThalovantAuthenticationError: the hub refused the credentials (``ThalovantClientKeyRejectedError``:
                 hub 5.x pinned another Noise key for this client).
             ThalovantHubKeyChangedError: hub 5.x presented another key than the pinned one (``forget_hub_key``).
-            ThalovantTimeoutError: no ready session within ``connect_timeout``.
+            ThalovantTimeoutError: no ready session within the timeout.
             ThalovantConnectionError: the hub cannot be reached.
+            ThalovantArgumentError: ``timeout`` is not a positive number of seconds.
         """
+        wait = self.connect_timeout if timeout is None else check_seconds("timeout", timeout)
         await self._engine.start()
-        failed = await self._keys_settled(await self._engine.settle(self.connect_timeout))  # hub 5.x key pins
-        if failed is not None:
+        failed = await self._keys_settled(await self._engine.settle(wait))  # hub 5.x key pins (client_keys.py)
+        if failed is not None:  # a connect that fails or runs out of time closes all it opened, even late
             await self.close()
             raise_for(failed)
 

@@ -40,7 +40,7 @@ from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
 from thalovant.core.client.hub_keys import key_stop
-from thalovant.core.client.info import ThalovantConnectionInfo, connection_info
+from thalovant.core.client.info import PhaseTimes, ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.client.speech_audio import synth_message
 from thalovant.core.errors import ThalovantConnectionError
@@ -166,6 +166,7 @@ class ClientEngine:
         self.hub_endpoint = ""  # the hub's pin id, for a key stop's error (thalovant.shell.client_keys)
         self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
         self._t0 = 0.0
+        self._phases: PhaseTimes | None = None  # the phase times of the link that last became ready
 
     @property
     def protocol(self) -> str:
@@ -213,6 +214,7 @@ class ClientEngine:
         self._machine = getattr(self.runtime, "machine", None)
         self._times = {"started_at": time.time(), "connected_at": None, "connect_ms": None}  # wall clock, for info()
         self._t0 = anyio.current_time()
+        self._phases = None
         self.task_group.start_soon(self.runtime.run)
         await self.runtime.post(cx.Connect())
 
@@ -276,9 +278,13 @@ class ClientEngine:
             self.generation = status.generation
         assert self._ready is not None and self._settled is not None
         if status.state is cx.ConnectionState.READY:
+            now = anyio.current_time()
             self._times["connected_at"] = time.time()
             if self._times["connect_ms"] is None:
-                self._times["connect_ms"] = round((anyio.current_time() - self._t0) * 1000, 1)
+                self._times["connect_ms"] = round((now - self._t0) * 1000, 1)
+            link_times = getattr(self.runtime, "link_times", None)  # a ConnectionRuntime's (not an in-memory one's)
+            times = link_times(status.epoch) if link_times is not None else None
+            self._phases = times.phases(now) if times is not None else None
             self._ready.set()
             self._settled.set()
             log.info("connected to the hub over %s (protocol v%s)", self.protocol, status.generation)
@@ -305,7 +311,7 @@ class ClientEngine:
 
     def info(self) -> ThalovantConnectionInfo:
         """What the connection negotiated and its times (``connection_info()``)."""
-        info = connection_info(self._machine, transport=self.protocol, **self._times)
+        info = connection_info(self._machine, transport=self.protocol, phases=self._phases, **self._times)
         stale = self.runtime is None or info.phase == "unknown"  # closed, or a machine that is not a Connection
         return replace(info, phase=self.status.value) if stale else info
 

@@ -45,6 +45,7 @@ import anyio.abc
 from thalovant.core.client import connection as cx
 from thalovant.core.machine import Input, Note, NoteLevel, Output
 from thalovant.shell.driver import Driver, StepRecorder
+from thalovant.shell.links.dial import LinkTimes
 from thalovant.shell.links.epoch import Endpoint, LinkDriver, Timeouts
 from thalovant.shell.links.http_driver import HttpDriver
 from thalovant.shell.links.mqtt_driver import MqttDriver
@@ -86,6 +87,7 @@ class _Epoch:
         self.drivers: dict[type, LinkDriver] = {}
         self.scopes: set[anyio.CancelScope] = set()
         self.dropped = False
+        self.times = LinkTimes()
         self._runtime = runtime
         self._tg = tg
 
@@ -268,6 +270,11 @@ class ConnectionRuntime:
             for old in [n for n in self._epochs if n < number - 1]:
                 self._drop(old)
         return epoch
+
+    def link_times(self, number: int) -> LinkTimes | None:
+        """How long the opening of link epoch ``number`` took, phase by phase (None: no such epoch now)."""
+        epoch = self._epochs.get(number)
+        return None if epoch is None else epoch.times
 
     def _drop(self, number: int) -> None:
         epoch = self._epochs.pop(number, None)

@@ -24,6 +24,7 @@ from thalovant.core.links.http_wire import RequestFailed, ResponseProgress, Resp
 from thalovant.core.links.ws import PingWs, WsMessage, WsOpened, WsPonged, WsReceiving
 from thalovant.core.machine import Input
 from thalovant.errors import ThalovantTimeoutError
+from thalovant.shell.links.dial import LinkTimes
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.http import HttpTimeouts
 from thalovant.shell.links.http_driver import HttpDriver
@@ -47,6 +48,7 @@ class FakeEpoch:
     number: int = 1
     facts: list[Input] = field(default_factory=list)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    times: LinkTimes = field(default_factory=LinkTimes)
 
     async def until(self, done: Callable[[], bool]) -> None:
         while not done():

@@ -18,6 +18,7 @@ import pytest
 from tests.shell.links.test_mqtt import ALICE_PW, Broker, cid, start_broker
 from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Input
+from thalovant.shell.links.dial import LinkTimes
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.mqtt import MqttConnection
 from thalovant.shell.links.mqtt_driver import MqttDriver
@@ -47,6 +48,7 @@ class StubEpoch:
     def __init__(self, endpoint: Endpoint, tg: anyio.abc.TaskGroup) -> None:
         self.endpoint = endpoint
         self.timeouts = Timeouts(connect=WAIT, send=WAIT)
+        self.times = LinkTimes()
         self.facts: list[Input] = []
         self.scope = anyio.CancelScope()
         self._tg = tg

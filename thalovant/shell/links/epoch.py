@@ -16,7 +16,10 @@ or of clients:
   is pushed back by TCP (the reader stops reading);
 * ``fact(inp)`` does the same without waiting, for facts reported on the
   runtime's own task (``execute``), which must never wait for the inbox it
-  empties; it never raises.
+  empties; it never raises;
+* ``times`` is where the driver records the link's opening, phase by phase
+  (:class:`~thalovant.shell.links.dial.LinkTimes`; the dial fills it while it is
+  current, the driver marks the hub's admission).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, ClassVar, Protocol
 from thalovant.core.links.liveness import DEFAULT_LIVENESS, LivenessConfig
 from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.core.machine import Input, Output
+from thalovant.shell.links.dial import LinkTimes
 
 __all__ = ["Endpoint", "LinkDriver", "LinkEpoch", "Timeouts"]
 
@@ -70,6 +74,10 @@ class LinkEpoch(Protocol):
 
     @property
     def timeouts(self) -> Timeouts: ...
+
+    @property
+    def times(self) -> LinkTimes:
+        """Where the drivers record how long this link's opening took (:mod:`~thalovant.shell.links.dial`)."""
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run ``fn(*args)`` in a task of this epoch (cancelled when the epoch is dropped)."""

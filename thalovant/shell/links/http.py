@@ -275,12 +275,15 @@ class HttpConnection:
 
     async def _dial(self) -> anyio.abc.ByteStream:
         if not self.tls:
-            return await dial.open_stream(self.host, self.port, proxy=self._proxy)
-        if self._ssl_context is None:
-            self._ssl_context = make_ssl_context()
-        return await dial.open_stream(
-            self.host, self.port, tls=self._ssl_context, tls_standard_compatible=False, proxy=self._proxy
-        )
+            stream = await dial.open_stream(self.host, self.port, proxy=self._proxy)
+        else:
+            if self._ssl_context is None:
+                self._ssl_context = make_ssl_context()
+            stream = await dial.open_stream(
+                self.host, self.port, tls=self._ssl_context, tls_standard_compatible=False, proxy=self._proxy
+            )
+        dial.stream_opened()  # the first answer's time counts from here (LinkTimes.admission_ms)
+        return stream
 
     async def aclose(self) -> None:
         """Close the kept stream, if any. Safe to call twice."""

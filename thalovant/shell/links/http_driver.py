@@ -17,6 +17,8 @@ Theory of operation
   machine's timeout for the request counts from there, and so does the shell's
   bound on the whole request (:meth:`HttpConnection.request` with ``progress``),
   so a large poll body on a slow link is not taken for a dead path.
+* The epoch's first dial records its phases in ``epoch.times``; its first
+  complete answer marks the hub's admission.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from thalovant.core.links.http_wire import (
     StartRequest,
 )
 from thalovant.core.machine import Output
+from thalovant.shell.links.dial import timing
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.http import HttpConnection, HttpNotSentError, HttpTimeouts
 
@@ -98,7 +101,7 @@ class HttpDriver:
                 reported = now
                 await fact(ResponseProgress(req_id=order.req_id))
 
-        with scope:
+        with scope, timing(self.epoch.times):  # the epoch's first dial records its phases there
             try:
                 resp = await conn.request(order.method, order.target, order.headers, order.body, progress=progress)
             except HttpNotSentError as exc:  # not retryable: TLS verification failed, or a proxy refused
@@ -109,6 +112,7 @@ class HttpDriver:
             except ThalovantError as exc:
                 await fact(RequestFailed(req_id=order.req_id, kind="connect", detail=str(exc)))
             else:
+                self.epoch.times.admitted(anyio.current_time())  # the hub's first answer admits the link
                 headers = tuple((k, v) for k, v in resp.headers)
                 await fact(ResponseReceived(req_id=order.req_id, status=resp.status, headers=headers, body=resp.body))
             finally:

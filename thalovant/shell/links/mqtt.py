@@ -11,7 +11,9 @@ this module holds the operations built on it:
   ``client.connect()`` (DNS, TCP, TLS, CONNECT queued) runs in an anyio worker
   thread, bounded by paho's ``connect_timeout``; then the loops start inside
   the task group that ``async with MqttConnection()`` opened, and the CONNACK
-  is awaited.
+  is awaited. A connect cancelled while the thread runs does not wait for it:
+  the thread is abandoned and closes the socket it opened when it ends
+  (``_Ownership``), so a timed-out connect keeps its deadline and leaks nothing.
 * Waiting: one "progress" event is swapped and set after every IO step.
   ``subscribe`` waits for its SUBACK, ``publish`` (QoS >= 1) for its PUBACK,
   ``receive`` for a message; each re-checks "connection lost" on every wake,
@@ -36,6 +38,7 @@ import threading
 from types import TracebackType
 
 import anyio
+import paho.mqtt.client as paho
 
 from thalovant.errors import (
     LocalProtocolError,
@@ -44,6 +47,7 @@ from thalovant.errors import (
     ThalovantError,
     ThalovantTimeoutError,
 )
+from thalovant.shell.links.dial import current_times
 from thalovant.shell.links.mqtt_engine import MqttPacketTooLarge, PahoEngine, Will
 
 __all__ = ["MqttConnection", "MqttPacketTooLarge", "MqttTlsVerificationError", "Will"]
@@ -58,6 +62,64 @@ class MqttTlsVerificationError(ThalovantConnectionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class _Ownership:
+    """Who closes the socket of paho's connect thread: the connect, or the thread if the connect gave up first.
+
+    The token of a connect that was cancelled while paho's blocking connect ran: the thread is abandoned (a
+    cancelled ``connect()`` returns at once, its deadline holds) and closes what it opened when it ends late.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.finished = False
+
+    def run(self, client: paho.Client, host: str, port: int, keepalive: int) -> None:
+        """In the worker thread: paho's connect; closes its socket if the connect was abandoned meanwhile."""
+        try:
+            client.connect(host, port, keepalive)
+        finally:
+            with self.lock:
+                self.finished = True
+                orphaned = self.abandoned
+            if orphaned:
+                _close_socket(client)
+
+    def abandon(self, client: paho.Client) -> None:
+        """On the loop: the connect gave up; close the socket now if the thread is done, else it will."""
+        with self.lock:
+            self.abandoned = True
+            finished = self.finished
+        if finished:
+            _close_socket(client)
+
+
+def _close_socket(client: paho.Client) -> None:
+    sock = client.socket()
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+async def _paho_connect(client: paho.Client, host: str, port: int, keepalive: int) -> None:
+    """paho's blocking connect (DNS, TCP, TLS, CONNECT queued) in a worker thread, owned (:class:`_Ownership`).
+
+    A connect that fails or is cancelled leaves no socket behind (the broker sees the client go): one cancelled
+    while the thread runs returns at once and the thread closes its socket when it ends (paho's
+    ``connect_timeout`` bounds it).
+    """
+    owner = _Ownership()
+    try:
+        await anyio.to_thread.run_sync(owner.run, client, host, port, keepalive, abandon_on_cancel=True)
+    except BaseException:
+        owner.abandon(client)
+        raise
+    if (times := current_times()) is not None:
+        times.opened(anyio.current_time())
 
 
 class MqttConnection(PahoEngine):
@@ -163,7 +225,7 @@ class MqttConnection(PahoEngine):
         self._client = client
         start = anyio.current_time()
         try:
-            await anyio.to_thread.run_sync(client.connect, host, port, keepalive)
+            await _paho_connect(client, host, port, keepalive)
         except ThalovantError:
             raise
         except ssl.SSLCertVerificationError as exc:

@@ -6,7 +6,8 @@ Theory of operation
 * ``ConnectMqtt`` spawns the epoch's main task: it connects (reporting
   ``MqttConnected``, or ``MqttDisconnected`` with rc 5 for refused
   credentials, 8 (paho's ``MQTT_ERR_TLS``, final) when the broker's
-  certificate did not verify, and 3 otherwise), then reports every received message as
+  certificate did not verify, and 3 otherwise; paho's connect records its
+  phases in ``epoch.times`` and the CONNACK marks the admission), then reports every received message as
   ``MqttMessage`` until the link is lost (``MqttDisconnected(rc=7)``; a
   quiet connection whose PINGREQ goes unanswered is lost too, see the
   ``liveness`` of :mod:`~thalovant.shell.links.mqtt_engine`). Its
@@ -34,6 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from thalovant.core.errors import ThalovantAuthenticationError, ThalovantError
 from thalovant.core.links import mqtt as mq
 from thalovant.core.machine import Output
+from thalovant.shell.links.dial import timing
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.mqtt import MqttConnection, MqttTlsVerificationError
 
@@ -94,22 +96,24 @@ class MqttDriver:
         try:
             async with MqttConnection(ack_timeout=epoch.timeouts.send, liveness=epoch.timeouts.liveness) as mqtt:
                 try:
-                    present = await mqtt.connect(
-                        ep.host,
-                        ep.port,
-                        client_id=order.client_id,
-                        username=ep.mqtt_username,
-                        password=ep.mqtt_password,
-                        tls=ep.tls,
-                        will=(will.topic, will.payload, will.qos, will.retain) if will else None,
-                        keepalive=order.keepalive,
-                        timeout=epoch.timeouts.connect,
-                    )
+                    with timing(epoch.times):  # paho's connect records its phases there
+                        present = await mqtt.connect(
+                            ep.host,
+                            ep.port,
+                            client_id=order.client_id,
+                            username=ep.mqtt_username,
+                            password=ep.mqtt_password,
+                            tls=ep.tls,
+                            will=(will.topic, will.payload, will.qos, will.retain) if will else None,
+                            keepalive=order.keepalive,
+                            timeout=epoch.timeouts.connect,
+                        )
                 except ThalovantError as exc:
                     log.debug("mqtt connect failed: %s", exc)
                     await epoch.deliver(mq.MqttDisconnected(rc=_connect_failure_rc(exc)))
                     return
                 self.mqtt = mqtt
+                epoch.times.admitted(anyio.current_time())  # the broker's CONNACK
                 await epoch.deliver(mq.MqttConnected(session_present=bool(present)))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._work, mqtt, receive)

@@ -41,12 +41,19 @@ This module owns the IO half; the MQTT operations and their waits are in
   packet whose announced remaining length exceeds ``max_packet_size`` (8 MiB by
   default, like WebSocket messages) before reading any of its body: the
   connection is then lost with :class:`MqttPacketTooLarge`.
+* Timings: in ``connect()``'s worker thread :class:`_BoundedClient` resolves the
+  broker's name and connects (addresses in the resolver's order, as paho's
+  ``socket.create_connection`` does), then wraps TLS, recording each phase in the
+  :class:`~thalovant.shell.links.dial.LinkTimes` current for the connect (anyio
+  copies the context into the thread).
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +65,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thalovant.core.links.liveness import Liveness, LivenessConfig
 from thalovant.errors import LocalProtocolError, ThalovantConnectionError
+from thalovant.shell.links.dial import current_times, is_ip_literal, ms
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "MqttPacketTooLarge", "PahoEngine", "Will"]
 
@@ -107,6 +115,36 @@ class _BoundedClient(paho.Client):
         data: bytes = super()._sock_recv(min(bufsize, _READ_CHUNK))
         self.bytes_in += len(data)
         return data
+
+    def _create_socket_connection(self) -> socket.socket:
+        times = current_times()
+        if times is None or self._get_proxy():
+            return super()._create_socket_connection()
+        times.dialed = True
+        started, host = time.perf_counter(), self._host
+        addresses = [host.strip("[]")]
+        if not is_ip_literal(host):
+            found = socket.getaddrinfo(host, self._port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+            times.dns_ms = ms(time.perf_counter() - started)
+        started, error = time.perf_counter(), OSError(f"no address to connect to for port {self._port}")
+        source, wait = (self._bind_address, self._bind_port), self._connect_timeout
+        for address in addresses:
+            try:
+                sock = socket.create_connection((address, self._port), timeout=wait, source_address=source)
+            except OSError as exc:
+                error = exc
+                continue
+            times.tcp_ms = ms(time.perf_counter() - started)
+            return sock
+        raise error
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        started = time.perf_counter()
+        sock = super()._ssl_wrap_socket(tcp_sock)
+        if (times := current_times()) is not None:
+            times.tls_ms = ms(time.perf_counter() - started)
+        return sock
 
 
 class PahoEngine:

@@ -205,6 +205,7 @@ class WsConnection:
         try:
             with mapped_errors("connect"), anyio.fail_after(timeout):
                 stream = await dial.open_stream(host, port, tls=tls, tls_hostname=server_hostname or host, proxy=proxy)
+                dial.stream_opened()  # the upgrade's time counts from here (LinkTimes.admission_ms)
                 ws = WSConnection(ConnectionType.CLIENT)
                 conn = cls(stream, ws, peer=peer, max_message_size=max_message_size)
                 headers = [(k.encode(), v.encode()) for k, v in extra_headers]

@@ -10,7 +10,8 @@ Theory of operation
   A refused upgrade is ``WsRejected(status)`` (an authentication refusal
   keeps its 401 or 403); a failed dial is ``WsClosed(1006)``, or
   ``WsClosed(1015)`` when retrying cannot help (TLS verification failed, the
-  proxy refused the tunnel or the proxy credentials).
+  proxy refused the tunnel or the proxy credentials). The dial records its
+  phases in ``epoch.times`` and the 101 marks the hub's admission.
 * ``SendWs`` writes on the runtime's driver task, so frames leave in order,
   bounded by the send timeout; a failed or slow write aborts the stream and
   the reader reports the loss.
@@ -54,6 +55,7 @@ from thalovant.core.links.ws import (
     WsRejected,
 )
 from thalovant.core.machine import Output
+from thalovant.shell.links.dial import timing
 from thalovant.shell.links.epoch import LinkEpoch
 from thalovant.shell.links.ws import WsClosed as ShellWsClosed
 from thalovant.shell.links.ws import WsConnection, WsPong, WsProgress, WsUpgradeRejected
@@ -88,16 +90,17 @@ class WsDriver:
     async def _read(self, order: OpenWebSocket) -> None:
         epoch, ep = self.epoch, self.epoch.endpoint
         try:
-            ws = await WsConnection.connect(
-                ep.host,
-                ep.port,
-                order.target,
-                tls=ep.tls,
-                server_hostname=ep.server_hostname,
-                timeout=epoch.timeouts.connect,
-                extra_headers=order.headers,
-                proxy=ep.proxy,
-            )
+            with timing(epoch.times):  # the dial records its phases there
+                ws = await WsConnection.connect(
+                    ep.host,
+                    ep.port,
+                    order.target,
+                    tls=ep.tls,
+                    server_hostname=ep.server_hostname,
+                    timeout=epoch.timeouts.connect,
+                    extra_headers=order.headers,
+                    proxy=ep.proxy,
+                )
         except WsUpgradeRejected as exc:
             await epoch.deliver(WsRejected(status=getattr(exc, "status_code", 0)))
             return
@@ -114,6 +117,7 @@ class WsDriver:
             await epoch.deliver(WsClosed(code=1006, reason=str(exc)))
             return
         self.ws = ws
+        epoch.times.admitted(anyio.current_time())  # the upgrade was answered 101
         await epoch.deliver(WsOpened())
         try:
             while True:

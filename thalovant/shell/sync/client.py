@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
@@ -145,14 +146,15 @@ class ThalovantClient:
     ) -> None:
         self.close()
 
-    def connect(self) -> None:
-        """Connect (see :meth:`AsyncThalovantClient.connect`)."""
+    def connect(self, timeout: float | None = None) -> None:
+        """Connect within ``timeout`` seconds (None: ``connect_timeout``; see :meth:`AsyncThalovantClient.connect`)."""
+        wait = None if timeout is None else check_seconds("timeout", timeout)
         if self._portal.is_open:
-            self._portal.call(self._async.connect)
+            self._portal.call(self._async.connect, *(() if wait is None else (wait,)))  # a fake may take none
         else:
             self._closed.clear()
             try:
-                self._portal.open(serve=self._async)
+                self._portal.open(serve=self._async if wait is None else _entered(self._async, wait))
             except BaseException:
                 self._closed.set()
                 raise
@@ -183,9 +185,9 @@ class ThalovantClient:
         """What the connection negotiated and its times (see :meth:`AsyncThalovantClient.connection_info`)."""
         return self._async.connection_info()
 
-    def connect_with_info(self) -> ThalovantConnectionInfo:
-        """``connect()``, then :meth:`connection_info` (raises as ``connect()`` does)."""
-        self.connect()
+    def connect_with_info(self, timeout: float | None = None) -> ThalovantConnectionInfo:
+        """``connect(timeout)``, then :meth:`connection_info` (raises as ``connect()`` does)."""
+        self.connect(timeout)
         return self.connection_info()
 
     def _call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -275,3 +277,13 @@ class ThalovantClient:
         if isinstance(subscription, Subscription):
             subscription.closer = self._portal.run_on_loop  # close() from this thread reaches the loop safely
         return subscription
+
+
+@asynccontextmanager
+async def _entered(client: AsyncThalovantClient, timeout: float | None) -> AsyncIterator[AsyncThalovantClient]:
+    """``async with client``, connecting within ``timeout`` (what the portal's holder task enters)."""
+    await client.connect(timeout)
+    try:
+        yield client
+    finally:
+        await client.close()
