@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from thalovant.core.client.info import ThalovantConnectionInfo
-from thalovant.shell.arguments import check_seconds
-from thalovant.shell.outcomes import raise_for
 
 if TYPE_CHECKING:
     from thalovant.shell.engine import ClientEngine
