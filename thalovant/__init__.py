@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantProxyError": "thalovant.errors",
     "ThalovantProxyAuthenticationError": "thalovant.errors",
     "ThalovantArgumentTypeError": "thalovant.errors",
+    "ThalovantPayloadTooLargeError": "thalovant.errors",
+    "ThalovantBinaryUnsupportedError": "thalovant.errors",
     "ThalovantConnectionError": "thalovant.errors",
     "ThalovantHandshakeError": "thalovant.errors",
     "ThalovantAuthenticationError": "thalovant.errors",
@@ -62,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "ThalovantEvent": "thalovant.core.bus.events",
     "EventFilter": "thalovant.core.bus.events",
     "ThalovantReply": "thalovant.core.bus.reply",
+    "ThalovantBinary": "thalovant.core.bus.binary",
     "ThalovantDisplayItem": "thalovant.core.bus.display",
     "strip_ssml": "thalovant.core.bus.display",
     "build_client_context": "thalovant.core.bus.outbound",
@@ -81,6 +84,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from thalovant.core.bus.binary import ThalovantBinary
     from thalovant.core.bus.display import ThalovantDisplayItem, strip_ssml
     from thalovant.core.bus.events import (
         EVENT_INTENT_FAILURE,
@@ -117,10 +121,12 @@ if TYPE_CHECKING:
         ThalovantArgumentError,
         ThalovantArgumentTypeError,
         ThalovantAuthenticationError,
+        ThalovantBinaryUnsupportedError,
         ThalovantConnectionError,
         ThalovantError,
         ThalovantHandshakeError,
         ThalovantIdentityError,
+        ThalovantPayloadTooLargeError,
         ThalovantPolicyDenied,
         ThalovantProtocolError,
         ThalovantProxyAuthenticationError,

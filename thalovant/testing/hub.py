@@ -35,7 +35,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from returns.result import Failure, Success
@@ -51,11 +51,12 @@ from thalovant.core.handshake.v1_crypto import (
     open_binary,
     open_wrapper,
     preshared_key,
+    seal_binary,
     seal_wrapper,
 )
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy
-from thalovant.core.wire.bitstring import decode_bitstring
+from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
@@ -143,6 +144,7 @@ class FakeHub:
         self._corrupt = 0
         self.pinned_client: bytes | None = None
         self.received: list[BusMessage] = []
+        self.frames: list[HiveMessage] = []  # every non-bus frame the client sent (BINARY ...), in order
         self.request_counts: Counter[str] = Counter()
         self.frames_in = 0
         self.frames_out = 0
@@ -257,6 +259,7 @@ class FakeHub:
             return self._on_hello(link, message.payload)
         bus = message.bus()
         if bus is None:
+            self.frames.append(message)
             return []
         return self._on_bus(link, bus)
 
@@ -406,17 +409,20 @@ class FakeHub:
 
     # ---- frames to the client --------------------------------------------------------------------
 
-    def seal(self, bus: BusMessage) -> list[HubFrame]:
-        """The frames carrying ``bus`` to the connected client (empty when it cannot be sent yet)."""
+    def seal(self, bus: BusMessage | HiveMessage) -> list[HubFrame]:
+        """The frames carrying ``bus`` (or a whole frame, e.g. BINARY) to the client (empty when it cannot yet)."""
         link = self._link
         if link is None:
             return []
-        message = HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict(), source_peer=self.peer)
+        message = bus if isinstance(bus, HiveMessage) else HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict())
+        message = replace(message, source_peer=self.peer) if message.msg_type is MsgType.BUS else message
         if link.channel is not None:
             return [self._out(f) for f in link.channel.seal(message)]
         if link.key is None:
             return []
         nonce = self._entropy(link.cipher.nonce_len)
+        if message.msg_type is MsgType.BINARY:  # always a binary frame (spec §6.4)
+            return [self._out(seal_binary(encode_bitstring(message), key=link.key, cipher=link.cipher, nonce=nonce))]
         text = seal_wrapper(encode_json(message), key=link.key, cipher=link.cipher, encoding=link.encoding, nonce=nonce)
         return [self._out(text)]
 
