@@ -1,0 +1,122 @@
+"""Binary frames both ways against the real hubs 4.x and 5.x, on every transport (issue 14).
+
+Hub → client: hivemind-core sends BINARY only for a binary-data plugin (TTS, files); the harness's push
+hook (``tests/harness/binary.py``) makes the hub send one through the same ``client.send`` a plugin
+uses, sealed and framed by the hub's own code (hub 4.x: an encrypted bitstring, a binary WebSocket
+frame, ``b64_messages`` over HTTP, a raw MQTT payload; hub 5.x: Noise frames, chunked above 65000 bytes).
+
+Client → hub: the hub hands each BINARY frame, after its checks, to its binary-data plugin; the
+harness's probe records what that plugin got (size, sha256, metadata). Hub 4.x cannot take binary
+over HTTP (its form decoder wants text): there the client raises ``ThalovantBinaryUnsupportedError``
+before sending anything, and the session goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import thalovant
+from tests.harness.binary import HANDLERS, binary_record, push_binary, wait_binary
+from tests.live.live_support import hub_of_generation, in_thread, need_protocol, tag
+from thalovant.shell.client import AsyncThalovantClient
+
+pytestmark = pytest.mark.timeout(120)
+
+CELLS = [("hub4", "wss"), ("hub4", "https"), ("hub4", "mqtt"), ("hub5", "wss"), ("hub5", "https"), ("hub5", "mqtt")]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def cell_hub(request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield hub_of_generation(request)
+
+
+def client_for(hub: Any, generation: str, protocol: str) -> AsyncThalovantClient:
+    extra: dict[str, Any] = {}
+    if generation == "hub5":
+        extra["auth_encoding"] = "percent"
+        if protocol == "mqtt":
+            extra["mqtt_layout"] = "modern"
+    return AsyncThalovantClient.from_identity_file(hub.identity_path("psk"), protocol=protocol, **extra)
+
+
+def clip(run: str, size: int) -> bytes:
+    """``size`` bytes, every byte value, unique to this run (so a frame is recognised by its content)."""
+    head = run.encode()
+    return head + bytes(n % 256 for n in range(size - len(head)))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("generation", "protocol"), CELLS)
+async def test_a_clip_the_hub_sends_reaches_the_client(cell_hub: Any, generation: str, protocol: str) -> None:
+    hub = cell_hub
+    need_protocol(hub, protocol)
+    run = tag(f"bin-down-{generation}-{protocol}")
+    small, large = clip(run, 4096), clip(run + "L", 200_000)  # 200 kB: 4 Noise chunks on hub 5.x
+    meta = {"utterance": f"{run} spoken", "lang": "en-US", "file_name": "answer.wav"}
+    async with client_for(hub, generation, protocol) as client:
+        assert (await client.ask(f"{run} hello", timeout=10)).ok  # a peer of the hub from here on
+        clips = client.listen_binary("tts_audio", max_events=2, timeout=15)
+        files = client.listen_binary("file", max_events=1, timeout=15)
+        assert await in_thread(lambda: push_binary(hub, small, 6, meta))
+        assert await in_thread(lambda: push_binary(hub, large, 6, {"utterance": "large"}))
+        assert await in_thread(lambda: push_binary(hub, b"%PDF-1.7 " + run.encode(), 3, {"file_name": "x.pdf"}))
+        got = [b async for b in clips]
+        got_files = [b async for b in files]
+        # the session lives on after binary frames, on the same link
+        assert (await client.ask(f"{run} after", timeout=10)).text == f"echo: {run} after"
+        assert (await client.healthcheck()).reconnects == 0
+    mine = [b for b in got if b.data in (small, large)]
+    assert [(b.kind, b.bin_type, len(b.data)) for b in mine] == [("tts_audio", 6, 4096), ("tts_audio", 6, 200_000)]
+    assert mine[0].data == small and dict(mine[0].metadata) == meta and mine[0].utterance == f"{run} spoken"
+    assert mine[1].data == large
+    assert [(b.kind, b.file_name, b.data) for b in got_files] == [("file", "x.pdf", b"%PDF-1.7 " + run.encode())]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("generation", "protocol"), CELLS)
+async def test_audio_and_files_the_client_sends_reach_the_hubs_plugin(
+    cell_hub: Any, generation: str, protocol: str
+) -> None:
+    hub = cell_hub
+    need_protocol(hub, protocol)
+    run = tag(f"bin-up-{generation}-{protocol}")
+    pcm = clip(run, 32_000)  # one second of 16 kHz s16le
+    stt = clip(run + "S", 96_000)  # 96 kB: chunked inside Noise on hub 5.x
+    document = clip(run + "F", 1000)
+    async with client_for(hub, generation, protocol) as client:
+        if generation == "hub4" and protocol == "https":
+            before = len(binary_record(hub))
+            with pytest.raises(thalovant.ThalovantBinaryUnsupportedError):
+                await client.send_audio(pcm)
+            assert (await client.ask(f"{run} still here", timeout=10)).ok  # the session goes on
+            assert len(binary_record(hub)) == before, "nothing reached the hub"
+            return
+        started = time.monotonic()
+        await client.send_audio(pcm, lang="en-US")
+        await client.send_audio(stt, kind="stt_audio_transcribe", sample_rate=48000, lang="pt-PT")
+        await client.send_file(document, file_name="notes.txt")
+        await client.send_binary(b"bin-" + run.encode(), "tts_audio", {"utterance": "u", "lang": "en"})
+        handed = time.monotonic() - started
+        entries = [await in_thread(lambda d=d: wait_binary(hub, d)) for d in (pcm, stt, document)]
+        tts = await in_thread(lambda: wait_binary(hub, b"bin-" + run.encode()))
+        assert (await client.ask(f"{run} after", timeout=10)).ok
+    assert [(e["handler"], e["size"]) for e in entries] == [
+        (HANDLERS[1], 32_000),
+        (HANDLERS[4], 96_000),
+        (HANDLERS[3], 1000),
+    ]
+    assert (entries[0]["sample_rate"], entries[0]["sample_width"]) == (16000, 2)
+    assert (entries[1]["sample_rate"], entries[1]["lang"]) == (48000, "pt-PT")
+    assert entries[2]["file_name"] == "notes.txt" and entries[2]["sha256"] == hashlib.sha256(document).hexdigest()
+    assert (tts["handler"], tts["utterance"], tts["lang"]) == (HANDLERS[6], "u", "en")
+    assert handed < 10
