@@ -24,6 +24,7 @@ import thalovant
 from tests.harness.binary import HANDLERS, binary_record, push_binary, wait_binary
 from tests.live.live_support import hub_of_generation, in_thread, need_protocol, tag
 from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.client_binary import HUB4_WS_MAX_PAYLOAD
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,3 +121,18 @@ async def test_audio_and_files_the_client_sends_reach_the_hubs_plugin(
     assert entries[2]["file_name"] == "notes.txt" and entries[2]["sha256"] == hashlib.sha256(document).hexdigest()
     assert (tts["handler"], tts["utterance"], tts["lang"]) == (HANDLERS[6], "u", "en")
     assert handed < 10
+
+
+@pytest.mark.anyio
+async def test_a_hub_4_websocket_takes_the_largest_frame_the_client_allows(real_hub: Any) -> None:
+    """Tornado closes a hub 4.x WebSocket (1009) on a message over 10 MiB: the client refuses such a send first."""
+    run = tag("bin-edge")
+    largest = clip(run, HUB4_WS_MAX_PAYLOAD)
+    fat_meta = {"file_name": "f" * 200, "note": "n" * 20}  # near the bitstring's 255-byte metadata limit
+    async with client_for(real_hub, "hub4", "wss") as client:
+        await client.send_binary(largest, "file", fat_meta)
+        entry = await in_thread(lambda: wait_binary(real_hub, largest, timeout=20))
+        with pytest.raises(thalovant.ThalovantPayloadTooLargeError):
+            await client.send_binary(largest + b"!", "file", fat_meta)
+        assert (await client.healthcheck()).reconnects == 0
+    assert entry["size"] == HUB4_WS_MAX_PAYLOAD

@@ -17,6 +17,7 @@ import thalovant
 from tests.shell.test_offline_client import WAIT, client_for, connected, hub_net
 from thalovant.core.bus.binary import ThalovantBinary, binary_message, outgoing_binary
 from thalovant.core.wire.message import MsgType
+from thalovant.shell.client_binary import HUB4_WS_MAX_PAYLOAD
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +204,12 @@ async def test_a_listener_made_before_connecting_connects_the_client(monkeypatch
         assert client.connected and len(net.hub.hellos) == 1
     finally:
         await client.close()
+
+
+async def test_a_hub_4_websocket_takes_at_most_10_mib_in_one_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with connected(monkeypatch, "wss") as (client, net):
+        with pytest.raises(thalovant.ThalovantPayloadTooLargeError) as too_large:
+            await client.send_binary(bytes(HUB4_WS_MAX_PAYLOAD + 1))
+        assert too_large.value.limit == HUB4_WS_MAX_PAYLOAD < client.max_binary_bytes
+        await client.send_binary(bytes(1024), "file", {"file_name": "ok.bin"})
+        await net.wait_until(lambda: len(net.hub.frames) == 1)

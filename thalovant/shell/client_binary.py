@@ -53,9 +53,13 @@ from thalovant.shell.engine import ClientEngine
 from thalovant.shell.listeners import ListenerRegistry
 from thalovant.shell.outcomes import SendEnded, raise_for
 
-__all__ = ["ClientBinary", "read_capped"]
+__all__ = ["HUB4_WS_MAX_PAYLOAD", "ClientBinary", "read_capped"]
 
 _NO_BINARY = "this transport cannot carry binary frames"
+
+#: The largest payload a hub 4.x takes in one WebSocket message: tornado closes the link (1009) above
+#: 10 MiB, and a sealed BINARY frame adds its header, metadata, nonce and tag (measured: NOTES.md).
+HUB4_WS_MAX_PAYLOAD = 10 * 1024 * 1024 - 512
 
 
 def _kinds(kind: str | int | Iterable[str | int] | None) -> frozenset[str] | None:
@@ -201,7 +205,8 @@ class ClientBinary:
         Returns once the transport took the frame.
 
         Raises:
-            ThalovantPayloadTooLargeError: ``data`` is over :attr:`max_binary_bytes` (nothing sent).
+            ThalovantPayloadTooLargeError: ``data`` is over :attr:`max_binary_bytes`, or over what the hub takes
+                in one message (a hub 4.x over WebSocket: 10 MiB less 512 bytes); nothing is sent.
             ThalovantArgumentError, ThalovantArgumentTypeError: a bad kind or metadata (nothing sent).
             ThalovantBinaryUnsupportedError: the connection cannot carry binary frames (HTTP to a hub 4.x).
             ThalovantConnectionError: the frame could not be delivered (link lost, closed).
@@ -213,6 +218,8 @@ class ClientBinary:
             raise ThalovantBinaryUnsupportedError(
                 "a hub 4.x cannot receive binary frames over HTTP polling: use wss or mqtt", protocol=self.protocol
             )
+        if self.protocol == "wss" and self._engine.generation == 1 and len(binary.data) > HUB4_WS_MAX_PAYLOAD:
+            raise ThalovantPayloadTooLargeError("data", size=len(binary.data), limit=HUB4_WS_MAX_PAYLOAD)
         sent = await self._engine.send(binary_message(binary), self.send_timeout)
         if isinstance(sent, cx.SendError) and sent.kind == "refused" and sent.reason == _NO_BINARY:
             raise ThalovantBinaryUnsupportedError(f"{_NO_BINARY} ({self.protocol})", protocol=self.protocol)
