@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 import thalovant
-from tests.shell.test_memory_link import identity
-from thalovant import ThalovantBinary, ThalovantClient
+from tests.shell.test_memory_link import identity, soon
+from thalovant import AsyncThalovantAgent, ThalovantAgent, ThalovantBinary, ThalovantClient
 from thalovant.testing import MemoryHub
 
 WAIT = 5.0
@@ -60,3 +62,52 @@ def test_on_binary_runs_in_a_worker_thread_that_may_call_the_client() -> None:
         sub.close()
         assert sub.handled == 1
     assert answers == ["echo: got tts_audio"] and threads[0] != threading.main_thread().name
+
+
+def test_the_sync_agent_handles_binary_frames_with_a_decorator() -> None:
+    hub = MemoryHub()
+    agent = ThalovantAgent(identity("wss"), transport=hub)
+    clips: list[bytes] = []
+    everything: list[str] = []
+    both = threading.Event()
+
+    @agent.on_binary(kind="tts_audio")
+    def on_clip(binary: ThalovantBinary) -> None:
+        clips.append(binary.data)
+
+    @agent.on_binary
+    def on_any(binary: ThalovantBinary) -> None:
+        everything.append(binary.kind)
+        if len(everything) == 2:
+            both.set()
+
+    runner = threading.Thread(target=agent.run_forever, kwargs={"handle_signals": False, "check_interval": 0.05})
+    runner.start()
+    deadline = time.monotonic() + WAIT
+    while len(agent.subscriptions) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    hub.push_binary(b"a file", "file", {"file_name": "f.txt"})
+    hub.push_binary(b"a clip", "tts_audio")
+    assert both.wait(WAIT)
+    agent.stop()
+    runner.join(WAIT)
+    assert not runner.is_alive() and clips == [b"a clip"] and everything == ["file", "tts_audio"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_async_agent_handles_binary_frames(anyio_backend: str) -> None:
+    hub = MemoryHub()
+    agent = AsyncThalovantAgent(identity("https"), transport=hub)
+    clips: list[str | None] = []
+
+    @agent.on_binary(kind=["tts_audio"])
+    async def on_clip(binary: ThalovantBinary) -> None:
+        clips.append(binary.utterance)
+        agent.stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: agent.run_forever(handle_signals=False, check_interval=0.05))
+        await soon(lambda: bool(agent.subscriptions))
+        hub.push_binary(b"RIFF", "tts_audio", {"utterance": "polled"})  # HTTP: delivered at the next poll
+    assert clips == ["polled"]
