@@ -80,7 +80,7 @@ def bin_type_of(kind: str | int) -> int | None:
     if kind in BIN_TYPES:
         return BIN_TYPES[kind]
     head, _, tail = kind.partition(":")
-    if head == "binary" and tail.isdigit() and int(tail) <= 15:
+    if head == "binary" and tail.isascii() and tail.isdigit() and int(tail) <= 15:  # not "²" (isdigit, no int)
         return int(tail)
     return None
 
