@@ -14,8 +14,13 @@ before sending anything, and the session goes on.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +28,7 @@ import pytest
 import thalovant
 from tests.harness.binary import HANDLERS, binary_record, push_binary, wait_binary
 from tests.live.live_support import hub_of_generation, in_thread, need_protocol, tag
+from tests.paths import ROOT
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.client_binary import HUB4_WS_MAX_PAYLOAD
 
@@ -136,3 +142,42 @@ async def test_a_hub_4_websocket_takes_the_largest_frame_the_client_allows(real_
             await client.send_binary(largest + b"!", "file", fat_meta)
         assert (await client.healthcheck()).reconnects == 0
     assert entry["size"] == HUB4_WS_MAX_PAYLOAD
+
+
+@pytest.mark.parametrize("generation", ["hub4", "hub5"])
+def test_the_cli_saves_the_clips_a_real_hub_sends(cell_hub: Any, generation: str, tmp_path: Path) -> None:
+    """``thalovant listen --binary DIR`` (a real process) while the hub sends TTS clips until it has two."""
+    hub = cell_hub
+    run = tag(f"bin-cli-{generation}")
+    out = tmp_path / "clips"
+    argv = ["-i", str(hub.identity_path("psk")), "--protocol", "wss", "--json", "--timeout", "30"]
+    argv += ["listen", "--binary", str(out), "--kind", "tts_audio", "--max-events", "2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_") or k.startswith("THALOVANT_TEST")}
+    env["PYTHONPATH"] = str(ROOT)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "thalovant.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        clips = [clip(f"{run}-{n}", 2048) for n in range(60)]
+        for n, data in enumerate(clips):  # until the CLI has its two (it listens only once connected)
+            if cli.poll() is not None:
+                break
+            push_binary(hub, data, 6, {"file_name": f"../{n}.wav", "utterance": run}, wait_for_peer=0)
+            time.sleep(0.25)
+        stdout, stderr = cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [line["kind"] for line in lines] == ["tts_audio", "tts_audio"]
+    for line in lines:
+        path = Path(line["path"])
+        assert path.parent == out and path.read_bytes() in clips and line["metadata"]["utterance"] == run
+        assert path.name.endswith(".wav") and ".." not in path.name
+    identity = hub.identity("psk")
+    assert not any(str(identity[k]) in stdout + stderr for k in ("access_key", "password", "crypto_key"))
