@@ -12,6 +12,7 @@ import pytest
 import thalovant
 from tests.shell.test_memory_link import identity, soon
 from thalovant import AsyncThalovantAgent, ThalovantAgent, ThalovantBinary, ThalovantClient
+from thalovant.shell.recording import TraceWriter, replay_file
 from thalovant.testing import MemoryHub
 
 WAIT = 5.0
@@ -111,3 +112,18 @@ async def test_the_async_agent_handles_binary_frames(anyio_backend: str) -> None
         await soon(lambda: bool(agent.subscriptions))
         hub.push_binary(b"RIFF", "tts_audio", {"utterance": "polled"})  # HTTP: delivered at the next poll
     assert clips == ["polled"]
+
+
+def test_a_session_with_binary_frames_records_and_replays(tmp_path: Path) -> None:
+    path = tmp_path / "session.jsonl"
+    writer = TraceWriter(path)
+    hub = MemoryHub()
+    with ThalovantClient(identity("wss"), transport=hub, trace=writer) as client:
+        clips = client.listen_binary(max_events=1, timeout=WAIT)
+        hub.push_binary(b"clip\x00\xff", "tts_audio", {"utterance": "x"})
+        assert [b.data for b in clips] == [b"clip\x00\xff"]
+        client.send_audio(b"\x00\x01" * 10)
+        client.ask("fence")
+    writer.close()
+    report, _ = replay_file(path)
+    assert report.ok and report.steps > 5
