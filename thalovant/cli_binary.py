@@ -100,7 +100,7 @@ async def cmd_listen_binary(ctx: Context) -> int:
             async for binary in frames:
                 path, number = save_binary(directory, binary, number)
                 ctx.progress.set(None)
-                ctx.out(_binary_line(binary, path, as_json=args.json))
+                ctx.out(render.scrub(_binary_line(binary, path, as_json=args.json), ctx.secrets))  # hub metadata
                 ctx.progress.set(label)
     return EXIT_OK
 

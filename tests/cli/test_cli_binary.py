@@ -46,7 +46,7 @@ def hub() -> Iterator[MemoryHub]:
     memory = MemoryHub()
     stop = threading.Event()
     frames = [
-        (b"RIFF-clip", "tts_audio", {"file_name": "answer.wav", "utterance": "hi"}),
+        (b"RIFF-clip", "tts_audio", {"file_name": "answer.wav", "utterance": "hi cli-binary-access-key"}),
         (b"evil", "file", {"file_name": "../../../etc/passwd"}),
         (b"plain", "binary:9", {}),
     ]
@@ -86,6 +86,8 @@ def test_listen_binary_saves_each_frame_under_a_safe_new_name(
     assert set(names) == {"tts_audio", "file", "binary:9"}
     assert names["file"].endswith("-passwd") and names["binary:9"].endswith("-binary-9.bin")
     assert "cli-binary-password" not in printed.out + printed.err
+    assert "cli-binary-access-key" not in printed.out  # a hub's metadata is scrubbed too
+    assert [line["metadata"].get("utterance") for line in lines if line["kind"] == "tts_audio"] == ["hi ***"]
 
 
 def test_listen_binary_text_lines_and_a_kind_filter(
