@@ -127,3 +127,14 @@ def test_a_session_with_binary_frames_records_and_replays(tmp_path: Path) -> Non
     writer.close()
     report, _ = replay_file(path)
     assert report.ok and report.steps > 5
+
+
+def test_a_0_4_7_bus_transport_cannot_carry_binary_frames() -> None:
+    from tests.shell.test_bus_transport import IDENTITY, FakeTransport
+
+    transport = FakeTransport()
+    with ThalovantClient(IDENTITY, transport=transport) as client:
+        with pytest.raises(thalovant.ThalovantBinaryUnsupportedError):
+            client.send_file(b"x", file_name="x.txt")
+        assert client.ask("still fine").text == "hello from hub"
+    assert [e[0] for e in transport.emitted] == ["recognizer_loop:utterance"]
