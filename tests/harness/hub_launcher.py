@@ -117,9 +117,12 @@ def _binary_frame(spec: Any) -> Any:
 
     from hivemind_bus_client.message import HiveMessage, HiveMessageType, HiveMindBinaryPayloadType
 
-    return HiveMessage(HiveMessageType.BINARY, payload=base64.b64decode(spec["b64"]),
-                       bin_type=HiveMindBinaryPayloadType(int(spec.get("bin_type") or 0)),
-                       metadata=dict(spec.get("metadata") or {}))
+    return HiveMessage(
+        HiveMessageType.BINARY,
+        payload=base64.b64decode(spec["b64"]),
+        bin_type=HiveMindBinaryPayloadType(int(spec.get("bin_type") or 0)),
+        metadata=dict(spec.get("metadata") or {}),
+    )
 
 
 _PROBED = {  # handler -> the names of its arguments after bin_data (both hub generations)
@@ -150,9 +153,14 @@ def _install_binary_probe() -> None:
         @functools.wraps(plain)
         def handler(self: Any, bin_data: bytes, *args: Any) -> Any:
             try:
-                entry = {"ts": time.time(), "handler": name, "size": len(bin_data),
-                         "sha256": hashlib.sha256(bin_data).hexdigest(), "peer": getattr(args[-1], "peer", None),
-                         **{k: v for k, v in zip(fields, args[:-1], strict=False)}}
+                entry = {
+                    "ts": time.time(),
+                    "handler": name,
+                    "size": len(bin_data),
+                    "sha256": hashlib.sha256(bin_data).hexdigest(),
+                    "peer": getattr(args[-1], "peer", None),
+                    **{k: v for k, v in zip(fields, args[:-1], strict=False)},
+                }
                 with lock, open(record, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(entry, default=str) + "\n")
             except Exception:
