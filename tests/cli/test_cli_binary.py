@@ -126,6 +126,9 @@ def test_send_file(identity_path: str, tmp_path: Path, capsys: pytest.CaptureFix
     assert json.loads(capsys.readouterr().out) == {"sent": True, "type": "file", "file_name": "report.pdf"}
     assert [(b.kind, b.data, b.file_name) for b in hub.received_binary] == [("file", b"%PDF", "report.pdf")]
     assert main(["-i", identity_path, "send-file", str(tmp_path / "missing")], transport=MemoryHub()) == 2
+    refused = MemoryHub()  # https to a hub 4.x: no binary frames (exit 1, one line, nothing sent)
+    assert main(["-i", identity_path, "--protocol", "https", "send-file", str(path)], transport=refused) == 1
+    assert "HTTP polling" in capsys.readouterr().err and refused.received_binary == []
 
 
 @given(st.text(max_size=300), st.sampled_from(["tts_audio", "file", "binary:11"]), st.integers(1, 9999))
