@@ -181,3 +181,20 @@ def test_the_cli_saves_the_clips_a_real_hub_sends(cell_hub: Any, generation: str
         assert path.name.endswith(".wav") and ".." not in path.name
     identity = hub.identity("psk")
     assert not any(str(identity[k]) in stdout + stderr for k in ("access_key", "password", "crypto_key"))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("generation", "protocol"), [("hub4", "https"), ("hub5", "https")])
+async def test_a_clip_of_6_mib_arrives_over_http_polling(cell_hub: Any, generation: str, protocol: str) -> None:
+    """One poll answer carries the whole clip in base64 (hub 5.x: its Noise chunks); over 4 MiB it used to fail
+    the poll, and the clip, already drained from the hub's queue, was lost (the session went on without it)."""
+    hub = cell_hub
+    run = tag(f"bin-http-{generation}")
+    big = clip(run, 6 * 1024 * 1024)
+    async with client_for(hub, generation, protocol) as client:
+        assert (await client.ask(f"{run} hello", timeout=10)).ok
+        clips = client.listen_binary(max_events=1, timeout=20)
+        assert await in_thread(lambda: push_binary(hub, big, 6, {"utterance": run}))
+        got = [b async for b in clips]
+        assert (await client.ask(f"{run} after", timeout=10)).ok
+    assert [(len(b.data), b.data == big, b.utterance) for b in got] == [(len(big), True, run)]

@@ -213,3 +213,12 @@ async def test_a_hub_4_websocket_takes_at_most_10_mib_in_one_frame(monkeypatch: 
         assert too_large.value.limit == HUB4_WS_MAX_PAYLOAD < client.max_binary_bytes
         await client.send_binary(bytes(1024), "file", {"file_name": "ok.bin"})
         await net.wait_until(lambda: len(net.hub.frames) == 1)
+
+
+async def test_a_clip_larger_than_4_mib_arrives_over_http_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poll answer carries it in base64 (6.7 MiB here): it failed the poll (4 MiB cap) and was lost before."""
+    async with connected(monkeypatch, "https") as (client, net):
+        big = bytes(n % 251 for n in range(5 * 1024 * 1024))
+        clips = client.listen_binary(max_events=1, timeout=WAIT)
+        net.push_frame(clip(big))
+        assert [b.data == big async for b in clips] == [True]
