@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "ThalovantProxyError": "thalovant.errors",
     "ThalovantProxyAuthenticationError": "thalovant.errors",
     "ThalovantArgumentTypeError": "thalovant.errors",
+    "ThalovantPayloadTooLargeError": "thalovant.errors",
+    "ThalovantBinaryUnsupportedError": "thalovant.errors",
     "ThalovantConnectionError": "thalovant.errors",
     "ThalovantHandshakeError": "thalovant.errors",
     "ThalovantAuthenticationError": "thalovant.errors",
@@ -64,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "ThalovantEvent": "thalovant.core.bus.events",
     "EventFilter": "thalovant.core.bus.events",
     "ThalovantReply": "thalovant.core.bus.reply",
+    "ThalovantBinary": "thalovant.core.bus.binary",
     "ThalovantDisplayItem": "thalovant.core.bus.display",
     "strip_ssml": "thalovant.core.bus.display",
     "build_client_context": "thalovant.core.bus.outbound",
@@ -83,6 +86,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from thalovant.core.bus.binary import ThalovantBinary
     from thalovant.core.bus.display import ThalovantDisplayItem, strip_ssml
     from thalovant.core.bus.events import (
         EVENT_INTENT_FAILURE,
@@ -119,12 +123,14 @@ if TYPE_CHECKING:
         ThalovantArgumentError,
         ThalovantArgumentTypeError,
         ThalovantAuthenticationError,
+        ThalovantBinaryUnsupportedError,
         ThalovantClientKeyRejectedError,
         ThalovantConnectionError,
         ThalovantError,
         ThalovantHandshakeError,
         ThalovantHubKeyChangedError,
         ThalovantIdentityError,
+        ThalovantPayloadTooLargeError,
         ThalovantPolicyDenied,
         ThalovantProtocolError,
         ThalovantProxyAuthenticationError,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from returns.result import Failure
 
-from thalovant.cli_commands import cmd_ask, cmd_doctor, cmd_emit, cmd_health, cmd_info, cmd_listen, cmd_utter
+from thalovant.cli_binary import cmd_listen_any, cmd_send_file
+from thalovant.cli_commands import cmd_ask, cmd_doctor, cmd_emit, cmd_health, cmd_info, cmd_utter
 from thalovant.core import render
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.render import EXIT_OK, EXIT_REMOTE, UsageError, exit_code, identity_secrets, scrub
@@ -117,10 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("text")
         speak.add_argument("--lang", default="en-us")
         speak.add_argument("--session-id")
-    listen = add("listen", "print matching events as they arrive")
-    listen.add_argument("event", help="event type ('*' for all)")
+    listen = add("listen", "print matching events as they arrive (--binary DIR: save binary frames)")
+    what = listen.add_mutually_exclusive_group(required=True)
+    what.add_argument("event", nargs="?", help="event type ('*' for all)")
+    what.add_argument("--binary", metavar="DIR", help="instead: save each binary frame (TTS clip, file) in DIR")
     listen.add_argument("--max-events", type=int, metavar="N")
     listen.add_argument("--session-id")
+    listen.add_argument("--kind", help="with --binary: only this kind (tts_audio, file, raw_audio ...)")
+    add("send-file", "send a file to the hub as one binary FILE frame").add_argument("path")
     emit = add("emit", "send a raw bus event")
     emit.add_argument("event")
     emit.add_argument("--data", default="{}", metavar="JSON", help="a JSON object")
@@ -289,7 +294,8 @@ COMMANDS: dict[str, Callable[[Context], Any]] = {
     "ask": cmd_ask,
     "utter": cmd_utter,
     "emit": cmd_emit,
-    "listen": cmd_listen,
+    "listen": cmd_listen_any,
+    "send-file": cmd_send_file,
     "doctor": cmd_doctor,
 }
 

@@ -6,7 +6,8 @@
     ├── ThalovantIdentityError (ValueError)      bad identity; .problems lists each field
     │   └── ThalovantUnsupportedProtocolError    protocol unknown or not usable
     ├── ThalovantArgumentError (ValueError)      bad constructor argument (range, choice); .argument
-    │   └── ThalovantArgumentTypeError (TypeError)  an argument of the wrong type
+    │   ├── ThalovantArgumentTypeError (TypeError)  an argument of the wrong type
+    │   └── ThalovantPayloadTooLargeError         a binary payload over the cap (.size, .limit)
     ├── ThalovantConnectionError (ConnectionError)  unreachable / link lost; .retryable
     │   ├── ThalovantHandshakeError
     │   │   ├── ThalovantHubKeyChangedError       hub 5.x presented another key than the pinned one
@@ -18,6 +19,7 @@
     ├── ThalovantTimeoutError (TimeoutError)      connect / handshake / send / reply wait
     ├── ThalovantRuntimeError (RuntimeError)      hub answered with a failure
     │   └── ThalovantPolicyDenied                 refused by policy (.code, .reason, quota)
+    ├── ThalovantBinaryUnsupportedError (NotImplementedError)  no binary frames on this link (HTTP, hub 4.x)
     ├── ThalovantProtocolError
     │   ├── LocalProtocolError                    caller misuse of a core machine (a bug)
     │   └── RemoteProtocolError                   hub sent invalid data (.problem)

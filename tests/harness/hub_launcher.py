@@ -16,7 +16,13 @@ It runs the real ``hivemind_core.__main__.main()`` after three adjustments:
 3. Test push hook (always applied).  A ``thalovant.harness.push`` message on the OVOS bus makes
    the hub send ``HiveMessage(BUS, payload)`` straight to every connected peer, or to the peers
    listed in ``data["peers"]``, exactly like the inner message of an admin BROADCAST.  The hub then
-   answers ``thalovant.harness.push.done`` with the peers it delivered to.
+   answers ``thalovant.harness.push.done`` with the peers it delivered to.  With ``data["binary"] =
+   {"b64", "bin_type", "metadata"}`` it sends ``HiveMessage(BINARY, ...)`` instead: the way a hub-side
+   binary-data plugin (TTS, file server) answers a client; hivemind-core itself never sends BINARY.
+4. Binary probe (always applied).  The hub hands a client's BINARY frame, after its checks (hub 5.x:
+   the policy chain; FILE names stripped to a base name), to its binary-data plugin, which by default
+   logs a line and drops it.  Each handler of that plugin also appends one JSON line (handler, size,
+   sha256, metadata, peer) to ``logs/binary-record.jsonl`` in the run directory.
 """
 
 from __future__ import annotations
@@ -103,6 +109,70 @@ def _send_copies(client: Any, message: Any, copies: int) -> None:
         client.send_msg = plain
 
 
+def _binary_frame(spec: Any) -> Any:
+    """The BINARY HiveMessage a push asks for (``{"b64", "bin_type", "metadata"}``), or None."""
+    if not spec:
+        return None
+    import base64
+
+    from hivemind_bus_client.message import HiveMessage, HiveMessageType, HiveMindBinaryPayloadType
+
+    return HiveMessage(
+        HiveMessageType.BINARY,
+        payload=base64.b64decode(spec["b64"]),
+        bin_type=HiveMindBinaryPayloadType(int(spec.get("bin_type") or 0)),
+        metadata=dict(spec.get("metadata") or {}),
+    )
+
+
+_PROBED = {  # handler -> the names of its arguments after bin_data (both hub generations)
+    "handle_microphone_input": ("sample_rate", "sample_width"),
+    "handle_stt_transcribe_request": ("sample_rate", "sample_width", "lang"),
+    "handle_stt_handle_request": ("sample_rate", "sample_width", "lang"),
+    "handle_receive_tts": ("utterance", "lang", "file_name"),
+    "handle_receive_file": ("file_name",),
+    "handle_numpy_image": ("camera_id",),
+}
+
+
+def _install_binary_probe() -> None:
+    import functools
+    import hashlib
+    import json
+    import threading
+    import time
+    from pathlib import Path
+
+    from hivemind_plugin_manager.protocols import BinaryDataHandlerProtocol
+    from ovos_utils.log import LOG
+
+    record = Path(os.environ["XDG_CONFIG_HOME"]).parent / "logs" / "binary-record.jsonl"
+    lock = threading.Lock()
+
+    def probe(name: str, fields: tuple[str, ...], plain: Any) -> Any:
+        @functools.wraps(plain)
+        def handler(self: Any, bin_data: bytes, *args: Any) -> Any:
+            try:
+                entry = {
+                    "ts": time.time(),
+                    "handler": name,
+                    "size": len(bin_data),
+                    "sha256": hashlib.sha256(bin_data).hexdigest(),
+                    "peer": getattr(args[-1], "peer", None),
+                    **{k: v for k, v in zip(fields, args[:-1], strict=False)},
+                }
+                with lock, open(record, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry, default=str) + "\n")
+            except Exception:
+                LOG.exception("[harness] binary probe failed")
+            return plain(self, bin_data, *args)
+
+        return handler
+
+    for name, fields in _PROBED.items():
+        setattr(BinaryDataHandlerProtocol, name, probe(name, fields, getattr(BinaryDataHandlerProtocol, name)))
+
+
 def _install_push_hook() -> None:
     import hivemind_ovos_agent_plugin as agent_mod
     from hivemind_bus_client.message import HiveMessage, HiveMessageType
@@ -121,14 +191,15 @@ def _install_push_hook() -> None:
                 wanted = data.get("peers")
                 clients = dict(self.hm_protocol.clients) if self.hm_protocol else {}
                 inner = Message(data.get("type") or "speak", data.get("data") or {}, data.get("context") or {})
+                frame = _binary_frame(data.get("binary")) or HiveMessage(HiveMessageType.BUS, payload=inner)
                 delivered = []
                 copies = max(1, min(int(data.get("copies") or 1), 5))
                 for peer, client in clients.items():
                     if wanted and peer not in wanted:
                         continue
-                    _send_copies(client, HiveMessage(HiveMessageType.BUS, payload=inner), copies)
+                    _send_copies(client, frame, copies)
                     delivered.append(peer)
-                LOG.info(f"[harness] pushed {inner.msg_type} to {delivered}")
+                LOG.info(f"[harness] pushed {frame.msg_type}/{inner.msg_type} to {delivered}")
                 self.bus.emit(Message(PUSH_DONE_TYPE, {"token": data.get("token"), "peers": delivered}))
             except Exception:
                 LOG.exception("[harness] push failed")
@@ -143,6 +214,7 @@ def main() -> None:
     if os.environ.get("HARNESS_GUARDS", "1") != "0":
         _install_guards()
     _install_push_hook()
+    _install_binary_probe()
     from hivemind_core.__main__ import main as hub_main
 
     sys.argv[0] = "hivemind-core"

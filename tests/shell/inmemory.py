@@ -45,6 +45,7 @@ from thalovant.core.links.http_wire import ResponseReceived, StartRequest
 from thalovant.core.links.proxy import ProxyPolicy
 from thalovant.core.links.ws import CloseWs, SendWs, WsClosed, WsMessage, WsOpened
 from thalovant.core.machine import Output
+from thalovant.core.wire.message import HiveMessage
 from thalovant.testing import FakeHub, FakeTransport
 
 __all__ = ["Dial", "MemoryHubNet", "MemoryStream"]
@@ -337,6 +338,11 @@ class MemoryHubNet:
     def push(self, event_type: str, data: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
         """The hub sends a bus event (HTTP: at the client's next poll)."""
         self.transport.push(event_type, data, context)
+        self._flush()
+
+    def push_frame(self, message: HiveMessage) -> None:
+        """The hub sends a whole frame, e.g. BINARY (HTTP: at the client's next poll)."""
+        self.transport.push_frame(message)
         self._flush()
 
     def drop(self) -> None:

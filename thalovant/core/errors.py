@@ -59,6 +59,36 @@ class ThalovantArgumentTypeError(ThalovantArgumentError, TypeError):
     """An argument of a public constructor has the wrong type (also a ``TypeError``)."""
 
 
+class ThalovantPayloadTooLargeError(ThalovantArgumentError):
+    """A binary payload to send is larger than the client's cap (``max_binary_bytes``).
+
+    Raised before anything is sent. The message names the size and the cap, never the content.
+
+    Attributes:
+        size: the payload's size in bytes.
+        limit: the cap in bytes.
+    """
+
+    def __init__(self, argument: str, *, size: int, limit: int) -> None:
+        super().__init__(argument, f"{size} bytes is over the cap of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class ThalovantBinaryUnsupportedError(ThalovantError, NotImplementedError):
+    """This connection cannot carry binary frames (HTTP polling to a hub 4.x: its form decoder takes text only).
+
+    Raised before anything is sent; use WebSocket or MQTT (or a hub 5.x) to send audio and files.
+
+    Attributes:
+        protocol: the client's transport (``"https"``).
+    """
+
+    def __init__(self, message: str, *, protocol: str) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+
+
 class ThalovantUnsupportedProtocolError(ThalovantIdentityError):
     """The requested protocol is unknown or not usable with this identity."""
 
@@ -255,12 +285,14 @@ __all__ = [
     "ThalovantArgumentError",
     "ThalovantArgumentTypeError",
     "ThalovantAuthenticationError",
+    "ThalovantBinaryUnsupportedError",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
     "ThalovantError",
     "ThalovantHandshakeError",
     "ThalovantHubKeyChangedError",
     "ThalovantIdentityError",
+    "ThalovantPayloadTooLargeError",
     "ThalovantPolicyDenied",
     "ThalovantProtocolError",
     "ThalovantProxyAuthenticationError",

@@ -37,6 +37,7 @@ from thalovant.core.bus.events import EVENT_SPEAK, EventFilter
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.deprecation import warn_once
 from thalovant.core.errors import LocalProtocolError, ThalovantConnectionError, ThalovantError
+from thalovant.shell.binary_inbox import BinaryHandler, BinarySubscription
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
@@ -62,6 +63,8 @@ class _Subscriber(Protocol):
         request_id: str | None = ...,
     ) -> Subscription: ...
 
+    def on_binary(self, handler: BinaryHandler, kind: Any = ...) -> BinarySubscription: ...
+
 
 C = TypeVar("C", bound=_Subscriber)
 
@@ -71,8 +74,9 @@ class _Handler:
     """A handler the agent attaches when it runs (and while it runs)."""
 
     event: str | EventFilter
-    handler: EventHandler
+    handler: Callable[[Any], Any]  # an EventHandler, or a BinaryHandler (``binary``)
     options: dict[str, Any] = field(default_factory=dict)
+    binary: bool = False  # a handler of binary frames (``on_binary``), not of events
 
 
 class _Handlers:
@@ -81,7 +85,7 @@ class _Handlers:
     def __init__(self) -> None:
         self.pending: list[_Handler] = []
 
-    def add(self, event: str | EventFilter, handler: EventHandler, options: dict[str, Any]) -> _Handler:
+    def add(self, event: str | EventFilter, handler: Callable[[Any], Any], options: dict[str, Any]) -> _Handler:
         if not callable(handler):
             raise TypeError("handler must be callable")
         entry = _Handler(event, handler, options)
@@ -194,7 +198,29 @@ class AgentBase(Generic[C]):
         """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
         return self.on(EVENT_SPEAK, handler)
 
+    def on_binary(self, handler: BinaryHandler | None = None, *, kind: Any = None) -> Any:
+        """Handle the binary frames the hub sends (TTS clips, files) with ``handler`` (it gets a
+        :class:`~thalovant.ThalovantBinary`); ``kind``: only that kind (or kinds), e.g. ``"tts_audio"``.
+
+        Works as ``agent.on_binary(fn)`` and as the decorators ``@agent.on_binary`` and
+        ``@agent.on_binary(kind="tts_audio")``; returns the handler. Attached like :meth:`on`.
+        """
+
+        def register(fn: BinaryHandler) -> BinaryHandler:
+            with self._lock:
+                entry = self._handlers.add("", fn, {"kind": kind})
+                entry.binary = True
+                if self._live:
+                    self._attach(entry)
+            return fn
+
+        return register if handler is None else register(handler)
+
     def _attach(self, entry: _Handler) -> Subscription:
+        if entry.binary:
+            binary = self.client.on_binary(entry.handler, **entry.options)
+            self.subscriptions.append(binary)
+            return binary
         sub = self.client.on(entry.event, entry.handler, **entry.options)
         self.subscriptions.append(sub)
         return sub

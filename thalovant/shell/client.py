@@ -37,6 +37,7 @@ from thalovant.core.links.http_wire import HttpPollConfig
 from thalovant.core.links.liveness import LivenessConfig
 from thalovant.core.wire.message import BusMessage
 from thalovant.shell.arguments import check_seconds
+from thalovant.shell.client_binary import ClientBinary
 from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.client_events import ClientEvents
 from thalovant.shell.client_info import ClientInfo
@@ -57,7 +58,7 @@ from thalovant.shell.tls import make_ssl_context
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
 
 
-class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys):
+class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys, ClientBinary):
     """Async client for a HiveMind hub over WebSocket, HTTP polling or MQTT.
 
     Use ``async with AsyncThalovantClient(identity) as client:``; ``connect()``

@@ -46,7 +46,7 @@ from thalovant.core.client.speech_audio import synth_message
 from thalovant.core.errors import ThalovantConnectionError
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.trace import RecordingEntropy
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.message import BusMessage, HiveMessage
 from thalovant.shell.driver import StepRecorder
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.http import split_url
@@ -317,7 +317,9 @@ class ClientEngine:
 
     # ---- requests -------------------------------------------------------------------------------
 
-    async def _post(self, message: BusMessage, deadline: float, ask: corr.AskStarted | None, bell: Bell | None) -> Slot:
+    async def _post(
+        self, message: BusMessage | HiveMessage, deadline: float, ask: corr.AskStarted | None, bell: Bell | None
+    ) -> Slot:
         runtime = self.runtime
         if runtime is None:
             raise ThalovantConnectionError("the client is not connected: use 'async with client' or connect()")
@@ -325,8 +327,10 @@ class ClientEngine:
         await runtime.post(cx.SendRequested(ref=ref, message=message, deadline=deadline, ask=ask))
         return slot
 
-    async def send(self, message: BusMessage, wait: float) -> Output | None:
-        """Send ``message``; the core's ``SendDone``/``SendError``, or None if the guard ran out first.
+    async def send(self, message: BusMessage | HiveMessage, wait: float) -> Output | None:
+        """Send ``message`` (a bus message, or a whole frame such as BINARY).
+
+        Returns the core's ``SendDone``/``SendError``, or None if the guard ran out first.
 
         Raises:
             ThalovantConnectionError: the engine is not running (the client is not connected).

@@ -33,27 +33,19 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from returns.result import Failure, Success
 
 from thalovant.core.errors import LocalProtocolError
+from thalovant.core.handshake import v1_crypto as v1
 from thalovant.core.handshake.noise import build_prologue, protocol_name, public_key
 from thalovant.core.handshake.noise_handshaker import NoiseHandshaker
-from thalovant.core.handshake.v1_crypto import (
-    Cipher,
-    Encoding,
-    client_envelope,
-    derive_password_key,
-    open_binary,
-    open_wrapper,
-    preshared_key,
-    seal_wrapper,
-)
+from thalovant.core.handshake.v1_crypto import Cipher, Encoding
 from thalovant.core.handshake.v3_channel import NoiseChannel
 from thalovant.core.machine import Entropy
-from thalovant.core.wire.bitstring import decode_bitstring
+from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
@@ -142,6 +134,7 @@ class FakeHub:
         self._corrupt = 0
         self.pinned_client: bytes | None = None
         self.received: list[BusMessage] = []
+        self.frames: list[HiveMessage] = []  # every non-bus frame the client sent (BINARY ...), in order
         self.request_counts: Counter[str] = Counter()
         self.frames_in = 0
         self.frames_out = 0
@@ -186,7 +179,7 @@ class FakeHub:
             greet: send the greeting now (WebSocket, HTTP); MQTT hubs greet after the client's HELLO.
         """
         self.connections += 1
-        self._link = _Link(key=preshared_key(self._crypto_key) if self._crypto_key else None)
+        self._link = _Link(key=v1.preshared_key(self._crypto_key) if self._crypto_key else None)
         return self._greeting() if greet else []
 
     def close_connection(self) -> None:
@@ -257,6 +250,7 @@ class FakeHub:
             return self._on_hello(link, message.payload)
         bus = message.bus()
         if bus is None:
+            self.frames.append(message)
             return []
         return self._on_bus(link, bus)
 
@@ -280,14 +274,14 @@ class FakeHub:
                 if link.key is None:
                     self.last_error = "encrypted frame before a key"
                     return None
-                text = open_wrapper(obj, key=link.key, cipher=link.cipher, encoding=link.encoding)
+                text = v1.open_wrapper(obj, key=link.key, cipher=link.cipher, encoding=link.encoding)
                 if isinstance(text, Failure):
                     self.last_error = "wrapper did not open"
                     return None
                 return self._decoded(decode_json(text.unwrap()))
             return self._decoded(decode_json(frame))
         if link.key is not None:
-            plain = open_binary(frame, key=link.key, cipher=link.cipher)
+            plain = v1.open_binary(frame, key=link.key, cipher=link.cipher)
             if isinstance(plain, Success):
                 return self._decoded(decode_bitstring(plain.unwrap()))
         return self._decoded(decode_bitstring(frame))
@@ -320,9 +314,9 @@ class FakeHub:
             return []
         iv_hub = self._entropy(8)
         self.handshakes += 1
-        reply = {"envelope": client_envelope(self._password, iv_hub), "encoding": encoding, "cipher": cipher}
+        reply = {"envelope": v1.client_envelope(self._password, iv_hub), "encoding": encoding, "cipher": cipher}
         frame = encode_json(HiveMessage(msg_type=MsgType.HANDSHAKE, payload=reply))
-        link.key = derive_password_key(self._password, iv_client, iv_hub)
+        link.key = v1.derive_password_key(self._password, iv_client, iv_hub)
         link.cipher, link.encoding = Cipher(cipher), Encoding(encoding)
         return [self._out(frame)]
 
@@ -412,18 +406,23 @@ class FakeHub:
 
     # ---- frames to the client --------------------------------------------------------------------
 
-    def seal(self, bus: BusMessage) -> list[HubFrame]:
-        """The frames carrying ``bus`` to the connected client (empty when it cannot be sent yet)."""
+    def seal(self, bus: BusMessage | HiveMessage) -> list[HubFrame]:
+        """The frames carrying ``bus`` (or a whole frame, e.g. BINARY) to the client (empty when it cannot yet)."""
         link = self._link
         if link is None:
             return []
-        message = HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict(), source_peer=self.peer)
+        message = bus if isinstance(bus, HiveMessage) else HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict())
+        message = replace(message, source_peer=self.peer) if message.msg_type is MsgType.BUS else message
         if link.channel is not None:
             return [self._out(f) for f in link.channel.seal(message)]
         if link.key is None:
             return []
         nonce = self._entropy(link.cipher.nonce_len)
-        text = seal_wrapper(encode_json(message), key=link.key, cipher=link.cipher, encoding=link.encoding, nonce=nonce)
+        if message.msg_type is MsgType.BINARY:  # always a binary frame (spec §6.4)
+            return [self._out(v1.seal_binary(encode_bitstring(message), key=link.key, cipher=link.cipher, nonce=nonce))]
+        text = v1.seal_wrapper(
+            encode_json(message), key=link.key, cipher=link.cipher, encoding=link.encoding, nonce=nonce
+        )
         return [self._out(text)]
 
     def push(

@@ -28,6 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from returns.result import Success
+
+from thalovant.core.bus.binary import ThalovantBinary, binary_message, binary_of, outgoing_binary
 from thalovant.core.client.connection import ConnectionConfig
 from thalovant.core.handshake.noise import derive_psk
 from thalovant.core.wire.message import BusMessage
@@ -148,6 +151,22 @@ class MemoryHub:
 
         self._act(action)
 
+    def push_binary(
+        self, data: bytes, kind: str | int = "tts_audio", metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """The hub sends one BINARY frame (a TTS clip by default) to the connected client; nothing if none is.
+
+        Raises:
+            ThalovantArgumentError: a bad ``kind`` or ``metadata`` (as for a client's ``send_binary``).
+        """
+        frame = binary_message(outgoing_binary(data, kind, metadata, max_bytes=1024**3))
+
+        def action() -> None:
+            if self.transport is not None:
+                self.transport.push_frame(frame)
+
+        self._act(action)
+
     def drop_link(self) -> None:
         """The network dies under the client's link (it reconnects when its policy allows).
 
@@ -196,6 +215,12 @@ class MemoryHub:
     def received(self) -> list[BusMessage]:
         """Every bus message the hub got, in order (after hub 4.x's session rewrite)."""
         return list(self.hub.received) if self.hub is not None else []
+
+    @property
+    def received_binary(self) -> list[ThalovantBinary]:
+        """Every binary frame the hub got (``send_audio``, ``send_file`` ...), in order."""
+        frames = self.hub.frames if self.hub is not None else []
+        return [found.unwrap() for found in map(binary_of, frames) if isinstance(found, Success)]
 
     def received_types(self) -> list[str]:
         """The types of :attr:`received`, in order."""

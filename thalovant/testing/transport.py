@@ -53,6 +53,7 @@ from thalovant.core.links.mqtt import (
 from thalovant.core.links.ws import CloseWs, PingWs, SendWs, WsClosed, WsMessage, WsOpened, WsPonged
 from thalovant.core.machine import Input, Machine, Output, Tick
 from thalovant.core.wire.auth import authorization_token
+from thalovant.core.wire.message import HiveMessage
 from thalovant.testing.hub import FakeHub, HubFrame
 
 __all__ = ["FakeTransport", "VirtualClock", "form_decode", "pump", "run_until"]
@@ -340,6 +341,11 @@ class FakeTransport:
         """The hub sends any bus event to the client (HTTP: at the next poll)."""
         if self.hub.connected:
             self._deliver(self.epoch, self.hub.push(event_type, data, context))
+
+    def push_frame(self, message: HiveMessage) -> None:
+        """The hub sends a whole frame (e.g. BINARY) to the client (HTTP: at the next poll)."""
+        if self.hub.connected:
+            self._deliver(self.epoch, self.hub.seal(message))
 
 
 def pump(

@@ -211,6 +211,8 @@ class BusConnection:
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
         item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
+        if not isinstance(inp.message, BusMessage):  # a 0.4.7 transport moves bus messages only
+            return refuse(item, "this transport cannot carry binary frames", "refused", "link_lost")
         if self.state in TERMINAL:
             closed = self.state is _S.CLOSED
             why = "the client is closed" if closed else f"not connected: {self._last_error}"
@@ -346,9 +348,9 @@ class BusConnection:
         out: list[Output] = []
         if item.ask is not None:  # before the message leaves (Rule 2)
             out += self._correlator_do(item.ask, now)
-        else:
-            sent = corr.MessageSent(msg_type=item.message.type, request_id=corr.request_id_of(item.message))
+        elif (sent := item.sent()) is not None:
             out += self._correlator_do(sent, now)
+        assert isinstance(item.message, BusMessage)  # _on_send refused any other
         out.append(EmitBus(epoch=self._epoch, ref=item.ref, message=item.message))
         return out
 

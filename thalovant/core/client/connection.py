@@ -422,8 +422,7 @@ class Connection:
         self._outbox.hand_over(item)
         if item.ask is not None:
             out += self._correlator_do(item.ask, now)
-        else:
-            sent = corr.MessageSent(msg_type=item.message.type, request_id=corr.request_id_of(item.message))
+        elif (sent := item.sent()) is not None:  # a non-bus frame (BINARY ...) concerns no ask
             out += self._correlator_do(sent, now)
         out += self._session_do(session_io.UserSend(message=item.message, ref=item.ref), now)
         return out

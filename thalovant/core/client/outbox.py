@@ -33,7 +33,7 @@ from thalovant.core.client import correlate as corr
 from thalovant.core.client.connection_events import SendDone, SendError, SendErrorKind
 from thalovant.core.links.base import FrameNotSent
 from thalovant.core.machine import Output
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.message import BusMessage, HiveMessage
 
 __all__ = ["Outbox", "Queued", "refuse"]
 
@@ -43,9 +43,15 @@ class Queued:
     """One send the connection owes an answer: its ref, message, expiry and (for an ask) the ask."""
 
     ref: int
-    message: BusMessage
+    message: BusMessage | HiveMessage
     expires: float
     ask: corr.AskStarted | None
+
+    def sent(self) -> corr.MessageSent | None:
+        """What the correlator hears when this plain send is handed over (nothing for a non-bus frame)."""
+        if not isinstance(self.message, BusMessage):
+            return None
+        return corr.MessageSent(msg_type=self.message.type, request_id=corr.request_id_of(self.message))
 
 
 def refuse(item: Queued, reason: str, kind: SendErrorKind, ask_kind: corr.FailKind) -> list[Output]:

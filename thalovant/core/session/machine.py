@@ -30,7 +30,7 @@ READY means the hub greets a connection it does not know: it restarted or forgot
 retryable); the greeting's own HELLO arriving after its offer is not one.
 
 Outbound messages queue (bounded) until READY and then go out once, in order, right after the
-HELLO (``binary_ok=False`` refuses BINARY messages, for HTTP on hub 4.x).
+HELLO (``binary_ok=False`` refuses BINARY messages of v1 sessions, for HTTP on hub 4.x).
 
 Every transition is a row of :data:`TABLE`: ``(state, input type) -> Row(next state, handler,
 other possible ends)``; handlers never assign the state. Remote data never raises; caller misuse
@@ -112,7 +112,7 @@ class Session(TableMachine[SessionState]):
         access_key, password, crypto_key: the credentials (the access key only goes to the v3 handshake; the
             password serves the password path and the Noise PSK; the crypto key is the legacy pre-shared key).
         wire: ``"text"`` (WS, HTTP) or ``"bitstring"`` (MQTT on hub 4.x).
-        binary_ok: False when the transport cannot carry binary frames (HTTP on hub 4.x).
+        binary_ok: False when a v1 session's transport cannot carry binary frames (HTTP on hub 4.x; v3 always can).
         trigger_hello: send a cleartext HELLO on link-up (MQTT: the hub greets only after a frame).
         handshake_timeout, max_queue: seconds from link-up to a finished handshake; user sends held meanwhile.
         prefer, binarize, encodings, ciphers: the offer (:class:`.handshakes.HandshakePlan`; best first, §4.8).
@@ -256,7 +256,7 @@ class Session(TableMachine[SessionState]):
 
     def _on_user_send(self, inp: UserSend, _now: float) -> list[Output]:
         message = self._out.message(inp.message)
-        if message.msg_type is MsgType.BINARY and not self._binary_ok:
+        if message.msg_type is MsgType.BINARY and not self._binary_ok and self.generation != 3:
             return [SendFailed(ref=inp.ref, reason="this transport cannot carry binary frames")]
         if self._state is _S.READY:
             return self._seal(message, (inp.ref,))

@@ -41,9 +41,14 @@ from thalovant.core.links.http_wire import (
 from thalovant.core.machine import Output
 from thalovant.shell.links.dial import timing
 from thalovant.shell.links.epoch import LinkEpoch
-from thalovant.shell.links.http import HttpConnection, HttpNotSentError, HttpTimeouts
+from thalovant.shell.links.http import DEFAULT_MAX_BODY, HttpConnection, HttpNotSentError, HttpTimeouts
 
-__all__ = ["HttpDriver"]
+__all__ = ["POLL_MAX_BODY", "HttpDriver"]
+
+#: Largest poll answer accepted (a GET drains a whole hub queue): a 16 MiB binary frame in base64 (hub 4.x
+#: ``b64_messages``), or hub 5.x's 256 queued Noise frames of up to 65535 bytes each, in base64. A larger
+#: answer fails the poll, and the frames the hub drained into it are lost (measured: NOTES.md, binary frames).
+POLL_MAX_BODY = 24 * 1024 * 1024
 
 
 class HttpDriver:
@@ -82,6 +87,7 @@ class HttpDriver:
                 ssl_context=ep.tls,
                 timeouts=HttpTimeouts.uniform(self.epoch.timeouts.http_request),
                 proxy=ep.proxy,
+                max_body=POLL_MAX_BODY if poll else DEFAULT_MAX_BODY,
             )
             if poll:
                 self.poll = conn

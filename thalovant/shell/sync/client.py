@@ -20,12 +20,14 @@ from functools import partial
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
+from thalovant.core.bus.binary import ThalovantBinary
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.health import ThalovantHealth
 from thalovant.core.client.info import ThalovantConnectionInfo
 from thalovant.core.doctor import ThalovantDoctorReport
 from thalovant.shell.arguments import check_seconds
+from thalovant.shell.binary_inbox import BinaryHandler, BinarySubscription
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.client_events import wanted_ids
 from thalovant.shell.identity_io import ThalovantIdentity
@@ -276,6 +278,46 @@ class ThalovantClient:
         )
         if isinstance(subscription, Subscription):
             subscription.closer = self._portal.run_on_loop  # close() from this thread reaches the loop safely
+        return subscription
+
+    # ---- binary frames (AsyncThalovantClient's shell/client_binary.py) -----------------------------
+
+    @property
+    def max_binary_bytes(self) -> int:
+        """The cap on one binary frame, both ways (see :attr:`AsyncThalovantClient.max_binary_bytes`)."""
+        return self._async.max_binary_bytes
+
+    @max_binary_bytes.setter
+    def max_binary_bytes(self, value: int) -> None:
+        self._async.max_binary_bytes = value
+
+    def send_binary(self, data: bytes, kind: str | int = "file", metadata: Mapping[str, Any] | None = None) -> None:
+        """Send ``data`` as a BINARY frame of ``kind`` with ``metadata`` (:meth:`AsyncThalovantClient.send_binary`)."""
+        self._call(self._async.send_binary, data, kind, metadata)
+
+    def send_audio(self, pcm: bytes, **kwargs: Any) -> None:
+        """Send the PCM audio ``pcm`` (``kwargs``: see :meth:`AsyncThalovantClient.send_audio`)."""
+        self._call(self._async.send_audio, pcm, **kwargs)
+
+    def send_file(self, source: str | os.PathLike[str] | bytes, file_name: str | None = None) -> None:
+        """Send the file ``source`` (a path or bytes) as ``file_name`` (see :meth:`AsyncThalovantClient.send_file`)."""
+        self._call(self._async.send_file, source, file_name)
+
+    def listen_binary(self, kind: Any = None, **kwargs: Any) -> Iterator[ThalovantBinary]:
+        """Iterate over binary frames of ``kind``, blocking (see :meth:`AsyncThalovantClient.listen_binary`).
+
+        The listener is registered before this returns, so no frame that arrives after the call is missed.
+        """
+        listener = self._portal.call_sync(self._async.listen_binary, kind, **kwargs)
+        return self._portal.iterate(listener)
+
+    def on_binary(self, handler: BinaryHandler, kind: Any = None) -> BinarySubscription:
+        """Call ``handler(binary)`` (in a worker thread) for each binary frame of ``kind`` (None: all).
+
+        See :meth:`AsyncThalovantClient.on_binary`.
+        """
+        subscription = self._portal.call_sync(self._async.on_binary, handler, kind, _call=in_worker_thread)
+        subscription.closer = self._portal.run_on_loop  # close() from this thread reaches the loop safely
         return subscription
 
 
