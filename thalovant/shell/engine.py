@@ -44,7 +44,7 @@ from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantConnectionError
 from thalovant.core.machine import Entropy, Input, Output
 from thalovant.core.trace import RecordingEntropy
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.message import BusMessage, HiveMessage
 from thalovant.shell.driver import StepRecorder
 from thalovant.shell.links.epoch import Endpoint, Timeouts
 from thalovant.shell.links.http import split_url
@@ -160,6 +160,8 @@ class ClientEngine:
         self._machine: object = None  # the last runtime's machine, kept for info() after stop()
         self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
         self._t0 = 0.0
+        #: Called with every status the machine reports, after the engine took it (mesh sends watch for refusals).
+        self.status_watchers: list[Callable[[cx.StatusChanged], None]] = []
 
     @property
     def protocol(self) -> str:
@@ -279,6 +281,8 @@ class ClientEngine:
         elif status.state is cx.ConnectionState.CONNECTING and self._ready.is_set():
             self._ready = anyio.Event()
             log.warning("link to the hub lost; reconnecting (%s)", status.detail)
+        for watcher in tuple(self.status_watchers):
+            watcher(status)
 
     def health(self) -> ThalovantHealth:
         return health_snapshot(
@@ -299,7 +303,9 @@ class ClientEngine:
 
     # ---- requests -------------------------------------------------------------------------------
 
-    async def _post(self, message: BusMessage, deadline: float, ask: corr.AskStarted | None, bell: Bell | None) -> Slot:
+    async def _post(
+        self, message: BusMessage | HiveMessage, deadline: float, ask: corr.AskStarted | None, bell: Bell | None
+    ) -> Slot:
         runtime = self.runtime
         if runtime is None:
             raise ThalovantConnectionError("the client is not connected: use 'async with client' or connect()")
@@ -307,8 +313,8 @@ class ClientEngine:
         await runtime.post(cx.SendRequested(ref=ref, message=message, deadline=deadline, ask=ask))
         return slot
 
-    async def send(self, message: BusMessage, wait: float) -> Output | None:
-        """Send ``message``; the core's ``SendDone``/``SendError``, or None if the guard ran out first.
+    async def send(self, message: BusMessage | HiveMessage, wait: float) -> Output | None:
+        """Send ``message`` (a bus message or a frame); the core's ``SendDone``/``SendError``, or None past the guard.
 
         Raises:
             ThalovantConnectionError: the engine is not running (the client is not connected).

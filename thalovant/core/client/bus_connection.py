@@ -69,7 +69,7 @@ from thalovant.core.client.connection_events import (
     StatusChanged,
 )
 from thalovant.core.client.lifecycle import TERMINAL, Lifecycle
-from thalovant.core.client.outbox import Outbox, Queued, refuse
+from thalovant.core.client.outbox import Outbox, Queued, refuse, sent_input
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
 from thalovant.core.session.events import SessionReady
@@ -211,6 +211,9 @@ class BusConnection:
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
         item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
+        if not isinstance(inp.message, BusMessage):  # a bus-level transport carries bus messages only
+            why = f"this transport cannot send a {inp.message.msg_type.value} frame (bus messages only)"
+            return refuse(item, why, "refused", "link_lost")
         if self.state in TERMINAL:
             closed = self.state is _S.CLOSED
             why = "the client is closed" if closed else f"not connected: {self._last_error}"
@@ -347,8 +350,8 @@ class BusConnection:
         if item.ask is not None:  # before the message leaves (Rule 2)
             out += self._correlator_do(item.ask, now)
         else:
-            sent = corr.MessageSent(msg_type=item.message.type, request_id=corr.request_id_of(item.message))
-            out += self._correlator_do(sent, now)
+            out += self._correlator_do(sent_input(item.message), now)
+        assert isinstance(item.message, BusMessage)  # _on_send refuses frames
         out.append(EmitBus(epoch=self._epoch, ref=item.ref, message=item.message))
         return out
 

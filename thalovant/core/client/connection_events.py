@@ -98,7 +98,7 @@ class LinkFact(Input):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequested(Input):
-    """Send ``message`` (a bus message) to the hub.
+    """Send ``message`` (a bus message, or a whole frame such as a mesh wrapper) to the hub.
 
     Attributes:
         ref: the caller's unique reference; answered by ``SendDone`` or ``SendError``.
@@ -107,7 +107,7 @@ class SendRequested(Input):
     """
 
     ref: int
-    message: BusMessage
+    message: BusMessage | HiveMessage
     deadline: float
     ask: corr.AskStarted | None = None
 
