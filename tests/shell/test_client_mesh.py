@@ -309,3 +309,24 @@ def test_the_blocking_client_mirrors_the_mesh_api() -> None:
         assert client.query("q", timeout=0.1).unanswered
     assert got == ["hello"]
     assert [f.msg_type.value for f in seen] == ["escalate", "propagate", "broadcast", "query", "query"]
+
+
+def test_a_conversation_query_carries_its_session_and_language() -> None:
+    async def scenario() -> tuple[Any, _Frames, str]:
+        hub = MemoryHub(generation=3)
+        async with AsyncThalovantClient(IDENTITY, transport=hub, protocol="wss") as client:
+            seen = _frames(hub)
+            async with client.conversation(lang="pt-pt", context={"room": "den"}) as convo:
+                result = await convo.query("olá", timeout=0.2)
+            return result, seen, convo.session_id
+
+    result, seen, session_id = anyio.run(scenario)
+    inner = seen[0].payload["payload"]
+    assert result.unanswered and inner["data"]["lang"] == "pt-pt" and inner["context"]["room"] == "den"
+    assert inner["context"]["session"]["session_id"] == session_id
+
+
+def test_the_blocking_conversation_query() -> None:
+    with ThalovantClient(IDENTITY, transport=MemoryHub(generation=3), protocol="wss") as client:
+        with client.conversation() as convo:
+            assert convo.query("x", timeout=0.1).unanswered

@@ -41,6 +41,7 @@ from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
+from thalovant.shell.mesh_router import HiveHandler, HiveSubscription
 
 __all__ = ["STOP_SIGNALS", "AgentBase", "AsyncThalovantAgent", "check_interval_of", "gave_up"]
 
@@ -62,6 +63,8 @@ class _Subscriber(Protocol):
         request_id: str | None = ...,
     ) -> Subscription: ...
 
+    def on_hive(self, kind: str, handler: HiveHandler) -> HiveSubscription: ...
+
 
 C = TypeVar("C", bound=_Subscriber)
 
@@ -71,8 +74,9 @@ class _Handler:
     """A handler the agent attaches when it runs (and while it runs)."""
 
     event: str | EventFilter
-    handler: EventHandler
+    handler: Callable[[Any], Any]  # an EventHandler, or a HiveHandler when ``hive``
     options: dict[str, Any] = field(default_factory=dict)
+    hive: bool = False  # a hive (mesh) frame handler: ``event`` is its kind
 
 
 class _Handlers:
@@ -81,10 +85,12 @@ class _Handlers:
     def __init__(self) -> None:
         self.pending: list[_Handler] = []
 
-    def add(self, event: str | EventFilter, handler: EventHandler, options: dict[str, Any]) -> _Handler:
+    def add(
+        self, event: str | EventFilter, handler: Callable[[Any], Any], options: dict[str, Any], hive: bool = False
+    ) -> _Handler:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        entry = _Handler(event, handler, options)
+        entry = _Handler(event, handler, options, hive)
         self.pending.append(entry)
         return entry
 
@@ -124,7 +130,7 @@ class AgentBase(Generic[C]):
     def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
         self.client: C = self._client_class(identity, **client_kwargs)
         self._handlers = _Handlers()
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[Subscription | HiveSubscription] = []
         self.stopped_by: int | None = None
         self._running = False
         self._live = False  # handlers attached: later on() calls attach at once
@@ -178,8 +184,29 @@ class AgentBase(Generic[C]):
         """``on("speak", handler)``; also ``@agent.on_speak`` and ``@agent.on_speak()``."""
         return self.on(EVENT_SPEAK, handler)
 
-    def _attach(self, entry: _Handler) -> Subscription:
-        sub = self.client.on(entry.event, entry.handler, **entry.options)
+    def on_hive(self, kind: str, handler: HiveHandler | None = None) -> Any:
+        """Handle hive (mesh) frames of ``kind`` (``broadcast``, ``propagate`` ... or ``"*"``) with ``handler``.
+
+        Works as ``agent.on_hive("broadcast", fn)`` and as the decorator ``@agent.on_hive("broadcast")``; the
+        handler takes a :class:`~thalovant.core.bus.hive.ThalovantHiveMessage`. Returns the handler; pending
+        and live handlers work as with :meth:`on` (see ``AsyncThalovantClient.on_hive``).
+        """
+
+        def register(fn: HiveHandler) -> HiveHandler:
+            with self._lock:
+                entry = self._handlers.add(kind, fn, {}, hive=True)
+                if self._live:
+                    self._attach(entry)
+            return fn
+
+        return register if handler is None else register(handler)
+
+    def _attach(self, entry: _Handler) -> Subscription | HiveSubscription:
+        if entry.hive:
+            assert isinstance(entry.event, str)
+            sub: Subscription | HiveSubscription = self.client.on_hive(entry.event, entry.handler)
+        else:
+            sub = self.client.on(entry.event, entry.handler, **entry.options)
         self.subscriptions.append(sub)
         return sub
 
@@ -194,7 +221,9 @@ class AgentBase(Generic[C]):
     def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
         """Subscribe ``handler`` now; unlike :meth:`on`, a later ``run_forever`` does not re-attach it."""
         with self._lock:
-            return self._attach(_Handler(event, handler, dict(options)))
+            sub = self._attach(_Handler(event, handler, dict(options)))
+            assert isinstance(sub, Subscription)
+            return sub
 
 
 class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):
