@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from returns.result import Failure
 
 from thalovant.cli_commands import cmd_ask, cmd_doctor, cmd_emit, cmd_health, cmd_info, cmd_listen, cmd_utter
+from thalovant.cli_mesh import cmd_query
 from thalovant.core import render
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.render import EXIT_OK, EXIT_REMOTE, UsageError, exit_code, identity_secrets, scrub
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("text")
         speak.add_argument("--lang", default="en-us")
         speak.add_argument("--session-id")
+    query = add("query", "ask with a QUERY frame (hub 5.x) and print the streamed answer")
+    query.add_argument("text")
+    query.add_argument("--lang", default="en-us")
     listen = add("listen", "print matching events as they arrive")
     listen.add_argument("event", help="event type ('*' for all)")
     listen.add_argument("--max-events", type=int, metavar="N")
@@ -284,6 +288,7 @@ COMMANDS: dict[str, Callable[[Context], Any]] = {
     "emit": cmd_emit,
     "listen": cmd_listen,
     "doctor": cmd_doctor,
+    "query": cmd_query,
 }
 
 

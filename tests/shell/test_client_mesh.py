@@ -70,6 +70,12 @@ def _frames(hub: MemoryHub) -> _Frames:
     return seen
 
 
+@pytest.fixture
+def quiet_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory hub answers no QUERY (the test delivers the answers itself, or none)."""
+    monkeypatch.setattr("thalovant.testing.hub.query_answers", lambda *args, **kwargs: [])
+
+
 def _deliver(client: AsyncThalovantClient, message: HiveMessage) -> None:
     client._engine.results(cx.FrameDelivered(message=message))
 
@@ -190,6 +196,7 @@ def test_reply_swaps_source_and_destination() -> None:
     assert (sent.context["source"], sent.context["destination"], sent.context["r"]) == ("me", "hive", 1)
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_query_streams_chunks_until_complete() -> None:
     async def scenario() -> tuple[Any, _Frames]:
         hub = MemoryHub(generation=3)
@@ -218,6 +225,7 @@ def test_query_streams_chunks_until_complete() -> None:
     assert seen[0].msg_type is MsgType.QUERY and seen[0].payload["payload"]["data"]["utterances"] == ["what"]
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_query_stream_yields_answers_and_a_silent_hub_is_unanswered() -> None:
     async def scenario() -> tuple[list[Any], Any, float]:
         hub = MemoryHub(generation=3)
@@ -246,6 +254,7 @@ def test_query_stream_yields_answers_and_a_silent_hub_is_unanswered() -> None:
     assert silent.unanswered and silent.timed_out and silent.chunks == () and 0.3 <= took < 0.5
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_query_refused_and_not_supported() -> None:
     async def refused() -> ThalovantQueryRefusedError:
         hub = MemoryHub(generation=3)
@@ -273,6 +282,7 @@ def test_query_refused_and_not_supported() -> None:
     anyio.run(v1)
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_a_lost_link_during_a_query_is_a_connection_error() -> None:
     async def scenario() -> None:
         hub = MemoryHub(generation=3)
@@ -291,6 +301,7 @@ def test_a_lost_link_during_a_query_is_a_connection_error() -> None:
     anyio.run(scenario)
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_the_blocking_client_mirrors_the_mesh_api() -> None:
     hub = MemoryHub(generation=3)
     got: list[str] = []
@@ -311,6 +322,7 @@ def test_the_blocking_client_mirrors_the_mesh_api() -> None:
     assert [f.msg_type.value for f in seen] == ["escalate", "propagate", "broadcast", "query", "query"]
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_a_conversation_query_carries_its_session_and_language() -> None:
     async def scenario() -> tuple[Any, _Frames, str]:
         hub = MemoryHub(generation=3)
@@ -326,7 +338,20 @@ def test_a_conversation_query_carries_its_session_and_language() -> None:
     assert inner["context"]["session"]["session_id"] == session_id
 
 
+@pytest.mark.usefixtures("quiet_queries")
 def test_the_blocking_conversation_query() -> None:
     with ThalovantClient(IDENTITY, transport=MemoryHub(generation=3), protocol="wss") as client:
         with client.conversation() as convo:
             assert convo.query("x", timeout=0.1).unanswered
+
+
+def test_the_in_memory_hub_answers_queries_like_hub_5() -> None:
+    async def scenario() -> tuple[Any, Any, Any]:
+        async with AsyncThalovantClient(IDENTITY, transport=MemoryHub(generation=3), protocol="wss") as client:
+            return (await client.query("multi", timeout=2), await client.query("silent", timeout=2),
+                    await client.query("Hello there", timeout=2))
+
+    multi, silent, hello = anyio.run(scenario)
+    assert multi.chunks == ("echo: multi (1/2)", "echo: multi (2/2)") and multi.complete
+    assert silent.unanswered and not silent.timed_out and not silent.complete
+    assert hello.text == "echo: Hello there" and hello.responder_peers

@@ -59,6 +59,7 @@ from thalovant.core.wire.bitstring import decode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
+from thalovant.testing.hub_query import query_answers
 
 __all__ = ["HUB_CIPHERS", "HUB_ENCODINGS", "FakeHub", "HubFrame"]
 
@@ -255,6 +256,9 @@ class FakeHub:
             return self._on_shake(link, message.payload)
         if message.msg_type is MsgType.HELLO and isinstance(message.payload, dict):
             return self._on_hello(link, message.payload)
+        if message.msg_type is MsgType.QUERY and not self.hub_version.startswith("4"):  # hub 4.x ignores QUERY
+            found = query_answers(message, self.behaviours, echo_replies, responder=self.node_id, peer=self.peer)
+            return [frame for answer in found for frame in self.seal(answer)]
         bus = message.bus()
         if bus is None:
             return []
@@ -406,12 +410,13 @@ class FakeHub:
 
     # ---- frames to the client --------------------------------------------------------------------
 
-    def seal(self, bus: BusMessage) -> list[HubFrame]:
-        """The frames carrying ``bus`` to the connected client (empty when it cannot be sent yet)."""
+    def seal(self, bus: BusMessage | HiveMessage) -> list[HubFrame]:
+        """The frames carrying ``bus`` (or a whole frame) to the connected client (empty when it cannot be sent)."""
         link = self._link
         if link is None:
             return []
-        message = HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict(), source_peer=self.peer)
+        message = bus if isinstance(bus, HiveMessage) else HiveMessage(msg_type=MsgType.BUS, payload=bus.as_dict(),
+                                                                        source_peer=self.peer)  # fmt: skip
         if link.channel is not None:
             return [self._out(f) for f in link.channel.seal(message)]
         if link.key is None:
