@@ -79,10 +79,23 @@ _EXPORTS: dict[str, str] = {
     "AsyncThalovantControlPlane": "thalovant.shell.control_plane",
     "BootstrapIdentityResult": "thalovant.shell.control_plane",
     # mesh (hive) frames and QUERY
-    **dict.fromkeys(["ThalovantHiveMessage", "ThalovantHiveRefusedError", "HIVE_BROADCAST", "HIVE_PROPAGATE",
-                     "HIVE_ESCALATE", "HIVE_INTERCOM", "HIVE_RENDEZVOUS", "HIVE_QUERY"], "thalovant.core.bus.hive"),
-    **dict.fromkeys(["ThalovantQueryResult", "ThalovantQueryRefusedError", "ThalovantQueryNotSupportedError"],
-                    "thalovant.core.bus.query"),
+    **dict.fromkeys(
+        [
+            "ThalovantHiveMessage",
+            "ThalovantHiveRefusedError",
+            "HIVE_BROADCAST",
+            "HIVE_PROPAGATE",
+            "HIVE_ESCALATE",
+            "HIVE_INTERCOM",
+            "HIVE_RENDEZVOUS",
+            "HIVE_QUERY",
+        ],
+        "thalovant.core.bus.hive",
+    ),
+    **dict.fromkeys(
+        ["ThalovantQueryResult", "ThalovantQueryRefusedError", "ThalovantQueryNotSupportedError"],
+        "thalovant.core.bus.query",
+    ),
     "ThalovantHiveSubscription": "thalovant.shell.mesh_router",
 }
 
