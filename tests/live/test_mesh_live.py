@@ -136,6 +136,8 @@ def test_admin_broadcast_reaches_a_second_client(request: pytest.FixtureRequest,
                 hive = got[0]
                 assert hive.kind == "broadcast" and hive.type == "thalovant.mesh.test"
                 assert hive.route and hive.route[0].source.split("::")[2] == "harness-admin"
+                # the name the sender's loop check looks for is the one the hub wrote
+                assert hive.route[0].source == admin.async_client._own_peer()
             else:  # hub 4.x unwraps it: the inner bus message arrives as an event
                 event = next(e for e in listener if e.data.get("marker") == marker)
                 assert event.type == "thalovant.mesh.test"

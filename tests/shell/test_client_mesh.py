@@ -355,3 +355,22 @@ def test_the_in_memory_hub_answers_queries_like_hub_5() -> None:
     assert multi.chunks == ("echo: multi (1/2)", "echo: multi (2/2)") and multi.complete
     assert silent.unanswered and not silent.timed_out and not silent.complete
     assert hello.text == "echo: Hello there" and hello.responder_peers
+
+
+@pytest.mark.parametrize("generation", [1, 3])
+def test_a_frame_routed_through_this_client_under_its_session_name_is_a_loop(generation: int) -> None:
+    """Hubs rename a peer after HELLO (hub 5.x: from a uuid of its own to our session id); both forms are ours."""
+
+    async def scenario() -> list[str | None]:
+        got: list[str | None] = []
+        async with AsyncThalovantClient(IDENTITY, transport=MemoryHub(generation=generation), protocol="wss") as c:
+            c.on_hive("*", lambda h: got.append(h.type))
+            hello_peer = str(c.connection_info().hub_peer)
+            ours = f"{hello_peer.rsplit('::', 1)[0]}::{c.session_id}"
+            for source, msg_type in ((ours, "loop"), ("someone::else", "fine")):
+                route = ({"source": source, "targets": []},)
+                _deliver(c, HiveMessage(msg_type=MsgType.PROPAGATE, payload=_bus(msg_type, {}), route=route))
+            await anyio.sleep(0.1)
+        return got
+
+    assert anyio.run(scenario) == ["fine"]

@@ -80,11 +80,17 @@ class ClientMesh:
 
     def _mesh(self) -> MeshRouter:
         if self._mesh_router is None:
-            router = MeshRouter(access_key=self.identity.access_key, own_peer=lambda: self._engine.info().hub_peer)
+            router = MeshRouter(access_key=self.identity.access_key, own_peer=self._own_peer)
             self._engine.results.frame_handlers.append(router.on_frame)
             self._engine.status_watchers.append(router.on_status)
             self._mesh_router = router
         return self._mesh_router
+
+    def _own_peer(self) -> str | None:
+        """This client's peer id as hubs write it in routes: the HELLO peer renamed to our session id (hub 5.x
+        greets with a uuid of its own as the last part, then names the peer by the session of our HELLO)."""
+        peer = self._engine.info().hub_peer
+        return None if not peer or "::" not in peer else f"{peer.rsplit('::', 1)[0]}::{self.session_id}"
 
     # ---- sending wrappers -------------------------------------------------------------------------
 
