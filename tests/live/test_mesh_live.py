@@ -13,6 +13,7 @@ What each hub does (seen 2026-12-08, recorded in tests/harness/NOTES.md):
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Generator
@@ -214,3 +215,14 @@ def test_a_query_without_the_grant_is_refused(real_hub_v3: Any) -> None:
 def test_query_is_not_supported_on_hub_4(real_hub: Any) -> None:
     with _client(real_hub, "psk") as client, pytest.raises(ThalovantQueryNotSupportedError):
         client.query("anything", timeout=5)
+
+
+def test_cli_query_on_hub_5(real_hub_v3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from thalovant.cli import main
+
+    marker = tag("cli-query")
+    assert main(["-i", str(real_hub_v3.identity_path("psk")), "--json", "query", marker]) == 0
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    assert result["text"] == f"echo: {marker}" and result["complete"] and not result["unanswered"]
+    assert real_hub_v3.identity("psk")["access_key"] not in printed.out + printed.err

@@ -257,7 +257,8 @@ class FakeHub:
         if message.msg_type is MsgType.HELLO and isinstance(message.payload, dict):
             return self._on_hello(link, message.payload)
         if message.msg_type is MsgType.QUERY and not self.hub_version.startswith("4"):  # hub 4.x ignores QUERY
-            found = query_answers(message, self.behaviours, echo_replies, responder=self.node_id, peer=self.peer)
+            found = query_answers(message, self.behaviours, echo_replies, responder=self.node_id, peer=self.peer,
+                                  session=link.session)  # fmt: skip
             return [frame for answer in found for frame in self.seal(answer)]
         bus = message.bus()
         if bus is None:

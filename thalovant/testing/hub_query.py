@@ -9,6 +9,7 @@ declines. Answers carry ``metadata {query_id, originator_peer, responder_peer, i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from thalovant.core.bus.hive import as_envelope
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
@@ -19,9 +20,19 @@ Behaviour = Callable[[BusMessage], list[BusMessage]]
 
 
 def query_answers(
-    request: HiveMessage, behaviours: Mapping[str, Behaviour], default: Behaviour, *, responder: str, peer: str
+    request: HiveMessage,
+    behaviours: Mapping[str, Behaviour],
+    default: Behaviour,
+    *,
+    responder: str,
+    peer: str,
+    session: Mapping[str, Any] | None = None,
 ) -> list[HiveMessage]:
-    """The QUERY answer frames for ``request`` (none when it is no query request with an utterance)."""
+    """The QUERY answer frames for ``request`` (none when it is no query request with an utterance).
+
+    ``peer`` is the asker's peer id as greeted; like a hub, the answers' route names it by the session of its
+    HELLO (``session``), the way hub 5.3 sends each answer back along the request's route.
+    """
     inner = request.payload.get("payload") if isinstance(request.payload, dict) else None
     query_id = request.metadata.get("query_id")
     if not isinstance(inner, dict) or inner.get("type") != "recognizer_loop:utterance" or not isinstance(query_id, str):
@@ -40,4 +51,7 @@ def query_answers(
         else BusMessage(type="hive.query.timeout", data={"query_id": query_id, "error": "no_answer"})
     )
     envelopes = [as_envelope(HiveMessage(msg_type=MsgType.BUS, payload=a.as_dict())) for a in answers]
-    return [HiveMessage(msg_type=MsgType.QUERY, payload=e, metadata=dict(meta)) for e in envelopes]
+    session_id = session.get("session_id") if session is not None else None
+    asker = f"{peer.rsplit('::', 1)[0]}::{session_id}" if isinstance(session_id, str) else peer
+    route = ({"source": asker, "targets": [asker]},)
+    return [HiveMessage(msg_type=MsgType.QUERY, payload=e, metadata=dict(meta), route=route) for e in envelopes]

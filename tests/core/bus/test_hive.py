@@ -89,6 +89,16 @@ def test_a_frame_that_already_passed_this_client_is_a_loop() -> None:
     assert isinstance(hive_of(frame, own_peer=None), Success)  # unknown peer (hub 5.x gives none): no loop test
 
 
+def test_a_query_answer_comes_back_along_the_route_and_is_no_loop() -> None:
+    """Hub 5.3 gives each answer the request's route, which names the asker (seen live)."""
+    route = ({"source": "me::1", "targets": ["me::1"]},)
+    answer = HiveMessage(msg_type=MsgType.QUERY, payload=_bus(), route=route,
+                         metadata={"query_id": "q", "is_response": True})
+    assert hive_of(answer, own_peer="me::1").unwrap().type == "speak"
+    request = HiveMessage(msg_type=MsgType.QUERY, payload=_bus(), route=route, metadata={"query_id": "q"})
+    assert isinstance(hive_of(request, own_peer="me::1"), Failure)
+
+
 def test_the_access_key_is_scrubbed_everywhere() -> None:
     peer = f"{KEY}::2::name::s"  # MQTT on hub 4.x: the access key is the user agent, so peer ids carry it
     frame = HiveMessage(msg_type=MsgType.PROPAGATE, payload=_bus("x", {"who": peer}, {"source": peer}),

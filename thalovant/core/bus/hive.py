@@ -13,7 +13,8 @@ event. :func:`hive_of` reads any non-bus frame a hub delivers into a :class:`Tha
 the kind, the inner bus message (if any), the route, the peers and the metadata, with the access
 key scrubbed from every string. Bad frames never raise: they are a :class:`HiveProblem` value.
 Nesting is bounded (:data:`MAX_HIVE_DEPTH` wrappers); a frame whose route already names this
-client's peer is a loop and is refused with a problem (the shell drops it with a note).
+client's peer is a loop and is refused with a problem (the shell drops it with a note), except a QUERY or
+CASCADE answer (``is_response``), which comes back along its request's route by design.
 
 :func:`reply_context` is OVOS ``Message.reply``'s context rule: a copy with ``source`` and
 ``destination`` swapped, so the answer travels back along the way the message came.
@@ -252,7 +253,8 @@ def hive_of(
         found = _with(found, event, inner.msg_type.value, inner_payload, depth)
     elif kind in WRAPPER_KINDS:
         return Failure(HiveProblem(f"a {kind} frame whose payload is no HiveMessage"))
-    if found.passed(own_peer):
+    # an answer (QUERY/CASCADE ``is_response``) comes back along the request's route by design: no loop
+    if found.passed(own_peer) and found.metadata.get("is_response") is not True:
         return Failure(HiveProblem(f"a {kind} frame that already passed this client (a loop): dropped"))
     return Success(found)
 
