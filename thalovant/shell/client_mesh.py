@@ -332,6 +332,8 @@ def _refused(
         said = f"close {code}" + (f": {reason}" if reason else "")
         return error(f"the hub refused the {kind} frame ({said})", kind=kind, code=code, reason=reason)
     if kind in (HIVE_PROPAGATE, HIVE_ESCALATE):  # hub 4.0.0 handles the frame, then fails its hive.send.upstream
-        return ThalovantConnectionError(f"the hub dropped the link after the {kind} frame (hub 4.0.0 does so after "
-                                        f"relaying it; the client reconnects): {status.detail[:160]}")  # fmt: skip
+        why = "hub 4.0.0 always drops it after relaying one; the client reconnects"
+        return ThalovantConnectionError(
+            f"the link was lost right after the {kind} frame ({why}): {status.detail[:160]}"
+        )
     return ThalovantConnectionError(f"the link was lost right after the {kind} frame: {status.detail[:200]}")
