@@ -83,6 +83,25 @@ _EXPORTS: dict[str, str] = {
     "ThalovantControlPlane": "thalovant.shell.sync.control_plane",
     "AsyncThalovantControlPlane": "thalovant.shell.control_plane",
     "BootstrapIdentityResult": "thalovant.shell.control_plane",
+    # mesh (hive) frames and QUERY
+    **dict.fromkeys(
+        [
+            "ThalovantHiveMessage",
+            "ThalovantHiveRefusedError",
+            "HIVE_BROADCAST",
+            "HIVE_PROPAGATE",
+            "HIVE_ESCALATE",
+            "HIVE_INTERCOM",
+            "HIVE_RENDEZVOUS",
+            "HIVE_QUERY",
+        ],
+        "thalovant.core.bus.hive",
+    ),
+    **dict.fromkeys(
+        ["ThalovantQueryResult", "ThalovantQueryRefusedError", "ThalovantQueryNotSupportedError"],
+        "thalovant.core.bus.query",
+    ),
+    "ThalovantHiveSubscription": "thalovant.shell.mesh_router",
 }
 
 if TYPE_CHECKING:
@@ -100,7 +119,22 @@ if TYPE_CHECKING:
     )
     from thalovant.core.bus.failures import ThalovantUnansweredError
     from thalovant.core.bus.hints import build_location, request_context
+    from thalovant.core.bus.hive import (
+        HIVE_BROADCAST,
+        HIVE_ESCALATE,
+        HIVE_INTERCOM,
+        HIVE_PROPAGATE,
+        HIVE_QUERY,
+        HIVE_RENDEZVOUS,
+        ThalovantHiveMessage,
+        ThalovantHiveRefusedError,
+    )
     from thalovant.core.bus.outbound import build_client_context
+    from thalovant.core.bus.query import (
+        ThalovantQueryNotSupportedError,
+        ThalovantQueryRefusedError,
+        ThalovantQueryResult,
+    )
     from thalovant.core.bus.reply import THALOVANT_CLAIMED_META_KEY, ThalovantReply
     from thalovant.core.client.health import ThalovantHealth
     from thalovant.core.client.info import ThalovantConnectionInfo
@@ -148,6 +182,7 @@ if TYPE_CHECKING:
     from thalovant.shell.listeners import EventHandler, EventPredicate
     from thalovant.shell.listeners import Listener as ThalovantListener
     from thalovant.shell.listeners import Subscription as ThalovantSubscription
+    from thalovant.shell.mesh_router import HiveSubscription as ThalovantHiveSubscription
     from thalovant.shell.sync.agent import ThalovantAgent
     from thalovant.shell.sync.client import ThalovantClient
     from thalovant.shell.sync.control_plane import ThalovantControlPlane

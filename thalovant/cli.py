@@ -21,6 +21,7 @@ from returns.result import Failure
 
 from thalovant.cli_binary import cmd_listen_any, cmd_send_file
 from thalovant.cli_commands import cmd_ask, cmd_doctor, cmd_emit, cmd_health, cmd_info, cmd_utter
+from thalovant.cli_mesh import cmd_query
 from thalovant.core import render
 from thalovant.core.errors import ThalovantError, ThalovantIdentityError
 from thalovant.core.render import EXIT_OK, EXIT_REMOTE, UsageError, exit_code, identity_secrets, scrub
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         speak.add_argument("text")
         speak.add_argument("--lang", default="en-us")
         speak.add_argument("--session-id")
+    query = add("query", "ask with a QUERY frame (hub 5.x) and print the streamed answer")
+    query.add_argument("text")
+    query.add_argument("--lang", default="en-us")
     listen = add("listen", "print matching events as they arrive (--binary DIR: save binary frames)")
     what = listen.add_mutually_exclusive_group(required=True)
     what.add_argument("event", nargs="?", help="event type ('*' for all)")
@@ -297,6 +301,7 @@ COMMANDS: dict[str, Callable[[Context], Any]] = {
     "listen": cmd_listen_any,
     "send-file": cmd_send_file,
     "doctor": cmd_doctor,
+    "query": cmd_query,
 }
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Hub 5.x (plugin 0.2.5a2): <MQTT_ROOT>/<access key>/in|out|status (no hub id; the hub's own presence is
 # <MQTT_ROOT>/<node name>/status).
 MQTT_ROOT = "hivemind"
+HUB_SITE_ID = "thalovant-hub-site"  # as tests.harness.hub.HUB_SITE_ID
 MQTT_HUB_ID = "thalovant-test-hub"
 MQTT_BASE = f"{MQTT_ROOT}/{MQTT_HUB_ID}"
 # hub 5.x's node name: its identity file names none, so NodeIdentity says "unnamed-node", and the plugin's
@@ -53,6 +54,11 @@ with ClientDatabase() as db:
         kwargs = {k: v for k, v in c.items() if k in accepted}
         if not db.add_client(**kwargs):
             sys.exit(f"add_client failed for {c['name']}")
+        if c.get("grants_off"):
+            user = db.get_client_by_api_key(c["key"])
+            for flag in c["grants_off"]:
+                setattr(user, flag, False)
+            db.update_item(user)
 """
 
 
@@ -133,6 +139,9 @@ def write_all(hub: TestHub, clients: list[Client]) -> None:
         server["upstream"] = {"enabled": False}
         server["rendezvous"] = {"enabled": False}
     _write_secret(run / "config" / "hivemind-core" / "server.json", json.dumps(server, indent=1))
+    # the hub's node identity names its site, so mesh wrappers can target it (the hub adds its keys on start)
+    (run / "config" / "hivemind").mkdir(parents=True, exist_ok=True)
+    _write_secret(run / "config" / "hivemind" / "_identity.json", json.dumps({"site_id": HUB_SITE_ID}))
     _add_clients(hub, clients)
     for client in clients:
         _write_secret(hub.identity_path(client.spec.kind), json.dumps(_identity(hub, client), indent=1))
@@ -231,6 +240,8 @@ def _add_clients(hub: TestHub, clients: list[Client]) -> None:
         extra = list(client.spec.extra_types) + list(hub.flavour.extra_types)
         if hub.v3 or extra:
             row["allowed_types"] = DEFAULT_ALLOWED_TYPES + extra
+        if client.spec.grants_off:
+            row["grants_off"] = list(client.spec.grants_off)
         rows.append(row)
     proc = subprocess.run([hub._python(), "-c", _ADD_CLIENTS], input=json.dumps(rows), capture_output=True,
                           text=True, env=hub._env(), cwd=hub.run_dir, timeout=120, check=False)

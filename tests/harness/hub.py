@@ -63,6 +63,7 @@ HOST = "127.0.0.1"
 HUB_ID = "thalovant-test-hub"
 TOPIC_ROOT = "hivemind"
 SITE_ID = "loopback-test"
+HUB_SITE_ID = "thalovant-hub-site"  # the hub's own site (node identity): wrappers with this target_site_id inject
 READY_TIMEOUT = float(os.environ.get("THALOVANT_TEST_HUB_READY_TIMEOUT", "60"))
 PUSH_TYPE = "thalovant.harness.push"
 PUSH_DONE_TYPE = "thalovant.harness.push.done"
@@ -125,6 +126,7 @@ class ClientSpec:
     padded: bool = False
     hub5: bool = True  # hub 5.x admits only password users
     extra_types: tuple[str, ...] = ()  # allowed on top of the default ACL
+    grants_off: tuple[str, ...] = ()  # client DB flags set to False (can_escalate, can_propagate, can_broadcast)
 
 
 KINDS: tuple[ClientSpec, ...] = (
@@ -136,6 +138,8 @@ KINDS: tuple[ClientSpec, ...] = (
     ClientSpec("padded", "sdk-padded", padded=True),
     # like "psk", but its ACL also admits these bus types (for emit() tests; hub 4.x drops others silently)
     ClientSpec("wide", "sdk-wide", crypto_key=True, extra_types=("thalovant.test.emit", "speak")),
+    # no escalate grant: hub 5.x closes a QUERY (and an ESCALATE) from it with 4003
+    ClientSpec("noescalate", "sdk-no-escalate", grants_off=("can_escalate",)),
 )
 
 

@@ -82,7 +82,7 @@ async def test_v3_ask_emit_listen(real_hub_v3: Any, protocol: str, encoding: str
 async def test_v3_every_harness_identity_answers(real_hub_v3: Any, protocol: str) -> None:
     """Issue 13: every v3 cell (each hub 5.x harness identity x wss/https/mqtt) connects with v3 and is answered."""
     hub = real_hub_v3
-    assert set(hub.kinds) == {"psk", "password", "psk2", "admin", "padded", "wide"}
+    assert set(hub.kinds) == {"psk", "password", "psk2", "admin", "padded", "wide", "noescalate"}
     for kind in hub.kinds:
         marker = tag(f"cell-{protocol}-{kind}")
         async with AsyncThalovantClient.from_identity_file(

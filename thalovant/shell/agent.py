@@ -42,6 +42,7 @@ from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
+from thalovant.shell.mesh_router import HiveHandler, HiveSubscription
 
 __all__ = ["STOP_SIGNALS", "AgentBase", "AsyncThalovantAgent", "check_interval_of", "gave_up"]
 
@@ -64,6 +65,7 @@ class _Subscriber(Protocol):
     ) -> Subscription: ...
 
     def on_binary(self, handler: BinaryHandler, kind: Any = ...) -> BinarySubscription: ...
+    def on_hive(self, kind: str, handler: HiveHandler) -> HiveSubscription: ...
 
 
 C = TypeVar("C", bound=_Subscriber)
@@ -74,9 +76,10 @@ class _Handler:
     """A handler the agent attaches when it runs (and while it runs)."""
 
     event: str | EventFilter
-    handler: Callable[[Any], Any]  # an EventHandler, or a BinaryHandler (``binary``)
+    handler: Callable[[Any], Any]  # an EventHandler, a BinaryHandler (``binary``) or a HiveHandler (``hive``)
     options: dict[str, Any] = field(default_factory=dict)
     binary: bool = False  # a handler of binary frames (``on_binary``), not of events
+    hive: bool = False  # a hive (mesh) frame handler: ``event`` is its kind
 
 
 class _Handlers:
@@ -85,10 +88,12 @@ class _Handlers:
     def __init__(self) -> None:
         self.pending: list[_Handler] = []
 
-    def add(self, event: str | EventFilter, handler: Callable[[Any], Any], options: dict[str, Any]) -> _Handler:
+    def add(
+        self, event: str | EventFilter, handler: Callable[[Any], Any], options: dict[str, Any], hive: bool = False
+    ) -> _Handler:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        entry = _Handler(event, handler, options)
+        entry = _Handler(event, handler, options, hive)
         self.pending.append(entry)
         return entry
 
@@ -128,7 +133,7 @@ class AgentBase(Generic[C]):
     def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **client_kwargs: Any) -> None:
         self.client: C = self._client_class(identity, **client_kwargs)
         self._handlers = _Handlers()
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[Subscription | HiveSubscription | BinarySubscription] = []
         self.stopped_by: int | None = None
         self._running = False
         self._live = False  # handlers attached: later on() calls attach at once
@@ -216,12 +221,32 @@ class AgentBase(Generic[C]):
 
         return register if handler is None else register(handler)
 
-    def _attach(self, entry: _Handler) -> Subscription:
+    def on_hive(self, kind: str, handler: HiveHandler | None = None) -> Any:
+        """Handle hive (mesh) frames of ``kind`` (``broadcast``, ``propagate`` ... or ``"*"``) with ``handler``.
+
+        Works as ``agent.on_hive("broadcast", fn)`` and as the decorator ``@agent.on_hive("broadcast")``; the
+        handler takes a :class:`~thalovant.core.bus.hive.ThalovantHiveMessage`. Returns the handler; pending
+        and live handlers work as with :meth:`on` (see ``AsyncThalovantClient.on_hive``).
+        """
+
+        def register(fn: HiveHandler) -> HiveHandler:
+            with self._lock:
+                entry = self._handlers.add(kind, fn, {}, hive=True)
+                if self._live:
+                    self._attach(entry)
+            return fn
+
+        return register if handler is None else register(handler)
+
+    def _attach(self, entry: _Handler) -> Subscription | HiveSubscription | BinarySubscription:
+        sub: Subscription | HiveSubscription | BinarySubscription
         if entry.binary:
-            binary = self.client.on_binary(entry.handler, **entry.options)
-            self.subscriptions.append(binary)
-            return binary
-        sub = self.client.on(entry.event, entry.handler, **entry.options)
+            sub = self.client.on_binary(entry.handler, **entry.options)
+        elif entry.hive:
+            assert isinstance(entry.event, str)
+            sub = self.client.on_hive(entry.event, entry.handler)
+        else:
+            sub = self.client.on(entry.event, entry.handler, **entry.options)
         self.subscriptions.append(sub)
         return sub
 
@@ -236,7 +261,9 @@ class AgentBase(Generic[C]):
     def subscribe(self, event: str | EventFilter, handler: EventHandler, **options: Any) -> Subscription:
         """Subscribe ``handler`` now; unlike :meth:`on`, a later ``run_forever`` does not re-attach it."""
         with self._lock:
-            return self._attach(_Handler(event, handler, dict(options)))
+            sub = self._attach(_Handler(event, handler, dict(options)))
+            assert isinstance(sub, Subscription)
+            return sub
 
 
 class AsyncThalovantAgent(AgentBase[AsyncThalovantClient]):

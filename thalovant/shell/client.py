@@ -42,6 +42,7 @@ from thalovant.shell.client_doctor import doctor_through
 from thalovant.shell.client_events import ClientEvents
 from thalovant.shell.client_info import ClientInfo
 from thalovant.shell.client_keys import ClientKeys
+from thalovant.shell.client_mesh import ClientMesh
 from thalovant.shell.client_options import reconnect_policy, settle_seconds
 from thalovant.shell.composer import Composer, checked_identity
 from thalovant.shell.conversation import AsyncThalovantConversation
@@ -58,7 +59,7 @@ from thalovant.shell.tls import make_ssl_context
 __all__ = ["DEFAULT_HTTP_POLL", "AsyncThalovantClient"]
 
 
-class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys, ClientBinary):
+class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys, ClientBinary, ClientMesh):
     """Async client for a HiveMind hub over WebSocket, HTTP polling or MQTT.
 
     Use ``async with AsyncThalovantClient(identity) as client:``; ``connect()``

@@ -27,6 +27,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.bus.outbound import merge_context, new_request_id, new_session_id
+from thalovant.core.bus.query import ThalovantQueryResult
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.core.client.conversation_state import ConversationState
 from thalovant.shell.client_events import wanted_ids
@@ -53,6 +54,8 @@ class ConversationClient(Protocol):
     async def send_code(self, *args: Any, **kwargs: Any) -> str: ...
 
     async def emit(self, *args: Any, **kwargs: Any) -> None: ...
+
+    async def query(self, *args: Any, **kwargs: Any) -> ThalovantQueryResult: ...
 
     def listen(self, *args: Any, **kwargs: Any) -> Listener: ...
 
@@ -246,6 +249,17 @@ class AsyncThalovantConversation:
         ctx = self._turn_context(context)
         ctx.setdefault("lang", self.lang)
         await self.client.emit(event, data, ctx)
+
+    async def query(
+        self, text: str, *, lang: str | None = None, context: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> ThalovantQueryResult:
+        """Ask ``text`` with a QUERY frame (hub 5.x) in this conversation's session (see
+        :meth:`AsyncThalovantClient.query`): ``lang`` defaults to the conversation's, ``context`` is merged over
+        the conversation's."""
+        ctx = self._turn_context(context)
+        session = dict(ctx.get("session") or {})
+        ctx["session"] = {**session, "session_id": self.session_id}
+        return await self.client.query(text, lang=lang or self.lang, context=ctx, **kwargs)
 
     def listen(
         self,

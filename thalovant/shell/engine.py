@@ -167,6 +167,8 @@ class ClientEngine:
         self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
         self._t0 = 0.0
         self._phases: PhaseTimes | None = None  # the phase times of the link that last became ready
+        #: Called with every status the machine reports, after the engine took it (mesh sends watch for refusals).
+        self.status_watchers: list[Callable[[cx.StatusChanged], None]] = []
 
     @property
     def protocol(self) -> str:
@@ -297,6 +299,8 @@ class ClientEngine:
         elif status.state is cx.ConnectionState.CONNECTING and self._ready.is_set():
             self._ready = anyio.Event()
             log.warning("link to the hub lost; reconnecting (%s)", status.detail)
+        for watcher in tuple(self.status_watchers):
+            watcher(status)
 
     def health(self) -> ThalovantHealth:
         return health_snapshot(
@@ -328,9 +332,7 @@ class ClientEngine:
         return slot
 
     async def send(self, message: BusMessage | HiveMessage, wait: float) -> Output | None:
-        """Send ``message`` (a bus message, or a whole frame such as BINARY).
-
-        Returns the core's ``SendDone``/``SendError``, or None if the guard ran out first.
+        """Send ``message`` (a bus message or a frame); the core's ``SendDone``/``SendError``, or None past the guard.
 
         Raises:
             ThalovantConnectionError: the engine is not running (the client is not connected).

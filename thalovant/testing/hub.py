@@ -49,6 +49,7 @@ from thalovant.core.wire.bitstring import decode_bitstring, encode_bitstring
 from thalovant.core.wire.codec import decode_json, encode_json
 from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.testing.echo import UTTERANCE, Behaviour, counting_entropy, denial_for, echo_replies
+from thalovant.testing.hub_query import query_answers
 from thalovant.testing.synth import SYNTH_TYPE, speech_frames
 
 __all__ = ["HUB_CIPHERS", "HUB_ENCODINGS", "FakeHub", "HubFrame"]
@@ -118,13 +119,8 @@ class FakeHub:
             raise ValueError("generation must be 1 or 3")
         if generation == 3 and (noise_psk is None or len(noise_psk) != 32):
             raise ValueError("generation 3 needs a 32-byte noise_psk")
-        self._password = password
-        self._crypto_key = crypto_key
-        self._noise_psk = noise_psk
-        self.generation = generation
-        self.hub_version = hub_version
-        self.peer = peer
-        self.node_id = node_id
+        self._password, self._crypto_key, self._noise_psk = password, crypto_key, noise_psk
+        self.generation, self.hub_version, self.peer, self.node_id = generation, hub_version, peer, node_id
         self._entropy = entropy or counting_entropy(b"fake-hub")
         self._static = hashlib.sha256(b"fake-hub-static" + node_id.encode()).digest()
         self.behaviours: dict[str, Behaviour] = dict(behaviours or {})
@@ -248,6 +244,10 @@ class FakeHub:
             return self._on_shake(link, message.payload)
         if message.msg_type is MsgType.HELLO and isinstance(message.payload, dict):
             return self._on_hello(link, message.payload)
+        if message.msg_type is MsgType.QUERY and not self.hub_version.startswith("4"):  # hub 4.x ignores QUERY
+            found = query_answers(message, self.behaviours, echo_replies, responder=self.node_id, peer=self.peer,
+                                  session=link.session)  # fmt: skip
+            return [frame for answer in found for frame in self.seal(answer)]
         bus = message.bus()
         if bus is None:
             self.frames.append(message)

@@ -189,6 +189,17 @@ def test_a_reply_from_another_session_is_not_the_lone_asks() -> None:
     assert [o for o in run.feed(received(speak("y", session="mine"))) if isinstance(o, corr.AskProgress)]
 
 
+def test_a_frame_is_refused_by_a_bus_level_transport() -> None:
+    """A 0.4.7 transport carries bus messages only: a mesh frame ends at once in a ``refused`` send error."""
+    from thalovant.core.bus.hive import wrap
+
+    run = Run()
+    run.ready()
+    got = run.feed(SendRequested(ref=1, message=wrap("propagate", BusMessage(type="x"), session_id="s"), deadline=5))
+    assert [type(o) for o in got] == [SendError] and got[0].kind == "refused" and "propagate" in got[0].reason
+    assert not [o for o in got if isinstance(o, EmitBus)]
+
+
 def test_one_send_at_a_time_in_order() -> None:
     run = Run()
     run.ready()

@@ -69,7 +69,7 @@ from thalovant.core.client.connection_events import (
     StatusChanged,
 )
 from thalovant.core.client.lifecycle import TERMINAL, Lifecycle
-from thalovant.core.client.outbox import Outbox, Queued, refuse
+from thalovant.core.client.outbox import Outbox, Queued, refuse, sent_input
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
 from thalovant.core.session.events import SessionReady
@@ -211,8 +211,9 @@ class BusConnection:
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
         item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
-        if not isinstance(inp.message, BusMessage):  # a 0.4.7 transport moves bus messages only
-            return refuse(item, "this transport cannot carry binary frames", "refused", "link_lost")
+        if not isinstance(inp.message, BusMessage):  # a bus-level transport carries bus messages only
+            why = f"this transport cannot send a {inp.message.msg_type.value} frame (bus messages only)"
+            return refuse(item, why, "refused", "link_lost")
         if self.state in TERMINAL:
             closed = self.state is _S.CLOSED
             why = "the client is closed" if closed else f"not connected: {self._last_error}"
@@ -348,9 +349,9 @@ class BusConnection:
         out: list[Output] = []
         if item.ask is not None:  # before the message leaves (Rule 2)
             out += self._correlator_do(item.ask, now)
-        elif (sent := item.sent()) is not None:
-            out += self._correlator_do(sent, now)
-        assert isinstance(item.message, BusMessage)  # _on_send refused any other
+        else:
+            out += self._correlator_do(sent_input(item.message), now)
+        assert isinstance(item.message, BusMessage)  # _on_send refuses frames
         out.append(EmitBus(epoch=self._epoch, ref=item.ref, message=item.message))
         return out
 

@@ -67,7 +67,7 @@ from thalovant.core.client.connection_events import (
 from thalovant.core.client.delivery import delivered_event
 from thalovant.core.client.epoch import Epoch
 from thalovant.core.client.lifecycle import TERMINAL, Lifecycle
-from thalovant.core.client.outbox import Outbox, Queued, refuse
+from thalovant.core.client.outbox import Outbox, Queued, refuse, sent_input
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links import base as link_io
 from thalovant.core.links.mqtt import HubSessionLost
@@ -422,8 +422,8 @@ class Connection:
         self._outbox.hand_over(item)
         if item.ask is not None:
             out += self._correlator_do(item.ask, now)
-        elif (sent := item.sent()) is not None:  # a non-bus frame (BINARY ...) concerns no ask
-            out += self._correlator_do(sent, now)
+        else:
+            out += self._correlator_do(sent_input(item.message), now)  # a frame: its inner bus message, if any
         out += self._session_do(session_io.UserSend(message=item.message, ref=item.ref), now)
         return out
 

@@ -98,7 +98,7 @@ class LinkFact(Input):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequested(Input):
-    """Send ``message`` (a bus message, or a whole frame such as BINARY) to the hub.
+    """Send ``message`` (a bus message, or a whole frame: BINARY, a mesh wrapper, QUERY) to the hub.
 
     Attributes:
         ref: the caller's unique reference; answered by ``SendDone`` or ``SendError``.

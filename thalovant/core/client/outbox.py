@@ -33,9 +33,9 @@ from thalovant.core.client import correlate as corr
 from thalovant.core.client.connection_events import SendDone, SendError, SendErrorKind
 from thalovant.core.links.base import FrameNotSent
 from thalovant.core.machine import Output
-from thalovant.core.wire.message import BusMessage, HiveMessage
+from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 
-__all__ = ["Outbox", "Queued", "refuse"]
+__all__ = ["Outbox", "Queued", "refuse", "sent_input"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +47,20 @@ class Queued:
     expires: float
     ask: corr.AskStarted | None
 
-    def sent(self) -> corr.MessageSent | None:
-        """What the correlator hears when this plain send is handed over (nothing for a non-bus frame)."""
-        if not isinstance(self.message, BusMessage):
-            return None
-        return corr.MessageSent(msg_type=self.message.type, request_id=corr.request_id_of(self.message))
+
+def sent_input(message: BusMessage | HiveMessage) -> corr.MessageSent:
+    """What the correlator learns of a plain send: the bus type and request id (of a frame's inner bus message).
+
+    A hub may refuse what a mesh wrapper carries (``hive.policy.denied`` names the inner type), so a
+    wrapper is remembered by its inner bus message; a frame without one by its ``msg_type``.
+    """
+    if isinstance(message, HiveMessage):
+        inner = message.payload.get("payload") if isinstance(message.payload, dict) else None
+        bus = HiveMessage(msg_type=MsgType.BUS, payload=inner).bus() if isinstance(inner, dict) else None
+        if bus is None:
+            return corr.MessageSent(msg_type=message.msg_type.value)
+        message = bus
+    return corr.MessageSent(msg_type=message.type, request_id=corr.request_id_of(message))
 
 
 def refuse(item: Queued, reason: str, kind: SendErrorKind, ask_kind: corr.FailKind) -> list[Output]:

@@ -32,6 +32,7 @@ from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.client_events import wanted_ids
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
+from thalovant.shell.sync.client_mesh import SyncMesh
 from thalovant.shell.sync.conversation import ThalovantConversation
 from thalovant.shell.sync.portal import Portal, in_worker_thread
 
@@ -50,7 +51,7 @@ def _ids(kwargs: dict[str, Any], method: str) -> dict[str, Any]:
     return {**kwargs, "session_id": session_id, "request_id": request_id}
 
 
-class ThalovantClient:
+class ThalovantClient(SyncMesh):
     """Blocking client for a HiveMind hub. Takes the same arguments as
     :class:`~thalovant.AsyncThalovantClient` and offers the same methods.
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, Self
 
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
+from thalovant.core.bus.query import ThalovantQueryResult
 from thalovant.core.bus.reply import ThalovantReply
 from thalovant.shell.conversation import AsyncThalovantConversation, ConversationClient
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
@@ -96,6 +97,10 @@ class ThalovantConversation:
     def emit(self, event: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
         """Send the raw bus ``event`` with ``data`` and ``context`` (see :meth:`AsyncThalovantConversation.emit`)."""
         self._portal.call(self._async.emit, event, data, context)
+
+    def query(self, text: str, **kwargs: Any) -> ThalovantQueryResult:
+        """Ask ``text`` with a QUERY frame in this conversation (see :meth:`AsyncThalovantConversation.query`)."""
+        return self._portal.call(self._async.query, text, **kwargs)
 
     def wait_for_event(self, event: str | EventFilter, **kwargs: Any) -> ThalovantEvent:
         """The next matching ``event`` of this conversation (see :meth:`AsyncThalovantConversation.wait_for_event`)."""
