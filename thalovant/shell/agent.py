@@ -93,7 +93,7 @@ class _Handlers:
     ) -> _Handler:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        entry = _Handler(event, handler, options, hive)
+        entry = _Handler(event, handler, options, hive=hive)
         self.pending.append(entry)
         return entry
 

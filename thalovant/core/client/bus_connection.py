@@ -73,7 +73,7 @@ from thalovant.core.client.outbox import Outbox, Queued, refuse, sent_input
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.machine import Entropy, Input, Note, NoteLevel, Output, Tick, earliest
 from thalovant.core.session.events import SessionReady
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.message import BusMessage, MsgType
 
 __all__ = ["BusConnection", "LoneAskCorrelator"]
 
@@ -213,6 +213,8 @@ class BusConnection:
         item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
         if not isinstance(inp.message, BusMessage):  # a bus-level transport carries bus messages only
             why = f"this transport cannot send a {inp.message.msg_type.value} frame (bus messages only)"
+            if inp.message.msg_type is MsgType.BINARY:  # the binary API raises ThalovantBinaryUnsupportedError
+                why = "this transport cannot carry binary frames"
             return refuse(item, why, "refused", "link_lost")
         if self.state in TERMINAL:
             closed = self.state is _S.CLOSED
