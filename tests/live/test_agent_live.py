@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import select
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from tests.live.pipe_lines import PipeLines
 from tests.paths import ROOT
 from thalovant import ThalovantEvent
 from thalovant.shell.agent import AsyncThalovantAgent
@@ -199,13 +199,10 @@ def test_agent_process_stops_cleanly_on_signals(real_hub: Any, kind: str, signum
     )
     try:
         assert proc.stdout is not None
-        lines: list[str] = []
+        lines = PipeLines(proc.stdout)  # not select + readline: a buffered line is invisible to select
 
         def heard() -> bool:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if ready:
-                lines.append(proc.stdout.readline())
-            return any(line.startswith("heard") for line in lines)
+            return lines.wait_for("heard", 0.2)
 
         assert _until(heard, 30, lambda: real_hub.push_event("speak", {"utterance": "are you there"}))
         proc.send_signal(signum)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.live.pipe_lines import PipeLines
 from tests.paths import ROOT
 
 CLI = [sys.executable, "-m", "thalovant.cli"]
@@ -223,13 +224,8 @@ def test_listen_interrupted_by_sigint_exits_130(ident: tuple[str, dict[str, Any]
     )
     try:
         assert proc.stderr is not None
-        deadline = time.monotonic() + 30
-        seen = ""
-        while "connected to the hub" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
-            if ready:
-                seen += proc.stderr.readline()
-        assert "connected to the hub" in seen
+        # PipeLines, not select + readline: "connected" comes 1 ms after "handshake: ..." (tests/live/pipe_lines.py)
+        assert PipeLines(proc.stderr).wait_for("connected to the hub", 30)
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
     finally:

@@ -20,6 +20,7 @@ from thalovant.core.client.connection import (
     ConnectionState,
     EventDelivered,
     LinkFact,
+    LinkOrder,
     SendDone,
     SendError,
     SendRequested,
@@ -28,8 +29,9 @@ from thalovant.core.client.connection import (
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.errors import LocalProtocolError
 from thalovant.core.links.http_wire import ResponseReceived
-from thalovant.core.links.ws import WsClosed, WsMessage
+from thalovant.core.links.ws import SendWs, WsClosed, WsMessage
 from thalovant.core.machine import Note, Output, Tick
+from thalovant.core.session.events import HELLO_REF
 from thalovant.core.wire.message import BusMessage
 from thalovant.testing import FakeHub, InMemoryHubSession
 
@@ -473,3 +475,25 @@ def test_refs_below_one_are_the_connections_own() -> None:
     for ref in (0, -1):
         with pytest.raises(LocalProtocolError, match="reserved"):
             s.connection.handle(SendRequested(ref=ref, message=BusMessage(type="m"), deadline=9.0), now=0.0)
+
+
+@pytest.mark.parametrize("generation", [1, 3])
+def test_over_websocket_ready_comes_in_the_step_that_orders_the_hello(generation: int) -> None:
+    # WebSocket acknowledges nothing: the link confirms a frame as it orders it (SendWs + FrameSent), so READY
+    # never waits on the hub. (Seen in a recorded `listen`: READY at the step that orders SendWs refs=[-1]. The
+    # CLI that "logged the handshake but not connected" was a live test misreading its stderr pipe.)
+    s = InMemoryHubSession(
+        protocol="wss", password=PASSWORD, crypto_key=None if generation == 3 else CRYPTO_KEY, generation=generation
+    )
+    steps: list[list[Output]] = []
+    handle = s.connection.handle
+
+    def spy(inp: Any, *, now: float) -> list[Output]:
+        steps.append(handle(inp, now=now))
+        return steps[-1]
+
+    s.connection.handle = spy  # type: ignore[method-assign]
+    assert s.connect() is S.READY
+    (ready_step,) = [out for out in steps if S.READY in statuses(out)]
+    sends = [o.order for o in ready_step if isinstance(o, LinkOrder) and isinstance(o.order, SendWs)]
+    assert sum(HELLO_REF in order.refs for order in sends) == 1  # v3: after the last Noise handshake message

@@ -9,9 +9,10 @@ hub 5.x). So on either layout the link reads its status topic and, on close, wai
 from __future__ import annotations
 
 import pytest
+from returns.result import Success
 
 from thalovant.core.client.connection_events import ConnectionConfig
-from thalovant.core.client.epoch import new_link
+from thalovant.core.client.epoch import new_link, new_session
 from thalovant.core.links.base import LinkUp, Started, StopRequested
 from thalovant.core.links.mqtt import (
     DisconnectMqtt,
@@ -24,6 +25,10 @@ from thalovant.core.links.mqtt import (
     Subscribe,
 )
 from thalovant.core.links.mqtt_map import MqttMap, MqttState
+from thalovant.core.machine import Tick
+from thalovant.core.session.events import LinkOpened, SendFrame
+from thalovant.core.wire.bitstring import decode_bitstring
+from thalovant.core.wire.message import MsgType
 
 KEY = "0123456789abcdef0123456789abcdef"
 OFFLINE = b"offline"
@@ -60,3 +65,30 @@ def test_the_mqtt_link_reads_its_status_topic_and_waits_for_the_tombstone_on_clo
     assert link.handle(MqttMessage(topic=status, payload=OFFLINE, qos=1), now=1.01) == []  # ours, read back
     outs = link.handle(MqttMessage(topic=status, payload=OFFLINE, qos=1), now=1.02)  # the hub's tombstone
     assert outs[0] == DisconnectMqtt()
+
+
+CRYPTO_KEY = "0123456789abcdef"  # 16 characters: a usable legacy pre-shared key
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_the_trigger_hello_is_sealed_only_for_hub_4x(layout: MqttLayout) -> None:
+    # Hub 4.x's plugin decrypts every binary frame with the crypto_key; hub 5.x's (Noise only) reads a binary
+    # frame before the Noise session as a cleartext bitstring. A sealed trigger there was random bytes to it:
+    # "malformed binary frame: unassigned WIRE-1 message-type code 15" (or 16, 17, "Max Supported Version"...)
+    # in the hub's log, once per connect of every identity with a crypto_key.
+    prefix = LAYOUTS[layout][0]
+    cfg = ConnectionConfig(
+        protocol="mqtt", useragent="t", session_id="s", access_key=KEY, password="pw-0123456789abcdef",
+        crypto_key=CRYPTO_KEY, mqtt_topic_prefix=prefix, mqtt_layout=layout,
+    )  # fmt: skip
+    session = new_session(cfg, lambda n: bytes(range(1, n + 1)))
+    (trigger,) = session.handle(LinkOpened(), now=0.0)
+    (again,) = [o for o in session.handle(Tick(), now=0.5) if isinstance(o, SendFrame)]  # no greeting yet
+    for frame in (trigger, again):
+        assert isinstance(frame, SendFrame) and isinstance(frame.data, bytes)
+        decoded = decode_bitstring(frame.data)
+        if layout is MqttLayout.MODERN:
+            assert isinstance(decoded, Success) and decoded.unwrap().msg_type is MsgType.HELLO
+            assert decoded.unwrap().payload["session"]["session_id"] == "s"
+        else:
+            assert not isinstance(decoded, Success)  # sealed: nonce || ciphertext || tag

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from thalovant.core.client.connection_events import ConnectionConfig
 from thalovant.core.links.http_poll import HttpPoll
 from thalovant.core.links.mqtt_map import MqttMap
+from thalovant.core.links.mqtt_topics import MqttLayout
 from thalovant.core.links.ws import WsLink
 from thalovant.core.machine import Entropy, Output
 from thalovant.core.session import events as session_io
@@ -149,6 +150,7 @@ def new_session(
         wire="bitstring" if cfg.protocol == "mqtt" else "text",
         binary_ok=cfg.protocol != "https",
         trigger_hello=cfg.protocol == "mqtt",
+        seal_trigger=cfg.mqtt_layout is MqttLayout.LEGACY,  # hub 5.x (modern layout) cannot open a sealed one
         handshake_timeout=cfg.handshake_timeout,
         v3_options=v3,
     )

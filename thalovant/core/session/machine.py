@@ -113,7 +113,7 @@ class Session(TableMachine[SessionState]):
             password serves the password path and the Noise PSK; the crypto key is the legacy pre-shared key).
         wire: ``"text"`` (WS, HTTP) or ``"bitstring"`` (MQTT on hub 4.x).
         binary_ok: False when a v1 session's transport cannot carry binary frames (HTTP on hub 4.x; v3 always can).
-        trigger_hello: send a cleartext HELLO on link-up (MQTT: the hub greets only after a frame).
+        trigger_hello, seal_trigger: a HELLO on link-up (MQTT), sealed with the crypto key if ``seal_trigger``.
         handshake_timeout, max_queue: seconds from link-up to a finished handshake; user sends held meanwhile.
         prefer, binarize, encodings, ciphers: the offer (:class:`.handshakes.HandshakePlan`; best first, §4.8).
         v3_options: extra keyword arguments for ``NoiseHandshake`` (``static_key``, ``pinned_hub_key``, ``psk``...).
@@ -137,6 +137,7 @@ class Session(TableMachine[SessionState]):
         wire: Wire = "text",
         binary_ok: bool = True,
         trigger_hello: bool = False,
+        seal_trigger: bool = True,
         handshake_timeout: float = 10.0,
         max_queue: int = 64,
         prefer: str = "password",
@@ -170,9 +171,8 @@ class Session(TableMachine[SessionState]):
         self._plan.legacy(started_at=0.0)  # a throw-away: bad credentials or options raise here, not at link-up
         self._out = Outbound(session_id=session_id, site_id=site_id, useragent=useragent, wire=wire)
         self._entropy = entropy
-        self._binary_ok = binary_ok
-        self._trigger_hello = trigger_hello
-        self._max_queue = max_queue
+        self._binary_ok, self._max_queue = binary_ok, max_queue
+        self._trigger_hello, self._trigger_key = trigger_hello, (self._plan.crypto_key if seal_trigger else None)
         self._state: SessionState = _S.IDLE
         self._queue: deque[tuple[HiveMessage, int]] = deque()
         self._handshake: Any = None  # Handshake or NoiseHandshake
@@ -235,7 +235,7 @@ class Session(TableMachine[SessionState]):
         if not self._trigger_hello:
             return []
         self._retrigger.start(now)
-        return [SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy))]
+        return [SendFrame(data=self._out.trigger(crypto_key=self._trigger_key, entropy=self._entropy))]
 
     def _on_link_opened_again(self, _inp: LinkOpened, _now: float) -> list[Output]:
         raise LocalProtocolError("LinkOpened twice: a Session serves exactly one link")
@@ -282,7 +282,7 @@ class Session(TableMachine[SessionState]):
         out: list[Output] = []
         if not self._greeted and self._retrigger.due(now):
             out.append(_note("no greeting yet: sending the trigger HELLO again"))
-            out.append(SendFrame(data=self._out.trigger(crypto_key=self._plan.crypto_key, entropy=self._entropy)))
+            out.append(SendFrame(data=self._out.trigger(crypto_key=self._trigger_key, entropy=self._entropy)))
         return out + self._absorb(self._handshake.handle(inp, now=now), now)
 
     # ---- frames -----------------------------------------------------------------------------------

@@ -71,7 +71,14 @@ class Outbound:
         return encode_json(message)
 
     def trigger(self, *, crypto_key: str | None, entropy: Entropy) -> Frame:
-        """The HELLO a client sends at link-up when the hub greets only after a first frame (MQTT)."""
+        """The HELLO a client sends at link-up when the hub greets only after a first frame (MQTT).
+
+        With a ``crypto_key`` on the bitstring wire it is sealed with that key: hub 4.x's MQTT plugin
+        (0.1.0a2) decrypts every binary frame with it. Hub 5.x (plugin 0.2.x, Noise only) reads a
+        binary frame before the Noise session as a cleartext bitstring, so its sessions pass
+        ``crypto_key=None`` (a sealed trigger still opened the connection there, but the hub logged
+        the random bytes as a malformed frame: "unassigned WIRE-1 message-type code 15" and the like).
+        """
         hello = self.hello()
         key = usable_preshared_key(crypto_key) if crypto_key else None  # unusable: the handshake says so
         if self.wire == "bitstring" and key is not None:
