@@ -23,6 +23,7 @@ from thalovant import (
     ThalovantClientKeyRejectedError,
     ThalovantHandshakeError,
     ThalovantHubKeyChangedError,
+    ThalovantTimeoutError,
 )
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.handshake.pins import fingerprint
@@ -222,3 +223,28 @@ def test_a_wrong_password_after_a_refused_kk_is_an_authentication_error(tmp_path
         ThalovantClient(wrong, transport=hub, noise_key_file=key_file, auto_reconnect=False).connect()
     assert not isinstance(info.value, ThalovantHubKeyChangedError | ThalovantClientKeyRejectedError)
     assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]
+
+
+def test_the_xx_retry_after_a_refused_kk_keeps_the_callers_timeout(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as client:
+        client.ask("one")
+    hub.restart(new_key=True, keep_pins=True)  # KKpsk0 is refused, so connect() retries with XXpsk2
+    attach = hub.attach
+
+    def silent_retry(config: Any) -> Any:  # the retry's link: a network that swallows everything
+        transport = attach(config)
+        transport.blackhole = hub.attached > 2
+        return transport
+
+    hub.attach = silent_retry  # type: ignore[method-assign]
+    slow = ThalovantClient(
+        identity(), transport=hub, noise_key_file=key_file, auto_reconnect=False, connect_timeout=30.0,
+        handshake_timeout=30.0,
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(ThalovantTimeoutError):
+        slow.connect(timeout=0.5)
+    assert time.monotonic() - started < 0.5 + 0.2 + 0.3  # (0.3 s: the test's own overhead on a busy machine)
+    assert hub.hub is not None and hub.hub.patterns[-1:] == ["KKpsk0"] and hub.attached == 3
