@@ -166,11 +166,14 @@ class ThalovantClient:
 
         ``timeout``: as :meth:`AsyncThalovantClient.close` (the polite goodbye's limit, default 2 s).
         """
+        engine = self._async._engine
+        grace = engine.close_grace  # restored after: the timeout is this close's only
         if timeout is not None:  # the loop's holder task leaves the client (its task group is that task's)
-            self._async._engine.close_grace = check_seconds("timeout", timeout, zero=True)
+            engine.close_grace = check_seconds("timeout", timeout, zero=True)
         try:
             self._portal.close()
         finally:
+            engine.close_grace = grace
             self._closed.set()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
