@@ -18,6 +18,7 @@ import pytest
 
 from thalovant import (
     AsyncThalovantClient,
+    ThalovantArgumentError,
     ThalovantAuthenticationError,
     ThalovantClient,
     ThalovantClientKeyRejectedError,
@@ -248,3 +249,21 @@ def test_the_xx_retry_after_a_refused_kk_keeps_the_callers_timeout(tmp_path: Pat
         slow.connect(timeout=0.5)
     assert time.monotonic() - started < 0.5 + 0.2 + 0.3  # (0.3 s: the test's own overhead on a busy machine)
     assert hub.hub is not None and hub.hub.patterns[-1:] == ["KKpsk0"] and hub.attached == 3
+
+
+@pytest.mark.parametrize("blocker", ["folder", "temporary-file"])
+def test_a_pin_that_cannot_be_written_is_a_typed_error_and_leaves_nothing_open(tmp_path: Path, blocker: str) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    client = ThalovantClient(identity(), transport=hub, noise_key_file=key_file)
+    pin = client._async._hub_keys.path
+    assert pin is not None
+    if blocker == "folder":  # the pin's folder cannot be made (so it cannot be read either)
+        pin.parent.write_text("not a folder")
+    else:  # readable (nothing pinned) but the pin cannot be written
+        pin.with_name(pin.name + ".tmp").mkdir(parents=True)
+    with pytest.raises(ThalovantArgumentError, match="noise_key_file") as info:
+        client.connect()
+    no_secret(str(info.value) + repr(info.value))
+    assert client.wait_closed(timeout=WAIT)
+    assert hub.hub is not None and not hub.hub.connected

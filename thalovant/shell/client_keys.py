@@ -127,7 +127,11 @@ class ClientKeys:
         """Start the engine and settle within ``wait`` seconds, key pins included (why not ready, or None)."""
         deadline = anyio.current_time() + wait  # the XXpsk2 retry and the refusal wait end by it too
         await self._engine.start()
-        failed = await self._keys_settled(await self._engine.settle(wait), deadline)
+        try:
+            failed = await self._keys_settled(await self._engine.settle(wait), deadline)
+        except BaseException:  # e.g. the pin cannot be read or written: the connect leaves nothing open
+            await self._engine.stop("the hub's key could not be pinned")
+            raise
         return replace(failed, timeout=wait) if failed is not None and failed.gave_up is None else failed
 
     async def _keys_settled(self, failed: ConnectEnded | None, deadline: float) -> ConnectEnded | None:
