@@ -387,6 +387,9 @@ class ClientEngine:
         ref, _ = self.results.expect_send()  # the slot goes when the core answers the send
         deadline = anyio.current_time() + SYNTH_SEND_SECONDS
         try:
-            runtime.post_nowait(cx.SendRequested(ref=ref, message=synth_message(wanted), deadline=deadline))
+            posted = runtime.post_nowait(cx.SendRequested(ref=ref, message=synth_message(wanted), deadline=deadline))
         except anyio.WouldBlock:  # a full inbox: the ask ends at its deadline without this clip
+            posted = False
             log.warning("could not ask the hub for speech audio: the client's inbox is full")
+        if not posted:  # the core never heard of it, so it never answers: nothing may wait for it
+            self.results.forget_send(ref)
