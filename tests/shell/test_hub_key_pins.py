@@ -267,3 +267,25 @@ def test_a_pin_that_cannot_be_written_is_a_typed_error_and_leaves_nothing_open(t
     no_secret(str(info.value) + repr(info.value))
     assert client.wait_closed(timeout=WAIT)
     assert hub.hub is not None and not hub.hub.connected
+
+
+@pytest.mark.anyio
+async def test_the_xx_retry_keeps_the_listeners_made_before_connect(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as first:
+        first.ask("one")  # both keys pinned: the next client offers KKpsk0
+    client = AsyncThalovantClient(identity(), transport=hub, noise_key_file=key_file, auto_reconnect=False)
+    frames = client.listen_binary(timeout=WAIT, max_events=2)
+    events = client.listen("x.y", timeout=WAIT, max_events=2)
+    hub.corrupt_next(1)  # the KKpsk0 reply is garbled: a glitch, so connect() retries once with XXpsk2
+    await client.connect()
+    try:
+        assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]
+        for n in (1, 2):
+            hub.push_binary(b"clip%d" % n, "file", {"file_name": f"c{n}"})
+            hub.push("x.y", {"n": n})
+        assert [f.data async for f in frames] == [b"clip1", b"clip2"]  # on main: ConnectionError after the first
+        assert [e.data["n"] async for e in events] == [1, 2]
+    finally:
+        await client.close()

@@ -128,7 +128,12 @@ class ClientKeys:
         deadline = anyio.current_time() + wait  # the XXpsk2 retry and the refusal wait end by it too
         await self._engine.start()
         try:
-            failed = await self._keys_settled(await self._engine.settle(wait), deadline)
+            self._engine.retries_kk = True  # a refused KKpsk0 is retried below: its give-up fails no listener
+            try:
+                settled = await self._engine.settle(wait)
+            finally:
+                self._engine.retries_kk = False
+            failed = await self._keys_settled(settled, deadline)
         except BaseException:  # e.g. the pin cannot be read or written: the connect leaves nothing open
             await self._engine.stop("the hub's key could not be pinned")
             raise
@@ -156,7 +161,7 @@ class ClientKeys:
     async def _retry_with_xx(self, deadline: float) -> ConnectEnded | None:
         """Connect once more with ``XXpsk2``: it tells a changed hub key (or a wrong password) from a glitch."""
         config = self._engine.config
-        await self._engine.stop("retrying the Noise handshake with XXpsk2")
+        await self._engine.stop("retrying the Noise handshake with XXpsk2", keep_waits=True)  # listeners live on
         self._engine.config = without_kk(config)
         try:
             await self._engine.start()
