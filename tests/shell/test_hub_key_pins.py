@@ -289,3 +289,18 @@ async def test_the_xx_retry_keeps_the_listeners_made_before_connect(tmp_path: Pa
         assert [e.data["n"] async for e in events] == [1, 2]
     finally:
         await client.close()
+
+
+@pytest.mark.anyio
+async def test_connect_on_a_connected_client_is_a_no_op_even_after_a_forgotten_pin(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    client = AsyncThalovantClient(identity(), transport=hub, noise_key_file=tmp_path / "client.key")
+    async with client:
+        await client.ask("one")
+    assert client.forget_hub_key()  # the next session runs XXpsk2 where the hub knows our key (KKpsk0 offered)
+    async with client:
+        assert hub.hub is not None and hub.hub.patterns[-1] == "XXpsk2"
+        started = anyio.current_time()
+        await client.connect()  # no-op: no second wait for a refusal of our key (REFUSAL_WINDOW, 0.75 s)
+        assert anyio.current_time() - started < 0.2
+        assert (await client.ask("two")).text == "echo: two"

@@ -126,6 +126,8 @@ class ClientKeys:
     async def _settled_within(self, wait: float) -> ConnectEnded | None:
         """Start the engine and settle within ``wait`` seconds, key pins included (why not ready, or None)."""
         deadline = anyio.current_time() + wait  # the XXpsk2 retry and the refusal wait end by it too
+        if self._engine.runtime is not None and self._engine.status is ConnectionState.READY:
+            return None  # connected: a no-op (the keys were settled when this session became ready)
         await self._engine.start()
         try:
             self._engine.retries_kk = True  # a refused KKpsk0 is retried below: its give-up fails no listener
@@ -134,7 +136,7 @@ class ClientKeys:
             finally:
                 self._engine.retries_kk = False
             failed = await self._keys_settled(settled, deadline)
-        except BaseException:  # e.g. the pin cannot be read or written: the connect leaves nothing open
+        except Exception:  # e.g. the pin cannot be read or written: the connect leaves nothing open
             await self._engine.stop("the hub's key could not be pinned")
             raise
         return replace(failed, timeout=wait) if failed is not None and failed.gave_up is None else failed
