@@ -117,6 +117,9 @@ class ClientKeys:
 
         Returns:
             Whether a pin was forgotten.
+
+        Raises:
+            ThalovantArgumentError: (argument ``noise_key_file``) the pin file cannot be removed.
         """
         forgotten = self._hub_keys.forget()
         self._engine.config = repinned(self._engine.config, None)

@@ -105,7 +105,11 @@ class HubKeyStore:
             raise ThalovantArgumentError(ARGUMENT, f"cannot write the pinned hub key ({exc.strerror})") from None
 
     def forget(self) -> bool:
-        """Drop the pin; whether there was one. The next connection pins the hub's key again."""
+        """Drop the pin; whether there was one. The next connection pins the hub's key again.
+
+        Raises:
+            ThalovantArgumentError: (argument ``noise_key_file``) the pin file cannot be removed.
+        """
         if self.path is None:
             had, self._memory = self._memory is not None, None
             return had
@@ -113,6 +117,8 @@ class HubKeyStore:
             self.path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise ThalovantArgumentError(ARGUMENT, f"cannot remove the pinned hub key ({exc.strerror})") from None
         return True
 
 
