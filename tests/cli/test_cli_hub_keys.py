@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from thalovant import ThalovantClient, ThalovantHubKeyChangedError
+from thalovant import ThalovantArgumentError, ThalovantClient, ThalovantHubKeyChangedError
 from thalovant.cli import main
 from thalovant.core.handshake.pins import fingerprint
 from thalovant.testing import MemoryHub
@@ -57,3 +57,23 @@ def test_forget_hub_key_drops_the_pin_and_the_next_connection_pins_the_new_key(
     }
     assert main(argv) == 0
     assert "no hub key was pinned" in capsys.readouterr().out
+
+
+def test_a_pin_that_cannot_be_removed_is_a_usage_error_and_a_typed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps(IDENTITY))
+    path.chmod(0o600)
+    key_file = tmp_path / "client.key"
+    client = ThalovantClient(IDENTITY, transport=MemoryHub(generation=3), noise_key_file=key_file)
+    pin = client._async._hub_keys.path
+    assert pin is not None
+    pin.mkdir(parents=True)  # something that is not a pin file, in its place
+    with pytest.raises(ThalovantArgumentError, match="noise_key_file"):
+        client.forget_hub_key()
+    argv = ["-i", str(path), "identity", "forget-hub-key", "--noise-key-file", str(key_file)]
+    assert main(argv) == 2
+    said = capsys.readouterr()
+    assert "Traceback" not in said.err and "noise_key_file" in said.err
+    assert IDENTITY["access_key"] not in said.out + said.err

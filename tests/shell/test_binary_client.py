@@ -93,6 +93,13 @@ async def test_a_handler_that_raises_is_logged_and_kept(
     assert seen == [3, 5] and sub.failed == 1 and sub.handled == 1
 
 
+@pytest.mark.parametrize("kind", [3.5, object(), b"tts_audio", [3.5]], ids=["float", "object", "bytes", "list"])
+async def test_a_garbage_kind_to_listen_binary_is_a_typed_error(kind: object) -> None:
+    client = client_for("wss")
+    with pytest.raises(thalovant.ThalovantArgumentError, match="kind"):
+        client.listen_binary(kind)  # type: ignore[arg-type]
+
+
 async def test_on_binary_needs_a_connected_client() -> None:
     client = client_for("wss")
     with pytest.raises(thalovant.LocalProtocolError):

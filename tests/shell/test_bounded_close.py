@@ -112,3 +112,19 @@ def test_the_blocking_client_closes_within_its_timeout_too() -> None:
     elapsed, before, after = anyio.run(scenario)
     assert elapsed < 0.4 + SLACK, f"close(timeout=0.4) took {elapsed:.3f} s"
     assert (before, after) == (False, True)
+
+
+def test_a_blocking_close_timeout_applies_to_that_close_only() -> None:
+    async def scenario() -> tuple[int, int]:
+        tcp = TcpWsHub(FakeHub(password=PASSWORD))
+        async with loopback_server(tcp.serve) as port:
+            identity = identity_for("wss", port, password=PASSWORD, access_key=THROWAWAY_ACCESS_KEY)
+            client = thalovant.ThalovantClient(identity, protocol="wss", noise_key_file=False, connect_timeout=5)
+            await anyio.to_thread.run_sync(client.connect)
+            await anyio.to_thread.run_sync(lambda: client.close(timeout=0))  # dropped at once: no goodbye
+            dropped = tcp.close_frames
+            await anyio.to_thread.run_sync(client.connect)
+            await anyio.to_thread.run_sync(client.close)  # the default 2 s grace again: a polite goodbye
+            return dropped, tcp.close_frames
+
+    assert anyio.run(scenario) == (0, 1)

@@ -499,3 +499,14 @@ def test_only_thalovant_transport_adapters_are_hands_off() -> None:
     assert HandlerBook(MagicMock()).waits
     adapter = HiveMindWSSTransport.__new__(HiveMindWSSTransport)  # no connection needed to read the flag
     assert not HandlerBook(adapter).waits
+
+
+def test_a_synth_ask_does_not_wait_for_audio_a_bus_transport_cannot_carry() -> None:
+    transport = FakeTransport()
+    with client_over(transport) as client:
+        started = time.monotonic()
+        reply = client.ask("hi", synth=True, timeout=3.0)
+        elapsed = time.monotonic() - started
+    assert reply.text == "hello from hub" and reply.audio == ()
+    assert elapsed < 1.0, f"the ask waited {elapsed:.2f} s for audio that cannot come"
+    assert [t for t, _, _ in transport.emitted] == ["recognizer_loop:utterance"]  # no useless speak:synth

@@ -18,11 +18,13 @@ import pytest
 
 from thalovant import (
     AsyncThalovantClient,
+    ThalovantArgumentError,
     ThalovantAuthenticationError,
     ThalovantClient,
     ThalovantClientKeyRejectedError,
     ThalovantHandshakeError,
     ThalovantHubKeyChangedError,
+    ThalovantTimeoutError,
 )
 from thalovant.core.client.reconnect import ReconnectConfig
 from thalovant.core.handshake.pins import fingerprint
@@ -222,3 +224,83 @@ def test_a_wrong_password_after_a_refused_kk_is_an_authentication_error(tmp_path
         ThalovantClient(wrong, transport=hub, noise_key_file=key_file, auto_reconnect=False).connect()
     assert not isinstance(info.value, ThalovantHubKeyChangedError | ThalovantClientKeyRejectedError)
     assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]
+
+
+def test_the_xx_retry_after_a_refused_kk_keeps_the_callers_timeout(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as client:
+        client.ask("one")
+    hub.restart(new_key=True, keep_pins=True)  # KKpsk0 is refused, so connect() retries with XXpsk2
+    attach = hub.attach
+
+    def silent_retry(config: Any) -> Any:  # the retry's link: a network that swallows everything
+        transport = attach(config)
+        transport.blackhole = hub.attached > 2
+        return transport
+
+    hub.attach = silent_retry  # type: ignore[method-assign]
+    slow = ThalovantClient(
+        identity(), transport=hub, noise_key_file=key_file, auto_reconnect=False, connect_timeout=30.0,
+        handshake_timeout=30.0,
+    )  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(ThalovantTimeoutError):
+        slow.connect(timeout=0.5)
+    assert time.monotonic() - started < 0.5 + 0.2 + 0.3  # (0.3 s: the test's own overhead on a busy machine)
+    assert hub.hub is not None and hub.hub.patterns[-1:] == ["KKpsk0"] and hub.attached == 3
+
+
+@pytest.mark.parametrize("blocker", ["folder", "temporary-file"])
+def test_a_pin_that_cannot_be_written_is_a_typed_error_and_leaves_nothing_open(tmp_path: Path, blocker: str) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    client = ThalovantClient(identity(), transport=hub, noise_key_file=key_file)
+    pin = client._async._hub_keys.path
+    assert pin is not None
+    if blocker == "folder":  # the pin's folder cannot be made (so it cannot be read either)
+        pin.parent.write_text("not a folder")
+    else:  # readable (nothing pinned) but the pin cannot be written
+        pin.with_name(pin.name + ".tmp").mkdir(parents=True)
+    with pytest.raises(ThalovantArgumentError, match="noise_key_file") as info:
+        client.connect()
+    no_secret(str(info.value) + repr(info.value))
+    assert client.wait_closed(timeout=WAIT)
+    assert hub.hub is not None and not hub.hub.connected
+
+
+@pytest.mark.anyio
+async def test_the_xx_retry_keeps_the_listeners_made_before_connect(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    key_file = tmp_path / "client.key"
+    with ThalovantClient(identity(), transport=hub, noise_key_file=key_file) as first:
+        first.ask("one")  # both keys pinned: the next client offers KKpsk0
+    client = AsyncThalovantClient(identity(), transport=hub, noise_key_file=key_file, auto_reconnect=False)
+    frames = client.listen_binary(timeout=WAIT, max_events=2)
+    events = client.listen("x.y", timeout=WAIT, max_events=2)
+    hub.corrupt_next(1)  # the KKpsk0 reply is garbled: a glitch, so connect() retries once with XXpsk2
+    await client.connect()
+    try:
+        assert hub.hub is not None and hub.hub.patterns[-2:] == ["KKpsk0", "XXpsk2"]
+        for n in (1, 2):
+            hub.push_binary(b"clip%d" % n, "file", {"file_name": f"c{n}"})
+            hub.push("x.y", {"n": n})
+        assert [f.data async for f in frames] == [b"clip1", b"clip2"]  # on main: ConnectionError after the first
+        assert [e.data["n"] async for e in events] == [1, 2]
+    finally:
+        await client.close()
+
+
+@pytest.mark.anyio
+async def test_connect_on_a_connected_client_is_a_no_op_even_after_a_forgotten_pin(tmp_path: Path) -> None:
+    hub = MemoryHub(generation=3)
+    client = AsyncThalovantClient(identity(), transport=hub, noise_key_file=tmp_path / "client.key")
+    async with client:
+        await client.ask("one")
+    assert client.forget_hub_key()  # the next session runs XXpsk2 where the hub knows our key (KKpsk0 offered)
+    async with client:
+        assert hub.hub is not None and hub.hub.patterns[-1] == "XXpsk2"
+        started = anyio.current_time()
+        await client.connect()  # no-op: no second wait for a refusal of our key (REFUSAL_WINDOW, 0.75 s)
+        assert anyio.current_time() - started < 0.2
+        assert (await client.ask("two")).text == "echo: two"

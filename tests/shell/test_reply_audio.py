@@ -127,3 +127,22 @@ def test_the_blocking_conversation_takes_synth() -> None:
         with client.conversation() as convo:
             turn = convo.ask("again", synth=True)
             assert [c.utterance for c in turn.audio] == ["echo: again"] and turn.ok
+
+
+def test_a_synth_request_that_cannot_be_queued_leaves_no_pending_send() -> None:
+    async def scenario() -> tuple[str, int]:
+        async with AsyncThalovantClient(identity(), transport=MemoryHub(), noise_key_file=False) as client:
+            runtime = client._engine.runtime
+            assert runtime is not None
+            post = runtime.post_nowait
+
+            def full_for_synth(inp: Any) -> bool:  # the client's inbox is full when the synth request comes
+                if getattr(getattr(inp, "message", None), "type", None) == "speak:synth":
+                    raise anyio.WouldBlock
+                return post(inp)
+
+            runtime.post_nowait = full_for_synth  # type: ignore[method-assign]
+            reply = await client.ask("hello", synth=True, timeout=0.5)
+            return reply.text, len(client._engine.results._sends)
+
+    assert anyio.run(scenario) == ("echo: hello", 0)

@@ -236,8 +236,7 @@ class AsyncThalovantClient(ClientEvents, ClientInfo, ClientKeys, ClientBinary, C
             ThalovantArgumentError: ``timeout`` is not a positive number of seconds.
         """
         wait = self.connect_timeout if timeout is None else check_seconds("timeout", timeout)
-        await self._engine.start()
-        failed = await self._keys_settled(await self._engine.settle(wait))  # hub 5.x key pins (client_keys.py)
+        failed = await self._settled_within(wait)  # start, settle, then hub 5.x key pins (client_keys.py)
         if failed is not None:  # a connect that fails or runs out of time closes all it opened, even late
             await self.close()
             raise_for(failed)

@@ -66,7 +66,12 @@ def _kinds(kind: str | int | Iterable[str | int] | None) -> frozenset[str] | Non
     """The kind names a reader wants (None: every kind)."""
     if kind is None:
         return None
-    wanted = [kind] if isinstance(kind, str | int) else list(kind)
+    if isinstance(kind, str | int):
+        wanted: list[object] = [kind]
+    elif isinstance(kind, Iterable) and not isinstance(kind, bytes | bytearray | memoryview | Mapping):
+        wanted = list(kind)
+    else:
+        raise ThalovantArgumentTypeError("kind", f"must be a kind, a list of kinds or None, not {type(kind).__name__}")
     names = set()
     for one in wanted:
         checked = outgoing_binary(b"", one)  # the same kind rules as sending (typed errors)

@@ -117,23 +117,45 @@ class ClientKeys:
 
         Returns:
             Whether a pin was forgotten.
+
+        Raises:
+            ThalovantArgumentError: (argument ``noise_key_file``) the pin file cannot be removed.
         """
         forgotten = self._hub_keys.forget()
         self._engine.config = repinned(self._engine.config, None)
         self._plan = replace(self._plan, config=repinned(self._plan.config, None))
         return forgotten
 
-    async def _keys_settled(self, failed: ConnectEnded | None) -> ConnectEnded | None:
+    async def _settled_within(self, wait: float) -> ConnectEnded | None:
+        """Start the engine and settle within ``wait`` seconds, key pins included (why not ready, or None)."""
+        deadline = anyio.current_time() + wait  # the XXpsk2 retry and the refusal wait end by it too
+        if self._engine.runtime is not None and self._engine.status is ConnectionState.READY:
+            return None  # connected: a no-op (the keys were settled when this session became ready)
+        await self._engine.start()
+        try:
+            self._engine.retries_kk = True  # a refused KKpsk0 is retried below: its give-up fails no listener
+            try:
+                settled = await self._engine.settle(wait)
+            finally:
+                self._engine.retries_kk = False
+            failed = await self._keys_settled(settled, deadline)
+        except Exception:  # e.g. the pin cannot be read or written: the connect leaves nothing open
+            await self._engine.stop("the hub's key could not be pinned")
+            raise
+        return replace(failed, timeout=wait) if failed is not None and failed.gave_up is None else failed
+
+    async def _keys_settled(self, failed: ConnectEnded | None, deadline: float) -> ConnectEnded | None:
         """After ``connect()`` settled: wait out a possible refusal of our key, then pin the hub's (first use).
 
         Hub 5.x refuses a client key it did not pin by closing the link right after an XXpsk2 handshake, when
         the session already looks ready. Only when the hub offered KKpsk0 (it knows a key for this access key)
         and this client ran XXpsk2 does ``connect()`` wait for that, at most ``REFUSAL_WINDOW`` seconds.
+        The retry and that wait both end by ``deadline`` (``connect()``'s own).
         """
         if failed is not None and kk_refused(self._engine.machine):  # a single attempt ended on KKpsk0
-            failed = await self._retry_with_xx()
+            failed = await self._retry_with_xx(deadline)
         if failed is None and refusal_possible(self._engine.machine):
-            with anyio.move_on_after(REFUSAL_WINDOW):
+            with anyio.move_on_after(min(REFUSAL_WINDOW, max(0.0, deadline - anyio.current_time()))):
                 while self._engine.status is ConnectionState.READY:  # noqa: ASYNC110 (bounded: no event for it)
                     await anyio.sleep(0.01)
             if self._engine.status is ConnectionState.GAVE_UP:
@@ -141,14 +163,14 @@ class ClientKeys:
         self._keep_hub_key(failed)
         return failed
 
-    async def _retry_with_xx(self) -> ConnectEnded | None:
+    async def _retry_with_xx(self, deadline: float) -> ConnectEnded | None:
         """Connect once more with ``XXpsk2``: it tells a changed hub key (or a wrong password) from a glitch."""
         config = self._engine.config
-        await self._engine.stop("retrying the Noise handshake with XXpsk2")
+        await self._engine.stop("retrying the Noise handshake with XXpsk2", keep_waits=True)  # listeners live on
         self._engine.config = without_kk(config)
         try:
             await self._engine.start()
-            return await self._engine.settle(self.connect_timeout)
+            return await self._engine.settle(max(0.0, deadline - anyio.current_time()))
         finally:
             self._engine.config = config
 

@@ -39,7 +39,7 @@ import anyio.abc
 from thalovant.core.client import connection as cx
 from thalovant.core.client import correlate as corr
 from thalovant.core.client.health import ThalovantHealth, health_snapshot
-from thalovant.core.client.hub_keys import key_stop
+from thalovant.core.client.hub_keys import key_stop, kk_refused
 from thalovant.core.client.info import PhaseTimes, ThalovantConnectionInfo, connection_info
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.client.speech_audio import synth_message
@@ -164,6 +164,7 @@ class ClientEngine:
         self.close_grace = CLOSE_GRACE  # stop()'s default limit on the polite goodbye
         self._machine: object = None  # the last runtime's machine, kept for info() after stop()
         self.hub_endpoint = ""  # the hub's pin id, for a key stop's error (thalovant.shell.client_keys)
+        self.retries_kk = False  # connect() retries a refused KKpsk0 itself: that give-up ends no listener
         self._times: dict[str, float | None] = {"started_at": None, "connected_at": None, "connect_ms": None}
         self._t0 = 0.0
         self._phases: PhaseTimes | None = None  # the phase times of the link that last became ready
@@ -232,8 +233,9 @@ class ClientEngine:
         gave_up, stop = self.gave_up, key_stop(self._machine, self.hub_endpoint) if self.gave_up else None
         return ConnectEnded(protocol=self.protocol, timeout=timeout, gave_up=gave_up, detail=self.detail, stop=stop)
 
-    async def stop(self, reason: str, grace: float | None = None) -> None:
-        """Close the link and end every wait with ``reason``. Idempotent.
+    async def stop(self, reason: str, grace: float | None = None, *, keep_waits: bool = False) -> None:
+        """Close the link and end every wait with ``reason`` (``keep_waits``: not the listeners' and pending
+        sends', for a restart inside ``connect()``). Idempotent.
 
         A ready session is closed politely (the transport's goodbye), for at most ``grace`` seconds
         (default :attr:`close_grace`) whatever the hub does, the wait for room in the inbox included. A link
@@ -255,8 +257,9 @@ class ClientEngine:
         await stack.aclose()  # the task group must be exited outside any scope opened here
         self.task_group = None
         self.status = cx.ConnectionState.CLOSED
-        self._listeners.fail_all(ThalovantConnectionError(reason))
-        self.results.fail_pending(reason)
+        if not keep_waits:
+            self._listeners.fail_all(ThalovantConnectionError(reason))
+            self.results.fail_pending(reason)
         if self._closed is not None:
             self._closed.set()
 
@@ -294,7 +297,7 @@ class ClientEngine:
             self.gave_up = status
             self._settled.set()
             error = error_for(self.not_connected(self._timeouts.connect))
-            if error is not None:
+            if error is not None and not (self.retries_kk and kk_refused(self._machine)):
                 self._listeners.fail_all(error)
         elif status.state is cx.ConnectionState.CONNECTING and self._ready.is_set():
             self._ready = anyio.Event()
@@ -389,6 +392,9 @@ class ClientEngine:
         ref, _ = self.results.expect_send()  # the slot goes when the core answers the send
         deadline = anyio.current_time() + SYNTH_SEND_SECONDS
         try:
-            runtime.post_nowait(cx.SendRequested(ref=ref, message=synth_message(wanted), deadline=deadline))
+            posted = runtime.post_nowait(cx.SendRequested(ref=ref, message=synth_message(wanted), deadline=deadline))
         except anyio.WouldBlock:  # a full inbox: the ask ends at its deadline without this clip
+            posted = False
             log.warning("could not ask the hub for speech audio: the client's inbox is full")
+        if not posted:  # the core never heard of it, so it never answers: nothing may wait for it
+            self.results.forget_send(ref)

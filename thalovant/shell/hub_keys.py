@@ -86,19 +86,30 @@ class HubKeyStore:
         return key
 
     def save(self, key: bytes) -> None:
-        """Pin ``key`` (the file: written whole, mode 0600, parent 0700)."""
+        """Pin ``key`` (the file: written whole, mode 0600, parent 0700).
+
+        Raises:
+            ThalovantArgumentError: (argument ``noise_key_file``) the pin file cannot be written.
+        """
         if self.path is None:
             self._memory = key
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(key.hex() + "\n")
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(key.hex() + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise ThalovantArgumentError(ARGUMENT, f"cannot write the pinned hub key ({exc.strerror})") from None
 
     def forget(self) -> bool:
-        """Drop the pin; whether there was one. The next connection pins the hub's key again."""
+        """Drop the pin; whether there was one. The next connection pins the hub's key again.
+
+        Raises:
+            ThalovantArgumentError: (argument ``noise_key_file``) the pin file cannot be removed.
+        """
         if self.path is None:
             had, self._memory = self._memory is not None, None
             return had
@@ -106,6 +117,8 @@ class HubKeyStore:
             self.path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise ThalovantArgumentError(ARGUMENT, f"cannot remove the pinned hub key ({exc.strerror})") from None
         return True
 
 

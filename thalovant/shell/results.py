@@ -143,6 +143,10 @@ class Results:
         slot = self._sends[ref] = Slot(bell)
         return ref, slot
 
+    def forget_send(self, ref: int) -> None:
+        """Drop the slot of a send the core never received (it will never be answered)."""
+        self._sends.pop(ref, None)
+
     def expect_ask(self, ask_id: str, bell: Bell) -> Slot:
         """The slot the ask's ``AskFinished``/``AskFailed`` will fill."""
         slot = self._asks[ask_id] = Slot(bell)

@@ -30,11 +30,16 @@ no request id and no conflicting session id belongs to the ask in flight when th
 with several it is delivered to listeners only. Duplicate suppression is off: a transport that
 repeats an event means it (two asks in a row get the same ``handled`` message from a fake).
 
+Rule 4 (no frames). A bus-level transport carries bus messages only: a BINARY send is refused, and a
+``synth`` ask is run as a plain one (no clip can come back, so it neither asks for one nor waits).
+
 Deadline: the earliest of the reconnect policy's, the correlator's, the queue's expiry and the next
 ``is_connected()`` probe while ready.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from returns.result import Success
 
@@ -210,7 +215,8 @@ class BusConnection:
             raise LocalProtocolError(f"send ref {inp.ref} is reserved")
         if self._outbox.uses(inp.ref):
             raise LocalProtocolError(f"send ref {inp.ref} is already in use")
-        item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), inp.ask)
+        ask = replace(inp.ask, synth=False) if inp.ask is not None and inp.ask.synth else inp.ask  # no audio comes
+        item = Queued(inp.ref, inp.message, min(inp.deadline, now + self._cfg.queue_timeout), ask)
         if not isinstance(inp.message, BusMessage):  # a bus-level transport carries bus messages only
             why = f"this transport cannot send a {inp.message.msg_type.value} frame (bus messages only)"
             if inp.message.msg_type is MsgType.BINARY:  # the binary API raises ThalovantBinaryUnsupportedError

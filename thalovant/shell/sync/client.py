@@ -167,8 +167,17 @@ class ThalovantClient(SyncMesh):
 
         ``timeout``: as :meth:`AsyncThalovantClient.close` (the polite goodbye's limit, default 2 s).
         """
-        if timeout is not None:  # the loop's holder task leaves the client (its task group is that task's)
-            self._async._engine.close_grace = check_seconds("timeout", timeout, zero=True)
+        if timeout is None:
+            self._close()
+            return
+        engine = self._async._engine  # the loop's holder task leaves the client (its task group is that task's)
+        grace, engine.close_grace = engine.close_grace, check_seconds("timeout", timeout, zero=True)
+        try:
+            self._close()
+        finally:
+            engine.close_grace = grace  # the timeout is this close's only
+
+    def _close(self) -> None:
         try:
             self._portal.close()
         finally:
