@@ -106,3 +106,21 @@ def test_sync_refused_query_raises_then_ask_and_on_keep_working() -> None:
     assert (caught.value.code, caught.value.reason) == (4003, "QUERY is not allowed for this client")
     assert reply.text == "echo: hello" and got == [{"t": 2}]
     assert hub.connections == 2 and kinds.count("query") == 1
+
+
+def test_over_http_a_dropped_client_right_after_a_query_is_a_typed_refusal_and_it_reconnects() -> None:
+    """Hub 5.x has no close code over HTTP: it answers the refused ``/send_message`` 200 and drops the client."""
+
+    async def scenario() -> tuple[ThalovantQueryRefusedError, str, int, list[str]]:
+        hub = MemoryHub(generation=3, refused_kinds=("query",))
+        async with AsyncThalovantClient(IDENTITY, transport=hub, protocol="https") as client:
+            kinds = _count_kinds(hub)
+            with anyio.fail_after(5):
+                with pytest.raises(ThalovantQueryRefusedError) as caught:
+                    await client.query("what time is it", timeout=3)
+                reply = await client.ask("hello", timeout=3)
+            return caught.value, reply.text, hub.connections, kinds
+
+    error, text, connections, kinds = anyio.run(scenario)
+    assert (error.kind, error.code, error.reason) == ("query", None, "the hub dropped this client")
+    assert text == "echo: hello" and connections == 2 and kinds.count("query") == 1
