@@ -158,8 +158,14 @@ def test_a_non_admin_broadcast(request: pytest.FixtureRequest, generation: int) 
             took = time.monotonic() - started
             assert (caught.value.code, caught.value.kind) == (4003, "broadcast")
             assert caught.value.reason == "BROADCAST is not allowed for this client"
-            assert took < 0.5 and not sender.async_client.connected  # a 4003 is not retried: the client gave up
-            report_in_summary(request, "mesh-refused", "non-admin broadcast, hub 5.x", [f"refused in {took:.3f} s"])
+            assert took < 0.5
+            # only that frame was refused: the same client reconnects by itself and answers an ask
+            again = tag("after-refusal")
+            started = time.monotonic()
+            assert sender.ask(again, timeout=10).text == f"echo: {again}"
+            back = time.monotonic() - started
+            report_in_summary(request, "mesh-refused", "non-admin broadcast, hub 5.x",
+                              [f"refused in {took:.3f} s", f"reconnected and answered in {back:.3f} s"])  # fmt: skip
         else:  # hub 4.x drops it silently: the call returns and nobody receives it
             sender.broadcast("thalovant.mesh.test", {"marker": marker})
             assert sender.async_client.connected
@@ -205,11 +211,39 @@ def test_a_query_nobody_answers_is_unanswered(request: pytest.FixtureRequest, re
     report_in_summary(request, "query-silent", "unanswered query, hub 5.x", [f"hive.query.timeout after {took:.2f} s"])
 
 
-def test_a_query_without_the_grant_is_refused(real_hub_v3: Any) -> None:
-    with _client(real_hub_v3, "noescalate") as client, pytest.raises(ThalovantQueryRefusedError) as caught:
-        client.query("anything", timeout=10)
-    assert (caught.value.code, caught.value.kind) == (4003, "query")
-    assert caught.value.reason == "QUERY is not allowed for this client"
+@pytest.mark.parametrize("protocol", ["wss", "https"])
+def test_a_query_without_the_grant_is_refused_and_the_client_lives_on(
+    request: pytest.FixtureRequest, real_hub_v3: Any, protocol: str
+) -> None:
+    """Hub 5.x closes a WebSocket with 4003 and drops an HTTP client (409 afterwards): the call raises
+    ``ThalovantQueryRefusedError``, then the same client reconnects by itself, answers an ask, and an ``on()``
+    subscription made before the refusal still receives events."""
+    marker = tag(f"after-refused-query-{protocol}")
+    got: list[ThalovantEvent] = []
+    arrived = threading.Event()
+
+    def seen(event: ThalovantEvent) -> None:
+        if marker in str(event.data.get("utterance", "")):
+            got.append(event)
+            arrived.set()
+
+    with _client(real_hub_v3, "noescalate", protocol) as client:
+        client.on("speak", seen)
+        started = time.monotonic()
+        with pytest.raises(ThalovantQueryRefusedError) as caught:
+            client.query("anything", timeout=10)
+        took = time.monotonic() - started
+        reply = client.ask(marker, timeout=10)
+        back = time.monotonic() - started - took
+        assert arrived.wait(5)
+    assert caught.value.kind == "query" and took < 2.0
+    if protocol == "wss":
+        assert (caught.value.code, caught.value.reason) == (4003, "QUERY is not allowed for this client")
+    else:  # no close code over HTTP: the hub drops the client
+        assert caught.value.code is None and caught.value.reason == "the hub dropped this client"
+    assert reply.text == f"echo: {marker}" and got
+    report_in_summary(request, f"query-refused-{protocol}", f"refused query, hub 5.x {protocol}",
+                      [f"refused in {took:.3f} s", f"reconnected and answered in {back:.3f} s"])  # fmt: skip
 
 
 def test_query_is_not_supported_on_hub_4(real_hub: Any) -> None:

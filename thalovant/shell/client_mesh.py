@@ -6,6 +6,10 @@ of state is a :class:`~thalovant.shell.mesh_router.MeshRouter`, made by the firs
 Refusals. A hub says no to a mesh frame only by closing the connection: hub 5.x with 4003 (not an
 admin, or a grant is off). So a mesh send watches the link for ``confirm`` seconds after the transport
 took the frame; a 4003 in that window raises :class:`~thalovant.core.bus.hive.ThalovantHiveRefusedError`.
+Only that frame was refused: the client reconnects by itself (the reconnect policy), its subscriptions
+keep working and the refused frame is not sent again. Over HTTP hub 5.x has no close code: it drops the
+client (later calls get 409). A drop within :data:`DEFAULT_CONFIRM` seconds of a mesh frame or a QUERY on
+a protocol-v3 HTTP link raises the same error with ``code=None``; the client reconnects there too.
 Hub 4.0.0 handles every PROPAGATE and ESCALATE from a client (relays it, injects it at its site) and then
 fails building its ``hive.send.upstream``: it aborts a WebSocket (1006) and answers HTTP 500, so the call
 raises ``ThalovantConnectionError`` (the frame did its work; the client reconnects). Hub 4.x drops a
@@ -56,6 +60,7 @@ __all__ = ["DEFAULT_CONFIRM", "ClientMesh"]
 
 #: Seconds a mesh send watches the link for the hub's refusal (hub 5.x refuses within milliseconds).
 DEFAULT_CONFIRM = 0.5
+_HTTP_DROP = "the hub dropped this client"  # the HTTP link's words for a 409 / "Client is not connected"
 
 
 class ClientMesh:
@@ -91,6 +96,10 @@ class ClientMesh:
         greets with a uuid of its own as the last part, then names the peer by the session of our HELLO)."""
         peer = self._engine.info().hub_peer
         return None if not peer or "::" not in peer else f"{peer.rsplit('::', 1)[0]}::{self.session_id}"
+
+    def _http_v3(self) -> bool:
+        """Hub 5.x over HTTP: it refuses a frame by dropping the client (no close code)."""
+        return self.protocol == "https" and self._engine.generation == 3
 
     # ---- sending wrappers -------------------------------------------------------------------------
 
@@ -140,7 +149,7 @@ class ClientMesh:
         finally:
             router.watches.remove(watch)
         if lost:
-            raise _refused(kind, lost[0].status, ThalovantHiveRefusedError)
+            raise _refused(kind, lost[0].status, ThalovantHiveRefusedError, http_drop=self._http_v3())
 
     async def propagate(
         self,
@@ -158,7 +167,7 @@ class ClientMesh:
 
         Raises:
             ThalovantArgumentError: ``target_site_id`` over MQTT (binarized frames carry no site, spec §6.1).
-            ThalovantHiveRefusedError: hub 5.x closed with 4003 (``can_propagate`` is off).
+            ThalovantHiveRefusedError: hub 5.x closed with 4003 (``can_propagate`` is off); the client reconnects.
             ThalovantConnectionError: the link was lost right after the frame. Hub 4.0.0 always drops it after
                 handling a PROPAGATE/ESCALATE from a client (the frame was relayed; the client reconnects).
             ThalovantTimeoutError: as :meth:`emit`.
@@ -273,6 +282,7 @@ class ClientMesh:
         try:
             sent = await self._engine.send(frame, self.send_timeout)
             raise_for(SendEnded(result=sent, wait=self.send_timeout))
+            sent_at = anyio.current_time()
             while True:
                 got: ThalovantHiveMessage | LinkLoss | None = None
                 with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
@@ -280,7 +290,8 @@ class ClientMesh:
                 if got is None:
                     return
                 if isinstance(got, LinkLoss):
-                    raise _refused("query", got.status, ThalovantQueryRefusedError)
+                    soon = anyio.current_time() - sent_at <= DEFAULT_CONFIRM
+                    raise _refused("query", got.status, ThalovantQueryRefusedError, http_drop=soon and self._http_v3())
                 answer = query_answer({"metadata": got.metadata, "message": got.message}, qid)
                 if answer is not None:
                     yield answer
@@ -310,7 +321,8 @@ class ClientMesh:
 
         Raises:
             ThalovantQueryNotSupportedError: the hub speaks protocol v1 (hub 4.x ignores QUERY).
-            ThalovantQueryRefusedError: the hub closed with 4003 (the client has no ``can_escalate`` grant).
+            ThalovantQueryRefusedError: the hub closed with 4003 (the client has no ``can_escalate`` grant; over
+                HTTP it dropped the client, ``code`` None). The client reconnects by itself.
             ThalovantConnectionError: the link was lost while waiting.
         """
         collected: list[QueryAnswer] = []
@@ -322,15 +334,21 @@ class ClientMesh:
 
 
 def _refused(
-    kind: str, status: cx.StatusChanged, error: type[ThalovantHiveRefusedError]
+    kind: str, status: cx.StatusChanged, error: type[ThalovantHiveRefusedError], *, http_drop: bool = False
 ) -> ThalovantHiveRefusedError | ThalovantConnectionError:
-    """What a link lost right after a mesh frame means: the hub's refusal (4003), else a lost link."""
+    """What a link lost right after a mesh frame means: the hub's refusal (4003, or hub 5.x dropping an HTTP
+    client at once: ``http_drop``), else a lost link. The client reconnects either way (unless it was closed)."""
     code, reason = refusal_of(status.detail)
     if status.state is cx.ConnectionState.CLOSED:
         return ThalovantConnectionError("the client was closed while the hub had the frame", retryable=False)
     if code == 4003:
         said = f"close {code}" + (f": {reason}" if reason else "")
-        return error(f"the hub refused the {kind} frame ({said})", kind=kind, code=code, reason=reason)
+        return error(f"the hub refused the {kind} frame ({said}); the client reconnects", kind=kind, code=code,
+                     reason=reason)  # fmt: skip
+    if http_drop and _HTTP_DROP in status.detail:
+        why = "hub 5.x refuses a frame type this client has no grant for that way over HTTP; the client reconnects"
+        return error(f"the hub dropped this client right after the {kind} frame ({why})", kind=kind,
+                     reason=_HTTP_DROP)  # fmt: skip
     if kind in (HIVE_PROPAGATE, HIVE_ESCALATE):  # hub 4.0.0 handles the frame, then fails its hive.send.upstream
         why = "hub 4.0.0 always drops it after relaying one; the client reconnects"
         return ThalovantConnectionError(

@@ -244,6 +244,9 @@ class FakeHub:
             return self._on_shake(link, message.payload)
         if message.msg_type is MsgType.HELLO and isinstance(message.payload, dict):
             return self._on_hello(link, message.payload)
+        if message.msg_type.value in self.refused_kinds:  # hub 5.x: a frame type this client has no grant for
+            self.close_with = (4003, f"{message.msg_type.value.upper()} is not allowed for this client")
+            return []
         if message.msg_type is MsgType.QUERY and not self.hub_version.startswith("4"):  # hub 4.x ignores QUERY
             found = query_answers(message, self.behaviours, echo_replies, responder=self.node_id, peer=self.peer,
                                   session=link.session)  # fmt: skip
@@ -256,6 +259,7 @@ class FakeHub:
 
     last_error: str = ""
     close_with: tuple[int, str] | None = None  # the hub closes the link (code, reason): the transport acts on it
+    refused_kinds: frozenset[str] = frozenset()  # frame kinds ("query", "broadcast") refused with close 4003
 
     def _open(self, link: _Link, frame: HubFrame) -> HiveMessage | None:
         if link.channel is not None:
@@ -398,11 +402,7 @@ class FakeHub:
             return []
         utterances = bus.data.get("utterances") or [""]
         text = utterances[0].strip().lower() if isinstance(utterances, list) and isinstance(utterances[0], str) else ""
-        behaviour = self.behaviours.get(text, echo_replies)
-        out: list[HubFrame] = []
-        for answer in behaviour(request):
-            out += self.seal(answer)
-        return out
+        return [frame for answer in self.behaviours.get(text, echo_replies)(request) for frame in self.seal(answer)]
 
     # ---- frames to the client --------------------------------------------------------------------
 

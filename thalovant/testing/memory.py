@@ -55,6 +55,9 @@ class MemoryHub:
         generation: 1 (the legacy handshake of hub 4.x) or 3 (hub 5.x Noise; the client needs a password).
         behaviours: utterance text (lower case) -> scripted answer (see :class:`FakeHub`).
         denied_types: bus message types the hub refuses with ``hive.policy.denied`` (hub 5.x style).
+        refused_kinds: frame kinds (``"query"``, ``"broadcast"``, ``"propagate"``, ``"escalate"``) the client has
+            no grant for: the hub closes the link with 4003 ``"QUERY is not allowed for this client"`` (hub 5.x;
+            over HTTP it just drops the client). The hub does not act on the refused frame.
         access_key: the key the hub accepts (default: the attaching client's; another one tests a refusal).
 
     Attributes:
@@ -70,6 +73,7 @@ class MemoryHub:
         generation: int = 1,
         behaviours: Mapping[str, Behaviour] | None = None,
         denied_types: Iterable[str] = (),
+        refused_kinds: Iterable[str] = (),
         access_key: str | None = None,
     ) -> None:
         if generation not in (1, 3):
@@ -78,6 +82,7 @@ class MemoryHub:
         self._generation = generation
         self._behaviours = dict(behaviours or {})
         self._denied = tuple(denied_types)
+        self._refused = frozenset(refused_kinds)
         self._access_key = access_key
         self.transport: FakeTransport | None = None
         self.attached = 0
@@ -96,6 +101,7 @@ class MemoryHub:
         """
         if self.hub is None:
             self.hub = self._build(config)
+            self.hub.refused_kinds = self._refused
         known = self._access_key if self._access_key is not None else config.access_key
         self.transport = FakeTransport(self.hub, protocol=config.protocol, useragent=config.useragent, access_key=known)
         self.attached += 1

@@ -259,7 +259,7 @@ class FakeTransport:
             form = form_decode(order.body)
             message = form.get("message", "")
             frame: HubFrame = base64.b64decode(message) if form.get("binary") == "1" else message
-            self.outbox += self.hub.receive(frame)
+            self._deliver(epoch, self.hub.receive(frame))  # a refusal (close_with) drops the client
             self._answer(epoch, order, {"status": "message sent"})
         elif path == "get_messages":
             texts = [f for f in self.outbox if isinstance(f, str)]

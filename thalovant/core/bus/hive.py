@@ -77,8 +77,9 @@ class ThalovantHiveRefusedError(ThalovantRuntimeError):
     """The hub refused a mesh frame: it closed the connection right after it.
 
     Hub 5.x closes with 4003 (``"BROADCAST is not allowed for this client"``: not an admin, or the
-    client's ``can_broadcast`` / ``can_propagate`` / ``can_escalate`` grant is off). The connection is
-    gone and a 4003 is not retried: the client gives up (make a new one).
+    client's ``can_broadcast`` / ``can_propagate`` / ``can_escalate`` grant is off); over HTTP it drops the
+    client instead (``code`` is None). Only that frame was refused: the client reconnects by itself (the
+    reconnect policy), its subscriptions keep working, and the refused frame is not sent again.
 
     Attributes:
         kind: the frame's kind (``broadcast``, ``propagate``, ``escalate``, ``query``).
@@ -96,7 +97,8 @@ class ThalovantHiveRefusedError(ThalovantRuntimeError):
 def refusal_of(detail: str) -> tuple[int | None, str | None]:
     """The close code and the hub's reason in a connection status ``detail`` (None when it names none).
 
-    >>> refusal_of("not retrying: refused: close 4003 (hub closed: (close 4003 'BROADCAST is not allowed'))")
+    >>> refusal_of("reconnecting: the hub refused one request of this type: close 4003 (hub closed the "
+    ...            "connection: request not allowed (close 4003 'BROADCAST is not allowed'))")
     (4003, 'BROADCAST is not allowed')
     >>> refusal_of("link closed: close 1006 (hub closed the connection (close 1006))")
     (1006, None)

@@ -37,9 +37,10 @@ EVENT_QUERY_COMPLETE = "hive.query.complete"
 
 
 class ThalovantQueryRefusedError(ThalovantHiveRefusedError):
-    """Hub 5.x refused the QUERY: the client has no ``can_escalate`` grant, so the hub closed with 4003.
+    """Hub 5.x refused the QUERY: the client has no ``can_escalate`` grant, so the hub closed with 4003
+    (over HTTP: dropped the client, ``code`` None).
 
-    The connection is gone and not retried (``kind`` is ``"query"``; ``code``/``reason`` as the hub said).
+    ``kind`` is ``"query"``; ``code``/``reason`` as the hub said. The client reconnects by itself.
     """
 
 

@@ -10,10 +10,14 @@ bitstring are taken as sealed under an older key (HTTP re-connect, spec §8.2) s
 drops them instead of failing.
 
 Closes: a refusal is not retried (``retryable=False``), and a refusal of the credentials says so
-(``auth=True``), so the reconnect policy gives up with a clear reason. Hub 5.x refusing this client's
-Noise static key (it pinned another one, spec §7.8) is ``client-key-rejected``; hub 5.x failing a Noise
-handshake (``handshake failure: ...``) is retryable: after a KKpsk0 failure the next link runs XXpsk2, which
-tells a wrong password from a changed hub key (:mod:`thalovant.core.client.epoch`).
+(``auth=True``), so the reconnect policy gives up with a clear reason. Hub 5.x closing with 4003 after
+READY refused one frame (a QUERY without ``can_escalate``, a non-admin BROADCAST, spec §3.3) and
+nothing else: ``request-refused`` is retryable, so the client reconnects (that frame was handed over
+and is never sent again); a 4003 before READY refused the handshake itself and is not retried.
+Hub 5.x refusing this client's Noise static key (it pinned another one, spec §7.8) is
+``client-key-rejected``; hub 5.x failing a Noise handshake (``handshake failure: ...``) is retryable:
+after a KKpsk0 failure the next link runs XXpsk2, which tells a wrong password from a changed hub key
+(:mod:`thalovant.core.client.epoch`).
 """
 
 from __future__ import annotations
@@ -95,8 +99,10 @@ def classify_close(
         return Verdict("client-key-rejected", detail, False, True)
     if inp.code == 1008 and "handshake failure" in reason:  # hub 5.x: a KKpsk0 message 1 it cannot read
         return Verdict("handshake-refused", f"the hub refused the Noise handshake: {said}", True, False)
-    if inp.code == 4003:
-        return Verdict("refused", f"the hub refused this request type: {said}", False, False)
+    if inp.code == 4003 and ready:  # hub 5.x: one frame type this client may not send; the link was fine
+        return Verdict("request-refused", f"the hub refused one request of this type: {said}", True, False)
+    if inp.code == 4003:  # before READY the hub refused the handshake itself: a redial would repeat it
+        return Verdict("refused", f"the hub refused this client's handshake: {said}", False, False)
     if inp.code == 1008 and ("key" in reason or "authoriz" in reason):
         return Verdict("refused", f"the hub refused the credentials: {said}", False, True)
     if inp.code == 1008 and ("v3" in reason or "noise" in reason):
