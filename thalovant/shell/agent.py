@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from thalovant.core.deprecation import warn_once
 from thalovant.core.errors import LocalProtocolError, ThalovantConnectionError, ThalovantError
 from thalovant.shell.binary_inbox import BinaryHandler, BinarySubscription
 from thalovant.shell.client import AsyncThalovantClient
+from thalovant.shell.constructors import FromIdentity
 from thalovant.shell.conversation import AsyncThalovantConversation
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
@@ -120,7 +120,7 @@ def gave_up(last_error: str | None) -> ThalovantConnectionError:
     return ThalovantConnectionError(f"the agent's client gave up reconnecting: {last_error or 'link lost'}")
 
 
-class AgentBase(Generic[C]):
+class AgentBase(FromIdentity, Generic[C]):
     """What both agents share: the client, the handler book and the subscriptions (no IO, no protocol).
 
     ``on()`` before a run keeps the handler pending; while the agent runs
@@ -141,32 +141,6 @@ class AgentBase(Generic[C]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} handlers={len(self._handlers.pending)} running={self._running} {self.client!r}>"
-
-    @classmethod
-    def from_identity_file(cls, path: str | os.PathLike[str], **client_kwargs: Any) -> Self:
-        """Load an identity file and build an agent."""
-        return cls(ThalovantIdentity.from_file(path), **client_kwargs)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", **client_kwargs: Any) -> Self:
-        """Build an agent from ``THALOVANT_*`` environment variables."""
-        return cls(ThalovantIdentity.from_env(prefix), **client_kwargs)
-
-    @classmethod
-    def from_config(
-        cls, path: str | os.PathLike[str] | None = None, profile: str | None = None, **client_kwargs: Any
-    ) -> Self:
-        """Build an agent from one profile of the YAML config file (``ThalovantIdentity.from_config``).
-
-        Args:
-            path: the config file (default ``$THALOVANT_CONFIG``, else ``~/.config/thalovant/config.yaml``).
-            profile: the profile (default ``$THALOVANT_PROFILE``, then the file's choice).
-            **client_kwargs: the client's options.
-
-        Raises:
-            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
-        """
-        return cls(ThalovantIdentity.from_config(path, profile), **client_kwargs)
 
     @property
     def running(self) -> bool:

@@ -14,7 +14,6 @@ worker thread), like :meth:`~thalovant.AsyncThalovantClient.on`.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections import deque
@@ -27,7 +26,7 @@ from returns.result import Failure
 from thalovant.core.bus.binary import MAX_BINARY_BYTES, ThalovantBinary, binary_of
 from thalovant.core.bus.events import EventFilter, ThalovantEvent
 from thalovant.core.wire.message import HiveMessage, MsgType
-from thalovant.shell.listeners import Listener, ListenerRegistry, Subscription
+from thalovant.shell.listeners import Listener, ListenerRegistry, Subscription, feed_handler
 
 __all__ = ["BINARY_BUFFER_BYTES", "BinaryHandler", "BinaryInbox", "BinaryListener", "BinarySubscription"]
 
@@ -213,18 +212,7 @@ class BinarySubscription(Subscription):
 
     async def run(self) -> None:
         """Feed frames to the handler until closed (runs in the client's task group)."""
-        async for binary in self._binaries:
-            try:
-                if self._binary_call is not None:
-                    await self._binary_call(self._binary_handler, binary)
-                else:
-                    result = self._binary_handler(binary)
-                    if inspect.isawaitable(result):
-                        await result
-                self.handled += 1
-            except Exception:
-                self.failed += 1
-                log.exception("binary handler raised; the subscription keeps running")
+        await feed_handler(self, self._binaries, self._binary_handler, self._binary_call, "binary handler")
 
     def close(self) -> None:
         """Detach the handler. Idempotent; safe from any thread of a blocking client."""

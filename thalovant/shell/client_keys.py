@@ -11,10 +11,8 @@ It also holds the constructors that build the identity first (``from_identity_fi
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -30,6 +28,7 @@ from thalovant.core.client.hub_keys import (
 from thalovant.core.client.plan import ClientPlan, MqttPlan
 from thalovant.core.errors import ThalovantError
 from thalovant.core.handshake.pins import PinDecision, decide, fingerprint
+from thalovant.shell.constructors import FromIdentity
 from thalovant.shell.hub_keys import HubKeyStore, hub_key_store
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.keys import NoiseKeyFile
@@ -48,43 +47,14 @@ def plan_endpoint(plan: ClientPlan) -> str:
     return plan.url
 
 
-class ClientKeys:
-    """Mixin: the hub's pinned Noise key (hub 5.x) and the identity-loading constructors."""
+class ClientKeys(FromIdentity):
+    """Mixin: the hub's pinned Noise key (hub 5.x), and the identity-loading constructors (:class:`FromIdentity`)."""
 
     _engine: ClientEngine
     _plan: ClientPlan
     connect_timeout: float
     _hub_keys: HubKeyStore
     identity: ThalovantIdentity
-
-    def __init__(self, identity: ThalovantIdentity | Mapping[str, Any], **kwargs: Any) -> None:
-        raise NotImplementedError  # pragma: no cover - the client's
-
-    # ---- constructors ---------------------------------------------------------------------------
-
-    @classmethod
-    def from_identity_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
-        """Load the identity file at ``path`` and build a client (see the class for ``kwargs``)."""
-        return cls(ThalovantIdentity.from_file(path), **kwargs)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", **kwargs: Any) -> Self:
-        """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
-        return cls(ThalovantIdentity.from_env(prefix), **kwargs)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, profile: str | None = None, **kwargs: Any) -> Self:
-        """Build a client from one profile of the YAML config file (``ThalovantIdentity.from_config``).
-
-        Args:
-            path: the config file (default ``$THALOVANT_CONFIG``, else ``~/.config/thalovant/config.yaml``).
-            profile: the profile (default ``$THALOVANT_PROFILE``, then the file's choice).
-            **kwargs: the client's options.
-
-        Raises:
-            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
-        """
-        return cls(ThalovantIdentity.from_config(path, profile), **kwargs)
 
     # ---- the hub's pinned key -------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ import inspect
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any, Protocol
 
 import anyio
 
@@ -215,6 +215,40 @@ class ListenerRegistry:
             listener.fail(error)
 
 
+class HandlerCounts(Protocol):
+    """What :func:`feed_handler` counts on: a subscription's ``handled`` and ``failed``."""
+
+    handled: int
+    failed: int
+
+
+async def feed_handler(
+    counts: HandlerCounts,
+    items: AsyncIterable[Any],
+    handler: Callable[[Any], Any],
+    call: Callable[[Any, Any], Awaitable[Any]] | None,
+    what: str,
+) -> None:
+    """Run ``handler`` on each of ``items``, one at a time, in order, until they end.
+
+    ``call(handler, item)`` runs it when given (the blocking client: a worker thread); else it is called
+    here and awaited if it returns an awaitable. A handler that raises is logged (``what`` names it) and
+    counted in ``counts.failed``; the feed goes on.
+    """
+    async for item in items:
+        try:
+            if call is not None:
+                await call(handler, item)
+            else:
+                result = handler(item)
+                if inspect.isawaitable(result):
+                    await result
+            counts.handled += 1
+        except Exception:
+            counts.failed += 1
+            log.exception("%s raised; the subscription keeps running", what)
+
+
 class Subscription:
     """A handler attached to an event type until :meth:`close`.
 
@@ -246,18 +280,7 @@ class Subscription:
 
     async def run(self) -> None:
         """Feed events to the handler until closed (runs in the client's task group)."""
-        async for event in self._listener:
-            try:
-                if self.call is not None:
-                    await self.call(self._handler, event)
-                else:
-                    result = self._handler(event)
-                    if inspect.isawaitable(result):
-                        await result
-                self.handled += 1
-            except Exception:
-                self.failed += 1
-                log.exception("handler for %r raised; the subscription keeps running", self.event_name)
+        await feed_handler(self, self._listener, self._handler, self.call, f"handler for {self.event_name!r}")
 
     def close(self) -> None:
         """Detach the handler. Idempotent; safe from any thread of a blocking client."""

@@ -13,7 +13,6 @@ are dropped and counted in ``dropped``), a query at most :data:`QUERY_BUFFER` an
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from returns.result import Failure
 from thalovant.core.bus.hive import ThalovantHiveMessage, hive_of
 from thalovant.core.client import connection as cx
 from thalovant.core.wire.message import HiveMessage
+from thalovant.shell.listeners import feed_handler
 
 __all__ = [
     "QUERY_BUFFER", "SUBSCRIPTION_BUFFER", "HiveHandler", "HiveSubscription", "LinkLoss", "MeshRouter",
@@ -92,18 +92,7 @@ class HiveSubscription:
     async def run(self) -> None:
         """Feed frames to the handler until closed (runs in the client's task group)."""
         async with self._receive:
-            async for hive in self._receive:
-                try:
-                    if self._call is not None:
-                        await self._call(self._handler, hive)
-                    else:
-                        result = self._handler(hive)
-                        if inspect.isawaitable(result):
-                            await result
-                    self.handled += 1
-                except Exception:
-                    self.failed += 1
-                    log.exception("hive handler for %r raised; the subscription keeps running", self.kind)
+            await feed_handler(self, self._receive, self._handler, self._call, f"hive handler for {self.kind!r}")
 
     def _close_here(self) -> None:
         self._router.subscriptions = [s for s in self._router.subscriptions if s is not self]

@@ -30,6 +30,7 @@ from thalovant.shell.arguments import check_seconds
 from thalovant.shell.binary_inbox import BinaryHandler, BinarySubscription
 from thalovant.shell.client import AsyncThalovantClient
 from thalovant.shell.client_events import wanted_ids
+from thalovant.shell.constructors import FromIdentity
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.listeners import EventHandler, EventPredicate, Subscription
 from thalovant.shell.sync.client_mesh import SyncMesh
@@ -51,7 +52,7 @@ def _ids(kwargs: dict[str, Any], method: str) -> dict[str, Any]:
     return {**kwargs, "session_id": session_id, "request_id": request_id}
 
 
-class ThalovantClient(SyncMesh):
+class ThalovantClient(SyncMesh, FromIdentity):
     """Blocking client for a HiveMind hub. Takes the same arguments as
     :class:`~thalovant.AsyncThalovantClient` and offers the same methods.
 
@@ -102,30 +103,6 @@ class ThalovantClient(SyncMesh):
     def async_client(self) -> AsyncThalovantClient:
         """The async client behind this facade (for code that mixes both)."""
         return self._async
-
-    @classmethod
-    def from_identity_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
-        """Load the identity file at ``path`` and build a client (see the class for ``kwargs``)."""
-        return cls(ThalovantIdentity.from_file(path), **kwargs)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", **kwargs: Any) -> Self:
-        """Build a client from the ``<prefix>*`` environment variables (default ``THALOVANT_*``)."""
-        return cls(ThalovantIdentity.from_env(prefix), **kwargs)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, profile: str | None = None, **kwargs: Any) -> Self:
-        """Build a client from one profile of the YAML config file (see :meth:`AsyncThalovantClient.from_config`).
-
-        Args:
-            path: the config file (default ``$THALOVANT_CONFIG``, else ``~/.config/thalovant/config.yaml``).
-            profile: the profile (default ``$THALOVANT_PROFILE``, then the file's choice).
-            **kwargs: the client's options.
-
-        Raises:
-            ThalovantIdentityError: the file cannot be read, the profile is missing, or it is invalid.
-        """
-        return cls(ThalovantIdentity.from_config(path, profile), **kwargs)
 
     # ---- the hub's pinned key (hub 5.x) ---------------------------------------------------------
 
