@@ -133,7 +133,10 @@ class ClientMesh:
         router.watches.append(watch)
         try:
             sent = await self._engine.send(frame, self.send_timeout)
+            if isinstance(sent, cx.SendDone):  # losses before the link it left on became READY are not about it
+                lost[:] = [loss for loss in lost if loss.readies >= router.readies]
             if not lost:
+                seen = anyio.Event()
                 raise_for(SendEnded(result=sent, wait=self.send_timeout))
                 with anyio.move_on_after(confirm):
                     await seen.wait()
@@ -273,12 +276,15 @@ class ClientMesh:
         try:
             sent = await self._engine.send(frame, self.send_timeout)
             raise_for(SendEnded(result=sent, wait=self.send_timeout))
+            epoch = router.readies  # the link the frame left on: an older loss was not its
             while True:
                 got: ThalovantHiveMessage | LinkLoss | None = None
                 with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
                     got = await answers.receive()
                 if got is None:
                     return
+                if isinstance(got, LinkLoss) and got.readies < epoch:
+                    continue
                 if isinstance(got, LinkLoss):
                     raise _refused("query", got.status, ThalovantQueryRefusedError)
                 answer = query_answer({"metadata": got.metadata, "message": got.message}, qid)
