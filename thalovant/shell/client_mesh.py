@@ -237,7 +237,7 @@ class ClientMesh:
         context: Mapping[str, Any] | None = None,
     ) -> None:
         """Answer ``event`` along its route: send ``msg_type`` with its context, ``source`` and ``destination``
-        swapped (as OVOS ``Message.reply``), ``context`` merged in first.
+        swapped when it has both (as OVOS ``Message.reply``), ``context`` merged in first.
 
         Raises:
             ThalovantArgumentError: ``event`` carries no bus message (a hive frame without one).
@@ -245,7 +245,7 @@ class ClientMesh:
         """
         if isinstance(event, ThalovantHiveMessage) and event.message is None:
             raise ThalovantArgumentError("event", "this hive frame carries no bus message to reply to")
-        message = self._composer.event(msg_type, data, reply_context(event.context, context))
+        message = self._composer.event(msg_type, data, reply_context(event.context, context, data))
         await self._deliver(message)
 
     # ---- QUERY (hub 5.x) --------------------------------------------------------------------------
