@@ -43,10 +43,15 @@ from thalovant.core.bus.query import (
     query_result,
 )
 from thalovant.core.client import connection as cx
-from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantConnectionError
+from thalovant.core.errors import (
+    LocalProtocolError,
+    ThalovantArgumentError,
+    ThalovantArgumentTypeError,
+    ThalovantConnectionError,
+)
 from thalovant.core.wire.message import BusMessage, HiveMessage
 from thalovant.shell.arguments import check_seconds
-from thalovant.shell.composer import Composer
+from thalovant.shell.composer import Composer, json_object
 from thalovant.shell.engine import ClientEngine
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.mesh_router import HiveHandler, HiveSubscription, LinkLoss, MeshRouter
@@ -104,6 +109,8 @@ class ClientMesh:
         confirm: float,
     ) -> None:
         wait = check_seconds("confirm", confirm, zero=True)
+        if not isinstance(msg_type, str) or not msg_type.strip():
+            raise ThalovantArgumentError("msg_type", "must be a non-empty string")
         if target_site_id is not None and not isinstance(target_site_id, str):
             raise ThalovantArgumentError("target_site_id", "must be a string or None")
         if target_site_id is not None and self.protocol == "mqtt":  # MQTT frames are binarized (spec §6.1)
@@ -160,7 +167,8 @@ class ClientMesh:
         ``confirm``: seconds to watch the link for a refusal after sending (0: do not wait).
 
         Raises:
-            ThalovantArgumentError: ``target_site_id`` over MQTT (binarized frames carry no site, spec §6.1).
+            ThalovantArgumentError: ``target_site_id`` over MQTT (binarized frames carry no site, spec §6.1);
+                ``msg_type`` not a non-empty string; ``data`` or ``context`` no JSON object (mapping).
             ThalovantHiveRefusedError: hub 5.x closed with 4003 (``can_propagate`` is off).
             ThalovantConnectionError: the link was lost right after the frame. Hub 4.0.0 always drops it after
                 handling a PROPAGATE/ESCALATE from a client (the frame was relayed; the client reconnects).
@@ -240,9 +248,14 @@ class ClientMesh:
         swapped when it has both (as OVOS ``Message.reply``), ``context`` merged in first.
 
         Raises:
-            ThalovantArgumentError: ``event`` carries no bus message (a hive frame without one).
+            ThalovantArgumentError: ``event`` is no event, or carries no bus message (a hive frame without one);
+                ``msg_type`` is not a non-empty string; ``data`` or ``context`` is no JSON object.
             ThalovantConnectionError, ThalovantTimeoutError: as :meth:`emit`.
         """
+        if not isinstance(event, ThalovantEvent | ThalovantHiveMessage):
+            raise ThalovantArgumentTypeError("event", "must be a ThalovantEvent or a ThalovantHiveMessage")
+        if not isinstance(msg_type, str) or not msg_type.strip():
+            raise ThalovantArgumentError("msg_type", "must be a non-empty string")
         if isinstance(event, ThalovantHiveMessage) and event.message is None:
             raise ThalovantArgumentError("event", "this hive frame carries no bus message to reply to")
         message = self._composer.event(msg_type, data, reply_context(event.context, context, data))
@@ -261,16 +274,23 @@ class ClientMesh:
     ) -> AsyncGenerator[QueryAnswer, None]:
         """Send ``text`` as a QUERY and yield each answer as it arrives: :class:`QueryChunk` (one ``speak``),
         then :class:`QueryComplete`, or :class:`QueryTimeout` (nobody answered). Ends there, or quietly at
-        ``timeout`` seconds (None: ``reply_timeout``). Raises as :meth:`query`.
+        ``timeout`` seconds (None: ``reply_timeout``). Raises as :meth:`query`, and ``ThalovantArgumentError``
+        for a ``query_id`` a running query already uses.
         """
         wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
+        for name, value in (("text", text), ("lang", lang), ("query_id", query_id or "-")):
+            if not isinstance(value, str) or not value.strip():
+                raise ThalovantArgumentError(name, "must be a non-empty string")
+        ctx = json_object("context", context)
         await self._first_use()
         if self._engine.generation != 3:
             raise ThalovantQueryNotSupportedError("this hub speaks protocol v1 (hub 4.x), which ignores QUERY")
         qid = query_id or f"thalovant-query-{self._entropy(8).hex()}"
-        frame = query_message(text, query_id=qid, session_id=self.session_id, lang=lang,
-                              site_id=self.identity.site_id, useragent=self.useragent, context=context)  # fmt: skip
         router = self._mesh()
+        if qid in router.queries:  # its answers could not be told apart: one query would get both
+            raise ThalovantArgumentError("query_id", "is already in use by a running query")
+        frame = query_message(text, query_id=qid, session_id=self.session_id, lang=lang,
+                              site_id=self.identity.site_id, useragent=self.useragent, context=ctx)  # fmt: skip
         answers = router.open_query(qid)
         deadline = anyio.current_time() + wait
         try:
@@ -315,6 +335,8 @@ class ClientMesh:
             cut the stream.
 
         Raises:
+            ThalovantArgumentError: ``text`` or ``lang`` is not a non-empty string, ``context`` no JSON object,
+                ``timeout`` no positive number of seconds.
             ThalovantQueryNotSupportedError: the hub speaks protocol v1 (hub 4.x ignores QUERY).
             ThalovantQueryRefusedError: the hub closed with 4003 (the client has no ``can_escalate`` grant).
             ThalovantConnectionError: the link was lost while waiting.
