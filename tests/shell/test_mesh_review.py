@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from thalovant import AsyncThalovantClient, ThalovantArgumentError, ThalovantEvent
+from thalovant import AsyncThalovantClient, ThalovantArgumentError, ThalovantEvent, ThalovantTimeoutError
 from thalovant.core.bus.query import QueryChunk, QueryComplete
 from thalovant.core.wire.message import HiveMessage, MsgType
 from thalovant.testing import MemoryHub
@@ -115,3 +115,25 @@ def test_a_query_id_in_use_is_refused_and_the_running_query_keeps_its_answers() 
             return got
 
     assert anyio.run(scenario) == [QueryChunk("hi"), QueryComplete()]  # was: the 2nd took its place, 1st got none
+
+
+@pytest.mark.usefixtures("quiet_queries")
+def test_a_query_timeout_holds_while_no_link_takes_the_frame_and_it_is_not_sent_late() -> None:
+    async def scenario() -> tuple[float, int]:
+        hub = MemoryHub(generation=3)
+        async with AsyncThalovantClient(IDENTITY, transport=hub, protocol="wss") as client:
+            seen = _frames(hub)
+            hub.drop_link()
+            hub.corrupt_next(3)  # the reconnect takes well over a second
+            started = anyio.current_time()
+            with pytest.raises(ThalovantTimeoutError):
+                await client.query("hi", timeout=0.3)  # was: returned after ~1.5 s (it waited send_timeout)
+            took = anyio.current_time() - started
+            with anyio.fail_after(5):
+                while not client.connected:  # noqa: ASYNC110 - polls the public flag, bounded above
+                    await anyio.sleep(0.05)
+            await anyio.sleep(0.3)
+            return took, len([f for f in seen if f.msg_type is MsgType.QUERY])
+
+    took, late = anyio.run(scenario)
+    assert took < 0.3 + 0.2 and late == 0

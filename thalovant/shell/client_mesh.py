@@ -294,8 +294,9 @@ class ClientMesh:
         answers = router.open_query(qid)
         deadline = anyio.current_time() + wait
         try:
-            sent = await self._engine.send(frame, self.send_timeout)
-            raise_for(SendEnded(result=sent, wait=self.send_timeout))
+            budget = min(self.send_timeout, wait)  # the frame waits for a link no longer than the query's timeout
+            sent = await self._engine.send(frame, budget)
+            raise_for(SendEnded(result=sent, wait=budget))
             epoch = router.readies  # the link the frame left on: an older loss was not its
             while True:
                 got: ThalovantHiveMessage | LinkLoss | None = None
@@ -340,6 +341,8 @@ class ClientMesh:
             ThalovantQueryNotSupportedError: the hub speaks protocol v1 (hub 4.x ignores QUERY).
             ThalovantQueryRefusedError: the hub closed with 4003 (the client has no ``can_escalate`` grant).
             ThalovantConnectionError: the link was lost while waiting.
+            ThalovantTimeoutError: no link took the frame within ``timeout`` (or ``send_timeout``, if shorter);
+                it is not sent later.
         """
         collected: list[QueryAnswer] = []
         qid = f"thalovant-query-{self._entropy(8).hex()}"
