@@ -144,7 +144,7 @@ def test_bad_arguments_are_typed() -> None:
                 await client.escalate("x", target_site_id=3)  # type: ignore[arg-type]
             with pytest.raises(ThalovantArgumentError, match="kind"):
                 client.on_hive("bus", print)
-            with pytest.raises(ValueError, match="event"):
+            with pytest.raises(ThalovantArgumentError, match="msg_type"):
                 await client.propagate("  ")
 
     anyio.run(scenario)

@@ -47,10 +47,15 @@ from thalovant.core.bus.query import (
     query_result,
 )
 from thalovant.core.client import connection as cx
-from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantConnectionError
+from thalovant.core.errors import (
+    LocalProtocolError,
+    ThalovantArgumentError,
+    ThalovantArgumentTypeError,
+    ThalovantConnectionError,
+)
 from thalovant.core.wire.message import BusMessage, HiveMessage
 from thalovant.shell.arguments import check_seconds
-from thalovant.shell.composer import Composer
+from thalovant.shell.composer import Composer, json_object
 from thalovant.shell.engine import ClientEngine
 from thalovant.shell.identity_io import ThalovantIdentity
 from thalovant.shell.mesh_router import HiveHandler, HiveSubscription, LinkLoss, MeshRouter
@@ -113,6 +118,8 @@ class ClientMesh:
         confirm: float,
     ) -> None:
         wait = check_seconds("confirm", confirm, zero=True)
+        if not isinstance(msg_type, str) or not msg_type.strip():
+            raise ThalovantArgumentError("msg_type", "must be a non-empty string")
         if target_site_id is not None and not isinstance(target_site_id, str):
             raise ThalovantArgumentError("target_site_id", "must be a string or None")
         if target_site_id is not None and self.protocol == "mqtt":  # MQTT frames are binarized (spec §6.1)
@@ -142,7 +149,10 @@ class ClientMesh:
         router.watches.append(watch)
         try:
             sent = await self._engine.send(frame, self.send_timeout)
+            if isinstance(sent, cx.SendDone):  # losses before the link it left on became READY are not about it
+                lost[:] = [loss for loss in lost if loss.readies >= router.readies]
             if not lost:
+                seen = anyio.Event()
                 raise_for(SendEnded(result=sent, wait=self.send_timeout))
                 with anyio.move_on_after(confirm):
                     await seen.wait()
@@ -166,7 +176,8 @@ class ClientMesh:
         ``confirm``: seconds to watch the link for a refusal after sending (0: do not wait).
 
         Raises:
-            ThalovantArgumentError: ``target_site_id`` over MQTT (binarized frames carry no site, spec §6.1).
+            ThalovantArgumentError: ``target_site_id`` over MQTT (binarized frames carry no site, spec §6.1);
+                ``msg_type`` not a non-empty string; ``data`` or ``context`` no JSON object (mapping).
             ThalovantHiveRefusedError: hub 5.x closed with 4003 (``can_propagate`` is off); the client reconnects.
             ThalovantConnectionError: the link was lost right after the frame. Hub 4.0.0 always drops it after
                 handling a PROPAGATE/ESCALATE from a client (the frame was relayed; the client reconnects).
@@ -243,15 +254,20 @@ class ClientMesh:
         context: Mapping[str, Any] | None = None,
     ) -> None:
         """Answer ``event`` along its route: send ``msg_type`` with its context, ``source`` and ``destination``
-        swapped (as OVOS ``Message.reply``), ``context`` merged in first.
+        swapped when it has both (as OVOS ``Message.reply``), ``context`` merged in first.
 
         Raises:
-            ThalovantArgumentError: ``event`` carries no bus message (a hive frame without one).
+            ThalovantArgumentError: ``event`` is no event, or carries no bus message (a hive frame without one);
+                ``msg_type`` is not a non-empty string; ``data`` or ``context`` is no JSON object.
             ThalovantConnectionError, ThalovantTimeoutError: as :meth:`emit`.
         """
+        if not isinstance(event, ThalovantEvent | ThalovantHiveMessage):
+            raise ThalovantArgumentTypeError("event", "must be a ThalovantEvent or a ThalovantHiveMessage")
+        if not isinstance(msg_type, str) or not msg_type.strip():
+            raise ThalovantArgumentError("msg_type", "must be a non-empty string")
         if isinstance(event, ThalovantHiveMessage) and event.message is None:
             raise ThalovantArgumentError("event", "this hive frame carries no bus message to reply to")
-        message = self._composer.event(msg_type, data, reply_context(event.context, context))
+        message = self._composer.event(msg_type, data, reply_context(event.context, context, data))
         await self._deliver(message)
 
     # ---- QUERY (hub 5.x) --------------------------------------------------------------------------
@@ -267,21 +283,30 @@ class ClientMesh:
     ) -> AsyncGenerator[QueryAnswer, None]:
         """Send ``text`` as a QUERY and yield each answer as it arrives: :class:`QueryChunk` (one ``speak``),
         then :class:`QueryComplete`, or :class:`QueryTimeout` (nobody answered). Ends there, or quietly at
-        ``timeout`` seconds (None: ``reply_timeout``). Raises as :meth:`query`.
+        ``timeout`` seconds (None: ``reply_timeout``). Raises as :meth:`query`, and ``ThalovantArgumentError``
+        for a ``query_id`` a running query already uses.
         """
         wait = self.reply_timeout if timeout is None else check_seconds("timeout", timeout)
+        for name, value in (("text", text), ("lang", lang), ("query_id", query_id or "-")):
+            if not isinstance(value, str) or not value.strip():
+                raise ThalovantArgumentError(name, "must be a non-empty string")
+        ctx = json_object("context", context)
         await self._first_use()
         if self._engine.generation != 3:
             raise ThalovantQueryNotSupportedError("this hub speaks protocol v1 (hub 4.x), which ignores QUERY")
         qid = query_id or f"thalovant-query-{self._entropy(8).hex()}"
-        frame = query_message(text, query_id=qid, session_id=self.session_id, lang=lang,
-                              site_id=self.identity.site_id, useragent=self.useragent, context=context)  # fmt: skip
         router = self._mesh()
+        if qid in router.queries:  # its answers could not be told apart: one query would get both
+            raise ThalovantArgumentError("query_id", "is already in use by a running query")
+        frame = query_message(text, query_id=qid, session_id=self.session_id, lang=lang,
+                              site_id=self.identity.site_id, useragent=self.useragent, context=ctx)  # fmt: skip
         answers = router.open_query(qid)
         deadline = anyio.current_time() + wait
         try:
-            sent = await self._engine.send(frame, self.send_timeout)
-            raise_for(SendEnded(result=sent, wait=self.send_timeout))
+            budget = min(self.send_timeout, wait)  # the frame waits for a link no longer than the query's timeout
+            sent = await self._engine.send(frame, budget)
+            raise_for(SendEnded(result=sent, wait=budget))
+            epoch = router.readies  # the link the frame left on: an older loss was not its
             sent_at = anyio.current_time()
             while True:
                 got: ThalovantHiveMessage | LinkLoss | None = None
@@ -289,6 +314,8 @@ class ClientMesh:
                     got = await answers.receive()
                 if got is None:
                     return
+                if isinstance(got, LinkLoss) and got.readies < epoch:
+                    continue
                 if isinstance(got, LinkLoss):
                     soon = anyio.current_time() - sent_at <= DEFAULT_CONFIRM
                     raise _refused("query", got.status, ThalovantQueryRefusedError, http_drop=soon and self._http_v3())
@@ -320,10 +347,14 @@ class ClientMesh:
             cut the stream.
 
         Raises:
+            ThalovantArgumentError: ``text`` or ``lang`` is not a non-empty string, ``context`` no JSON object,
+                ``timeout`` no positive number of seconds.
             ThalovantQueryNotSupportedError: the hub speaks protocol v1 (hub 4.x ignores QUERY).
             ThalovantQueryRefusedError: the hub closed with 4003 (the client has no ``can_escalate`` grant; over
                 HTTP it dropped the client, ``code`` None). The client reconnects by itself.
             ThalovantConnectionError: the link was lost while waiting.
+            ThalovantTimeoutError: no link took the frame within ``timeout`` (or ``send_timeout``, if shorter);
+                it is not sent later.
         """
         collected: list[QueryAnswer] = []
         qid = f"thalovant-query-{self._entropy(8).hex()}"

@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from thalovant.core.bus.outbound import merge_context, new_request_id
+from thalovant.core.errors import LocalProtocolError, ThalovantArgumentError, ThalovantArgumentTypeError
 from thalovant.core.machine import Entropy
-from thalovant.core.wire.message import BusMessage
+from thalovant.core.wire.codec import encode_json
+from thalovant.core.wire.message import BusMessage, HiveMessage, MsgType
 from thalovant.shell.arguments import check_client_arguments
 from thalovant.shell.identity_io import ThalovantIdentity
 
@@ -90,8 +92,30 @@ class Composer:
 
         Raises:
             ValueError: ``event`` is not a non-empty string.
+            ThalovantArgumentError: ``data`` or ``context`` is not a JSON object (a mapping JSON can carry).
         """
         if not isinstance(event, str) or not event.strip():
             raise ValueError("event must be a non-empty string")
         base = {"metadata": dict(self._metadata)} if self._metadata else None
-        return BusMessage(type=event, data=dict(data or {}), context=merge_context(base, context))
+        return BusMessage(
+            type=event, data=json_object("data", data), context=merge_context(base, json_object("context", context))
+        )
+
+
+def json_object(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``value`` as a dict a frame can carry (None: ``{}``); the machine would refuse it later, killing the loop.
+
+    Raises:
+        ThalovantArgumentError: not a mapping, or not JSON-serialisable (the message names ``name``, not the value).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ThalovantArgumentTypeError(name, f"must be a mapping or None, not {type(value).__name__}")
+    copied = dict(value)
+    try:
+        encode_json(HiveMessage(msg_type=MsgType.BUS, payload=copied))
+    except LocalProtocolError:
+        raise ThalovantArgumentError(name, "must be JSON-serialisable (str keys; str, number, bool, None, "
+                                     "list and mapping values)") from None  # fmt: skip
+    return copied

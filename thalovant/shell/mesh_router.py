@@ -44,9 +44,14 @@ HiveHandler = Callable[[ThalovantHiveMessage], Any]
 
 @dataclass(frozen=True, slots=True)
 class LinkLoss:
-    """The link left READY while something waited (what the machine said)."""
+    """The link left READY while something waited (what the machine said).
+
+    ``readies``: how many READY statuses the router had seen then. A send that completes after a later READY
+    left on a new link (the outbox kept it across the reconnect): the loss is not about that frame.
+    """
 
     status: cx.StatusChanged
+    readies: int = 0
 
 
 class HiveSubscription:
@@ -127,6 +132,8 @@ class MeshRouter:
         self.subscriptions: list[HiveSubscription] = []
         self.queries: dict[str, MemoryObjectSendStream[ThalovantHiveMessage | LinkLoss]] = {}
         self.watches: list[Callable[[LinkLoss], None]] = []
+        #: READY statuses seen (a :class:`LinkLoss` older than the link a frame left on is not about it).
+        self.readies = 0
 
     def on_frame(self, message: HiveMessage) -> None:
         """A non-bus frame from the hub (a ``Results.frame_handlers`` entry; never blocks)."""
@@ -149,9 +156,11 @@ class MeshRouter:
 
     def on_status(self, status: cx.StatusChanged) -> None:
         """The machine's status (a ``ClientEngine.status_watchers`` entry): a link loss ends what waits on it."""
+        if status.state is cx.ConnectionState.READY:
+            self.readies += 1
         if status.state in (cx.ConnectionState.READY, cx.ConnectionState.IDLE):
             return
-        loss = LinkLoss(status)
+        loss = LinkLoss(status, self.readies)
         for waiting in tuple(self.queries.values()):
             try:
                 waiting.send_nowait(loss)

@@ -151,9 +151,12 @@ def test_hive_kind_names() -> None:
 def test_reply_context_swaps_like_ovos_message_reply() -> None:
     ctx = {"source": "peer-a", "destination": "hive", "session": {"session_id": "s"}}
     assert reply_context(ctx) == {"source": "hive", "destination": "peer-a", "session": {"session_id": "s"}}
-    assert reply_context({"destination": ["a", "b"]}) == {"source": "a", "destination": ["a", "b"]}
+    assert reply_context({"destination": ["a", "b"]}) == {"destination": ["a", "b"]}  # nothing to swap with
     assert reply_context({}) == {}
-    assert reply_context({"source": "x"}, {"request_id": "r"}) == {"source": "x", "destination": "x", "request_id": "r"}
+    assert reply_context({"source": "x"}, {"request_id": "r"}) == {"source": "x", "request_id": "r"}
+    both = {"source": "peer-a", "destination": ["a", "b"]}
+    assert reply_context(both) == {"source": ["a", "b"], "destination": "peer-a"}  # a list stays whole
+    assert reply_context({"source": "x"}, data={"destination": "y"}) == {"source": "y", "destination": "x"}
     assert ctx["source"] == "peer-a"  # the original is not changed
 
 

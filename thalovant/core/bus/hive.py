@@ -325,20 +325,22 @@ def wrap(
     )
 
 
-def reply_context(context: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def reply_context(
+    context: Mapping[str, Any], extra: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The context of a reply to a message with ``context``, as OVOS ``Message.reply`` builds it.
 
-    A copy of ``context`` with ``extra`` merged in, then ``source`` and ``destination`` swapped (a list
-    destination gives its first entry), so the reply goes back to where the message came from.
+    A copy of ``context`` with ``extra`` merged in (and ``data["destination"]``, if the reply's data names
+    one); then, when it has both a ``source`` and a ``destination``, the two are swapped (a list stays a
+    list), so the reply goes back to where the message came from. With only one of them nothing is swapped.
 
     >>> reply_context({"source": "peer-a", "destination": ["hive", "x"], "request_id": "r1"})
-    {'source': 'hive', 'destination': 'peer-a', 'request_id': 'r1'}
+    {'source': ['hive', 'x'], 'destination': 'peer-a', 'request_id': 'r1'}
     """
     swapped = dict(context)
     swapped.update(extra or {})
-    source, destination = swapped.get("source"), swapped.get("destination")
-    if destination is not None:
-        swapped["source"] = destination[0] if isinstance(destination, list) and destination else destination
-    if source is not None:
-        swapped["destination"] = source
+    if data is not None and "destination" in data:
+        swapped["destination"] = data["destination"]
+    if "source" in swapped and "destination" in swapped:
+        swapped["source"], swapped["destination"] = swapped["destination"], swapped["source"]
     return swapped
