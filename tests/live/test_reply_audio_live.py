@@ -134,15 +134,22 @@ def test_a_skill_sound_in_the_turn_is_a_media_event(request: pytest.FixtureReque
     async def main() -> Any:
         path = hub.identity_path("psk")
         async with AsyncThalovantClient.from_identity_file(path, protocol="wss") as client:
+            heard = anyio.Event()
+            client.on("mycroft.audio.queue", lambda _event: heard.set())
 
             async def skill_answers() -> None:
                 entry = await in_thread(lambda: _wait_utterance(hub, "silent", rid))
                 peer = entry["context"].get("source")
                 context = {**entry["context"], "source": "skills"}  # hub 5.x drops what seems to come from a peer
                 inline = {"binary_data": base64.b64encode(sound).decode("ascii"), "filename": "ding.wav"}
-                for msg_type, data in (("speak", {"utterance": "ding"}), ("mycroft.audio.queue", inline),
-                                       ("ovos.utterance.handled", {})):  # fmt: skip
+                for msg_type, data in (("speak", {"utterance": "ding"}), ("mycroft.audio.queue", inline)):
                     await in_thread(lambda t=msg_type, d=data: hub.agent_emit(t, d, context, peer=peer))
+                # Hub 4.x does not keep a turn's events in order (its bus threads write to the socket): a
+                # ``handled`` emitted right behind the sound can overtake it, and the turn then ends without it
+                # (CI saw that once). A skill's sound comes before its handler returns; wait for the client.
+                with anyio.fail_after(10):
+                    await heard.wait()
+                await in_thread(lambda: hub.agent_emit("ovos.utterance.handled", {}, context, peer=peer))
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(skill_answers)
